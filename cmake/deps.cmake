@@ -1,0 +1,31 @@
+# Every dependency is a Debian package; a missing one stops configuration with
+# the package name to install (scripts/install-deps installs them all).
+find_package(PkgConfig)
+if(NOT PKG_CONFIG_FOUND)
+  message(FATAL_ERROR "pkg-config not found: apt-get install pkg-config (or run scripts/install-deps)")
+endif()
+find_package(Threads REQUIRED)
+
+macro(tg_require_pkg var module debpkg)
+  pkg_check_modules(${var} IMPORTED_TARGET ${module})
+  if(NOT ${var}_FOUND)
+    message(FATAL_ERROR "missing ${module}: apt-get install ${debpkg} (or run scripts/install-deps)")
+  endif()
+endmacro()
+
+tg_require_pkg(UV libuv libuv1-dev)
+tg_require_pkg(CURL libcurl libcurl4-openssl-dev)
+tg_require_pkg(YAML yaml-0.1 libyaml-dev)
+tg_require_pkg(JSONC json-c libjson-c-dev)
+tg_require_pkg(SSL openssl libssl-dev)
+tg_require_pkg(PCRE2 libpcre2-8 libpcre2-dev)
+tg_require_pkg(CMOCKA cmocka libcmocka-dev)
+
+set(LLHTTP_SRC_DIR /usr/share/llhttp CACHE PATH "node-llhttp C sources")
+set(LLHTTP_INCLUDE_DIR /usr/share/include/llhttp CACHE PATH "node-llhttp header")
+set(LLHTTP_SOURCES ${LLHTTP_SRC_DIR}/llhttp.c ${LLHTTP_SRC_DIR}/api.c ${LLHTTP_SRC_DIR}/http.c)
+foreach(f ${LLHTTP_SOURCES} ${LLHTTP_INCLUDE_DIR}/llhttp.h)
+  if(NOT EXISTS ${f})
+    message(FATAL_ERROR "missing ${f}: apt-get install node-llhttp (or run scripts/install-deps)")
+  endif()
+endforeach()

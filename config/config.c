@@ -1,0 +1,2 @@
+#include "config/config.h"
+typedef int tg_config_placeholder;

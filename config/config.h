@@ -1,0 +1,1 @@
+/* config: YAML configuration loading (placeholder until the config module lands). */

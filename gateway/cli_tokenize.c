@@ -1,0 +1,14 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "gateway/cli.h"
+
+/* 'engine tokenize' arrives with the engine issue; until then it says so and fails. */
+int cmd_engine_tokenize(int argc, char **argv) {
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: tidegate engine tokenize ...\n(not available in this build: arrives with the engine issue)\n");
+        return 0;
+    }
+    fprintf(stderr, "tidegate engine tokenize: not available in this build (arrives with the engine issue)\n");
+    return 1;
+}
