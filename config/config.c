@@ -1,2 +1,268 @@
+/* config: defaults, environment, flags, derived values and YAML output.
+ * The YAML loader is in yaml_doc.c, the key table in config_schema.c. */
 #include "config/config.h"
-typedef int tg_config_placeholder;
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config/config_schema.h"
+
+static char *xstrdup(const char *s) {
+    if (!s) return NULL;
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+    if (!p) abort();
+    memcpy(p, s, n);
+    return p;
+}
+
+void tg_config_defaults(tg_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    tg_config_server *s = &cfg->server;
+    strcpy(s->listen_host, "127.0.0.1");
+    s->listen_port = 8080;
+    s->max_body_bytes = 1u << 20;
+    s->max_header_bytes = 16u << 10;
+    s->max_headers = 64;
+    s->max_connections = 1024;
+    s->header_timeout_ms = 10000;
+    s->body_timeout_ms = 30000;
+    s->idle_timeout_ms = 60000;
+    s->write_timeout_ms = 30000;
+    s->shutdown_grace_ms = 10000;
+    cfg->auth.admin_loopback_only = 1;
+    tg_config_engine *e = &cfg->engine;
+    e->threads = 0;
+    e->max_active = 8;
+    e->queue_capacity = 64;
+    e->context = 0;
+    e->kv_type = TG_CONFIG_KV_F32;
+    e->kernels = TG_CONFIG_KERNELS_AUTO;
+    cfg->log.level = TG_CONFIG_LOG_INFO;
+}
+
+void tg_config_free(tg_config *cfg) {
+    if (!cfg) return;
+    free(cfg->server.tls_cert);
+    free(cfg->server.tls_key);
+    free(cfg->engine.model);
+    free(cfg->engine.model_id);
+    free(cfg->source_path);
+    cfg->server.tls_cert = cfg->server.tls_key = NULL;
+    cfg->engine.model = cfg->engine.model_id = NULL;
+    cfg->source_path = NULL;
+}
+
+void tg_config_copy(tg_config *dst, const tg_config *src) {
+    *dst = *src;
+    dst->server.tls_cert = xstrdup(src->server.tls_cert);
+    dst->server.tls_key = xstrdup(src->server.tls_key);
+    dst->engine.model = xstrdup(src->engine.model);
+    dst->engine.model_id = xstrdup(src->engine.model_id);
+    dst->source_path = xstrdup(src->source_path);
+}
+
+/* ---- flags and environment ----------------------------------------------------- */
+
+static void set_one(tg_config *cfg, const char *source, const char *path, const char *value,
+                    tg_config_errs *errs) {
+    char msg[256], shown[72];
+    const tg_config_schema_key *k = tg_config_schema_find(path);
+    if (!k) {
+        /* Suggest among the children of the path's parent section. */
+        char prefix[128] = "";
+        const char *dot = strrchr(path, '.');
+        if (dot && (size_t)(dot - path) < sizeof prefix) {
+            memcpy(prefix, path, (size_t)(dot - path));
+            prefix[dot - path] = 0;
+        }
+        const char *last = dot ? dot + 1 : path;
+        const char *sug = tg_config_schema_suggest(prefix, last);
+        tg_config_sanitize(path, shown, sizeof shown);
+        if (sug)
+            tg_config_errs_add(errs, source, shown, "unknown key (did you mean '%s%s%s'?)", prefix,
+                               *prefix ? "." : "", sug);
+        else
+            tg_config_errs_add(errs, source, shown, "unknown key");
+        return;
+    }
+    if (k->kind == TG_CK_SECTION) {
+        tg_config_errs_add(errs, source, path, "is a section, not a key");
+        return;
+    }
+    if (k->kind == TG_CK_HASHES) {
+        /* "a,b,c": the whole list is replaced; spaces around items ignored. */
+        tg_config_schema_list_clear(cfg, k);
+        const char *p = value;
+        while (*p) {
+            while (*p == ' ' || *p == '\t')
+                p++;
+            const char *e = strchr(p, ',');
+            size_t n = e ? (size_t)(e - p) : strlen(p);
+            while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+                n--;
+            char item[80];
+            if (n >= sizeof item) n = sizeof item - 1; /* too long: rejected by the parser */
+            memcpy(item, p, n);
+            item[n] = 0;
+            if (n && tg_config_schema_list_add(cfg, k, item, msg, sizeof msg) != 0)
+                tg_config_errs_add(errs, source, path, "%s", msg);
+            if (!e) break;
+            p = e + 1;
+        }
+        return;
+    }
+    if (tg_config_schema_apply(cfg, k, value, 0, 0, msg, sizeof msg) != 0)
+        tg_config_errs_add(errs, source, path, "%s", msg);
+}
+
+int tg_config_set(tg_config *cfg, const char *source, const char *path, const char *value,
+                  char *err, size_t errlen) {
+    tg_config_errs errs = {TG_BUF_INIT, 0};
+    set_one(cfg, source ? source : "flag", path, value ? value : "", &errs);
+    return tg_config_errs_finish(&errs, err, errlen);
+}
+
+int tg_config_apply_env(tg_config *cfg, char *err, size_t errlen) {
+    tg_config_errs errs = {TG_BUF_INIT, 0};
+    for (size_t i = 0; i < tg_config_schema_count(); i++) {
+        const tg_config_schema_key *k = tg_config_schema_at(i);
+        if (!k->env) continue;
+        const char *v = getenv(k->env);
+        if (!v || !*v) continue;
+        char src[64];
+        snprintf(src, sizeof src, "$%s", k->env);
+        set_one(cfg, src, k->path, v, &errs);
+    }
+    return tg_config_errs_finish(&errs, err, errlen);
+}
+
+/* ---- derived values -------------------------------------------------------------- */
+
+int tg_config_finalize(tg_config *cfg, char *err, size_t errlen) {
+    tg_config_errs errs = {TG_BUF_INIT, 0};
+    const char *src = cfg->source_path ? cfg->source_path : "config";
+    if (!cfg->engine.model_id && cfg->engine.model) {
+        const char *base = strrchr(cfg->engine.model, '/');
+        base = base ? base + 1 : cfg->engine.model;
+        size_t n = strlen(base);
+        if (n > 5 && !strcasecmp(base + n - 5, ".gguf")) n -= 5;
+        if (n == 0) {
+            tg_config_errs_add(&errs, src, "engine.model_id",
+                               "cannot derive from the model path; set it explicitly");
+        } else {
+            cfg->engine.model_id = malloc(n + 1);
+            if (!cfg->engine.model_id) abort();
+            memcpy(cfg->engine.model_id, base, n);
+            cfg->engine.model_id[n] = 0;
+        }
+    }
+    if (!cfg->server.tls_cert != !cfg->server.tls_key)
+        tg_config_errs_add(&errs, src, "server.tls",
+                           "cert and key must be set together (%s is missing)",
+                           cfg->server.tls_cert ? "key" : "cert");
+    return tg_config_errs_finish(&errs, err, errlen);
+}
+
+/* ---- key table for docs ---------------------------------------------------------- */
+
+int tg_config_key(size_t i, tg_config_key_info *out) {
+    const tg_config_schema_key *k = tg_config_schema_at(i);
+    if (!k) return 0;
+    out->path = k->path;
+    out->env = k->env;
+    out->type = k->type;
+    out->help = k->help;
+    return 1;
+}
+
+/* ---- YAML output ------------------------------------------------------------------ */
+
+static void put_str(tg_buf *b, const char *s) {
+    if (!s) {
+        tg_buf_puts(b, "null");
+        return;
+    }
+    tg_buf_putc(b, '"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            tg_buf_printf(b, "\\%c", c);
+        else if (c < 0x20 || c == 0x7f)
+            tg_buf_printf(b, "\\x%02x", c);
+        else
+            tg_buf_putc(b, (char)c);
+    }
+    tg_buf_putc(b, '"');
+}
+
+static void put_hashes(tg_buf *b, const tg_config_sha256 *h, int n, int indent) {
+    if (n == 0) {
+        tg_buf_puts(b, " []\n");
+        return;
+    }
+    tg_buf_puts(b, "   # truncated to 12 hex digits\n");
+    for (int i = 0; i < n; i++) {
+        tg_buf_printf(b, "%*s- \"", indent, "");
+        for (int k = 0; k < 6; k++)
+            tg_buf_printf(b, "%02x", h[i].b[k]);
+        tg_buf_puts(b, "...\"\n");
+    }
+}
+
+char *tg_config_to_yaml(const tg_config *cfg) {
+    tg_buf b = TG_BUF_INIT;
+    const char *base = (const char *)cfg;
+    if (cfg->source_path) {
+        tg_buf_puts(&b, "# effective config from ");
+        put_str(&b, cfg->source_path); /* quoted: a path may hold anything */
+        tg_buf_puts(&b, " + environment\n");
+    } else {
+        tg_buf_puts(&b, "# effective config: built-in defaults + environment\n");
+    }
+    for (size_t i = 0; i < tg_config_schema_count(); i++) {
+        const tg_config_schema_key *k = tg_config_schema_at(i);
+        int depth = 0;
+        for (const char *p = k->path; *p; p++)
+            depth += *p == '.';
+        const char *name = strrchr(k->path, '.');
+        name = name ? name + 1 : k->path;
+        tg_buf_printf(&b, "%*s%s:", depth * 2, "", name);
+        switch (k->kind) {
+        case TG_CK_SECTION: tg_buf_putc(&b, '\n'); continue;
+        case TG_CK_STR:
+        case TG_CK_PATH:
+            tg_buf_putc(&b, ' ');
+            put_str(&b, *(char *const *)(base + k->off));
+            break;
+        case TG_CK_INT: tg_buf_printf(&b, " %d", *(const int *)(base + k->off)); break;
+        case TG_CK_MS:
+            tg_buf_printf(&b, " %u", (unsigned)*(const uint32_t *)(base + k->off));
+            break;
+        case TG_CK_SIZE: tg_buf_printf(&b, " %zu", *(const size_t *)(base + k->off)); break;
+        case TG_CK_BOOL: tg_buf_puts(&b, *(const int *)(base + k->off) ? " true" : " false"); break;
+        case TG_CK_ENUM: {
+            int v = *(const int *)(base + k->off), n = 0;
+            while (k->names[n])
+                n++;
+            tg_buf_printf(&b, " %s", v >= 0 && v < n ? k->names[v] : "?");
+            break;
+        }
+        case TG_CK_LISTEN: {
+            const char *h = base + k->off;
+            int port = *(const int *)(base + k->off2);
+            tg_buf_printf(&b, strchr(h, ':') ? " \"[%s]:%d\"" : " \"%s:%d\"", h, port);
+            break;
+        }
+        case TG_CK_HASHES:
+            put_hashes(&b, (const tg_config_sha256 *)(base + k->off),
+                       *(const int *)(base + k->off2), depth * 2 + 2);
+            continue;
+        }
+        tg_buf_putc(&b, '\n');
+    }
+    char *s = tg_buf_steal(&b);
+    return s ? s : xstrdup("");
+}

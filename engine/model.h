@@ -63,8 +63,8 @@ struct lfm_model {
     tp_pool *pool;
     float *scratch;
     size_t scratch_floats;
-    double *scores;           /* (n_ctx) attention scores of one head */
-    size_t scores_cap;
+    double *dscratch;         /* (n_threads, n_ctx + hd) attention scores + accumulators */
+    size_t dscratch_doubles;
 };
 
 /* Per-sequence state. KV caches hold K and V of every attention block for

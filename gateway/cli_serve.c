@@ -1,14 +1,91 @@
+/* tidegate serve: run the OpenAI-compatible gateway.
+ *
+ * Configuration precedence, lowest to highest: built-in defaults, the YAML
+ * file (-c, else ./config/tidegate.yaml when present), TIDEGATE_*
+ * environment variables, then the flags below. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "common/tg_log.h"
+#include "config/config.h"
 #include "gateway/cli.h"
+#include "gateway/gateway.h"
 
-/* 'serve' arrives with the gateway issue; until then it says so and fails. */
-int cmd_serve(int argc, char **argv) {
-    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("usage: tidegate serve ...\n(not available in this build: arrives with the gateway issue)\n");
-        return 0;
+static const char k_usage[] =
+    "tidegate serve [-c CONFIG] [--listen HOST:PORT] [-m MODEL] [--threads N]";
+
+static void print_help(void) {
+    printf("usage: %s\n\n"
+           "Runs the OpenAI-compatible gateway with the embedded LFM2 engine.\n\n"
+           "  -c, --config FILE     YAML config (default ./config/tidegate.yaml if present)\n"
+           "  --listen HOST:PORT    listen address (default 127.0.0.1:8080; port 0 = ephemeral)\n"
+           "  -m, --model PATH      GGUF model file (engine.model)\n"
+           "  --threads N           engine compute threads (0 = number of CPUs)\n\n"
+           "Precedence: flag > TIDEGATE_* environment > config file > built-in default.\n"
+           "Once bound it logs `listening addr=HOST port=PORT` to stderr. SIGTERM/SIGINT\n"
+           "drain in-flight requests for server.shutdown_grace_ms, then exit 0.\n",
+           k_usage);
+}
+
+/* Takes "--flag VALUE" or "--flag=VALUE"; returns the value or NULL. */
+static const char *flag_value(int argc, char **argv, int *i, const char *shortf, const char *longf,
+                              bool *matched) {
+    const char *a = argv[*i];
+    size_t ll = strlen(longf);
+    *matched = false;
+    if (!strncmp(a, longf, ll) && a[ll] == '=') {
+        *matched = true;
+        return a + ll + 1;
     }
-    fprintf(stderr, "tidegate serve: not available in this build (arrives with the gateway issue)\n");
-    return 1;
+    if (!strcmp(a, longf) || (shortf && !strcmp(a, shortf))) {
+        *matched = true;
+        if (*i + 1 >= argc) return NULL;
+        return argv[++*i];
+    }
+    return NULL;
+}
+
+int cmd_serve(int argc, char **argv) {
+    const char *config_path = NULL, *listen = NULL, *model = NULL, *threads = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            print_help();
+            return 0;
+        }
+        static const struct {
+            const char *s, *l;
+        } flags[] = {{"-c", "--config"}, {NULL, "--listen"}, {"-m", "--model"}, {NULL, "--threads"}};
+        const char **dst[] = {&config_path, &listen, &model, &threads};
+        bool matched = false;
+        for (size_t f = 0; f < 4 && !matched; f++) {
+            const char *v = flag_value(argc, argv, &i, flags[f].s, flags[f].l, &matched);
+            if (matched && !v) return cli_usage_error("serve", k_usage, "%s needs a value", a);
+            if (matched) *dst[f] = v;
+        }
+        if (!matched) return cli_usage_error("serve", k_usage, "unknown argument '%s'", a);
+    }
+
+    tg_config cfg;
+    char err[2048] = "";
+    tg_config_defaults(&cfg);
+    int rc = tg_config_load_file(config_path, &cfg, err, sizeof err);
+    if (rc == 0) rc = tg_config_apply_env(&cfg, err, sizeof err);
+    if (rc == 0 && listen) rc = tg_config_set(&cfg, "--listen", "server.listen", listen, err, sizeof err);
+    if (rc == 0 && model) rc = tg_config_set(&cfg, "--model", "engine.model", model, err, sizeof err);
+    if (rc == 0 && threads)
+        rc = tg_config_set(&cfg, "--threads", "engine.threads", threads, err, sizeof err);
+    if (rc == 0) rc = tg_config_finalize(&cfg, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "tidegate serve: invalid configuration:\n%s\n", err);
+        tg_config_free(&cfg);
+        return 1;
+    }
+    /* TIDEGATE_LOG was already read by main(); the config's level applies
+     * unless the environment set one (the env is part of cfg by now). */
+    tg_log_set_level((tg_log_level)cfg.log.level);
+    int code = tg_gateway_run(&cfg);
+    tg_config_free(&cfg);
+    return code;
 }

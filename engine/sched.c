@@ -1,0 +1,497 @@
+/* sched: the generation scheduler (contract in lfm_sched.h).
+ *
+ * Threads: submitters only touch the queue under `mu` (a short critical
+ * section: no model work is done while holding it). The scheduler thread
+ * owns every running job and the sequence pool; it takes `mu` once per step
+ * to drop canceled queued jobs, admit waiting jobs into free slots and read
+ * cancel flags, then works without the lock. Callbacks run on the scheduler
+ * thread with no lock held, so a callback may submit or cancel (but not free
+ * the scheduler).
+ *
+ * A step: every running job contributes its unfed tokens as rows of ONE
+ * lfm_eval call. Decoding jobs feed the token sampled last step; jobs still
+ * in prefill feed up to SCHED_PREFILL_CHUNK prompt tokens in total per step,
+ * so a long prompt is spread over several steps instead of stalling everyone
+ * else's decoding. Only a job's last history row asks for logits. Since the
+ * engine guarantees a row's result does not depend on its batch mates, and
+ * each job samples with its own seeded sampler over its own history, a job's
+ * text is the same alone or batched.
+ *
+ * Token accounting: prompt + generated tokens never exceed n_ctx (a token is
+ * only generated if it would fit in the context), the EOG token that ends a
+ * job counts as generated but is not shown as text. */
+#include "engine/lfm_sched.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/stopstr.h"
+
+#define SCHED_PREFILL_CHUNK 256
+#define SCHED_MAX_ACTIVE 256
+#define SCHED_CTX_CAP 8192
+
+typedef struct sched_job sched_job;
+struct sched_job {
+    sched_job *next; /* queue link (under mu) */
+    uint64_t id;
+    bool cancel;     /* set by lfm_sched_cancel (under mu) */
+
+    int32_t *hist;   /* prompt then generated tokens, capacity hist_cap */
+    int hist_cap;
+    int n_prompt;
+    int n_hist;      /* prompt + generated so far */
+    int max_tokens;
+    lfm_sampler_params sp;
+    lfm_event_cb cb;
+    void *user;
+    double t_submit, t_first; /* ms, monotonic; t_first < 0 until the first token */
+
+    /* Scheduler-thread state while running. */
+    int slot;
+    bool fresh;      /* admitted this step, not yet initialized */
+    bool cancel_seen;
+    int n_fed;       /* history tokens already evaluated into the sequence */
+    int n_generated;
+    lfm_sampler *sampler;
+    lfm_detok detok;
+    lfm_stop stop;
+};
+
+struct lfm_sched {
+    lfm_model *m;
+    const lfm_tokenizer *tok; /* may be NULL: tokens only, no text */
+    int n_vocab, n_ctx, max_active, queue_cap;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    sched_job *q_head, *q_tail; /* waiting jobs, FIFO */
+    int q_len;
+    sched_job **active;         /* [max_active] slots, NULL = free; writes under mu */
+    int n_active;
+    bool stopping;
+    uint64_t next_id;
+    pthread_t thread;
+
+    /* Scheduler thread only. */
+    lfm_seq **seqs;             /* [max_active], one per slot */
+    int row_cap;
+    int32_t *b_tok;
+    lfm_seq **b_seq;
+    uint8_t *b_want;
+    float *logits;              /* max_active * n_vocab */
+    tg_buf piece;               /* detokenized text of one token */
+    tg_buf text;                /* text cleared for release */
+    char err[256];
+};
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void set_err(char *err, size_t errlen, const char *msg) {
+    if (err && errlen) snprintf(err, errlen, "%s", msg);
+}
+
+/* ------------------------------------------------------------- jobs -- */
+
+static void job_free(sched_job *j) {
+    if (!j) return;
+    free(j->hist);
+    if (j->sampler) lfm_sampler_free(j->sampler);
+    lfm_stop_free(&j->stop);
+    free(j);
+}
+
+static void emit(const sched_job *j, lfm_event_type type, const char *text, size_t len,
+                 lfm_finish finish, const char *error) {
+    lfm_event ev = {
+        .type = type,
+        .job_id = j->id,
+        .text = text,
+        .len = len,
+        .finish = finish,
+        .error = error,
+        .n_prompt = j->n_prompt,
+        .n_generated = j->n_generated,
+        .ttft_ms = j->t_first >= 0 ? j->t_first - j->t_submit : 0.0,
+    };
+    j->cb(j->user, &ev);
+}
+
+/* Releases a running job's slot, reports DONE and frees the job. For a
+ * normal end (STOP/LENGTH) held text is released first. */
+static void job_finish(lfm_sched *s, sched_job *j, lfm_finish finish, const char *error) {
+    if ((finish == LFM_FINISH_STOP || finish == LFM_FINISH_LENGTH) && s->tok) {
+        tg_buf_clear(&s->piece);
+        tg_buf_clear(&s->text);
+        lfm_detok_flush(&j->detok, &s->piece);
+        if (lfm_stop_push(&j->stop, s->piece.data, s->piece.len, &s->text))
+            finish = LFM_FINISH_STOP;
+        lfm_stop_flush(&j->stop, &s->text);
+        if (s->text.len) emit(j, LFM_EV_TEXT, s->text.data, s->text.len, LFM_FINISH_NONE, NULL);
+    }
+    pthread_mutex_lock(&s->mu);
+    s->active[j->slot] = NULL;
+    s->n_active--;
+    pthread_mutex_unlock(&s->mu);
+    emit(j, LFM_EV_DONE, NULL, 0, finish, error);
+    job_free(j);
+}
+
+/* Gets a freshly admitted job ready to run (scheduler thread, no lock). */
+static int job_start(lfm_sched *s, sched_job *j) {
+    j->fresh = false;
+    j->n_fed = 0;
+    lfm_seq_reset(s->seqs[j->slot]);
+    j->sampler = lfm_sampler_new(&j->sp, s->n_vocab);
+    if (!j->sampler) return LFM_ENOMEM;
+    lfm_detok_init(&j->detok);
+    return LFM_OK;
+}
+
+/* Handles the token just sampled for j. Returns true when j finished. */
+static bool job_take_token(lfm_sched *s, sched_job *j, int32_t tok) {
+    if (j->t_first < 0) j->t_first = now_ms();
+    j->hist[j->n_hist++] = tok;
+    j->n_generated++;
+    if (s->tok && lfm_token_is_eog(s->tok, tok)) {
+        job_finish(s, j, LFM_FINISH_STOP, NULL);
+        return true;
+    }
+    if (s->tok) {
+        tg_buf_clear(&s->piece);
+        tg_buf_clear(&s->text);
+        lfm_detok_push(&j->detok, s->tok, tok, &s->piece);
+        bool stopped = lfm_stop_push(&j->stop, s->piece.data, s->piece.len, &s->text);
+        if (s->text.len) emit(j, LFM_EV_TEXT, s->text.data, s->text.len, LFM_FINISH_NONE, NULL);
+        if (stopped) {
+            job_finish(s, j, LFM_FINISH_STOP, NULL);
+            return true;
+        }
+    }
+    if ((j->max_tokens > 0 && j->n_generated >= j->max_tokens) || j->n_hist >= j->hist_cap) {
+        job_finish(s, j, LFM_FINISH_LENGTH, NULL);
+        return true;
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------- step -- */
+
+/* One batched evaluation over every running job, then sampling. */
+static void sched_step(lfm_sched *s) {
+    int rows = 0, budget = SCHED_PREFILL_CHUNK;
+    int take[SCHED_MAX_ACTIVE];
+    for (int i = 0; i < s->max_active; i++) {
+        take[i] = 0;
+        sched_job *j = s->active[i];
+        if (!j) continue;
+        int pending = j->n_hist - j->n_fed;
+        if (j->n_fed < j->n_prompt) { /* prefill: bounded per step */
+            if (pending > budget) pending = budget;
+            budget -= pending;
+        }
+        for (int k = 0; k < pending; k++) {
+            int idx = j->n_fed + k;
+            s->b_tok[rows] = j->hist[idx];
+            s->b_seq[rows] = s->seqs[i];
+            s->b_want[rows] = idx == j->n_hist - 1;
+            rows++;
+        }
+        take[i] = pending;
+    }
+    if (rows == 0) return;
+    s->err[0] = 0;
+    int rc = lfm_eval(s->m, rows, s->b_tok, s->b_seq, s->b_want, s->logits, s->err,
+                      sizeof s->err);
+    if (rc != LFM_OK) {
+        if (!s->err[0]) snprintf(s->err, sizeof s->err, "%s", lfm_strerror(rc));
+        for (int i = 0; i < s->max_active; i++)
+            if (s->active[i] && take[i]) job_finish(s, s->active[i], LFM_FINISH_ERROR, s->err);
+        return;
+    }
+    int k = 0;
+    for (int i = 0; i < s->max_active; i++) {
+        sched_job *j = s->active[i];
+        if (!j || !take[i]) continue;
+        j->n_fed += take[i];
+        if (j->n_fed != j->n_hist) continue; /* still in prefill: no logits row */
+        float *lg = s->logits + (size_t)k * (size_t)s->n_vocab;
+        k++;
+        int32_t tok = lfm_sampler_sample(j->sampler, lg, j->hist, (size_t)j->n_hist);
+        if (tok < 0 || tok >= s->n_vocab) {
+            job_finish(s, j, LFM_FINISH_ERROR, "sampler returned an invalid token");
+            continue;
+        }
+        job_take_token(s, j, tok);
+    }
+}
+
+/* ----------------------------------------------------------- thread -- */
+
+static void *sched_main(void *arg) {
+    lfm_sched *s = arg;
+    for (;;) {
+        sched_job *dead = NULL, **dead_tail = &dead;
+        pthread_mutex_lock(&s->mu);
+        while (!s->stopping && s->q_len == 0 && s->n_active == 0) pthread_cond_wait(&s->cv, &s->mu);
+        if (s->stopping) {
+            pthread_mutex_unlock(&s->mu);
+            break;
+        }
+        /* Canceled while waiting: out of the queue, reported below. */
+        for (sched_job **pp = &s->q_head; *pp;) {
+            sched_job *j = *pp;
+            if (j->cancel) {
+                *pp = j->next;
+                j->next = NULL;
+                *dead_tail = j;
+                dead_tail = &j->next;
+                s->q_len--;
+            } else {
+                pp = &j->next;
+            }
+        }
+        s->q_tail = NULL;
+        for (sched_job *j = s->q_head; j; j = j->next) s->q_tail = j;
+        /* Admit waiting jobs into free slots, oldest first. */
+        for (int i = 0; i < s->max_active && s->q_head; i++) {
+            if (s->active[i]) continue;
+            sched_job *j = s->q_head;
+            s->q_head = j->next;
+            if (!s->q_head) s->q_tail = NULL;
+            s->q_len--;
+            j->next = NULL;
+            j->slot = i;
+            j->fresh = true;
+            s->active[i] = j;
+            s->n_active++;
+        }
+        for (int i = 0; i < s->max_active; i++)
+            if (s->active[i]) s->active[i]->cancel_seen = s->active[i]->cancel;
+        pthread_mutex_unlock(&s->mu);
+
+        while (dead) {
+            sched_job *j = dead;
+            dead = j->next;
+            emit(j, LFM_EV_DONE, NULL, 0, LFM_FINISH_CANCELED, NULL);
+            job_free(j);
+        }
+        for (int i = 0; i < s->max_active; i++) {
+            sched_job *j = s->active[i];
+            if (!j) continue;
+            if (j->cancel_seen) {
+                job_finish(s, j, LFM_FINISH_CANCELED, NULL);
+                continue;
+            }
+            if (j->fresh && job_start(s, j) != LFM_OK)
+                job_finish(s, j, LFM_FINISH_ERROR, "out of memory starting job");
+        }
+        sched_step(s);
+    }
+
+    /* Shutdown: every job still known gets its DONE. */
+    for (int i = 0; i < s->max_active; i++)
+        if (s->active[i]) job_finish(s, s->active[i], LFM_FINISH_CANCELED, NULL);
+    pthread_mutex_lock(&s->mu);
+    sched_job *rest = s->q_head;
+    s->q_head = s->q_tail = NULL;
+    s->q_len = 0;
+    pthread_mutex_unlock(&s->mu);
+    while (rest) {
+        sched_job *j = rest;
+        rest = j->next;
+        emit(j, LFM_EV_DONE, NULL, 0, LFM_FINISH_CANCELED, NULL);
+        job_free(j);
+    }
+    return NULL;
+}
+
+/* --------------------------------------------------------------- API -- */
+
+void lfm_sched_opts_default(lfm_sched_opts *o) {
+    o->max_active = 4;
+    o->queue_cap = 64;
+    o->n_ctx = 0;
+}
+
+static void sched_destroy(lfm_sched *s) {
+    if (s->seqs)
+        for (int i = 0; i < s->max_active; i++)
+            if (s->seqs[i]) lfm_seq_free(s->seqs[i]);
+    free(s->seqs);
+    free(s->active);
+    free(s->b_tok);
+    free(s->b_seq);
+    free(s->b_want);
+    free(s->logits);
+    tg_buf_free(&s->piece);
+    tg_buf_free(&s->text);
+    free(s);
+}
+
+int lfm_sched_new(lfm_model *m, const lfm_sched_opts *o, lfm_sched **out, char *err,
+                  size_t errlen) {
+    *out = NULL;
+    lfm_sched_opts d;
+    if (!o) {
+        lfm_sched_opts_default(&d);
+        o = &d;
+    }
+    if (!m) {
+        set_err(err, errlen, "scheduler: no model");
+        return LFM_EINVAL;
+    }
+    if (o->max_active < 1 || o->max_active > SCHED_MAX_ACTIVE || o->queue_cap < 1 ||
+        o->n_ctx < 0) {
+        if (err && errlen)
+            snprintf(err, errlen,
+                     "scheduler: bad options (max_active %d must be 1..%d, queue_cap %d >= 1, "
+                     "n_ctx %d >= 0)",
+                     o->max_active, SCHED_MAX_ACTIVE, o->queue_cap, o->n_ctx);
+        return LFM_EINVAL;
+    }
+    const lfm_hparams *hp = lfm_model_hparams(m);
+    int limit = hp->n_ctx_train > 0 ? hp->n_ctx_train : SCHED_CTX_CAP;
+    int n_ctx = o->n_ctx ? o->n_ctx : (limit < SCHED_CTX_CAP ? limit : SCHED_CTX_CAP);
+    if (n_ctx > limit) n_ctx = limit;
+    if (n_ctx < 2 || hp->n_vocab < 1) {
+        set_err(err, errlen, "scheduler: context or vocabulary too small");
+        return LFM_EINVAL;
+    }
+
+    lfm_sched *s = calloc(1, sizeof *s);
+    if (!s) goto nomem;
+    s->m = m;
+    s->tok = lfm_model_tokenizer(m);
+    s->n_vocab = hp->n_vocab;
+    s->n_ctx = n_ctx;
+    s->max_active = o->max_active;
+    s->queue_cap = o->queue_cap;
+    s->row_cap = o->max_active + SCHED_PREFILL_CHUNK;
+    s->active = calloc((size_t)s->max_active, sizeof *s->active);
+    s->seqs = calloc((size_t)s->max_active, sizeof *s->seqs);
+    s->b_tok = calloc((size_t)s->row_cap, sizeof *s->b_tok);
+    s->b_seq = calloc((size_t)s->row_cap, sizeof *s->b_seq);
+    s->b_want = calloc((size_t)s->row_cap, sizeof *s->b_want);
+    s->logits = malloc((size_t)s->max_active * (size_t)s->n_vocab * sizeof *s->logits);
+    if (!s->active || !s->seqs || !s->b_tok || !s->b_seq || !s->b_want || !s->logits) {
+        sched_destroy(s);
+        goto nomem;
+    }
+    for (int i = 0; i < s->max_active; i++) {
+        s->seqs[i] = lfm_seq_new(m, n_ctx);
+        if (!s->seqs[i]) {
+            sched_destroy(s);
+            goto nomem;
+        }
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    if (pthread_create(&s->thread, NULL, sched_main, s) != 0) {
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->cv);
+        sched_destroy(s);
+        set_err(err, errlen, "scheduler: cannot start thread");
+        return LFM_ENOMEM;
+    }
+    *out = s;
+    return LFM_OK;
+nomem:
+    set_err(err, errlen, "scheduler: out of memory");
+    return LFM_ENOMEM;
+}
+
+void lfm_sched_free(lfm_sched *s) {
+    if (!s) return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    sched_destroy(s);
+}
+
+int lfm_sched_submit(lfm_sched *s, const lfm_job_params *p, uint64_t *job_id) {
+    if (job_id) *job_id = 0;
+    if (!s || !p || !p->cb || !p->prompt || p->n_prompt == 0 || (p->n_stop && !p->stop))
+        return LFM_EINVAL;
+    if (p->n_prompt >= (size_t)s->n_ctx) return LFM_ECTX;
+    for (size_t i = 0; i < p->n_prompt; i++)
+        if (p->prompt[i] < 0 || p->prompt[i] >= s->n_vocab) return LFM_EINVAL;
+
+    /* Everything is copied before taking the lock. */
+    sched_job *j = calloc(1, sizeof *j);
+    if (!j) return LFM_ENOMEM;
+    j->n_prompt = (int)p->n_prompt;
+    j->hist_cap = s->n_ctx;
+    if (p->max_tokens > 0 && p->max_tokens < s->n_ctx - j->n_prompt)
+        j->hist_cap = j->n_prompt + p->max_tokens;
+    j->hist = malloc((size_t)j->hist_cap * sizeof *j->hist);
+    if (!j->hist) {
+        free(j);
+        return LFM_ENOMEM;
+    }
+    memcpy(j->hist, p->prompt, p->n_prompt * sizeof *j->hist);
+    j->n_hist = j->n_prompt;
+    j->max_tokens = p->max_tokens;
+    j->sp = p->sampling;
+    j->cb = p->cb;
+    j->user = p->user;
+    j->t_first = -1;
+    lfm_stop_init(&j->stop, p->stop, p->n_stop);
+
+    pthread_mutex_lock(&s->mu);
+    int rc = LFM_OK;
+    if (s->stopping) rc = LFM_ECANCELED;
+    else if (s->q_len >= s->queue_cap) rc = LFM_EFULL;
+    if (rc == LFM_OK) {
+        j->id = ++s->next_id;
+        j->t_submit = now_ms();
+        if (s->q_tail) s->q_tail->next = j;
+        else s->q_head = j;
+        s->q_tail = j;
+        s->q_len++;
+        if (job_id) *job_id = j->id;
+        pthread_cond_signal(&s->cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (rc != LFM_OK) job_free(j);
+    return rc;
+}
+
+void lfm_sched_cancel(lfm_sched *s, uint64_t job_id) {
+    if (!s) return;
+    pthread_mutex_lock(&s->mu);
+    bool found = false;
+    for (sched_job *j = s->q_head; j && !found; j = j->next)
+        if (j->id == job_id) j->cancel = found = true;
+    for (int i = 0; i < s->max_active && !found; i++)
+        if (s->active[i] && s->active[i]->id == job_id) s->active[i]->cancel = found = true;
+    if (found) pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+int lfm_sched_queue_depth(lfm_sched *s) {
+    pthread_mutex_lock(&s->mu);
+    int n = s->q_len;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+int lfm_sched_active(lfm_sched *s) {
+    pthread_mutex_lock(&s->mu);
+    int n = s->n_active;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+int lfm_sched_n_ctx(const lfm_sched *s) { return s->n_ctx; }

@@ -1,0 +1,399 @@
+/* api_chat: POST /v1/chat/completions.
+ *
+ * The way through: parse and validate the body (openai_api), ask dispatch
+ * for a plan, run the plan's target. For the engine target: render the LFM2
+ * chat template, tokenize, check the context, submit to the scheduler
+ * through the bridge (full queue -> 429), then either stream SSE chunks as
+ * text events arrive or collect the text and answer once. A client that
+ * goes away detaches the job, which cancels generation at the next token.
+ *
+ * With tools, text that may be a tool call is held back: the streaming path
+ * forwards plain text as it comes but keeps anything that could be the
+ * start of <|tool_call_start|>; once the marker appears everything after it
+ * is buffered and parsed at the end into tool_calls deltas. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/tg_log.h"
+#include "gateway/api_routes.h"
+#include "gateway/openai_api.h"
+#include "gateway/sse.h"
+
+#define ROUTE "/v1/chat/completions"
+#define TOOL_START "<|tool_call_start|>"
+
+struct tg_chat {
+    tg_api *api;
+    tg_http_exchange *ex;
+    const tg_http_request *req;
+    tg_oai_request oai;
+    rt_plan plan;
+    tg_bridge_job *job;
+
+    char id[48];
+    int64_t created;
+    bool stream;
+    bool tools;     /* tools were offered: output may be a tool call */
+    bool capturing; /* streaming: the tool-call marker was seen */
+    bool got_text;
+    int n_prompt;
+
+    tg_buf text; /* non-streaming: everything; streaming with tools: held text */
+    tg_chat *prev, *next;
+};
+
+/* ------------------------------------------------------------ lifetime -- */
+
+static void chat_link(tg_api *api, tg_chat *c) {
+    c->next = api->chats;
+    if (api->chats) api->chats->prev = c;
+    api->chats = c;
+    api->n_chats++;
+}
+
+static void chat_free(tg_chat *c) {
+    tg_api *api = c->api;
+    if (c->prev || api->chats == c) {
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            api->chats = c->next;
+        if (c->next) c->next->prev = c->prev;
+        api->n_chats--;
+    }
+    tg_oai_request_free(&c->oai);
+    tg_buf_free(&c->text);
+    free(c);
+}
+
+/* Ends the exchange with an error before any response was started. */
+static void chat_fail(tg_chat *c, int status, const char *type, const char *code,
+                      const char *param, const char *msg) {
+    tg_api_error(c->api, c->ex, ROUTE, status, type, code, param, "%s", msg);
+    chat_free(c);
+}
+
+/* ------------------------------------------------------------ streaming -- */
+
+static void send_chunk(tg_chat *c, const tg_oai_chunk *k) {
+    tg_buf j = TG_BUF_INIT, ev = TG_BUF_INIT;
+    tg_oai_chunk_json(&j, c->id, c->created, c->plan.response_model, k);
+    tg_sse_data(&ev, j.data, j.len);
+    /* -1 means the client is gone; on_abort cleans up, nothing to do here. */
+    (void)tg_http_stream_write(c->ex, ev.data, ev.len);
+    tg_buf_free(&j);
+    tg_buf_free(&ev);
+}
+
+static void send_content(tg_chat *c, const char *s, size_t n) {
+    if (n == 0) return;
+    tg_oai_chunk k = {.content = s, .content_len = n};
+    send_chunk(c, &k);
+}
+
+/* Length of the longest suffix of (s, n) that is a proper prefix of the
+ * tool-call marker: those bytes must wait for the next token. */
+static size_t marker_suffix(const char *s, size_t n) {
+    size_t m = strlen(TOOL_START);
+    size_t max = n < m - 1 ? n : m - 1;
+    for (size_t k = max; k > 0; k--)
+        if (!memcmp(s + n - k, TOOL_START, k)) return k;
+    return 0;
+}
+
+/* Streaming with tools: forward what cannot be part of a tool call. */
+static void stream_tool_text(tg_chat *c, const char *s, size_t n) {
+    tg_buf_append(&c->text, s, n);
+    if (c->capturing) return;
+    const char *hit = memmem(c->text.data, c->text.len, TOOL_START, strlen(TOOL_START));
+    if (hit) {
+        size_t pre = (size_t)(hit - c->text.data);
+        send_content(c, c->text.data, pre);
+        tg_buf_consume(&c->text, pre);
+        c->capturing = true;
+        return;
+    }
+    size_t keep = marker_suffix(c->text.data, c->text.len);
+    send_content(c, c->text.data, c->text.len - keep);
+    tg_buf_consume(&c->text, c->text.len - keep);
+}
+
+/* -------------------------------------------------------- engine events -- */
+
+static void on_text(void *user, const lfm_event *ev) {
+    tg_chat *c = user;
+    if (!c->got_text) {
+        c->got_text = true;
+        tg_metrics_observe(c->api->std.ttft, ev->ttft_ms / 1000.0);
+    }
+    if (!c->stream) {
+        tg_buf_append(&c->text, ev->text, ev->len);
+        return;
+    }
+    if (c->tools)
+        stream_tool_text(c, ev->text, ev->len);
+    else
+        send_content(c, ev->text, ev->len);
+}
+
+/* Parses tool calls out of text; on success fills content and the calls
+ * JSON (NULL when there are none). */
+static size_t parse_calls(const char *text, size_t len, tg_buf *content, tg_buf *calls_json,
+                          bool stream_form) {
+    lfm_tool_call *calls = NULL;
+    size_t n = 0;
+    int rc = lfm_parse_tool_calls(text, len, content, &calls, &n);
+    if (rc <= 0 || n == 0) {
+        /* No call, or a malformed one: the text goes back as plain content. */
+        if (rc < 0) tg_log_warn("tool_call_unparsed", "bytes=%zu", len);
+        tg_buf_clear(content);
+        tg_buf_append(content, text, len);
+        lfm_tool_calls_free(calls, n);
+        return 0;
+    }
+    tg_oai_tool_calls_json(calls_json, calls, n, stream_form);
+    lfm_tool_calls_free(calls, n);
+    return n;
+}
+
+static void send_stream_error(tg_chat *c, const char *type, const char *code, const char *msg) {
+    tg_oai_error e;
+    tg_oai_error_set(&e, 500, type, code, NULL, "%s", msg);
+    tg_buf j = TG_BUF_INIT, ev = TG_BUF_INIT;
+    tg_oai_error_json(&j, &e);
+    tg_sse_data(&ev, j.data, j.len);
+    (void)tg_http_stream_write(c->ex, ev.data, ev.len);
+    tg_buf_free(&j);
+    tg_buf_free(&ev);
+}
+
+static void finish_stream(tg_chat *c, const lfm_event *ev) {
+    tg_oai_usage usage = {ev->n_prompt, ev->n_generated};
+    const char *reason = NULL;
+    if (ev->finish == LFM_FINISH_ERROR || ev->finish == LFM_FINISH_CANCELED) {
+        send_stream_error(c, "server_error",
+                          ev->finish == LFM_FINISH_ERROR ? "engine_error" : "canceled",
+                          ev->error ? ev->error : "generation was canceled");
+    } else {
+        bool has_calls = false;
+        if (c->tools && c->text.len) {
+            tg_buf content = TG_BUF_INIT, calls = TG_BUF_INIT;
+            has_calls = parse_calls(c->text.data, c->text.len, &content, &calls, true) > 0;
+            send_content(c, content.data, content.len);
+            if (has_calls) {
+                tg_oai_chunk k = {.tool_calls_json = calls.data};
+                send_chunk(c, &k);
+            }
+            tg_buf_free(&content);
+            tg_buf_free(&calls);
+        }
+        reason = tg_oai_finish_reason(ev->finish, has_calls);
+        tg_oai_chunk fin = {.finish_reason = reason};
+        send_chunk(c, &fin);
+        if (c->oai.include_usage) {
+            tg_oai_chunk u = {.usage_only = true, .usage = &usage};
+            send_chunk(c, &u);
+        }
+        tg_buf d = TG_BUF_INIT;
+        tg_sse_done(&d);
+        (void)tg_http_stream_write(c->ex, d.data, d.len);
+        tg_buf_free(&d);
+    }
+    tg_api_count(c->api, c->req, ROUTE, 200);
+    tg_http_stream_end(c->ex);
+}
+
+static void finish_once(tg_chat *c, const lfm_event *ev) {
+    if (ev->finish == LFM_FINISH_ERROR) {
+        tg_api_error(c->api, c->ex, ROUTE, 500, "server_error", "engine_error", NULL, "%s",
+                     ev->error ? ev->error : "engine error");
+        return;
+    }
+    if (ev->finish == LFM_FINISH_CANCELED) {
+        tg_api_error(c->api, c->ex, ROUTE, 503, "server_error", "canceled", NULL,
+                     "generation was canceled (server shutting down)");
+        return;
+    }
+    tg_oai_usage usage = {ev->n_prompt, ev->n_generated};
+    tg_buf content = TG_BUF_INIT, calls = TG_BUF_INIT, body = TG_BUF_INIT;
+    bool has_calls = false;
+    if (c->tools && c->text.len)
+        has_calls = parse_calls(c->text.data, c->text.len, &content, &calls, false) > 0;
+    else
+        tg_buf_append(&content, c->text.data ? c->text.data : "", c->text.len);
+    const char *text = content.data ? content.data : "";
+    tg_oai_completion_json(&body, c->id, c->created, c->plan.response_model,
+                           has_calls && content.len == 0 ? NULL : text, content.len,
+                           has_calls ? calls.data : NULL, tg_oai_finish_reason(ev->finish, has_calls),
+                           &usage);
+    tg_api_respond(c->api, c->ex, ROUTE, 200, "application/json", body.data, body.len);
+    tg_buf_free(&content);
+    tg_buf_free(&calls);
+    tg_buf_free(&body);
+}
+
+static void on_done(void *user, const lfm_event *ev) {
+    tg_chat *c = user;
+    c->job = NULL; /* the bridge frees it after this returns */
+    tg_metrics_std_tokens(&c->api->std, ev->n_prompt, ev->n_generated);
+    tg_http_set_tokens(c->ex, ev->n_prompt, ev->n_generated);
+    if (c->stream)
+        finish_stream(c, ev);
+    else
+        finish_once(c, ev);
+    chat_free(c);
+}
+
+/* The client went away: stop the engine at its next token and free. */
+static void on_abort(void *arg) {
+    tg_chat *c = arg;
+    if (c->job) tg_bridge_detach(c->job);
+    c->job = NULL;
+    tg_api_count(c->api, c->req, ROUTE, 499); /* nginx's "client closed request" */
+    if (c->stream)
+        tg_http_stream_end(c->ex);
+    else
+        tg_http_respond(c->ex, 499, "text/plain", "", 0); /* frees only; nothing is sent */
+    chat_free(c);
+}
+
+/* ------------------------------------------------------------ targets -- */
+
+/* Runs the engine target. Returns 0 once the job is submitted (the chat now
+ * belongs to the bridge callbacks), -1 after answering an error. */
+static int run_engine(tg_chat *c) {
+    tg_api *api = c->api;
+    char err[256] = "";
+    lfm_chat_msg *msgs = tg_oai_chat_msgs(&c->oai);
+    tg_buf prompt = TG_BUF_INIT;
+    int rc = lfm_chat_render(api->tmpl, msgs, c->oai.n_msgs, c->oai.tools_json, true, &prompt,
+                             err, sizeof err);
+    free(msgs);
+    if (rc != LFM_OK) {
+        tg_buf_free(&prompt);
+        chat_fail(c, 400, "invalid_request_error", "invalid_messages", "messages",
+                  err[0] ? err : "messages could not be rendered with the chat template");
+        return -1;
+    }
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    rc = lfm_tokenize(api->tok, prompt.data ? prompt.data : "", prompt.len, true, true, &ids,
+                      &n_ids);
+    tg_buf_free(&prompt);
+    if (rc != LFM_OK) {
+        free(ids);
+        chat_fail(c, 500, "server_error", NULL, NULL, "tokenization failed");
+        return -1;
+    }
+    /* At least one generated token must fit after the prompt. */
+    if (n_ids >= (size_t)api->n_ctx) {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "This model's maximum context length is %d tokens. However, your messages "
+                 "resulted in %zu tokens.",
+                 api->n_ctx, n_ids);
+        free(ids);
+        chat_fail(c, 400, "invalid_request_error", "context_length_exceeded", "messages", msg);
+        return -1;
+    }
+    c->n_prompt = (int)n_ids;
+
+    lfm_job_params jp = {0};
+    jp.prompt = ids;
+    jp.n_prompt = n_ids;
+    jp.max_tokens = c->oai.has_max_tokens ? c->oai.max_tokens : 0;
+    tg_oai_sampling(&c->oai, &jp.sampling);
+    jp.stop = (const char *const *)c->oai.stop;
+    jp.n_stop = c->oai.n_stop;
+    tg_bridge_cbs cbs = {on_text, on_done};
+    rc = tg_bridge_submit(api->bridge, &jp, &cbs, c, &c->job);
+    free(ids);
+    if (rc == LFM_EFULL) {
+        tg_http_add_header(c->ex, "Retry-After", "1");
+        chat_fail(c, 429, "requests", "rate_limit_exceeded", NULL,
+                  "The engine queue is full; retry shortly");
+        return -1;
+    }
+    if (rc == LFM_ECTX) {
+        chat_fail(c, 400, "invalid_request_error", "context_length_exceeded", "messages",
+                  "the prompt does not fit the model's context");
+        return -1;
+    }
+    if (rc != LFM_OK) {
+        chat_fail(c, 500, "server_error", NULL, NULL, lfm_strerror(rc));
+        return -1;
+    }
+
+    chat_link(api, c);
+    tg_http_set_on_abort(c->ex, on_abort, c);
+    tg_http_set_route(c->ex, c->plan.targets[0].name);
+    tg_http_add_header(c->ex, "x-tidegate-route", c->plan.targets[0].name);
+    if (c->stream) {
+        tg_http_add_header(c->ex, "Cache-Control", "no-cache");
+        tg_http_add_header(c->ex, "X-Accel-Buffering", "no");
+        tg_http_stream_begin(c->ex, 200, "text/event-stream; charset=utf-8");
+        tg_oai_chunk first = {.role = "assistant", .content = "", .content_len = 0};
+        send_chunk(c, &first);
+    }
+    return 0;
+}
+
+void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
+    tg_chat *c = calloc(1, sizeof *c);
+    if (!c) abort();
+    c->api = api;
+    c->ex = ex;
+    c->req = req;
+    if (api->draining) {
+        chat_fail(c, 503, "server_error", "draining", NULL, "the server is shutting down");
+        return;
+    }
+    tg_oai_error e;
+    if (tg_oai_parse_request(req->body, req->body_len, &c->oai, &e) < 0) {
+        chat_fail(c, e.status, e.type, e.code, e.param, e.message);
+        return;
+    }
+    rt_request_info info = {
+        .model = c->oai.model,
+        .has_tools = c->oai.tools_json != NULL,
+        .prompt_tokens = -1,
+        .max_tokens = c->oai.has_max_tokens ? c->oai.max_tokens : 0,
+    };
+    if (rt_dispatch_plan(&api->dispatch, &info, &c->plan) < 0) {
+        chat_fail(c, c->plan.status, c->plan.err_type, c->plan.err_code, c->plan.err_param,
+                  c->plan.err_message);
+        return;
+    }
+    tg_oai_new_id("chatcmpl-", c->id, sizeof c->id);
+    c->created = (int64_t)time(NULL);
+    c->stream = c->oai.stream;
+    c->tools = c->oai.tools_json != NULL;
+    tg_log_debug("chat_plan", "request_id=%s target=%s reason=\"%s\"", req->request_id,
+                 c->plan.targets[0].name, c->plan.reason);
+    /* Only the engine exists today; the cloud target and failover to the
+     * next target on an error before the first token arrive with routing. */
+    switch (c->plan.targets[0].kind) {
+    case RT_TARGET_ENGINE: run_engine(c); return;
+    case RT_TARGET_CLOUD: break;
+    }
+    chat_fail(c, 503, "server_error", "cloud_unavailable", "model", "no cloud upstream configured");
+}
+
+void tg_api_chat_end_all(tg_api *api, const char *why) {
+    while (api->chats) {
+        tg_chat *c = api->chats;
+        if (c->job) tg_bridge_detach(c->job);
+        c->job = NULL;
+        if (c->stream) {
+            send_stream_error(c, "server_error", "server_shutting_down", why);
+            tg_api_count(api, c->req, ROUTE, 200);
+            tg_http_stream_end(c->ex);
+        } else {
+            tg_api_error(api, c->ex, ROUTE, 503, "server_error", "server_shutting_down", NULL,
+                         "%s", why);
+        }
+        chat_free(c);
+    }
+}

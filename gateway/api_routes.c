@@ -1,0 +1,219 @@
+/* api_routes: the route table, access rules and the small routes. The chat
+ * route lives in api_chat.c. */
+#include "gateway/api_routes.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gateway/auth.h"
+#include "gateway/openai_api.h"
+
+typedef enum { ACCESS_OPEN, ACCESS_API, ACCESS_ADMIN } access_rule;
+
+typedef void (*route_fn)(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);
+
+typedef struct {
+    const char *path;
+    bool prefix; /* path is a prefix ("/admin/") */
+    const char *method;
+    route_fn fn;
+    access_rule access;
+} route;
+
+static void route_models(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);
+static void route_healthz(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);
+static void route_readyz(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);
+static void route_metrics(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);
+static void route_admin(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);
+
+/* Where a request enters: the first entry whose path matches decides. */
+static const route k_routes[] = {
+    {"/v1/chat/completions", false, "POST", tg_api_chat, ACCESS_API},
+    {"/v1/models", false, "GET", route_models, ACCESS_API},
+    {"/healthz", false, "GET", route_healthz, ACCESS_OPEN},
+    {"/readyz", false, "GET", route_readyz, ACCESS_OPEN},
+    {"/metrics", false, "GET", route_metrics, ACCESS_ADMIN},
+    {"/admin/", true, NULL, route_admin, ACCESS_ADMIN}, /* any method */
+};
+#define N_ROUTES (sizeof k_routes / sizeof k_routes[0])
+
+/* ------------------------------------------------------------ counting -- */
+
+static double elapsed_s(tg_http_exchange *ex) {
+    const tg_http_request *r = tg_http_exchange_request(ex);
+    if (!r) return 0;
+    uint64_t now = uv_hrtime();
+    return now > r->start_ns ? (double)(now - r->start_ns) / 1e9 : 0;
+}
+
+void tg_api_count(tg_api *api, const tg_http_request *req, const char *route_label, int status) {
+    uint64_t now = uv_hrtime();
+    double s = req && now > req->start_ns ? (double)(now - req->start_ns) / 1e9 : 0;
+    tg_metrics_std_request(&api->std, route_label, status, s);
+}
+
+void tg_api_respond(tg_api *api, tg_http_exchange *ex, const char *route_label, int status,
+                    const char *content_type, const char *body, size_t len) {
+    tg_metrics_std_request(&api->std, route_label, status, elapsed_s(ex));
+    tg_http_respond(ex, status, content_type, body, len);
+}
+
+void tg_api_error(tg_api *api, tg_http_exchange *ex, const char *route_label, int status,
+                  const char *type, const char *code, const char *param, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    tg_metrics_std_request(&api->std, route_label, status, elapsed_s(ex));
+    tg_http_respond_error(ex, status, type, code && *code ? code : NULL,
+                          param && *param ? param : NULL, "%s", msg);
+}
+
+/* --------------------------------------------------------------- routes -- */
+
+static void route_models(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
+    const char *ids[8], *owners[8];
+    size_t n = rt_dispatch_models(&api->dispatch, ids, owners, 8);
+    tg_buf b = TG_BUF_INIT;
+    tg_oai_models_json(&b, ids, owners, n, api->started_at);
+    tg_api_respond(api, ex, "/v1/models", 200, "application/json", b.data, b.len);
+    tg_buf_free(&b);
+}
+
+static void route_healthz(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
+    static const char body[] = "{\"status\":\"ok\"}";
+    tg_api_respond(api, ex, "/healthz", 200, "application/json", body, sizeof body - 1);
+}
+
+static void route_readyz(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
+    if (api->draining) {
+        tg_api_error(api, ex, "/readyz", 503, "server_error", "draining", NULL,
+                     "the server is shutting down");
+        return;
+    }
+    if (!api->dispatch.engine_ready) {
+        tg_api_error(api, ex, "/readyz", 503, "server_error", "engine_unavailable", NULL,
+                     "the engine is not loaded");
+        return;
+    }
+    tg_buf b = TG_BUF_INIT;
+    tg_buf_puts(&b, "{\"status\":\"ready\",\"model\":");
+    const char *id = api->dispatch.engine_model_id ? api->dispatch.engine_model_id : "";
+    tg_buf_json_str(&b, id, strlen(id));
+    tg_buf_printf(&b, ",\"queue_depth\":%d,\"active\":%d}",
+                  api->sched ? lfm_sched_queue_depth(api->sched) : 0,
+                  api->sched ? lfm_sched_active(api->sched) : 0);
+    tg_api_respond(api, ex, "/readyz", 200, "application/json", b.data, b.len);
+    tg_buf_free(&b);
+}
+
+static void route_metrics(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
+    tg_buf b = TG_BUF_INIT;
+    /* Counted before rendering so a scrape sees itself (as every later one will). */
+    tg_metrics_std_request(&api->std, "/metrics", 200, elapsed_s(ex));
+    tg_metrics_render(api->metrics, &b);
+    tg_http_respond(ex, 200, TG_METRICS_CONTENT_TYPE, b.data ? b.data : "", b.len);
+    tg_buf_free(&b);
+}
+
+static void route_admin(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
+    /* Placeholder: /admin/state, /admin/mode and /admin/reload arrive with
+     * the routing issue. Access is already enforced. */
+    tg_api_error(api, ex, "/admin/*", 404, "invalid_request_error", "not_found", NULL,
+                 "admin endpoint %.64s does not exist in this build", req->path);
+}
+
+/* -------------------------------------------------------------- gauges -- */
+
+static double g_queue_depth(void *u) {
+    tg_api *api = u;
+    return api->sched ? lfm_sched_queue_depth(api->sched) : 0;
+}
+static double g_active_seqs(void *u) {
+    tg_api *api = u;
+    return api->sched ? lfm_sched_active(api->sched) : 0;
+}
+static double g_connections(void *u) {
+    tg_api *api = u;
+    return api->server ? (double)tg_http_server_active_connections(api->server) : 0;
+}
+static double g_inflight(void *u) {
+    tg_api *api = u;
+    return (double)api->n_chats;
+}
+
+void tg_api_register_metrics(tg_api *api) {
+    tg_metrics_gauge_fn(api->metrics, "tidegate_engine_queue_depth",
+                        "Engine jobs waiting for a sequence slot", g_queue_depth, api);
+    tg_metrics_gauge_fn(api->metrics, "tidegate_engine_active_sequences",
+                        "Engine sequences being decoded", g_active_seqs, api);
+    tg_metrics_gauge_fn(api->metrics, "tidegate_http_active_connections",
+                        "Open client connections", g_connections, api);
+    tg_metrics_gauge_fn(api->metrics, "tidegate_chat_inflight",
+                        "Chat completions in progress", g_inflight, api);
+}
+
+/* ------------------------------------------------------------- dispatch -- */
+
+static bool check_access(tg_api *api, tg_http_exchange *ex, const tg_http_request *req,
+                         const route *r, const char *label) {
+    const char *tok = req->bearer;
+    size_t toklen = tok ? strlen(tok) : 0;
+    tg_auth_result res = TG_AUTH_ALLOW;
+    if (r->access == ACCESS_API)
+        res = tg_auth_check_bearer(api->cfg, tok, toklen);
+    else if (r->access == ACCESS_ADMIN)
+        res = tg_auth_admin_allowed(api->cfg, tok, toklen, req->peer_is_loopback);
+    if (res == TG_AUTH_ALLOW) return true;
+    if (res == TG_AUTH_NEED_KEY) {
+        tg_http_add_header(ex, "WWW-Authenticate", "Bearer");
+        tg_api_error(api, ex, label, 401, "invalid_request_error", "invalid_api_key", NULL,
+                     tok ? "Incorrect API key provided"
+                         : "You didn't provide an API key: use Authorization: Bearer <key>");
+    } else {
+        tg_api_error(api, ex, label, 403, "invalid_request_error", "forbidden", NULL,
+                     "this endpoint is only available to admin clients");
+    }
+    return false;
+}
+
+void tg_api_handle(tg_http_exchange *ex, const tg_http_request *req, void *user) {
+    tg_api *api = user;
+    const route *match = NULL;
+    bool path_known = false;
+    for (size_t i = 0; i < N_ROUTES; i++) {
+        const route *r = &k_routes[i];
+        bool hit = r->prefix ? !strncmp(req->path, r->path, strlen(r->path))
+                             : !strcmp(req->path, r->path);
+        if (!hit) continue;
+        path_known = true;
+        if (!r->method || !strcmp(req->method, r->method)) {
+            match = r;
+            break;
+        }
+    }
+    if (!match) {
+        if (path_known) {
+            /* Allow lists every method the path takes. */
+            char allow[64] = "";
+            for (size_t i = 0; i < N_ROUTES; i++)
+                if (!k_routes[i].prefix && !strcmp(req->path, k_routes[i].path) &&
+                    k_routes[i].method) {
+                    if (allow[0]) strncat(allow, ", ", sizeof allow - strlen(allow) - 1);
+                    strncat(allow, k_routes[i].method, sizeof allow - strlen(allow) - 1);
+                }
+            tg_http_add_header(ex, "Allow", allow);
+            tg_api_error(api, ex, "other", 405, "invalid_request_error", "method_not_allowed",
+                         NULL, "Method %.16s is not allowed on %.64s", req->method, req->path);
+        } else {
+            tg_api_error(api, ex, "other", 404, "invalid_request_error", "not_found", NULL,
+                         "Unknown request URL: %.16s %.128s", req->method, req->path);
+        }
+        return;
+    }
+    const char *label = match->prefix ? "/admin/*" : match->path;
+    if (!check_access(api, ex, req, match, label)) return;
+    match->fn(api, ex, req);
+}

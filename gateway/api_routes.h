@@ -1,0 +1,81 @@
+/* api_routes: the gateway's HTTP surface. One table maps (method, path) to
+ * a handler and an access rule; everything not in it answers 404 or 405 in
+ * the OpenAI error JSON shape.
+ *
+ *   POST /v1/chat/completions   api_chat.c (parse -> dispatch plan -> engine)
+ *   GET  /v1/models             models dispatch can serve
+ *   GET  /healthz               process alive
+ *   GET  /readyz                engine loaded and not draining (else 503)
+ *   GET  /metrics               Prometheus text (admin key or loopback)
+ *   *    /admin/...             admin access rule; endpoints arrive later
+ *
+ * All state the handlers share lives in one tg_api, owned by gateway.c and
+ * touched only on the loop thread. */
+#ifndef TG_API_ROUTES_H
+#define TG_API_ROUTES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "config/config.h"
+#include "engine/lfm.h"
+#include "engine/lfm_sched.h"
+#include "gateway/engine_bridge.h"
+#include "gateway/http_server.h"
+#include "gateway/metrics.h"
+#include "router/dispatch.h"
+
+typedef struct tg_chat tg_chat; /* one in-flight chat completion (api_chat.c) */
+
+typedef struct tg_api {
+    uv_loop_t *loop;
+    const tg_config *cfg;
+    tg_http_server *server; /* set once listening */
+
+    /* Engine: model, tokenizer, template family, scheduler and its bridge. */
+    lfm_model *model;
+    const lfm_tokenizer *tok;
+    lfm_template_kind tmpl;
+    lfm_sched *sched;
+    tg_bridge *bridge;
+    int n_ctx;
+
+    rt_dispatch_ctx dispatch;
+
+    tg_metrics *metrics;
+    tg_metrics_std std;
+
+    bool draining;      /* SIGTERM seen: /readyz 503, new chats 503 */
+    int64_t started_at; /* unix seconds, the models' "created" */
+
+    tg_chat *chats; /* live chat completions (for shutdown) */
+    size_t n_chats;
+} tg_api;
+
+/* The tg_http_handler for the server; user is the tg_api. */
+void tg_api_handle(tg_http_exchange *ex, const tg_http_request *req, void *user);
+
+/* Registers the gauges that read api state (queue depth, connections). */
+void tg_api_register_metrics(tg_api *api);
+
+/* ---- shared by the route files ---- */
+
+/* Ends ex with an OpenAI error and counts it under route. */
+void tg_api_error(tg_api *api, tg_http_exchange *ex, const char *route, int status,
+                  const char *type, const char *code, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 8, 9)));
+/* Ends ex with a complete response and counts it. */
+void tg_api_respond(tg_api *api, tg_http_exchange *ex, const char *route, int status,
+                    const char *content_type, const char *body, size_t len);
+/* Counts a request that ended some other way (streams). */
+void tg_api_count(tg_api *api, const tg_http_request *req, const char *route, int status);
+
+/* api_chat.c */
+void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);
+/* Shutdown deadline: end every live chat (streams get an error event). */
+void tg_api_chat_end_all(tg_api *api, const char *why);
+
+#endif

@@ -1,0 +1,177 @@
+/* http_server: the gateway's HTTP/1.1 server on a libuv loop.
+ *
+ * One listener (IPv4 or IPv6, optional TLS via OpenSSL memory BIOs), llhttp
+ * for parsing, keep-alive, HTTP/1.0, pipelining (requests on one connection
+ * are answered strictly in order: the next one is not parsed before the
+ * current response has ended), Expect: 100-continue, chunked and
+ * Content-Length bodies. Limits are enforced before anything reaches the
+ * handler: body -> 413 (without reading it), header size/count -> 431,
+ * malformed -> 400, too many connections -> 503, slow clients -> timeouts.
+ * Every response, errors included, carries `x-request-id`; every error body
+ * is the OpenAI error JSON.
+ *
+ * Lifetime of an exchange (one request and its response):
+ *   - the handler is called once the whole request (body included) is read;
+ *   - it may answer at once or later (from any loop callback), but exactly
+ *     one of tg_http_respond / tg_http_respond_error / tg_http_stream_end
+ *     must end it; that call frees the exchange;
+ *   - the tg_http_request and every string in it stay valid until then;
+ *   - if the client goes away first (disconnect, write stall), the on_abort
+ *     callback runs once; the exchange stays valid until the handler ends it
+ *     (the end call then only frees it, nothing is sent). A failed
+ *     tg_http_stream_write (-1) means the same; on_abort may still follow
+ *     unless the handler has ended the exchange by then.
+ *
+ * Threading: every function here must be called on the loop's thread
+ * (engine tokens arrive there through uv_async_t). Nothing blocks the loop:
+ * stream writes are queued and a client that stops reading for
+ * write_timeout_ms is cut off (on_abort fires). */
+#ifndef TG_HTTP_SERVER_H
+#define TG_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "gateway/reqid.h"
+
+typedef struct {
+    const char *name; /* lowercased, NUL-terminated */
+    size_t name_len;
+    const char *value; /* NUL-terminated, surrounding whitespace trimmed */
+    size_t value_len;
+} tg_http_header;
+
+typedef struct tg_http_server tg_http_server;
+typedef struct tg_http_exchange tg_http_exchange;
+
+typedef struct {
+    const char *method; /* "GET", "POST", ... */
+    const char *path;   /* without the query, NUL-terminated, not decoded */
+    const char *query;  /* text after '?', or NULL when there is none */
+    const tg_http_header *headers;
+    size_t n_headers;
+    const char *body; /* NUL-terminated (body[body_len] == 0); "" when empty */
+    size_t body_len;
+    /* "req_" + 32 hex chars of 128 random bits; generated here, never taken
+     * from the client. */
+    const char *request_id;
+    /* The client's x-request-id (only [A-Za-z0-9._:-], at most
+     * TG_REQID_CLIENT_MAX chars) or NULL. Logged and echoed, never trusted. */
+    const char *client_request_id;
+    /* Authorization: Bearer token, or NULL. Never log it. */
+    const char *bearer;
+    const char *peer_addr; /* client IP as text */
+    bool peer_is_loopback;
+    int http_minor; /* 0 for HTTP/1.0, 1 for HTTP/1.1 */
+    uint64_t start_ns; /* uv_hrtime() when the request's first byte arrived */
+} tg_http_request;
+
+typedef void (*tg_http_handler)(tg_http_exchange *ex, const tg_http_request *req, void *user);
+
+/* Zero fields mean the defaults below (tg_http_opts_defaults fills them). */
+typedef struct {
+    const char *host; /* "127.0.0.1", "::", "0.0.0.0", "::1"; default 127.0.0.1 */
+    int port;         /* 0 = ephemeral (see tg_http_server_port) */
+    size_t max_body_bytes;   /* default 8 MiB */
+    size_t max_header_bytes; /* request line + headers; default 16 KiB */
+    size_t max_headers;      /* default 64 */
+    int max_connections;     /* default 512; beyond: 503 then close */
+    uint64_t header_timeout_ms; /* whole request head must arrive; default 10 s */
+    uint64_t body_timeout_ms;   /* max silence while reading a body; default 30 s */
+    uint64_t idle_timeout_ms;   /* idle keep-alive connection; default 60 s */
+    uint64_t write_timeout_ms;  /* client not draining our writes; default 30 s */
+    const char *tls_cert_file;  /* PEM; both set = TLS on the listener */
+    const char *tls_key_file;
+    int backlog; /* listen backlog; default 511 */
+} tg_http_opts;
+
+void tg_http_opts_defaults(tg_http_opts *o);
+
+/* Binds and listens. Returns 0, or -1 with a message in err (after a
+ * failed bind the listener handle is still closing: run the loop once more
+ * before uv_loop_close). */
+int tg_http_server_start(uv_loop_t *loop, const tg_http_opts *o, tg_http_handler h, void *user,
+                         tg_http_server **out, char *err, size_t errlen);
+
+/* Graceful shutdown, step 1: close the listener (no new connections). */
+void tg_http_server_stop_accepting(tg_http_server *s);
+
+/* Step 2: stop accepting (if not done), close idle and half-read
+ * connections, let in-flight exchanges finish (their responses go out with
+ * `connection: close`), then free the server and call done(arg) once every
+ * handle is closed. The serve layer decides a deadline; past it, it ends its
+ * streams itself or calls tg_http_server_abort_inflight. */
+void tg_http_server_close(tg_http_server *s, void (*done)(void *), void *arg);
+
+/* Cuts every connection with an in-flight exchange: their on_abort
+ * callbacks fire (the handlers still have to end the exchanges). */
+void tg_http_server_abort_inflight(tg_http_server *s);
+
+int tg_http_server_port(const tg_http_server *s);
+/* Open client connections (for the metrics gauge). */
+size_t tg_http_server_active_connections(const tg_http_server *s);
+/* Exchanges handed to the handler and not yet ended. */
+size_t tg_http_server_inflight(const tg_http_server *s);
+/* Totals since start (for metrics): accepted connections, rejected by the
+ * connection limit, requests dispatched to the handler. */
+uint64_t tg_http_server_total_connections(const tg_http_server *s);
+uint64_t tg_http_server_rejected_connections(const tg_http_server *s);
+uint64_t tg_http_server_total_requests(const tg_http_server *s);
+
+/* ---------------------------------------------------------- requests -- */
+
+/* The request of a live exchange. */
+const tg_http_request *tg_http_exchange_request(const tg_http_exchange *ex);
+/* First header with this (case-insensitive) name, or NULL. */
+const char *tg_http_request_header(const tg_http_request *req, const char *name);
+/* True once the client is gone (on_abort has fired or would have). */
+bool tg_http_exchange_aborted(const tg_http_exchange *ex);
+
+/* Client disconnected (or stalled) before the end. Set it from the handler;
+ * it runs at most once, on the loop, never from inside a tg_http_* call. */
+void tg_http_set_on_abort(tg_http_exchange *ex, void (*cb)(void *arg), void *arg);
+
+/* For the access log (never prompt text or keys). route is a short label
+ * the API layer chooses, e.g. "engine" or "cloud:openai"; copied. */
+void tg_http_set_tokens(tg_http_exchange *ex, int tokens_in, int tokens_out);
+void tg_http_set_route(tg_http_exchange *ex, const char *route);
+
+/* --------------------------------------------------------- responses -- */
+
+/* Adds a response header (copied). Call before respond/stream_begin.
+ * Names are sent as given; content-type (an argument of respond and
+ * stream_begin), content-length, transfer-encoding, connection and
+ * x-request-id are managed here and ignored if added. CR/LF in a name
+ * or value drops the header (no response splitting). */
+void tg_http_add_header(tg_http_exchange *ex, const char *name, const char *value);
+
+/* A complete response with content-length. Ends the exchange. */
+void tg_http_respond(tg_http_exchange *ex, int status, const char *content_type, const char *body,
+                     size_t len);
+
+/* OpenAI error JSON: {"error":{"message":...,"type":...,"param":...,"code":...}}.
+ * type NULL -> "invalid_request_error" for 4xx, "server_error" for 5xx;
+ * code/param NULL -> JSON null. Ends the exchange (after stream_begin it
+ * can only end the stream: send an error event through the stream first). */
+void tg_http_respond_error(tg_http_exchange *ex, int status, const char *type, const char *code,
+                           const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+/* Streaming: chunked transfer encoding on HTTP/1.1 (on HTTP/1.0 the body is
+ * delimited by closing the connection). */
+void tg_http_stream_begin(tg_http_exchange *ex, int status, const char *content_type);
+/* Queues data (copied). Returns 0, or -1 once the client is gone. Never
+ * blocks; a zero length is a no-op. */
+int tg_http_stream_write(tg_http_exchange *ex, const char *data, size_t len);
+/* Bytes queued to the socket and not yet written (for backpressure). */
+size_t tg_http_stream_pending(const tg_http_exchange *ex);
+/* Ends the exchange (terminating chunk when the client is still there). */
+void tg_http_stream_end(tg_http_exchange *ex);
+
+/* Status reason phrase ("OK", "Not Found", ...). */
+const char *tg_http_status_text(int status);
+
+#endif

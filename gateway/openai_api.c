@@ -1,0 +1,767 @@
+/* openai_api: parse/validate chat-completions requests; build responses.
+ * Parsing walks the json-c tree field by field; every accessor checks the
+ * JSON type first, so a hostile body can only produce a 400. */
+#include "gateway/openai_api.h"
+
+#include "engine/lfm_sched.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#define ERR_INVALID "invalid_request_error"
+
+void tg_oai_error_set(tg_oai_error *e, int status, const char *type, const char *code,
+                      const char *param, const char *fmt, ...) {
+    if (!e) return;
+    e->status = status;
+    snprintf(e->type, sizeof e->type, "%s", type ? type : ERR_INVALID);
+    snprintf(e->code, sizeof e->code, "%s", code ? code : "");
+    snprintf(e->param, sizeof e->param, "%s", param ? param : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    va_end(ap);
+}
+
+/* ------------------------------------------------------------- helpers -- */
+
+static const char *type_name(json_object *o) {
+    switch (json_object_get_type(o)) {
+    case json_type_null: return "null";
+    case json_type_boolean: return "boolean";
+    case json_type_double:
+    case json_type_int: return "number";
+    case json_type_object: return "object";
+    case json_type_array: return "array";
+    case json_type_string: return "string";
+    }
+    return "value";
+}
+
+static int wrong_type(tg_oai_error *e, const char *param, const char *want, json_object *got) {
+    tg_oai_error_set(e, 400, ERR_INVALID, "invalid_type", param, "%s must be %s, got %s", param,
+                     want, type_name(got));
+    return -1;
+}
+
+/* Copies a JSON string; text with NUL bytes is refused because the engine
+ * takes C strings and would silently cut it. */
+static int dup_string(json_object *o, const char *param, char **out, tg_oai_error *e) {
+    if (!json_object_is_type(o, json_type_string)) return wrong_type(e, param, "a string", o);
+    size_t n = (size_t)json_object_get_string_len(o);
+    const char *s = json_object_get_string(o);
+    if (memchr(s, 0, n)) {
+        tg_oai_error_set(e, 400, ERR_INVALID, "invalid_value", param,
+                         "%s must not contain NUL characters", param);
+        return -1;
+    }
+    char *d = malloc(n + 1);
+    if (!d) abort();
+    memcpy(d, s, n);
+    d[n] = 0;
+    *out = d;
+    return 0;
+}
+
+/* Looks a field up; a present JSON null counts as absent. */
+static json_object *field(json_object *obj, const char *key) {
+    json_object *v = NULL;
+    if (!json_object_object_get_ex(obj, key, &v)) return NULL;
+    if (!v || json_object_is_type(v, json_type_null)) return NULL;
+    return v;
+}
+
+static int get_number(json_object *v, const char *param, double lo, double hi, double *out,
+                      tg_oai_error *e) {
+    if (!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int))
+        return wrong_type(e, param, "a number", v);
+    double d = json_object_get_double(v);
+    if (!isfinite(d) || d < lo || d > hi) {
+        tg_oai_error_set(e, 400, ERR_INVALID, "invalid_value", param,
+                         "%s must be between %g and %g", param, lo, hi);
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+static int get_int(json_object *v, const char *param, int64_t lo, int64_t hi, int64_t *out,
+                   tg_oai_error *e) {
+    if (!json_object_is_type(v, json_type_int)) return wrong_type(e, param, "an integer", v);
+    int64_t x = json_object_get_int64(v);
+    if (x < lo || x > hi) {
+        tg_oai_error_set(e, 400, ERR_INVALID, "invalid_value", param,
+                         "%s must be between %" PRId64 " and %" PRId64, param, lo, hi);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+static int get_bool(json_object *v, const char *param, bool *out, tg_oai_error *e) {
+    if (!json_object_is_type(v, json_type_boolean)) return wrong_type(e, param, "a boolean", v);
+    *out = json_object_get_boolean(v);
+    return 0;
+}
+
+static const char *to_json(json_object *o) {
+    return json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+}
+
+static char *xstrdup(const char *s) {
+    char *d = strdup(s);
+    if (!d) abort();
+    return d;
+}
+
+/* ------------------------------------------------------------ messages -- */
+
+/* content: a string, or an array of {type:"text", text} parts (joined with
+ * newlines). Other part types (images, audio) are not supported by LFM2. */
+static int parse_content(json_object *c, const char *param, char **out, tg_oai_error *e) {
+    if (json_object_is_type(c, json_type_string)) return dup_string(c, param, out, e);
+    if (!json_object_is_type(c, json_type_array))
+        return wrong_type(e, param, "a string or an array of content parts", c);
+    tg_buf b = TG_BUF_INIT;
+    tg_buf_puts(&b, ""); /* "" rather than NULL for an empty array */
+    size_t n = json_object_array_length(c);
+    char p[64];
+    for (size_t j = 0; j < n; j++) {
+        json_object *part = json_object_array_get_idx(c, j);
+        snprintf(p, sizeof p, "%s[%zu]", param, j);
+        if (!json_object_is_type(part, json_type_object)) {
+            tg_buf_free(&b);
+            return wrong_type(e, p, "an object", part);
+        }
+        json_object *ty = field(part, "type");
+        snprintf(p, sizeof p, "%s[%zu].type", param, j);
+        if (!ty || !json_object_is_type(ty, json_type_string)) {
+            tg_buf_free(&b);
+            return ty ? wrong_type(e, p, "a string", ty)
+                      : (tg_oai_error_set(e, 400, ERR_INVALID, "missing_required_parameter", p,
+                                          "%s is required", p),
+                         -1);
+        }
+        if (strcmp(json_object_get_string(ty), "text") != 0) {
+            tg_oai_error_set(e, 400, ERR_INVALID, "unsupported_value", p,
+                             "content part type '%.32s' is not supported (only 'text')",
+                             json_object_get_string(ty));
+            tg_buf_free(&b);
+            return -1;
+        }
+        snprintf(p, sizeof p, "%s[%zu].text", param, j);
+        json_object *tx = field(part, "text");
+        char *s = NULL;
+        if (!tx) {
+            tg_oai_error_set(e, 400, ERR_INVALID, "missing_required_parameter", p,
+                             "%s is required", p);
+            tg_buf_free(&b);
+            return -1;
+        }
+        if (dup_string(tx, p, &s, e) < 0) {
+            tg_buf_free(&b);
+            return -1;
+        }
+        if (j) tg_buf_putc(&b, '\n');
+        tg_buf_puts(&b, s);
+        free(s);
+    }
+    *out = tg_buf_steal(&b);
+    if (!*out) *out = xstrdup("");
+    return 0;
+}
+
+/* Assistant tool_calls, normalized to [{id,type,function:{name,arguments}}]
+ * with arguments as a JSON string, whatever form the caller used. */
+static int parse_tool_calls(json_object *tc, const char *param, char **out, tg_oai_error *e) {
+    if (!json_object_is_type(tc, json_type_array)) return wrong_type(e, param, "an array", tc);
+    size_t n = json_object_array_length(tc);
+    json_object *norm = json_object_new_array();
+    char p[96];
+    for (size_t j = 0; j < n; j++) {
+        json_object *c = json_object_array_get_idx(tc, j);
+        snprintf(p, sizeof p, "%s[%zu]", param, j);
+        if (!json_object_is_type(c, json_type_object)) goto bad_type_obj;
+        json_object *fn = field(c, "function");
+        snprintf(p, sizeof p, "%s[%zu].function", param, j);
+        if (!fn || !json_object_is_type(fn, json_type_object)) {
+            c = fn;
+            goto bad_type_obj;
+        }
+        json_object *name = field(fn, "name");
+        snprintf(p, sizeof p, "%s[%zu].function.name", param, j);
+        if (!name || !json_object_is_type(name, json_type_string)) {
+            json_object_put(norm);
+            return wrong_type(e, p, "a string", name);
+        }
+        json_object *args = field(fn, "arguments");
+        const char *args_text = "{}";
+        if (args) {
+            if (json_object_is_type(args, json_type_string))
+                args_text = json_object_get_string(args);
+            else if (json_object_is_type(args, json_type_object))
+                args_text = to_json(args);
+            else {
+                snprintf(p, sizeof p, "%s[%zu].function.arguments", param, j);
+                json_object_put(norm);
+                return wrong_type(e, p, "a string", args);
+            }
+        }
+        json_object *id = field(c, "id");
+        json_object *o = json_object_new_object();
+        char idbuf[48];
+        if (id && json_object_is_type(id, json_type_string)) {
+            json_object_object_add(o, "id", json_object_get(id));
+        } else {
+            tg_oai_new_id("call_", idbuf, sizeof idbuf);
+            json_object_object_add(o, "id", json_object_new_string(idbuf));
+        }
+        json_object_object_add(o, "type", json_object_new_string("function"));
+        json_object *f = json_object_new_object();
+        json_object_object_add(f, "name", json_object_get(name));
+        json_object_object_add(f, "arguments", json_object_new_string(args_text));
+        json_object_object_add(o, "function", f);
+        json_object_array_add(norm, o);
+        continue;
+    bad_type_obj:
+        json_object_put(norm);
+        return c ? wrong_type(e, p, "an object", c)
+                 : (tg_oai_error_set(e, 400, ERR_INVALID, "missing_required_parameter", p,
+                                     "%s is required", p),
+                    -1);
+    }
+    *out = xstrdup(to_json(norm));
+    json_object_put(norm);
+    return 0;
+}
+
+static int parse_message(json_object *m, size_t i, tg_oai_msg *out, tg_oai_error *e) {
+    char p[64];
+    snprintf(p, sizeof p, "messages[%zu]", i);
+    if (!json_object_is_type(m, json_type_object)) return wrong_type(e, p, "an object", m);
+    snprintf(p, sizeof p, "messages[%zu].role", i);
+    json_object *role = field(m, "role");
+    if (!role) {
+        tg_oai_error_set(e, 400, ERR_INVALID, "missing_required_parameter", p, "%s is required", p);
+        return -1;
+    }
+    if (!json_object_is_type(role, json_type_string)) return wrong_type(e, p, "a string", role);
+    const char *r = json_object_get_string(role);
+    if (!strcmp(r, "system") || !strcmp(r, "developer"))
+        out->role = LFM_ROLE_SYSTEM;
+    else if (!strcmp(r, "user"))
+        out->role = LFM_ROLE_USER;
+    else if (!strcmp(r, "assistant"))
+        out->role = LFM_ROLE_ASSISTANT;
+    else if (!strcmp(r, "tool"))
+        out->role = LFM_ROLE_TOOL;
+    else {
+        tg_oai_error_set(e, 400, ERR_INVALID, "invalid_value", p,
+                         "%s must be one of system, developer, user, assistant, tool", p);
+        return -1;
+    }
+    json_object *c = field(m, "content");
+    snprintf(p, sizeof p, "messages[%zu].content", i);
+    if (c && parse_content(c, p, &out->content, e) < 0) return -1;
+    if (out->role == LFM_ROLE_ASSISTANT) {
+        json_object *tc = field(m, "tool_calls");
+        snprintf(p, sizeof p, "messages[%zu].tool_calls", i);
+        if (tc && parse_tool_calls(tc, p, &out->tool_calls_json, e) < 0) return -1;
+        if (!out->content && !out->tool_calls_json) out->content = xstrdup("");
+    } else if (!out->content) {
+        tg_oai_error_set(e, 400, ERR_INVALID, "missing_required_parameter", p, "%s is required", p);
+        return -1;
+    }
+    if (out->role == LFM_ROLE_TOOL) {
+        json_object *id = field(m, "tool_call_id");
+        snprintf(p, sizeof p, "messages[%zu].tool_call_id", i);
+        if (id && dup_string(id, p, &out->tool_call_id, e) < 0) return -1;
+    }
+    return 0;
+}
+
+/* --------------------------------------------------------------- tools -- */
+
+static int parse_tools(json_object *root, tg_oai_request *r, tg_oai_error *e) {
+    json_object *tools = field(root, "tools");
+    json_object *choice = field(root, "tool_choice");
+    char p[64];
+    if (choice) {
+        if (json_object_is_type(choice, json_type_string)) {
+            const char *c = json_object_get_string(choice);
+            if (!strcmp(c, "auto"))
+                r->tool_choice = TG_OAI_TOOL_CHOICE_AUTO;
+            else if (!strcmp(c, "none"))
+                r->tool_choice = TG_OAI_TOOL_CHOICE_NONE;
+            else if (!strcmp(c, "required"))
+                r->tool_choice = TG_OAI_TOOL_CHOICE_REQUIRED;
+            else {
+                tg_oai_error_set(e, 400, ERR_INVALID, "invalid_value", "tool_choice",
+                                 "tool_choice must be 'none', 'auto', 'required' or an object");
+                return -1;
+            }
+        } else if (json_object_is_type(choice, json_type_object)) {
+            json_object *fn = field(choice, "function");
+            json_object *name = fn && json_object_is_type(fn, json_type_object)
+                                    ? field(fn, "name")
+                                    : NULL;
+            if (!name) {
+                tg_oai_error_set(e, 400, ERR_INVALID, "missing_required_parameter",
+                                 "tool_choice.function.name", "tool_choice.function.name is required");
+                return -1;
+            }
+            if (dup_string(name, "tool_choice.function.name", &r->tool_choice_name, e) < 0)
+                return -1;
+            r->tool_choice = TG_OAI_TOOL_CHOICE_NAMED;
+        } else {
+            return wrong_type(e, "tool_choice", "a string or an object", choice);
+        }
+    }
+    if (!tools) {
+        if (r->tool_choice == TG_OAI_TOOL_CHOICE_REQUIRED ||
+            r->tool_choice == TG_OAI_TOOL_CHOICE_NAMED) {
+            tg_oai_error_set(e, 400, ERR_INVALID, "invalid_value", "tool_choice",
+                             "tool_choice needs a non-empty tools array");
+            return -1;
+        }
+        return 0;
+    }
+    if (!json_object_is_type(tools, json_type_array)) return wrong_type(e, "tools", "an array", tools);
+    size_t n = json_object_array_length(tools);
+    if (n > TG_OAI_MAX_TOOLS) {
+        tg_oai_error_set(e, 400, ERR_INVALID, "invalid_value", "tools",
+                         "tools may hold at most %d entries", TG_OAI_MAX_TOOLS);
+        return -1;
+    }
+    json_object *keep = json_object_new_array();
+    bool named_found = false;
+    for (size_t i = 0; i < n; i++) {
+        json_object *t = json_object_array_get_idx(tools, i);
+        snprintf(p, sizeof p, "tools[%zu]", i);
+        if (!json_object_is_type(t, json_type_object)) {
+            json_object_put(keep);
+            return wrong_type(e, p, "an object", t);
+        }
+        json_object *ty = field(t, "type");
+        if (ty && (!json_object_is_type(ty, json_type_string) ||
+                   strcmp(json_object_get_string(ty), "function") != 0)) {
+            snprintf(p, sizeof p, "tools[%zu].type", i);
+            tg_oai_error_set(e, 400, ERR_INVALID, "invalid_value", p, "%s must be 'function'", p);
+            json_object_put(keep);
+            return -1;
+        }
+        json_object *fn = field(t, "function");
+        snprintf(p, sizeof p, "tools[%zu].function", i);
+        if (!fn || !json_object_is_type(fn, json_type_object)) {
+            json_object_put(keep);
+            if (!fn) {
+                tg_oai_error_set(e, 400, ERR_INVALID, "missing_required_parameter", p,
+                                 "%s is required", p);
+                return -1;
+            }
+            return wrong_type(e, p, "an object", fn);
+        }
+        json_object *name = field(fn, "name");
+        snprintf(p, sizeof p, "tools[%zu].function.name", i);
+        if (!name || !json_object_is_type(name, json_type_string) ||
+            json_object_get_string_len(name) == 0) {
+            json_object_put(keep);
+            if (name && !json_object_is_type(name, json_type_string))
+                return wrong_type(e, p, "a string", name);
+            tg_oai_error_set(e, 400, ERR_INVALID, "missing_required_parameter", p,
+                             "%s is required", p);
+            return -1;
+        }
+        json_object *params = field(fn, "parameters");
+        if (params && !json_object_is_type(params, json_type_object)) {
+            snprintf(p, sizeof p, "tools[%zu].function.parameters", i);
+            json_object_put(keep);
+            return wrong_type(e, p, "an object", params);
+        }
+        bool is_named = r->tool_choice_name && !strcmp(json_object_get_string(name), r->tool_choice_name);
+        named_found |= is_named;
+        if (r->tool_choice != TG_OAI_TOOL_CHOICE_NAMED || is_named)
+            json_object_array_add(keep, json_object_get(t));
+    }
+    if (r->tool_choice == TG_OAI_TOOL_CHOICE_NAMED && !named_found) {
+        json_object_put(keep);
+        tg_oai_error_set(e, 400, ERR_INVALID, "invalid_value", "tool_choice",
+                         "tool_choice names a function that is not in tools");
+        return -1;
+    }
+    r->n_tools = json_object_array_length(keep);
+    /* tool_choice "none": the model is not shown the tools at all. */
+    if (r->n_tools > 0 && r->tool_choice != TG_OAI_TOOL_CHOICE_NONE)
+        r->tools_json = xstrdup(to_json(keep));
+    json_object_put(keep);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- stop -- */
+
+static int add_stop(tg_oai_request *r, json_object *s, const char *param, tg_oai_error *e) {
+    char *d = NULL;
+    if (dup_string(s, param, &d, e) < 0) return -1;
+    if (strlen(d) > TG_OAI_MAX_STOP_LEN) {
+        free(d);
+        tg_oai_error_set(e, 400, ERR_INVALID, "invalid_value", param,
+                         "%s is longer than %d bytes", param, TG_OAI_MAX_STOP_LEN);
+        return -1;
+    }
+    if (!*d) { /* an empty stop string would end every generation at once */
+        free(d);
+        return 0;
+    }
+    r->stop[r->n_stop++] = d;
+    return 0;
+}
+
+static int parse_stop(json_object *stop, tg_oai_request *r, tg_oai_error *e) {
+    r->stop = calloc(TG_OAI_MAX_STOP, sizeof *r->stop);
+    if (!r->stop) abort();
+    if (json_object_is_type(stop, json_type_string)) return add_stop(r, stop, "stop", e);
+    if (!json_object_is_type(stop, json_type_array))
+        return wrong_type(e, "stop", "a string or an array of strings", stop);
+    size_t n = json_object_array_length(stop);
+    if (n > TG_OAI_MAX_STOP) {
+        tg_oai_error_set(e, 400, ERR_INVALID, "invalid_value", "stop",
+                         "stop may hold at most %d strings", TG_OAI_MAX_STOP);
+        return -1;
+    }
+    char p[32];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(p, sizeof p, "stop[%zu]", i);
+        if (add_stop(r, json_object_array_get_idx(stop, i), p, e) < 0) return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- parse -- */
+
+static int parse_root(json_object *root, tg_oai_request *r, tg_oai_error *e) {
+    if (!json_object_is_type(root, json_type_object))
+        return wrong_type(e, "body", "a JSON object", root);
+    json_object *v;
+
+    if ((v = field(root, "model")) && dup_string(v, "model", &r->model, e) < 0) return -1;
+
+    json_object *msgs = field(root, "messages");
+    if (!msgs) {
+        tg_oai_error_set(e, 400, ERR_INVALID, "missing_required_parameter", "messages",
+                         "messages is required");
+        return -1;
+    }
+    if (!json_object_is_type(msgs, json_type_array)) return wrong_type(e, "messages", "an array", msgs);
+    size_t n = json_object_array_length(msgs);
+    if (n == 0 || n > TG_OAI_MAX_MESSAGES) {
+        tg_oai_error_set(e, 400, ERR_INVALID, "invalid_value", "messages",
+                         "messages must hold 1 to %d entries", TG_OAI_MAX_MESSAGES);
+        return -1;
+    }
+    r->msgs = calloc(n, sizeof *r->msgs);
+    if (!r->msgs) abort();
+    for (size_t i = 0; i < n; i++) {
+        r->n_msgs = i + 1; /* so free() sees what was filled */
+        if (parse_message(json_object_array_get_idx(msgs, i), i, &r->msgs[i], e) < 0) return -1;
+    }
+
+    if ((v = field(root, "stream")) && get_bool(v, "stream", &r->stream, e) < 0) return -1;
+    if ((v = field(root, "stream_options"))) {
+        if (!json_object_is_type(v, json_type_object))
+            return wrong_type(e, "stream_options", "an object", v);
+        json_object *iu = field(v, "include_usage");
+        if (iu && get_bool(iu, "stream_options.include_usage", &r->include_usage, e) < 0) return -1;
+    }
+
+    int64_t x;
+    /* max_completion_tokens is the newer name; it wins when both are given. */
+    if ((v = field(root, "max_tokens"))) {
+        if (get_int(v, "max_tokens", 1, 1 << 24, &x, e) < 0) return -1;
+        r->has_max_tokens = true;
+        r->max_tokens = (int)x;
+    }
+    if ((v = field(root, "max_completion_tokens"))) {
+        if (get_int(v, "max_completion_tokens", 1, 1 << 24, &x, e) < 0) return -1;
+        r->has_max_tokens = true;
+        r->max_tokens = (int)x;
+    }
+    if ((v = field(root, "temperature"))) {
+        if (get_number(v, "temperature", 0, 2, &r->temperature, e) < 0) return -1;
+        r->has_temperature = true;
+    }
+    if ((v = field(root, "top_p"))) {
+        if (get_number(v, "top_p", 0, 1, &r->top_p, e) < 0) return -1;
+        r->has_top_p = true;
+    }
+    if ((v = field(root, "seed"))) {
+        if (get_int(v, "seed", INT64_MIN, INT64_MAX, &r->seed, e) < 0) return -1;
+        r->has_seed = true;
+    }
+    if ((v = field(root, "n"))) {
+        if (get_int(v, "n", 1, 1 << 20, &x, e) < 0) return -1;
+        if (x != 1) {
+            tg_oai_error_set(e, 400, ERR_INVALID, "unsupported_value", "n",
+                             "only n=1 is supported");
+            return -1;
+        }
+    }
+    if ((v = field(root, "stop")) && parse_stop(v, r, e) < 0) return -1;
+    if ((v = field(root, "user")) && dup_string(v, "user", &r->user, e) < 0) return -1;
+    if ((v = field(root, "response_format"))) {
+        if (!json_object_is_type(v, json_type_object))
+            return wrong_type(e, "response_format", "an object", v);
+        json_object *ty = field(v, "type");
+        if (!ty || !json_object_is_type(ty, json_type_string))
+            return ty ? wrong_type(e, "response_format.type", "a string", ty)
+                      : (tg_oai_error_set(e, 400, ERR_INVALID, "missing_required_parameter",
+                                          "response_format.type", "response_format.type is required"),
+                         -1);
+        const char *t = json_object_get_string(ty);
+        if (!strcmp(t, "json_object") || !strcmp(t, "json_schema")) {
+            tg_oai_error_set(e, 400, ERR_INVALID, "unsupported_value", "response_format.type",
+                             "response_format type '%s' is not supported yet; only 'text' is", t);
+            return -1;
+        }
+        if (strcmp(t, "text") != 0) {
+            tg_oai_error_set(e, 400, ERR_INVALID, "invalid_value", "response_format.type",
+                             "response_format.type must be 'text', 'json_object' or 'json_schema'");
+            return -1;
+        }
+    }
+    return parse_tools(root, r, e);
+}
+
+int tg_oai_parse_request(const char *body, size_t len, tg_oai_request *out, tg_oai_error *err) {
+    memset(out, 0, sizeof *out);
+    if (!body || len == 0) {
+        tg_oai_error_set(err, 400, ERR_INVALID, "invalid_json", "",
+                         "request body is empty; expected a JSON object");
+        return -1;
+    }
+    if (len > INT32_MAX) {
+        tg_oai_error_set(err, 413, ERR_INVALID, "request_too_large", "", "request body too large");
+        return -1;
+    }
+    json_tokener *tok = json_tokener_new_ex(TG_OAI_JSON_DEPTH);
+    if (!tok) abort();
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    json_object *root = json_tokener_parse_ex(tok, body, (int)len);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    size_t end = json_tokener_get_parse_end(tok);
+    json_tokener_free(tok);
+    if (!root || jerr != json_tokener_success) {
+        json_object_put(root);
+        tg_oai_error_set(err, 400, ERR_INVALID, "invalid_json", "",
+                         "request body is not valid JSON: %s",
+                         jerr == json_tokener_continue ? "unexpected end of input"
+                                                       : json_tokener_error_desc(jerr));
+        return -1;
+    }
+    for (size_t i = end; i < len; i++) {
+        char c = body[i];
+        if (c != ' ' && c != '\t' && c != '\r' && c != '\n') {
+            json_object_put(root);
+            tg_oai_error_set(err, 400, ERR_INVALID, "invalid_json", "",
+                             "request body is not valid JSON: trailing data at byte %zu", i);
+            return -1;
+        }
+    }
+    out->raw = root;
+    return parse_root(root, out, err);
+}
+
+void tg_oai_request_free(tg_oai_request *r) {
+    if (!r) return;
+    free(r->model);
+    for (size_t i = 0; i < r->n_msgs; i++) {
+        free(r->msgs[i].content);
+        free(r->msgs[i].tool_calls_json);
+        free(r->msgs[i].tool_call_id);
+    }
+    free(r->msgs);
+    for (size_t i = 0; i < r->n_stop; i++) free(r->stop[i]);
+    free(r->stop);
+    free(r->tools_json);
+    free(r->tool_choice_name);
+    free(r->user);
+    json_object_put(r->raw);
+    memset(r, 0, sizeof *r);
+}
+
+void tg_oai_sampling(const tg_oai_request *r, lfm_sampler_params *p) {
+    lfm_sampler_defaults(p);
+    if (r->has_temperature) p->temperature = (float)r->temperature;
+    if (r->has_top_p) p->top_p = (float)r->top_p;
+    if (r->has_seed) p->seed = (uint64_t)r->seed;
+}
+
+lfm_chat_msg *tg_oai_chat_msgs(const tg_oai_request *r) {
+    lfm_chat_msg *m = calloc(r->n_msgs ? r->n_msgs : 1, sizeof *m);
+    if (!m) abort();
+    for (size_t i = 0; i < r->n_msgs; i++) {
+        m[i].role = r->msgs[i].role;
+        m[i].content = r->msgs[i].content;
+        m[i].tool_calls_json = r->msgs[i].tool_calls_json;
+    }
+    return m;
+}
+
+/* ------------------------------------------------------------- builders -- */
+
+static void put_opt_str(tg_buf *b, const char *s) {
+    if (s && *s)
+        tg_buf_json_str(b, s, strlen(s));
+    else
+        tg_buf_puts(b, "null");
+}
+
+void tg_oai_error_json(tg_buf *out, const tg_oai_error *e) {
+    tg_buf_puts(out, "{\"error\":{\"message\":");
+    tg_buf_json_str(out, e->message, strlen(e->message));
+    tg_buf_puts(out, ",\"type\":");
+    tg_buf_json_str(out, e->type, strlen(e->type));
+    tg_buf_puts(out, ",\"param\":");
+    put_opt_str(out, e->param);
+    tg_buf_puts(out, ",\"code\":");
+    put_opt_str(out, e->code);
+    tg_buf_puts(out, "}}");
+}
+
+const char *tg_oai_finish_reason(int lfm_finish, bool has_tool_calls) {
+    if (has_tool_calls) return "tool_calls";
+    switch (lfm_finish) {
+    case LFM_FINISH_STOP: return "stop";
+    case LFM_FINISH_LENGTH: return "length";
+    default: return NULL;
+    }
+}
+
+void tg_oai_new_id(const char *prefix, char *out, size_t cap) {
+    static const char hex[] = "0123456789abcdef";
+    unsigned char r[12];
+    if (getrandom(r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+        /* No entropy yet (early boot): ids only need to be unique-ish. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)(uintptr_t)out;
+        for (size_t i = 0; i < sizeof r; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            r[i] = (unsigned char)x;
+        }
+    }
+    char h[2 * sizeof r + 1];
+    for (size_t i = 0; i < sizeof r; i++) {
+        h[2 * i] = hex[r[i] >> 4];
+        h[2 * i + 1] = hex[r[i] & 15];
+    }
+    h[2 * sizeof r] = 0;
+    snprintf(out, cap, "%s%s", prefix, h);
+}
+
+void tg_oai_tool_calls_json(tg_buf *out, const lfm_tool_call *calls, size_t n, bool index) {
+    tg_buf_putc(out, '[');
+    for (size_t i = 0; i < n; i++) {
+        char id[48];
+        tg_oai_new_id("call_", id, sizeof id);
+        if (i) tg_buf_putc(out, ',');
+        tg_buf_putc(out, '{');
+        if (index) tg_buf_printf(out, "\"index\":%zu,", i);
+        tg_buf_puts(out, "\"id\":");
+        tg_buf_json_str(out, id, strlen(id));
+        tg_buf_puts(out, ",\"type\":\"function\",\"function\":{\"name\":");
+        const char *name = calls[i].name ? calls[i].name : "";
+        const char *args = calls[i].arguments_json ? calls[i].arguments_json : "{}";
+        tg_buf_json_str(out, name, strlen(name));
+        tg_buf_puts(out, ",\"arguments\":");
+        tg_buf_json_str(out, args, strlen(args));
+        tg_buf_puts(out, "}}");
+    }
+    tg_buf_putc(out, ']');
+}
+
+static void put_head(tg_buf *out, const char *id, const char *object, int64_t created,
+                     const char *model) {
+    tg_buf_puts(out, "{\"id\":");
+    tg_buf_json_str(out, id, strlen(id));
+    tg_buf_printf(out, ",\"object\":\"%s\",\"created\":%" PRId64 ",\"model\":", object, created);
+    tg_buf_json_str(out, model, strlen(model));
+    tg_buf_puts(out, ",\"system_fingerprint\":null");
+}
+
+static void put_usage(tg_buf *out, const tg_oai_usage *u) {
+    tg_buf_printf(out, "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}",
+                  u->prompt_tokens, u->completion_tokens, u->prompt_tokens + u->completion_tokens);
+}
+
+void tg_oai_completion_json(tg_buf *out, const char *id, int64_t created, const char *model,
+                            const char *content, size_t content_len, const char *tool_calls_json,
+                            const char *finish_reason, const tg_oai_usage *usage) {
+    put_head(out, id, "chat.completion", created, model);
+    tg_buf_puts(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
+    if (content)
+        tg_buf_json_str(out, content, content_len);
+    else
+        tg_buf_puts(out, "null");
+    if (tool_calls_json) {
+        tg_buf_puts(out, ",\"tool_calls\":");
+        tg_buf_puts(out, tool_calls_json);
+    }
+    tg_buf_puts(out, "},\"logprobs\":null,\"finish_reason\":");
+    put_opt_str(out, finish_reason);
+    tg_buf_puts(out, "}],");
+    tg_oai_usage zero = {0, 0};
+    put_usage(out, usage ? usage : &zero);
+    tg_buf_putc(out, '}');
+}
+
+void tg_oai_chunk_json(tg_buf *out, const char *id, int64_t created, const char *model,
+                       const tg_oai_chunk *c) {
+    put_head(out, id, "chat.completion.chunk", created, model);
+    if (c->usage_only) {
+        tg_buf_puts(out, ",\"choices\":[],");
+        tg_oai_usage zero = {0, 0};
+        put_usage(out, c->usage ? c->usage : &zero);
+        tg_buf_putc(out, '}');
+        return;
+    }
+    tg_buf_puts(out, ",\"choices\":[{\"index\":0,\"delta\":{");
+    bool first = true;
+    if (c->role) {
+        tg_buf_puts(out, "\"role\":");
+        tg_buf_json_str(out, c->role, strlen(c->role));
+        first = false;
+    }
+    if (c->content) {
+        tg_buf_puts(out, first ? "\"content\":" : ",\"content\":");
+        tg_buf_json_str(out, c->content, c->content_len);
+        first = false;
+    }
+    if (c->tool_calls_json) {
+        tg_buf_puts(out, first ? "\"tool_calls\":" : ",\"tool_calls\":");
+        tg_buf_puts(out, c->tool_calls_json);
+    }
+    tg_buf_puts(out, "},\"logprobs\":null,\"finish_reason\":");
+    put_opt_str(out, c->finish_reason);
+    tg_buf_puts(out, "}]}");
+}
+
+void tg_oai_models_json(tg_buf *out, const char *const *ids, const char *const *owners, size_t n,
+                        int64_t created) {
+    tg_buf_puts(out, "{\"object\":\"list\",\"data\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (i) tg_buf_putc(out, ',');
+        tg_buf_puts(out, "{\"id\":");
+        tg_buf_json_str(out, ids[i], strlen(ids[i]));
+        tg_buf_printf(out, ",\"object\":\"model\",\"created\":%" PRId64 ",\"owned_by\":", created);
+        const char *o = owners && owners[i] ? owners[i] : "tidegate";
+        tg_buf_json_str(out, o, strlen(o));
+        tg_buf_putc(out, '}');
+    }
+    tg_buf_puts(out, "]}");
+}

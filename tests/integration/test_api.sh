@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# Gateway API end to end: the real binary with the tiny fixture model, driven
+# with curl. Every answer is checked for status, body shape and x-request-id.
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+
+CHAT='{"model":"tidegate/auto","messages":[{"role":"user","content":"hello"}],"max_tokens":12,"seed":7,"temperature":0.8}'
+
+# ------------------------------------------------------------ server A ----
+start_server a
+echo "server a on port $PORT"
+
+req healthz GET /healthz
+check "healthz 200" 200 "$STATUS"
+check "healthz body" ok "$(jget "$BODY" status)"
+rid=$(header x-request-id "$TMP/healthz.hdr")
+[[ $rid =~ ^req_[0-9a-f]{32}$ ]] && ok "healthz x-request-id" || bad "healthz x-request-id '$rid'"
+
+req readyz GET /readyz
+check "readyz 200" 200 "$STATUS"
+check "readyz model" lfm2-tiny-q4_0 "$(jget "$BODY" model)"
+
+req models GET /v1/models
+check "models 200" 200 "$STATUS"
+check "models object" list "$(jget "$BODY" object)"
+check "models ids" '["lfm2-tiny-q4_0","tidegate/auto","tidegate/edge"]' \
+    "$(node -e 'console.log(JSON.stringify(JSON.parse(require("fs").readFileSync(process.argv[1])).data.map(m=>m.id)))' "$BODY")"
+
+# Non-streaming.
+req chat POST /v1/chat/completions -H 'content-type: application/json' -d "$CHAT"
+check "chat 200" 200 "$STATUS"
+check "chat object" chat.completion "$(jget "$BODY" object)"
+[[ $(jget "$BODY" id) == chatcmpl-* ]] && ok "chat id chatcmpl-" || bad "chat id $(jget "$BODY" id)"
+check "chat model" lfm2-tiny-q4_0 "$(jget "$BODY" model)"
+check "chat role" assistant "$(jget "$BODY" choices.0.message.role)"
+check "chat finish_reason" length "$(jget "$BODY" choices.0.finish_reason)"
+check "chat completion_tokens" 12 "$(jget "$BODY" usage.completion_tokens)"
+pt=$(jget "$BODY" usage.prompt_tokens)
+[ "$pt" -gt 5 ] 2>/dev/null && ok "chat prompt_tokens $pt" || bad "chat prompt_tokens '$pt'"
+check "chat total_tokens" $((pt + 12)) "$(jget "$BODY" usage.total_tokens)"
+check "chat route header" engine "$(header x-tidegate-route "$TMP/chat.hdr")"
+TEXT1=$(jget "$BODY" choices.0.message.content)
+[ -n "$TEXT1" ] && ok "chat content non-empty" || bad "chat content empty"
+
+# Same seed again: same text.
+req chat2 POST /v1/chat/completions -d "$CHAT"
+check "same seed same text" "$TEXT1" "$(jget "$BODY" choices.0.message.content)"
+
+# Streaming: chunks concatenate to the non-streaming text; usage chunk; [DONE].
+STREAM=${CHAT%\}},\"stream\":true,\"stream_options\":{\"include_usage\":true}}
+curl -sN --max-time 60 -D "$TMP/stream.hdr" "$BASE/v1/chat/completions" -d "$STREAM" >"$TMP/stream.sse"
+check "stream content-type" "text/event-stream; charset=utf-8" "$(header content-type "$TMP/stream.hdr")"
+node - "$TMP/stream.sse" "$TEXT1" >"$TMP/stream.check" <<'EOF'
+const fs = require("fs");
+const raw = fs.readFileSync(process.argv[2], "utf8");
+const want = process.argv[3];
+const events = raw.split("\n\n").filter(e => e.length).map(e => e.replace(/^data: /, ""));
+const out = [];
+const last = events[events.length - 1];
+out.push(last === "[DONE]" ? "done ok" : "done missing: " + last);
+const chunks = events.slice(0, -1).map(e => JSON.parse(e));
+out.push(chunks[0].choices[0].delta.role === "assistant" ? "role ok" : "role missing");
+out.push(chunks.every(c => c.object === "chat.completion.chunk" && c.id === chunks[0].id) ? "ids ok" : "ids differ");
+const text = chunks.filter(c => c.choices.length).map(c => c.choices[0].delta.content || "").join("");
+out.push(text === want ? "text ok" : "text differs: " + JSON.stringify(text) + " vs " + JSON.stringify(want));
+const fin = chunks.filter(c => c.choices.length && c.choices[0].finish_reason);
+out.push(fin.length === 1 && fin[0].choices[0].finish_reason === "length" ? "finish ok" : "finish wrong");
+const u = chunks[chunks.length - 1];
+out.push(u.choices.length === 0 && u.usage && u.usage.completion_tokens === 12 ? "usage ok" : "usage wrong");
+const content = chunks.filter(c => c.choices.length && c.choices[0].delta.content);
+out.push(content.length >= 2 ? "per-token chunks ok" : "only " + content.length + " content chunks");
+console.log(out.join("\n"));
+EOF
+while read -r line; do
+    case $line in *" ok") ok "stream: $line" ;; *) bad "stream: $line" ;; esac
+done <"$TMP/stream.check"
+
+# Error cases.
+req e_json POST /v1/chat/completions -d '{"messages": [ '
+expect_error "invalid JSON" 400 invalid_json
+req e_type POST /v1/chat/completions -d '{"messages":[{"role":"user","content":"x"}],"temperature":"hot"}'
+expect_error "wrong type" 400 invalid_type temperature
+req e_type2 POST /v1/chat/completions -d '{"messages":[{"role":"user","content":"x"},{"role":"user","content":5}]}'
+expect_error "wrong type (nested)" 400 invalid_type "messages[1].content"
+req e_rf POST /v1/chat/completions -d '{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}'
+expect_error "response_format json_object" 400 unsupported_value response_format.type
+req e_model POST /v1/chat/completions -d '{"model":"gpt-9","messages":[{"role":"user","content":"x"}]}'
+expect_error "unknown model" 404 model_not_found model
+req e_cloud POST /v1/chat/completions -d '{"model":"tidegate/cloud","messages":[{"role":"user","content":"x"}]}'
+expect_error "tidegate/cloud" 503 cloud_unavailable model
+check "cloud message" "no cloud upstream configured" "$(jget "$BODY" error.message)"
+req e_route GET /v1/nothing
+expect_error "unknown route" 404 not_found
+req e_method DELETE /v1/chat/completions
+expect_error "wrong method" 405 method_not_allowed
+check "405 Allow" POST "$(header allow "$TMP/e_method.hdr")"
+head -c 2000000 /dev/zero | tr '\0' 'a' >"$TMP/big.txt"
+req e_big POST /v1/chat/completions --data-binary @"$TMP/big.txt"
+expect_error "body too large" 413 "$(jget "$BODY" error.code)"
+check "413 status" 413 "$STATUS"
+# A prompt longer than the context (4096 for this model): ~40k bytes of
+# varied text tokenizes well past it.
+node -e 'let s="";for(let i=0;i<6000;i++)s+="w"+(i*7919%100000).toString(36)+" ";console.log(JSON.stringify({messages:[{role:"user",content:s}],max_tokens:4}))' >"$TMP/long.json"
+req e_ctx POST /v1/chat/completions --data-binary @"$TMP/long.json"
+expect_error "context_length_exceeded" 400 context_length_exceeded messages
+
+# Metrics reflect what happened (loopback is allowed without an admin key).
+req metrics GET /metrics
+check "metrics 200" 200 "$STATUS"
+grep -q '^tidegate_http_requests_total{route="/v1/chat/completions",status="200"} [3-9]' "$BODY" &&
+    ok "metrics: chat 200 counted" || bad "metrics: chat 200 count missing"
+grep -q '^tidegate_http_requests_total{route="/v1/chat/completions",status="404"} 1' "$BODY" &&
+    ok "metrics: 404 counted" || bad "metrics: 404 count missing"
+grep -q '^tidegate_ttft_seconds_count [1-9]' "$BODY" && ok "metrics: ttft observed" || bad "metrics: ttft"
+grep -q '^tidegate_tokens_total{direction="out"} [1-9]' "$BODY" && ok "metrics: tokens out" || bad "metrics: tokens out"
+grep -q '^tidegate_engine_queue_depth ' "$BODY" && ok "metrics: queue depth gauge" || bad "metrics: queue depth"
+grep -q '^tidegate_http_active_connections [1-9]' "$BODY" && ok "metrics: active connections" || bad "metrics: connections"
+
+# Client disconnect cancels generation: a stream cut after ~1 s must free
+# the engine (active sequences back to 0) long before max_tokens.
+curl -sN --max-time 1 "$BASE/v1/chat/completions" \
+    -d '{"messages":[{"role":"user","content":"x"}],"max_tokens":3000,"stream":true}' >/dev/null
+for _ in $(seq 1 40); do
+    req rz GET /readyz
+    [ "$(jget "$BODY" active)" = 0 ] && break
+    sleep 0.1
+done
+check "disconnect cancels generation" 0 "$(jget "$BODY" active)"
+grep -q 'status=499' "$TMP/a.log" && ok "disconnect logged as 499" || bad "no 499 in access log"
+
+# Graceful shutdown with a stream in flight: SIGTERM, the stream ends
+# cleanly (finishes or gets an error event within the grace period), exit 0.
+curl -sN --max-time 30 "$BASE/v1/chat/completions" \
+    -d '{"messages":[{"role":"user","content":"x"}],"max_tokens":100000,"stream":true}' >"$TMP/drain.sse" &
+CURL=$!
+sleep 0.7
+t0=$(date +%s%N)
+stop_server
+t1=$(date +%s%N)
+wait $CURL
+CRC=$?
+check "SIGTERM exit code" 0 "$RC"
+check "stream ended cleanly (curl rc)" 0 "$CRC"
+ms=$(((t1 - t0) / 1000000))
+[ "$ms" -lt 6000 ] && ok "shutdown took ${ms} ms (grace 3000)" || bad "shutdown took ${ms} ms"
+if tail -c 300 "$TMP/drain.sse" | grep -q 'server_shutting_down\|\[DONE\]'; then
+    ok "in-flight stream got an ending"
+else
+    bad "in-flight stream cut without an ending: $(tail -c 200 "$TMP/drain.sse")"
+fi
+grep -q shutdown_done "$TMP/a.log" && ok "shutdown_done logged" || bad "no shutdown_done"
+if grep -q "ERROR: \(Address\|Leak\)Sanitizer\|runtime error" "$TMP/a.log"; then bad "sanitizer report in a.log"; else ok "no sanitizer reports (a)"; fi
+
+# ------------------------------------------------------------ server B ----
+# API keys: config holds SHA-256 hashes; /v1 needs a key, health does not.
+KEYHASH=$(printf '%s' sk-test-123 | sha256sum | cut -d' ' -f1)
+start_server b TIDEGATE_API_KEY_SHA256="$KEYHASH"
+req k_none POST /v1/chat/completions -d "$CHAT"
+expect_error "401 without key" 401 invalid_api_key
+check "401 WWW-Authenticate" Bearer "$(header www-authenticate "$TMP/k_none.hdr")"
+req k_wrong POST /v1/chat/completions -H 'Authorization: Bearer sk-wrong' -d "$CHAT"
+expect_error "401 wrong key" 401 invalid_api_key
+req k_models GET /v1/models
+check "models needs key" 401 "$STATUS"
+req k_ok POST /v1/chat/completions -H 'Authorization: Bearer sk-test-123' -d "$CHAT"
+check "200 with key" 200 "$STATUS"
+check "keyed answer same text" "$TEXT1" "$(jget "$BODY" choices.0.message.content)"
+req k_health GET /healthz
+check "healthz open" 200 "$STATUS"
+stop_server
+check "server b exit 0" 0 "$RC"
+
+# ------------------------------------------------------------ server C ----
+# Tiny engine queue: one running, one waiting; the rest get 429 at once.
+start_server c TIDEGATE_MAX_ACTIVE=1 TIDEGATE_QUEUE_CAPACITY=1
+pids=()
+for i in 1 2 3 4 5; do
+    curl -s -o "$TMP/q$i.body" -D "$TMP/q$i.hdr" -w '%{http_code}' --max-time 60 "$BASE/v1/chat/completions" \
+        -d '{"messages":[{"role":"user","content":"x"}],"max_tokens":150}' >"$TMP/q$i.code" &
+    pids+=($!)
+done
+wait "${pids[@]}"
+n429=0 n200=0
+for i in 1 2 3 4 5; do
+    c=$(cat "$TMP/q$i.code")
+    if [ "$c" = 429 ]; then
+        n429=$((n429 + 1))
+        STATUS=429 BODY=$TMP/q$i.body
+        expect_error "queue full ($i)" 429 rate_limit_exceeded
+        check "429 Retry-After" 1 "$(header retry-after "$TMP/q$i.hdr")"
+    elif [ "$c" = 200 ]; then n200=$((n200 + 1)); fi
+done
+[ "$n429" -ge 1 ] && ok "429 answered ($n429 of 5)" || bad "no 429 with a full queue"
+[ "$n200" -ge 2 ] && ok "accepted requests completed ($n200)" || bad "only $n200 completed"
+check "every request answered" 5 $((n429 + n200))
+req c_health GET /healthz
+check "loop responsive after 429s" 200 "$STATUS"
+stop_server
+check "server c exit 0" 0 "$RC"
+
+finish
