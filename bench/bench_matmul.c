@@ -15,8 +15,8 @@
 #include <string.h>
 #include <time.h>
 
-#define N_OUT 4608
-#define N_IN 1024
+#define N_OUT   4608
+#define N_IN    1024
 #define WORKSET (96u << 20) /* bytes of weight copies, > L3 */
 
 static double now(void) {
@@ -42,7 +42,8 @@ static double measure_read_bw(double secs) {
     size_t bytes = 0;
     do {
         uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        for (size_t i = 0; i < n / 8; i += 4) s0 += buf[i], s1 += buf[i + 1], s2 += buf[i + 2], s3 += buf[i + 3];
+        for (size_t i = 0; i < n / 8; i += 4)
+            s0 += buf[i], s1 += buf[i + 1], s2 += buf[i + 2], s3 += buf[i + 3];
         sink += s0 + s1 + s2 + s3;
         bytes += n;
         t = now() - t0;
@@ -96,12 +97,13 @@ int main(int argc, char **argv) {
     printf("%-5s %9s | %-26s | %-26s | %s\n", "type", "MB", "decode GB/s scal/auto(%bw)",
            "prefill GB/s scal/auto", "speedup dec/pre, prefill GFLOP/s");
 
-    static const lq_type types[] = {LQ_F32, LQ_F16, LQ_BF16, LQ_Q8_0,
+    static const lq_type types[] = {LQ_F32,  LQ_F16,  LQ_BF16, LQ_Q8_0,
                                     LQ_Q4_0, LQ_Q4_K, LQ_Q5_K, LQ_Q6_K};
     float *wf = malloc(sizeof(float) * N_IN), *x = malloc(sizeof(float) * 64 * N_IN);
     float *y = malloc(sizeof(float) * 64 * N_OUT);
     if (!wf || !x || !y) return 1;
-    for (int i = 0; i < 64 * N_IN; i++) x[i] = frand();
+    for (int i = 0; i < 64 * N_IN; i++)
+        x[i] = frand();
     for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
         lq_type t = types[ti];
         size_t rb = lq_row_bytes(t, N_IN), wbytes = rb * N_OUT;
@@ -109,16 +111,19 @@ int main(int argc, char **argv) {
         uint8_t *copies = malloc(wbytes * (size_t)ncopies);
         if (!copies) return 1;
         for (int o = 0; o < N_OUT; o++) {
-            for (int i = 0; i < N_IN; i++) wf[i] = frand() * 0.05f;
+            for (int i = 0; i < N_IN; i++)
+                wf[i] = frand() * 0.05f;
             lq_quantize_row(t, wf, copies + (size_t)o * rb, N_IN);
         }
-        for (int c = 1; c < ncopies; c++) memcpy(copies + (size_t)c * wbytes, copies, wbytes);
+        for (int c = 1; c < ncopies; c++)
+            memcpy(copies + (size_t)c * wbytes, copies, wbytes);
         result ds = run(t, copies, ncopies, wbytes, x, 1, y, LQ_KERNELS_SCALAR, secs);
         result da = run(t, copies, ncopies, wbytes, x, 1, y, LQ_KERNELS_AUTO, secs);
         result ps = run(t, copies, ncopies, wbytes, x, 64, y, LQ_KERNELS_SCALAR, secs);
         result pa = run(t, copies, ncopies, wbytes, x, 64, y, LQ_KERNELS_AUTO, secs);
         double gflops = 2.0 * N_OUT * N_IN * 64 / pa.secs_per_call / 1e9;
-        printf("%-5s %9.2f | %6.2f / %6.2f (%5.1f%%)   | %6.3f / %6.3f            | %5.1fx / %5.1fx, %.1f\n",
+        printf("%-5s %9.2f | %6.2f / %6.2f (%5.1f%%)   | %6.3f / %6.3f            | %5.1fx / "
+               "%5.1fx, %.1f\n",
                lq_type_name(t), (double)wbytes / 1e6, ds.gbs, da.gbs, 100.0 * da.gbs / rbw, ps.gbs,
                pa.gbs, da.gbs / ds.gbs, pa.gbs / ps.gbs, gflops);
         fflush(stdout);

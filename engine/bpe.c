@@ -8,7 +8,7 @@
  * 3. Runs are pre-tokenized with the LFM2 regex (PCRE2, UTF + UCP).
  * 4. Each piece is mapped through the GPT-2 byte table; a piece that is a
  *    vocabulary entry is one token, otherwise merges apply by rank (lowest
- *    first, leftmost on ties) with a binary heap over adjacent pairs. */
+ *    first, leftmost on ties) with a 4-ary heap over adjacent pairs. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,10 +40,13 @@ typedef struct {
     int32_t prev, next;
 } sym;
 
+/* A candidate merge of symbol `left` with its right neighbour. key orders
+ * the heap: rank in the high half, left position in the low half (lowest
+ * rank first, leftmost on ties). size = len(left) + len(right) when pushed:
+ * if either side changed since, the sum differs and the entry is stale. */
 typedef struct {
-    uint32_t rank;
-    int32_t left, right;
-    uint32_t size; /* len(left) + len(right) when pushed */
+    uint64_t key;
+    uint32_t size;
 } bigram;
 
 typedef struct {
@@ -51,7 +54,7 @@ typedef struct {
     size_t m_cap;
     sym *syms;
     size_t syms_cap;
-    bigram *heap;
+    bigram *heap; /* 4-ary min-heap: children of i are 4i+1 .. 4i+4 */
     size_t heap_n, heap_cap;
     bool oom;
 } scratch;
@@ -59,16 +62,13 @@ typedef struct {
 static bool grow(void **p, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return true;
     size_t c = *cap ? *cap : 64;
-    while (c < need) c *= 2;
+    while (c < need)
+        c *= 2;
     void *q = realloc(*p, c * elem);
     if (!q) return false;
     *p = q;
     *cap = c;
     return true;
-}
-
-static bool bg_less(const bigram *a, const bigram *b) {
-    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
 }
 
 static void heap_push(scratch *sc, bigram b) {
@@ -78,8 +78,8 @@ static void heap_push(scratch *sc, bigram b) {
     }
     size_t i = sc->heap_n++;
     while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!bg_less(&b, &sc->heap[p])) break;
+        size_t p = (i - 1) / 4;
+        if (b.key >= sc->heap[p].key) break;
         sc->heap[i] = sc->heap[p];
         i = p;
     }
@@ -90,12 +90,14 @@ static bigram heap_pop(scratch *sc) {
     bigram top = sc->heap[0], last = sc->heap[--sc->heap_n];
     size_t i = 0, n = sc->heap_n;
     for (;;) {
-        size_t c = 2 * i + 1;
+        size_t c = 4 * i + 1;
         if (c >= n) break;
-        if (c + 1 < n && bg_less(&sc->heap[c + 1], &sc->heap[c])) c++;
-        if (!bg_less(&sc->heap[c], &last)) break;
-        sc->heap[i] = sc->heap[c];
-        i = c;
+        size_t best = c, end = c + 4 < n ? c + 4 : n;
+        for (size_t k = c + 1; k < end; k++)
+            if (sc->heap[k].key < sc->heap[best].key) best = k;
+        if (sc->heap[best].key >= last.key) break;
+        sc->heap[i] = sc->heap[best];
+        i = best;
     }
     if (n) sc->heap[i] = last;
     return top;
@@ -104,9 +106,10 @@ static bigram heap_pop(scratch *sc) {
 static void try_pair(const lfm_tokenizer *t, scratch *sc, int32_t l, int32_t r) {
     if (l < 0 || r < 0) return;
     const sym *a = &sc->syms[l], *b = &sc->syms[r];
+    if (a->len + b->len > t->max_merge_len) return; /* no merge that long */
     uint32_t rank = tok_merge_rank(t, sc->m + a->start, a->len + b->len, a->len);
     if (rank == UINT32_MAX) return;
-    heap_push(sc, (bigram){rank, l, r, a->len + b->len});
+    heap_push(sc, (bigram){((uint64_t)rank << 32) | (uint32_t)l, a->len + b->len});
 }
 
 /* Emits the ids of a symbol that is not a vocabulary entry: one per mapped
@@ -130,7 +133,8 @@ static void bpe_piece(const lfm_tokenizer *t, const char *p, size_t n, scratch *
         return;
     }
     size_t mlen = 0;
-    for (size_t i = 0; i < n; i++) mlen += (size_t)tok_byte_enc((uint8_t)p[i], sc->m + mlen);
+    for (size_t i = 0; i < n; i++)
+        mlen += (size_t)tok_byte_enc((uint8_t)p[i], sc->m + mlen);
     int32_t id = tok_lookup(t, sc->m, mlen);
     if (id >= 0) {
         ivec_push(out, id);
@@ -150,19 +154,21 @@ static void bpe_piece(const lfm_tokenizer *t, const char *p, size_t n, scratch *
     }
     sc->syms[ns - 1].next = -1;
     sc->heap_n = 0;
-    for (int32_t i = 0; i + 1 < ns; i++) try_pair(t, sc, i, i + 1);
+    for (int32_t i = 0; i + 1 < ns; i++)
+        try_pair(t, sc, i, i + 1);
     while (sc->heap_n > 0 && !sc->oom) {
         bigram b = heap_pop(sc);
-        sym *l = &sc->syms[b.left], *r = &sc->syms[b.right];
+        int32_t li = (int32_t)(uint32_t)b.key, ri = sc->syms[li].next;
+        if (ri < 0) continue;
+        sym *l = &sc->syms[li], *r = &sc->syms[ri];
         /* Stale entry: one side changed since it was pushed. */
-        if (l->len == 0 || r->len == 0 || l->next != b.right || l->len + r->len != b.size)
-            continue;
+        if (l->len == 0 || r->len == 0 || l->len + r->len != b.size) continue;
         l->len += r->len;
         r->len = 0;
         l->next = r->next;
-        if (r->next >= 0) sc->syms[r->next].prev = b.left;
-        try_pair(t, sc, l->prev, b.left);
-        try_pair(t, sc, b.left, l->next);
+        if (r->next >= 0) sc->syms[r->next].prev = li;
+        try_pair(t, sc, l->prev, li);
+        try_pair(t, sc, li, l->next);
     }
     for (int32_t i = 0; i >= 0; i = sc->syms[i].next) {
         const sym *s = &sc->syms[i];
@@ -187,7 +193,7 @@ static void encode_run(const lfm_tokenizer *t, const char *s, size_t n, pcre2_ma
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         size_t a = ov[0], b = ov[1];
         if (a > pos) bpe_piece(t, s + pos, a - pos, sc, out); /* unmatched gap */
-        if (b <= a) { /* empty match: take one character */
+        if (b <= a) {                                         /* empty match: take one character */
             uint32_t cp;
             int r = tok_utf8_next((const unsigned char *)s + a, n - a, &cp);
             b = a + (r > 0 ? (size_t)r : 1);
@@ -228,13 +234,15 @@ typedef struct {
 /* Marks (in found[], by specials index) every special token occurring in s. */
 static void find_specials(const lfm_tokenizer *t, const char *s, size_t n, uint8_t *found) {
     uint8_t first[256] = {0};
-    for (int32_t c = t->trie[0].child; c >= 0; c = t->trie[c].sibling) first[t->trie[c].byte] = 1;
+    for (int32_t c = t->trie[0].child; c >= 0; c = t->trie[c].sibling)
+        first[t->trie[c].byte] = 1;
     for (size_t p = 0; p < n; p++) {
         if (!first[(unsigned char)s[p]]) continue;
         int32_t node = 0;
         for (size_t j = p; j < n; j++) {
             int32_t c = t->trie[node].child;
-            while (c >= 0 && t->trie[c].byte != (unsigned char)s[j]) c = t->trie[c].sibling;
+            while (c >= 0 && t->trie[c].byte != (unsigned char)s[j])
+                c = t->trie[c].sibling;
             if (c < 0) break;
             if (t->trie[c].token >= 0) found[t->trie[c].token] = 1;
             node = c;

@@ -65,12 +65,13 @@ static void write_pyval(tg_buf *b, const ljson *v) {
     }
 }
 
+/* OpenAI function names: [A-Za-z0-9_-]+ (dots allowed for namespaces). */
 static bool is_ident(const char *s, size_t n) {
     if (n == 0) return false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-                  (i > 0 && ((c >= '0' && c <= '9') || c == '-' || c == '.'));
+                  (c >= '0' && c <= '9') || c == '-' || c == '.';
         if (!ok) return false;
     }
     return true;
@@ -101,7 +102,8 @@ static int render_tool_calls(tg_buf *out, const char *json, char *err, size_t er
         ljson *parsed = NULL;
         if (args && args->type == LJ_STR) { /* OpenAI sends arguments as JSON text */
             size_t k = 0;
-            while (k < args->len && strchr(" \t\r\n", args->str[k])) k++;
+            while (k < args->len && strchr(" \t\r\n", args->str[k]))
+                k++;
             if (k < args->len) {
                 parsed = ljson_parse(args->str, args->len, jerr, sizeof jerr);
                 if (!parsed) {
@@ -174,15 +176,18 @@ static bool is_pyspace(char c) {
 /* LFM2.5: keep what follows the last </think>, stripped. */
 static void append_without_think(tg_buf *out, const char *c) {
     const char *p = NULL, *q = c;
-    while ((q = strstr(q, "</think>")) != NULL) p = q++;
+    while ((q = strstr(q, "</think>")) != NULL)
+        p = q++;
     if (!p) {
         tg_buf_puts(out, c);
         return;
     }
     p += 8;
     const char *e = p + strlen(p);
-    while (p < e && is_pyspace(*p)) p++;
-    while (e > p && is_pyspace(e[-1])) e--;
+    while (p < e && is_pyspace(*p))
+        p++;
+    while (e > p && is_pyspace(e[-1]))
+        e--;
     tg_buf_append(out, p, (size_t)(e - p));
 }
 

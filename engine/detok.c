@@ -9,7 +9,9 @@
 
 static const char REPLACEMENT[] = "\xEF\xBF\xBD";
 
-void lfm_detok_init(lfm_detok *d) { memset(d, 0, sizeof *d); }
+void lfm_detok_init(lfm_detok *d) {
+    memset(d, 0, sizeof *d);
+}
 
 /* Appends the valid UTF-8 of s[0..n) to out; an incomplete tail of at most
  * 3 bytes is kept in d->pending. */

@@ -23,9 +23,9 @@
 #include "engine/quant.h"
 
 #define GGUF_DEFAULT_ALIGNMENT 32
-#define GGUF_MAX_COUNT (1u << 24)   /* kv / tensor count sanity cap */
-#define GGUF_MAX_NAME 64            /* tensor names, as in ggml (incl. NUL) */
-#define GGUF_MAX_ALIGNMENT (1u << 16)
+#define GGUF_MAX_COUNT         (1u << 24) /* kv / tensor count sanity cap */
+#define GGUF_MAX_NAME          64         /* tensor names, as in ggml (incl. NUL) */
+#define GGUF_MAX_ALIGNMENT     (1u << 16)
 
 /* Where each tensor's fields sit in the file, for error messages raised after
  * the header has been read. */
@@ -79,7 +79,8 @@ static void printable(char *out, size_t cap, const char *s, uint64_t len) {
         out[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
     }
     if (cut)
-        for (int i = 0; i < 3 && n < max; i++) out[n++] = '.';
+        for (int i = 0; i < 3 && n < max; i++)
+            out[n++] = '.';
     out[n] = 0;
 }
 
@@ -98,11 +99,14 @@ static int fail(cursor *c, uint64_t off, const char *field, const char *fmt, ...
 
 /* ------------------------------------------------------------ cursor -- */
 
-static uint64_t remaining(const cursor *c) { return c->size - c->pos; }
+static uint64_t remaining(const cursor *c) {
+    return c->size - c->pos;
+}
 
 static uint64_t le(const uint8_t *p, int n) {
     uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--) v = (v << 8) | p[i];
+    for (int i = n - 1; i >= 0; i--)
+        v = (v << 8) | p[i];
     return v;
 }
 
@@ -128,8 +132,9 @@ static int rd_str(cursor *c, const char *field, gguf_str *out) {
     uint64_t at = c->pos, len;
     if (rd_u64(c, field, &len)) return -1;
     if (len > remaining(c))
-        return fail(c, at, field, "string length %" PRIu64 " exceeds the %" PRIu64
-                    " bytes left in the file", len, remaining(c));
+        return fail(c, at, field,
+                    "string length %" PRIu64 " exceeds the %" PRIu64 " bytes left in the file", len,
+                    remaining(c));
     out->ptr = (const char *)(c->p + c->pos);
     out->len = len;
     c->pos += len;
@@ -139,11 +144,19 @@ static int rd_str(cursor *c, const char *field, gguf_str *out) {
 /* Bytes of one scalar value of type t; 0 for STRING/ARRAY, -1 if unknown. */
 static int scalar_size(uint32_t t) {
     switch (t) {
-    case GGUF_T_UINT8: case GGUF_T_INT8: case GGUF_T_BOOL: return 1;
-    case GGUF_T_UINT16: case GGUF_T_INT16: return 2;
-    case GGUF_T_UINT32: case GGUF_T_INT32: case GGUF_T_FLOAT32: return 4;
-    case GGUF_T_UINT64: case GGUF_T_INT64: case GGUF_T_FLOAT64: return 8;
-    case GGUF_T_STRING: case GGUF_T_ARRAY: return 0;
+    case GGUF_T_UINT8:
+    case GGUF_T_INT8:
+    case GGUF_T_BOOL: return 1;
+    case GGUF_T_UINT16:
+    case GGUF_T_INT16: return 2;
+    case GGUF_T_UINT32:
+    case GGUF_T_INT32:
+    case GGUF_T_FLOAT32: return 4;
+    case GGUF_T_UINT64:
+    case GGUF_T_INT64:
+    case GGUF_T_FLOAT64: return 8;
+    case GGUF_T_STRING:
+    case GGUF_T_ARRAY: return 0;
     default: return -1;
     }
 }
@@ -187,20 +200,26 @@ static void decode_scalar(gguf_kv *kv, const uint8_t *p) {
 
 static uint64_t hash_bytes(const char *s, uint64_t n) {
     uint64_t h = 1469598103934665603ull;
-    for (uint64_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    for (uint64_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
     return h;
 }
 
 static size_t hash_cap(size_t n) {
     size_t cap = 16;
-    while (cap < n * 2) cap <<= 1;
+    while (cap < n * 2)
+        cap <<= 1;
     return cap;
 }
 
 /* Finds name in a table whose entries index names via get(); returns the slot. */
 typedef const gguf_str *(*name_of_fn)(const gguf_file *f, size_t i);
-static const gguf_str *kv_name(const gguf_file *f, size_t i) { return &f->kvs[i].key; }
-static const gguf_str *t_name(const gguf_file *f, size_t i) { return &f->tensors[i].name; }
+static const gguf_str *kv_name(const gguf_file *f, size_t i) {
+    return &f->kvs[i].key;
+}
+static const gguf_str *t_name(const gguf_file *f, size_t i) {
+    return &f->tensors[i].name;
+}
 
 static size_t hash_slot(const gguf_file *f, const uint32_t *tab, size_t cap, name_of_fn get,
                         const char *s, uint64_t n) {
@@ -244,8 +263,9 @@ static int read_value(cursor *c, gguf_file *f, gguf_kv *kv, const char *field) {
     /* Smallest encoding of one element: 8 bytes for a string (its length). */
     uint64_t min = et == GGUF_T_STRING ? 8 : (uint64_t)scalar_size(et);
     if (n > remaining(c) / min)
-        return fail(c, n_at, field, "array count %" PRIu64 " exceeds what the %" PRIu64
-                    " bytes left can hold", n, remaining(c));
+        return fail(c, n_at, field,
+                    "array count %" PRIu64 " exceeds what the %" PRIu64 " bytes left can hold", n,
+                    remaining(c));
     kv->arr_n = n;
     if (et == GGUF_T_STRING) {
         kv->arr_strs = calloc(n ? n : 1, sizeof *kv->arr_strs);
@@ -258,8 +278,8 @@ static int read_value(cursor *c, gguf_file *f, gguf_kv *kv, const char *field) {
     if (et == GGUF_T_BOOL)
         for (uint64_t i = 0; i < n; i++)
             if (kv->arr_data[i] > 1)
-                return fail(c, c->pos + i, field, "bool element %" PRIu64 " is %u, not 0 or 1",
-                            i, kv->arr_data[i]);
+                return fail(c, c->pos + i, field, "bool element %" PRIu64 " is %u, not 0 or 1", i,
+                            kv->arr_data[i]);
     c->pos += n * min;
     (void)f;
     return 0;
@@ -318,7 +338,8 @@ static int read_tensor_info(cursor *c, gguf_file *f, uint64_t i) {
     if (t->n_dims < 1 || t->n_dims > 4)
         return fail(c, at, name, "n_dims %" PRIu32 " is not in 1..4", t->n_dims);
     uint64_t dims_at = c->pos, elems = 1;
-    for (int d = 0; d < 4; d++) t->dims[d] = 1;
+    for (int d = 0; d < 4; d++)
+        t->dims[d] = 1;
     for (uint32_t d = 0; d < t->n_dims; d++) {
         uint64_t d_at = c->pos;
         if (rd_u64(c, name, &t->dims[d])) return -1;
@@ -337,11 +358,12 @@ static int read_tensor_info(cursor *c, gguf_file *f, uint64_t i) {
     uint64_t bb = lq_block_bytes((lq_type)t->type);
     if (bv <= 0 || bb == 0) return fail(c, type_at, name, "type %" PRIu32 " has no size", t->type);
     if (t->dims[0] % (uint64_t)bv)
-        return fail(c, dims_at, name, "row length %" PRIu64 " is not a multiple of %s block "
-                    "size %" PRId64, t->dims[0], lq_type_name(t->type), bv);
+        return fail(c, dims_at, name,
+                    "row length %" PRIu64 " is not a multiple of %s block "
+                    "size %" PRId64,
+                    t->dims[0], lq_type_name(t->type), bv);
     uint64_t blocks = elems / (uint64_t)bv;
-    if (blocks > UINT64_MAX / bb)
-        return fail(c, dims_at, name, "byte size overflows");
+    if (blocks > UINT64_MAX / bb) return fail(c, dims_at, name, "byte size overflows");
     t->nbytes = blocks * bb;
     /* Cross-check against the quant module's row size where it is cheap. */
     if (t->dims[0] <= (uint64_t)INT32_MAX &&
@@ -366,8 +388,10 @@ static int place_tensor(cursor *c, gguf_file *f, size_t i) {
                     t->offset, f->alignment);
     uint64_t avail = f->size - f->data_offset;
     if (t->offset > avail || t->nbytes > avail - t->offset)
-        return fail(c, at, name, "data [%" PRIu64 ", +%" PRIu64 ") runs past the end of the "
-                    "file (data section is %" PRIu64 " bytes)", t->offset, t->nbytes, avail);
+        return fail(c, at, name,
+                    "data [%" PRIu64 ", +%" PRIu64 ") runs past the end of the "
+                    "file (data section is %" PRIu64 " bytes)",
+                    t->offset, t->nbytes, avail);
     t->data = f->base + f->data_offset + t->offset;
     return 0;
 }
@@ -376,8 +400,7 @@ static int place_tensor(cursor *c, gguf_file *f, size_t i) {
 
 static int parse(gguf_file *f, char *err, size_t errlen) {
     cursor c = {f->base, f->size, 0, f->path, err, errlen};
-    if (f->size < 4)
-        return fail(&c, 0, "magic", "file truncated (%" PRIu64 " bytes)", f->size);
+    if (f->size < 4) return fail(&c, 0, "magic", "file truncated (%" PRIu64 " bytes)", f->size);
     if (memcmp(f->base, "GGUF", 4) != 0) return fail(&c, 0, "magic", "not a GGUF file (bad magic)");
     c.pos = 4;
     if (rd_u32(&c, "version", &f->version)) return -1;
@@ -391,12 +414,14 @@ static int parse(gguf_file *f, char *err, size_t errlen) {
     if (rd_u64(&c, "kv_count", &n_kv)) return -1;
     /* Smallest kv: 8-byte key length + 1 key byte + 4-byte type + 1 byte. */
     if (n_kv > GGUF_MAX_COUNT || n_kv > remaining(&c) / 14)
-        return fail(&c, kv_at, "kv_count", "count %" PRIu64 " exceeds what the %" PRIu64
-                    " bytes left can hold", n_kv, remaining(&c));
+        return fail(&c, kv_at, "kv_count",
+                    "count %" PRIu64 " exceeds what the %" PRIu64 " bytes left can hold", n_kv,
+                    remaining(&c));
     /* Smallest tensor info: name len + 1 byte + n_dims + one dim + type + offset. */
     if (n_tensors > GGUF_MAX_COUNT || n_tensors > remaining(&c) / 33)
-        return fail(&c, at, "tensor_count", "count %" PRIu64 " exceeds what the %" PRIu64
-                    " bytes left can hold", n_tensors, remaining(&c));
+        return fail(&c, at, "tensor_count",
+                    "count %" PRIu64 " exceeds what the %" PRIu64 " bytes left can hold", n_tensors,
+                    remaining(&c));
     if (read_kvs(&c, f, n_kv)) return -1;
 
     f->alignment = GGUF_DEFAULT_ALIGNMENT;
@@ -414,14 +439,15 @@ static int parse(gguf_file *f, char *err, size_t errlen) {
     }
 
     if (n_tensors > remaining(&c) / 33)
-        return fail(&c, at, "tensor_count", "count %" PRIu64 " exceeds what the %" PRIu64
-                    " bytes left after the metadata can hold", n_tensors, remaining(&c));
+        return fail(&c, at, "tensor_count",
+                    "count %" PRIu64 " exceeds what the %" PRIu64
+                    " bytes left after the metadata can hold",
+                    n_tensors, remaining(&c));
     f->tensors = calloc(n_tensors ? n_tensors : 1, sizeof *f->tensors);
     f->tpos = calloc(n_tensors ? n_tensors : 1, sizeof *f->tpos);
     f->t_hcap = hash_cap(n_tensors);
     f->t_hash = calloc(f->t_hcap, sizeof *f->t_hash);
-    if (!f->tensors || !f->tpos || !f->t_hash)
-        return fail(&c, at, "tensor_count", "out of memory");
+    if (!f->tensors || !f->tpos || !f->t_hash) return fail(&c, at, "tensor_count", "out of memory");
     for (uint64_t i = 0; i < n_tensors; i++)
         if (read_tensor_info(&c, f, i)) return -1;
 
@@ -433,8 +459,10 @@ static int parse(gguf_file *f, char *err, size_t errlen) {
             f->data_offset = f->size;
             return 0;
         }
-        return fail(&c, end, "data section", "file ends before the aligned data section "
-                    "(header ends at %" PRIu64 ", alignment %" PRIu64 ")", end, f->alignment);
+        return fail(&c, end, "data section",
+                    "file ends before the aligned data section "
+                    "(header ends at %" PRIu64 ", alignment %" PRIu64 ")",
+                    end, f->alignment);
     }
     f->data_offset = end + pad;
     for (size_t i = 0; i < f->n_tensors; i++)
@@ -506,7 +534,8 @@ int gguf_open(const char *path, gguf_file **out, char *err, size_t errlen) {
 
 void gguf_close(gguf_file *f) {
     if (!f) return;
-    for (size_t i = 0; f->kvs && i < f->n_kv; i++) free(f->kvs[i].arr_strs);
+    for (size_t i = 0; f->kvs && i < f->n_kv; i++)
+        free(f->kvs[i].arr_strs);
     free(f->kvs);
     free(f->kv_off);
     free(f->kv_hash);
@@ -520,12 +549,24 @@ void gguf_close(gguf_file *f) {
 
 /* ---------------------------------------------------------- accessors -- */
 
-uint32_t gguf_version(const gguf_file *f) { return f->version; }
-uint64_t gguf_file_size(const gguf_file *f) { return f->size; }
-uint64_t gguf_alignment(const gguf_file *f) { return f->alignment; }
-uint64_t gguf_data_offset(const gguf_file *f) { return f->data_offset; }
-size_t gguf_kv_count(const gguf_file *f) { return f->n_kv; }
-size_t gguf_tensor_count(const gguf_file *f) { return f->n_tensors; }
+uint32_t gguf_version(const gguf_file *f) {
+    return f->version;
+}
+uint64_t gguf_file_size(const gguf_file *f) {
+    return f->size;
+}
+uint64_t gguf_alignment(const gguf_file *f) {
+    return f->alignment;
+}
+uint64_t gguf_data_offset(const gguf_file *f) {
+    return f->data_offset;
+}
+size_t gguf_kv_count(const gguf_file *f) {
+    return f->n_kv;
+}
+size_t gguf_tensor_count(const gguf_file *f) {
+    return f->n_tensors;
+}
 
 const gguf_kv *gguf_kv_at(const gguf_file *f, size_t i) {
     return i < f->n_kv ? &f->kvs[i] : NULL;
@@ -547,17 +588,17 @@ const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name) {
 }
 
 const char *gguf_vtype_name(gguf_vtype t) {
-    static const char *names[] = {"u8",  "i8",  "u16",   "i16", "u32", "i32", "f32",
+    static const char *names[] = {"u8",   "i8",  "u16",   "i16", "u32", "i32", "f32",
                                   "bool", "str", "array", "u64", "i64", "f64"};
     return (unsigned)t < sizeof names / sizeof *names ? names[t] : "?";
 }
 
 /* --------------------------------------------------------------- getters -- */
 
-static int get_err(const gguf_file *f, char *err, size_t errlen, const char *key,
-                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static int get_err(const gguf_file *f, char *err, size_t errlen, const char *key,
-                   const char *fmt, ...) {
+static int get_err(const gguf_file *f, char *err, size_t errlen, const char *key, const char *fmt,
+                   ...) __attribute__((format(printf, 5, 6)));
+static int get_err(const gguf_file *f, char *err, size_t errlen, const char *key, const char *fmt,
+                   ...) {
     if (err && errlen) {
         char msg[160];
         va_list ap;
@@ -612,9 +653,12 @@ int gguf_get_i64(const gguf_file *f, const char *key, int64_t *out, char *err, s
 int gguf_get_f64(const gguf_file *f, const char *key, double *out, char *err, size_t errlen) {
     const gguf_kv *kv;
     if (lookup(f, key, &kv, err, errlen)) return -1;
-    if (kv->type == GGUF_T_FLOAT32 || kv->type == GGUF_T_FLOAT64) *out = kv->v.f;
-    else if (is_signed(kv->type)) *out = (double)kv->v.i;
-    else if (is_unsigned(kv->type)) *out = (double)kv->v.u;
+    if (kv->type == GGUF_T_FLOAT32 || kv->type == GGUF_T_FLOAT64)
+        *out = kv->v.f;
+    else if (is_signed(kv->type))
+        *out = (double)kv->v.i;
+    else if (is_unsigned(kv->type))
+        *out = (double)kv->v.u;
     else
         return get_err(f, err, errlen, key, "expected a number, found %s",
                        gguf_vtype_name(kv->type));

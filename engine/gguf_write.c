@@ -24,7 +24,7 @@ struct gguf_writer {
     uint32_t version;
     uint64_t alignment;
     uint64_t n_kv;
-    tg_buf kv;        /* serialized kv pairs */
+    tg_buf kv; /* serialized kv pairs */
     w_tensor *t;
     size_t n_t, cap_t;
 };
@@ -48,7 +48,9 @@ void gguf_w_free(gguf_writer *w) {
     free(w);
 }
 
-void gguf_w_set_version(gguf_writer *w, uint32_t version) { w->version = version; }
+void gguf_w_set_version(gguf_writer *w, uint32_t version) {
+    w->version = version;
+}
 void gguf_w_set_alignment(gguf_writer *w, uint64_t alignment) {
     w->alignment = alignment ? alignment : 1; /* 0 would divide by zero */
 }
@@ -57,7 +59,8 @@ void gguf_w_set_alignment(gguf_writer *w, uint64_t alignment) {
 
 static void put_le(tg_buf *b, uint64_t v, int n) {
     unsigned char tmp[8];
-    for (int i = 0; i < n; i++) tmp[i] = (unsigned char)(v >> (8 * i));
+    for (int i = 0; i < n; i++)
+        tmp[i] = (unsigned char)(v >> (8 * i));
     tg_buf_append(b, tmp, (size_t)n);
 }
 
@@ -72,10 +75,10 @@ static void kv_head(gguf_writer *w, const char *key, gguf_vtype t) {
     w->n_kv++;
 }
 
-#define SCALAR(fn, ctype, vt, n)                                  \
-    void fn(gguf_writer *w, const char *key, ctype v) {           \
-        kv_head(w, key, vt);                                      \
-        put_le(&w->kv, (uint64_t)v, n);                           \
+#define SCALAR(fn, ctype, vt, n)                                                                   \
+    void fn(gguf_writer *w, const char *key, ctype v) {                                            \
+        kv_head(w, key, vt);                                                                       \
+        put_le(&w->kv, (uint64_t)v, n);                                                            \
     }
 SCALAR(gguf_w_add_u8, uint8_t, GGUF_T_UINT8, 1)
 SCALAR(gguf_w_add_i8, int8_t, GGUF_T_INT8, 1)
@@ -117,10 +120,17 @@ void gguf_w_add_strn(gguf_writer *w, const char *key, const char *s, size_t len)
 
 static int elem_size(gguf_vtype t) {
     switch (t) {
-    case GGUF_T_UINT8: case GGUF_T_INT8: case GGUF_T_BOOL: return 1;
-    case GGUF_T_UINT16: case GGUF_T_INT16: return 2;
-    case GGUF_T_UINT32: case GGUF_T_INT32: case GGUF_T_FLOAT32: return 4;
-    case GGUF_T_UINT64: case GGUF_T_INT64: case GGUF_T_FLOAT64: return 8;
+    case GGUF_T_UINT8:
+    case GGUF_T_INT8:
+    case GGUF_T_BOOL: return 1;
+    case GGUF_T_UINT16:
+    case GGUF_T_INT16: return 2;
+    case GGUF_T_UINT32:
+    case GGUF_T_INT32:
+    case GGUF_T_FLOAT32: return 4;
+    case GGUF_T_UINT64:
+    case GGUF_T_INT64:
+    case GGUF_T_FLOAT64: return 8;
     default: return 0;
     }
 }
@@ -140,21 +150,24 @@ void gguf_w_add_i32_arr(gguf_writer *w, const char *key, const int32_t *v, uint6
     kv_head(w, key, GGUF_T_ARRAY);
     put_le(&w->kv, GGUF_T_INT32, 4);
     put_le(&w->kv, n, 8);
-    for (uint64_t i = 0; i < n; i++) put_le(&w->kv, (uint32_t)v[i], 4);
+    for (uint64_t i = 0; i < n; i++)
+        put_le(&w->kv, (uint32_t)v[i], 4);
 }
 
 void gguf_w_add_str_arr(gguf_writer *w, const char *key, const char *const *strs, uint64_t n) {
     kv_head(w, key, GGUF_T_ARRAY);
     put_le(&w->kv, GGUF_T_STRING, 4);
     put_le(&w->kv, n, 8);
-    for (uint64_t i = 0; i < n; i++) put_str(&w->kv, strs[i], strlen(strs[i]));
+    for (uint64_t i = 0; i < n; i++)
+        put_str(&w->kv, strs[i], strlen(strs[i]));
 }
 
 void gguf_w_add_strn_arr(gguf_writer *w, const char *key, const gguf_str *strs, uint64_t n) {
     kv_head(w, key, GGUF_T_ARRAY);
     put_le(&w->kv, GGUF_T_STRING, 4);
     put_le(&w->kv, n, 8);
-    for (uint64_t i = 0; i < n; i++) put_str(&w->kv, strs[i].ptr, (size_t)strs[i].len);
+    for (uint64_t i = 0; i < n; i++)
+        put_str(&w->kv, strs[i].ptr, (size_t)strs[i].len);
 }
 
 /* ------------------------------------------------------------- tensors -- */
@@ -189,7 +202,8 @@ static int add_tensor(gguf_writer *w, const char *name, uint32_t n_dims, const u
     t->name = strdup(name);
     if (!t->name) abort();
     t->n_dims = n_dims;
-    for (int d = 0; d < 4; d++) t->dims[d] = d < (int)n_dims ? dims[d] : 1;
+    for (int d = 0; d < 4; d++)
+        t->dims[d] = d < (int)n_dims ? dims[d] : 1;
     t->type = type;
     t->nbytes = nbytes;
     return (int)w->n_t++;
@@ -206,8 +220,8 @@ int gguf_w_add_tensor(gguf_writer *w, const char *name, uint32_t n_dims, const u
     return i;
 }
 
-int gguf_w_add_tensor_fill(gguf_writer *w, const char *name, uint32_t n_dims,
-                           const uint64_t *dims, uint32_t type, gguf_w_fill_fn fill, void *ctx) {
+int gguf_w_add_tensor_fill(gguf_writer *w, const char *name, uint32_t n_dims, const uint64_t *dims,
+                           uint32_t type, gguf_w_fill_fn fill, void *ctx) {
     int i = add_tensor(w, name, n_dims, dims, type);
     if (i < 0) return -1;
     w->t[i].fill = fill;
@@ -258,7 +272,8 @@ static int write_all(gguf_writer *w, sink *s, char *err, size_t errlen) {
         off += (t->nbytes + w->alignment - 1) / w->alignment * w->alignment;
         put_str(&h, t->name, strlen(t->name));
         put_le(&h, t->n_dims, 4);
-        for (uint32_t d = 0; d < t->n_dims; d++) put_le(&h, t->dims[d], 8);
+        for (uint32_t d = 0; d < t->n_dims; d++)
+            put_le(&h, t->dims[d], 8);
         put_le(&h, t->type, 4);
         put_le(&h, t->offset, 8);
     }

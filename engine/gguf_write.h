@@ -62,8 +62,8 @@ uint64_t gguf_w_tensor_bytes(uint32_t type, uint32_t n_dims, const uint64_t *dim
 int gguf_w_add_tensor(gguf_writer *w, const char *name, uint32_t n_dims, const uint64_t *dims,
                       uint32_t type, const void *data, size_t nbytes);
 /* Adds a tensor whose bytes come from fill(ctx, index, ...) during the write. */
-int gguf_w_add_tensor_fill(gguf_writer *w, const char *name, uint32_t n_dims,
-                           const uint64_t *dims, uint32_t type, gguf_w_fill_fn fill, void *ctx);
+int gguf_w_add_tensor_fill(gguf_writer *w, const char *name, uint32_t n_dims, const uint64_t *dims,
+                           uint32_t type, gguf_w_fill_fn fill, void *ctx);
 
 /* Writes the whole file. Returns 0, or -1 with a one-line message. */
 int gguf_w_write_file(gguf_writer *w, const char *path, char *err, size_t errlen);

@@ -48,8 +48,10 @@ void ljson_free(ljson *v) {
 
 static ljson *node(parser *p, ljson_type t) {
     ljson *v = calloc(1, sizeof *v);
-    if (!v) fail(p, "out of memory");
-    else v->type = t;
+    if (!v)
+        fail(p, "out of memory");
+    else
+        v->type = t;
     return v;
 }
 
@@ -84,10 +86,14 @@ static int hex4(parser *p, unsigned *out) {
     for (int k = 0; k < 4; k++) {
         char c = p->s[p->i + (size_t)k];
         v <<= 4;
-        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
-        else return -1;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
     }
     p->i += 4;
     *out = v;
@@ -172,7 +178,9 @@ out:
     return NULL;
 }
 
-static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+static bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 static ljson *parse_number(parser *p) {
     size_t st = p->i;
@@ -181,16 +189,19 @@ static ljson *parse_number(parser *p) {
         fail(p, "bad number");
         return NULL;
     }
-    if (p->s[p->i] == '0') p->i++;
+    if (p->s[p->i] == '0')
+        p->i++;
     else
-        while (p->i < p->n && is_digit(p->s[p->i])) p->i++;
+        while (p->i < p->n && is_digit(p->s[p->i]))
+            p->i++;
     if (p->i < p->n && p->s[p->i] == '.') {
         p->i++;
         if (p->i >= p->n || !is_digit(p->s[p->i])) {
             fail(p, "bad number fraction");
             return NULL;
         }
-        while (p->i < p->n && is_digit(p->s[p->i])) p->i++;
+        while (p->i < p->n && is_digit(p->s[p->i]))
+            p->i++;
     }
     if (p->i < p->n && (p->s[p->i] == 'e' || p->s[p->i] == 'E')) {
         p->i++;
@@ -199,7 +210,8 @@ static ljson *parse_number(parser *p) {
             fail(p, "bad number exponent");
             return NULL;
         }
-        while (p->i < p->n && is_digit(p->s[p->i])) p->i++;
+        while (p->i < p->n && is_digit(p->s[p->i]))
+            p->i++;
     }
     ljson *v = node(p, LJ_NUM);
     if (!v) return NULL;
@@ -336,7 +348,8 @@ const ljson *ljson_get(const ljson *obj, const char *key) {
     if (!obj || obj->type != LJ_OBJ) return NULL;
     size_t kl = strlen(key);
     for (size_t i = obj->n; i-- > 0;)
-        if (obj->keys[i]->len == kl && memcmp(obj->keys[i]->str, key, kl) == 0) return obj->items[i];
+        if (obj->keys[i]->len == kl && memcmp(obj->keys[i]->str, key, kl) == 0)
+            return obj->items[i];
     return NULL;
 }
 

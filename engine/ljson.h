@@ -18,10 +18,10 @@ typedef enum { LJ_NULL, LJ_FALSE, LJ_TRUE, LJ_NUM, LJ_STR, LJ_ARR, LJ_OBJ } ljso
 typedef struct ljson ljson;
 struct ljson {
     ljson_type type;
-    char *str;    /* LJ_STR: decoded UTF-8 (NUL-terminated, may hold NULs);
-                     LJ_NUM: the number's literal text */
+    char *str; /* LJ_STR: decoded UTF-8 (NUL-terminated, may hold NULs);
+                  LJ_NUM: the number's literal text */
     size_t len;
-    size_t n;     /* LJ_ARR / LJ_OBJ: number of items */
+    size_t n; /* LJ_ARR / LJ_OBJ: number of items */
     ljson **items;
     ljson **keys; /* LJ_OBJ: keys[i] (an LJ_STR) names items[i] */
 };

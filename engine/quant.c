@@ -42,7 +42,9 @@ static const lq_info *lq_find(uint32_t t) {
     return NULL;
 }
 
-bool lq_type_supported(uint32_t t) { return lq_find(t) != NULL; }
+bool lq_type_supported(uint32_t t) {
+    return lq_find(t) != NULL;
+}
 
 const char *lq_type_name(uint32_t t) {
     const lq_info *ti = lq_find(t);
@@ -53,7 +55,8 @@ int lq_type_from_name(const char *name) {
     if (!name) return -1;
     for (size_t i = 0; i < LQ_NTYPES; i++) {
         const char *a = lq_types[i].name, *b = name;
-        while (*a && *b && toupper((unsigned char)*a) == toupper((unsigned char)*b)) a++, b++;
+        while (*a && *b && toupper((unsigned char)*a) == toupper((unsigned char)*b))
+            a++, b++;
         if (!*a && !*b) return (int)lq_types[i].id;
     }
     return -1;
@@ -120,7 +123,9 @@ uint16_t lq_f32_to_f16(float f) {
     return (uint16_t)(sign | r);
 }
 
-float lq_bf16_to_f32(uint16_t h) { return u2f((uint32_t)h << 16); }
+float lq_bf16_to_f32(uint16_t h) {
+    return u2f((uint32_t)h << 16);
+}
 
 uint16_t lq_f32_to_bf16(float f) {
     uint32_t x = f2u(f);
@@ -133,7 +138,8 @@ uint16_t lq_f32_to_bf16(float f) {
 
 static void dq_q8_0(const uint8_t *b, float *y) {
     float d = lq_rdf16(b);
-    for (int i = 0; i < 32; i++) y[i] = d * (float)(int8_t)b[2 + i];
+    for (int i = 0; i < 32; i++)
+        y[i] = d * (float)(int8_t)b[2 + i];
 }
 
 static void dq_q4_0(const uint8_t *b, float *y) {
@@ -154,7 +160,8 @@ static void dq_q4_k(const uint8_t *b, float *y) {
         float d1 = d * (float)sc, m1 = dmin * (float)m;
         const uint8_t *q = qs + 32 * (j / 2);
         int sh = 4 * (j & 1);
-        for (int l = 0; l < 32; l++) y[32 * j + l] = d1 * (float)((q[l] >> sh) & 0x0f) - m1;
+        for (int l = 0; l < 32; l++)
+            y[32 * j + l] = d1 * (float)((q[l] >> sh) & 0x0f) - m1;
     }
 }
 
@@ -218,10 +225,12 @@ static void scalar_dequant(lq_type t, const void *src, float *dst, int64_t n) {
         return;
     }
     if (ti->values == 1) {
-        for (int64_t i = 0; i < n; i++) dq_block(t, b + 2 * i, dst + i);
+        for (int64_t i = 0; i < n; i++)
+            dq_block(t, b + 2 * i, dst + i);
         return;
     }
-    for (int64_t i = 0; i + ti->values <= n; i += ti->values, b += ti->bytes) dq_block(t, b, dst + i);
+    for (int64_t i = 0; i + ti->values <= n; i += ti->values, b += ti->bytes)
+        dq_block(t, b, dst + i);
 }
 
 void lq_dequant_row(lq_type t, const void *src, float *dst, int64_t n) {
@@ -231,14 +240,15 @@ void lq_dequant_row(lq_type t, const void *src, float *dst, int64_t n) {
 
 /* ---- scalar kernels: exact products, double sums ------------------------------ */
 
-static float scalar_dot_f32(const float *w, const float *x, int64_t n) {
-    double acc = 0.0;
-    for (int64_t i = 0; i < n; i++) acc += (double)w[i] * (double)x[i];
-    return (float)acc;
-}
-
-static void scalar_dot4(const float *const w[4], const float *x, int64_t n, float out[4]) {
-    for (int j = 0; j < 4; j++) out[j] = scalar_dot_f32(w[j], x, n);
+/* The scalar sum is one sequential double in v[0]; chunking does not change
+ * the order of the additions. */
+static void scalar_dot4_acc(const float *const w[4], const float *x, int64_t n, lq_acc acc[4]) {
+    for (int j = 0; j < 4; j++) {
+        double s = acc[j].v[0];
+        for (int64_t i = 0; i < n; i++)
+            s += (double)w[j][i] * (double)x[i];
+        acc[j].v[0] = s;
+    }
 }
 
 static float scalar_dot_q(lq_type t, const void *wrow, const float *x, int64_t n) {
@@ -249,13 +259,14 @@ static float scalar_dot_q(lq_type t, const void *wrow, const float *x, int64_t n
     double acc = 0.0;
     for (int64_t i = 0; i + ti->values <= n; i += ti->values, b += ti->bytes) {
         dq_block(t, b, tmp);
-        for (int64_t l = 0; l < ti->values; l++) acc += (double)tmp[l] * (double)x[i + l];
+        for (int64_t l = 0; l < ti->values; l++)
+            acc += (double)tmp[l] * (double)x[i + l];
     }
-    return (float)acc;
+    lq_acc a = {{acc, 0, 0, 0}, 0};
+    return lq_acc_finish(&a);
 }
 
-const lq_kset lq_kset_scalar = {"scalar", scalar_dequant, scalar_dot_q, scalar_dot_f32,
-                                scalar_dot4};
+const lq_kset lq_kset_scalar = {"scalar", scalar_dequant, scalar_dot_q, scalar_dot4_acc};
 
 /* ---- matmul driver ------------------------------------------------------------ */
 
@@ -265,19 +276,58 @@ static const lq_kset *lq_pick(lq_kernels k) {
     return ks ? ks : &lq_kset_scalar;
 }
 
-const char *lq_kernels_active(void) { return lq_pick(LQ_KERNELS_AUTO)->name; }
+const char *lq_kernels_active(void) {
+    return lq_pick(LQ_KERNELS_AUTO)->name;
+}
 
-/* Rows of float weights [o, o+4) against every x row, via dot4. */
-static void mm_f32_rows(const lq_kset *ks, const float *const w[4], int nw, const float *x,
-                        int64_t n_in, int64_t n_rows, float *y, int64_t n_out, int64_t o) {
+/* Tiles walk x rows in blocks of LQ_RBLOCK and the inputs in chunks of
+ * LQ_CHUNK values: the 4 weight rows of a chunk (16 KB) stay in L1 while the
+ * block's x chunks (256 KB) stay in L2. */
+#define LQ_CHUNK  1024
+#define LQ_RBLOCK 64
+_Static_assert(LQ_CHUNK % 256 == 0, "chunks must end on block boundaries of every format");
+
+/* One tile: float weight rows w[0..nw) (nw <= 4; missing rows repeat w[0])
+ * against every x row, writing y[r][o + j]. acc holds 4 * n_rows entries. */
+static void mm_tile(const lq_kset *ks, const float *w[4], int nw, const float *x, int64_t n_in,
+                    int64_t n_rows, float *y, int64_t n_out, int64_t o, lq_acc *acc) {
+    for (int j = nw; j < 4; j++)
+        w[j] = w[0];
+    memset(acc, 0, sizeof(lq_acc) * 4 * (size_t)n_rows);
+    for (int64_t r0 = 0; r0 < n_rows; r0 += LQ_RBLOCK) {
+        int64_t r1 = n_rows - r0 < LQ_RBLOCK ? n_rows : r0 + LQ_RBLOCK;
+        for (int64_t c0 = 0; c0 < n_in; c0 += LQ_CHUNK) {
+            int64_t len = n_in - c0 < LQ_CHUNK ? n_in - c0 : LQ_CHUNK;
+            const float *const wc[4] = {w[0] + c0, w[1] + c0, w[2] + c0, w[3] + c0};
+            for (int64_t r = r0; r < r1; r++)
+                ks->dot4_acc(wc, x + r * n_in + c0, len, acc + 4 * r);
+        }
+    }
+    for (int64_t r = 0; r < n_rows; r++)
+        for (int j = 0; j < nw; j++)
+            y[r * n_out + o + j] = lq_acc_finish(&acc[4 * r + j]);
+}
+
+/* Rows [o0, o1) for x rows one at a time, without heap memory: the decode
+ * path, and the fallback when the batched scratch cannot be allocated. */
+static void mm_rows_single(const lq_kset *ks, lq_type t, const uint8_t *Wb, size_t rb,
+                           int64_t n_out, int64_t n_in, const float *x, int64_t n_rows, float *y,
+                           int64_t o0, int64_t o1) {
+    lq_acc acc[4];
     for (int64_t r = 0; r < n_rows; r++) {
         const float *xr = x + r * n_in;
-        if (nw == 4) {
-            float out[4];
-            ks->dot4(w, xr, n_in, out);
-            for (int j = 0; j < 4; j++) y[r * n_out + o + j] = out[j];
+        float *yr = y + r * n_out;
+        if (t == LQ_F32) {
+            for (int64_t o = o0; o < o1; o += 4) {
+                int nw = (int)(o1 - o < 4 ? o1 - o : 4);
+                const float *w[4];
+                for (int j = 0; j < nw; j++)
+                    w[j] = (const float *)(Wb + (size_t)(o + j) * rb);
+                mm_tile(ks, w, nw, xr, n_in, 1, yr, n_out, o, acc);
+            }
         } else {
-            for (int j = 0; j < nw; j++) y[r * n_out + o + j] = ks->dot_f32(w[j], xr, n_in);
+            for (int64_t o = o0; o < o1; o++)
+                yr[o] = ks->dot_q(t, Wb + (size_t)o * rb, xr, n_in);
         }
     }
 }
@@ -291,44 +341,43 @@ void lq_matmul_range(lq_type t, const void *W, int64_t n_out, int64_t n_in, cons
     if (!ti || n_in <= 0 || n_in % ti->values != 0) {
         /* Callers validate shapes at load time; make a violation visible. */
         for (int64_t r = 0; r < n_rows; r++)
-            for (int64_t o = o0; o < o1; o++) y[r * n_out + o] = NAN;
+            for (int64_t o = o0; o < o1; o++)
+                y[r * n_out + o] = NAN;
         return;
     }
     const lq_kset *ks = lq_pick(k);
     size_t rb = lq_row_bytes(t, n_in);
     const uint8_t *Wb = W;
 
-    if (t == LQ_F32) { /* weights are already floats: tile straight from W */
-        for (int64_t o = o0; o < o1; o += 4) {
-            int nw = (int)(o1 - o < 4 ? o1 - o : 4);
-            const float *w[4];
-            for (int j = 0; j < 4; j++) w[j] = (const float *)(Wb + (size_t)(o + (j < nw ? j : 0)) * rb);
-            mm_f32_rows(ks, w, nw, x, n_in, n_rows, y, n_out, o);
-        }
+    /* Batched: dequantize 4 W rows once into scratch and run them against
+     * every x row in chunks. Every path gives the same bits per output (see
+     * the kernel-set contract in quant_impl.h). */
+    size_t wfloats = t == LQ_F32 ? 0 : 4 * (size_t)n_in;
+    void *mem = NULL;
+    if (n_rows > 1) {
+        size_t bytes = wfloats * sizeof(float) + 4 * (size_t)n_rows * sizeof(lq_acc);
+        mem = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    }
+    if (!mem) {
+        mm_rows_single(ks, t, Wb, rb, n_out, n_in, x, n_rows, y, o0, o1);
         return;
     }
-
-    /* Batched: dequantize each W row once (4 at a time) and reuse it for all
-     * x rows. Decode (n_rows == 1), or no memory: fused dequant-dot, which
-     * gives the same bits by the kernel-set contract. */
-    float *scratch = NULL;
-    if (n_rows > 1) scratch = aligned_alloc(64, ((size_t)n_in * 4 * sizeof(float) + 63) & ~(size_t)63);
-    if (!scratch) {
-        for (int64_t o = o0; o < o1; o++) {
-            const void *wr = Wb + (size_t)o * rb;
-            for (int64_t r = 0; r < n_rows; r++) y[r * n_out + o] = ks->dot_q(t, wr, x + r * n_in, n_in);
-        }
-        return;
-    }
+    float *scratch = mem;
+    lq_acc *acc = (lq_acc *)(scratch + wfloats);
     for (int64_t o = o0; o < o1; o += 4) {
         int nw = (int)(o1 - o < 4 ? o1 - o : 4);
         const float *w[4];
-        for (int j = 0; j < 4; j++) {
-            float *s = scratch + (size_t)j * (size_t)n_in;
-            if (j < nw) ks->dequant(t, Wb + (size_t)(o + j) * rb, s, n_in);
-            w[j] = j < nw ? s : scratch;
+        for (int j = 0; j < nw; j++) {
+            const uint8_t *row = Wb + (size_t)(o + j) * rb;
+            if (t == LQ_F32) {
+                w[j] = (const float *)row;
+            } else {
+                float *s = scratch + (size_t)j * (size_t)n_in;
+                ks->dequant(t, row, s, n_in);
+                w[j] = s;
+            }
         }
-        mm_f32_rows(ks, w, nw, x, n_in, n_rows, y, n_out, o);
+        mm_tile(ks, w, nw, x, n_in, n_rows, y, n_out, o, acc);
     }
-    free(scratch);
+    free(mem);
 }

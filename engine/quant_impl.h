@@ -2,11 +2,12 @@
  * conversions, scalar reference and the matmul driver; quant_quantize.c =
  * reference quantizers; quant_avx2.c = AVX2+FMA+F16C kernels).
  *
- * Kernel-set contract (what makes lq_matmul_range deterministic): within one
- * kernel set, dot_q(W row, x) must be bitwise equal to dot_f32(dequant(W
- * row), x), and dot4 must be bitwise equal to four dot_f32 calls. The driver
- * then may pick any of them depending on n_rows / tiling without changing a
- * single output bit. */
+ * Kernel-set contract (what makes lq_matmul_range deterministic): a dot
+ * product is a running lq_acc fed 32-value blocks in order and finished by
+ * lq_acc_finish. Within one kernel set, dot_q(W row, x) must give the bits of
+ * dot4_acc over dequant(W row) -- whole or cut into chunks at multiples of
+ * 256 values, with any other rows in the tile. The driver then may pick
+ * either, tile and chunk as it likes, without changing an output bit. */
 #ifndef LFM_QUANT_IMPL_H
 #define LFM_QUANT_IMPL_H
 
@@ -25,28 +26,42 @@
 #define LQ_Q5_K_BYTES 176 /* f16 d, f16 dmin, u8 scales[12], u8 qh[32], u8 qs[128] */
 #define LQ_Q6_K_BYTES 210 /* u8 ql[128], u8 qh[64], i8 scales[16], f16 d */
 
+/* A dot product in progress: lane sums (kernel-set specific use) and the
+ * double sum of a row's tail beyond its last full 32-value block. */
+typedef struct {
+    double v[4];
+    double tail;
+} lq_acc;
+
+static inline float lq_acc_finish(const lq_acc *a) {
+    return (float)(((a->v[0] + a->v[1]) + (a->v[2] + a->v[3])) + a->tail);
+}
+
 typedef struct {
     const char *name;
     /* Dequantize n values (n a multiple of the block size). */
     void (*dequant)(lq_type t, const void *src, float *dst, int64_t n);
-    /* Fused dequantize+dot of one W row with x (not for F32). */
+    /* Fused dequantize+dot of one whole W row with x. */
     float (*dot_q)(lq_type t, const void *w, const float *x, int64_t n);
-    /* Dot of float rows. */
-    float (*dot_f32)(const float *w, const float *x, int64_t n);
-    /* Four float rows w[0..3] against one x: out[j] == dot_f32(w[j], x). */
-    void (*dot4)(const float *const w[4], const float *x, int64_t n, float out[4]);
+    /* Adds w[j][0..n) . x[0..n) into acc[j] for four float rows. n must be a
+     * multiple of 32 except for the last chunk of a row. */
+    void (*dot4_acc)(const float *const w[4], const float *x, int64_t n, lq_acc acc[4]);
 } lq_kset;
 
 extern const lq_kset lq_kset_scalar;
 /* NULL when the AVX2 kernels are not compiled in (non-x86 builds). */
 const lq_kset *lq_kset_avx2(void);
 
-static inline uint16_t lq_rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline uint16_t lq_rd16(const uint8_t *p) {
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
 static inline void lq_wr16(uint8_t *p, uint16_t v) {
     p[0] = (uint8_t)(v & 0xff);
     p[1] = (uint8_t)(v >> 8);
 }
-static inline float lq_rdf16(const uint8_t *p) { return lq_f16_to_f32(lq_rd16(p)); }
+static inline float lq_rdf16(const uint8_t *p) {
+    return lq_f16_to_f32(lq_rd16(p));
+}
 
 /* K-quant 6-bit scale/min of sub-block j (0..7) from the 12 packed bytes. */
 static inline void lq_k_scale_min(const uint8_t *s, int j, int *sc, int *m) {

@@ -15,7 +15,9 @@
 #endif
 
 /* float -> f16 -> float, the value a decoder will see. */
-static float f16r(float v) { return lq_f16_to_f32(lq_f32_to_f16(v)); }
+static float f16r(float v) {
+    return lq_f16_to_f32(lq_f32_to_f16(v));
+}
 
 /* round-to-nearest, clamped to [lo, hi]; NaN maps to lo. */
 static int qround(float v, int lo, int hi) {
@@ -35,10 +37,12 @@ static int qceil(float v, int hi) {
 
 static void q_q8_0(const float *x, uint8_t *b) {
     float amax = 0.0f;
-    for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[i]));
+    for (int i = 0; i < 32; i++)
+        amax = fmaxf(amax, fabsf(x[i]));
     float d = f16r(amax / 127.0f);
     lq_wr16(b, lq_f32_to_f16(d));
-    for (int i = 0; i < 32; i++) b[2 + i] = (uint8_t)(int8_t)(d > 0 ? qround(x[i] / d, -127, 127) : 0);
+    for (int i = 0; i < 32; i++)
+        b[2 + i] = (uint8_t)(int8_t)(d > 0 ? qround(x[i] / d, -127, 127) : 0);
 }
 
 static void q_q4_0(const float *x, uint8_t *b) {
@@ -70,7 +74,8 @@ static void q_kmin(const float *x, uint8_t *b, int nmax, uint8_t q[256]) {
     float mins[8], maxs[8], max_min = 0.0f, max_range = 0.0f;
     for (int j = 0; j < 8; j++) {
         float mn = 0.0f, mx = 0.0f; /* the range always contains 0 */
-        for (int l = 0; l < 32; l++) mn = fminf(mn, x[32 * j + l]), mx = fmaxf(mx, x[32 * j + l]);
+        for (int l = 0; l < 32; l++)
+            mn = fminf(mn, x[32 * j + l]), mx = fmaxf(mx, x[32 * j + l]);
         mins[j] = -mn;
         maxs[j] = mx;
         max_min = fmaxf(max_min, -mn);
@@ -118,7 +123,8 @@ static void q_q6_k(const float *x, uint8_t *b) {
     float amax[16], max_scale = 0.0f;
     for (int s = 0; s < 16; s++) {
         amax[s] = 0.0f;
-        for (int l = 0; l < 16; l++) amax[s] = fmaxf(amax[s], fabsf(x[16 * s + l]));
+        for (int l = 0; l < 16; l++)
+            amax[s] = fmaxf(amax[s], fabsf(x[16 * s + l]));
         max_scale = fmaxf(max_scale, amax[s] / 31.0f);
     }
     float d = f16r(max_scale / 127.0f);
@@ -126,7 +132,8 @@ static void q_q6_k(const float *x, uint8_t *b) {
     int8_t *sc = (int8_t *)(b + 192);
     memset(b, 0, 192);
     lq_wr16(b + 208, lq_f32_to_f16(d));
-    for (int s = 0; s < 16; s++) sc[s] = (int8_t)(d > 0 ? qceil(amax[s] / 31.0f / d, 127) : 0);
+    for (int s = 0; s < 16; s++)
+        sc[s] = (int8_t)(d > 0 ? qceil(amax[s] / 31.0f / d, 127) : 0);
     for (int i = 0; i < 256; i++) {
         float d1 = d * (float)sc[i / 16];
         int u = (d1 > 0 ? qround(x[i] / d1, -32, 31) : 0) + 32;

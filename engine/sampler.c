@@ -21,8 +21,8 @@ struct lfm_sampler {
     uint64_t rng[4];
     uint32_t *stamp; /* per token: call number that last penalized it */
     uint32_t call;
-    int32_t *idx;    /* candidate ids */
-    float *val;      /* candidate logits, then probabilities */
+    int32_t *idx; /* candidate ids */
+    float *val;   /* candidate logits, then probabilities */
 };
 
 static uint64_t splitmix64(uint64_t *x) {
@@ -32,7 +32,9 @@ static uint64_t splitmix64(uint64_t *x) {
     return z ^ (z >> 31);
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
 
 static uint64_t xoshiro_next(uint64_t s[4]) {
     uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
@@ -45,7 +47,9 @@ static uint64_t xoshiro_next(uint64_t s[4]) {
     return r;
 }
 
-static double uniform01(uint64_t s[4]) { return (double)(xoshiro_next(s) >> 11) * 0x1.0p-53; }
+static double uniform01(uint64_t s[4]) {
+    return (double)(xoshiro_next(s) >> 11) * 0x1.0p-53;
+}
 
 void lfm_sampler_defaults(lfm_sampler_params *p) {
     if (!p) return;
@@ -75,7 +79,8 @@ lfm_sampler *lfm_sampler_new(const lfm_sampler_params *p, int n_vocab) {
         return NULL;
     }
     uint64_t x = p->seed;
-    for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&x);
+    for (int i = 0; i < 4; i++)
+        s->rng[i] = splitmix64(&x);
     return s;
 }
 
@@ -132,8 +137,10 @@ static void select_top(lfm_sampler *s, size_t n, size_t k) {
             if (before(s->val[i], s->idx[i], pv, pid)) swap(s, i, st++);
         swap(s, st, hi - 1);
         if (st == k || st + 1 == k) return;
-        if (st > k) hi = st;
-        else lo = st + 1;
+        if (st > k)
+            hi = st;
+        else
+            lo = st + 1;
     }
 }
 
@@ -216,7 +223,7 @@ int32_t lfm_sampler_sample(lfm_sampler *s, float *logits, const int32_t *history
         s->val[i] = e;
         sum += e;
     }
-    if (s->p.top_p > 0.0f && s->p.top_p < 1.0f) {
+    if (s->p.top_p < 1.0f) { /* top_p <= 0 keeps just the best token */
         /* Only the head of the distribution matters: select the best k
          * (linear time), sort those, and widen k until they reach top_p. */
         double target = (double)s->p.top_p * sum;

@@ -95,21 +95,17 @@ void synth_truncate(synth_opts *o, int n) {
 
 typedef struct {
     const char *name;
-    uint32_t base;     /* 2-D weights */
-    uint32_t head;     /* output head (token_embd when tied) */
-    bool raise_m;      /* _M: some attn_v / ffn_down to Q6_K */
-    uint32_t ftype;    /* general.file_type; UINT32_MAX = not written */
+    uint32_t base;  /* 2-D weights */
+    uint32_t head;  /* output head (token_embd when tied) */
+    bool raise_m;   /* _M: some attn_v / ffn_down to Q6_K */
+    uint32_t ftype; /* general.file_type; UINT32_MAX = not written */
 } mix;
 
 static const mix MIXES[] = {
-    {"f32", LQ_F32, LQ_F32, false, UINT32_MAX},
-    {"f16", LQ_F16, LQ_F16, false, 1},
-    {"bf16", LQ_BF16, LQ_BF16, false, 32},
-    {"q8_0", LQ_Q8_0, LQ_Q8_0, false, 7},
-    {"q4_0", LQ_Q4_0, LQ_Q6_K, false, 2},
-    {"q4_k_m", LQ_Q4_K, LQ_Q6_K, true, 15},
-    {"q5_k_m", LQ_Q5_K, LQ_Q6_K, true, 17},
-    {"q6_k", LQ_Q6_K, LQ_Q6_K, false, 18},
+    {"f32", LQ_F32, LQ_F32, false, UINT32_MAX}, {"f16", LQ_F16, LQ_F16, false, 1},
+    {"bf16", LQ_BF16, LQ_BF16, false, 32},      {"q8_0", LQ_Q8_0, LQ_Q8_0, false, 7},
+    {"q4_0", LQ_Q4_0, LQ_Q6_K, false, 2},       {"q4_k_m", LQ_Q4_K, LQ_Q6_K, true, 15},
+    {"q5_k_m", LQ_Q5_K, LQ_Q6_K, true, 17},     {"q6_k", LQ_Q6_K, LQ_Q6_K, false, 18},
 };
 
 static const mix *find_mix(const char *t) {
@@ -118,7 +114,9 @@ static const mix *find_mix(const char *t) {
     return NULL;
 }
 
-bool synth_type_known(const char *type) { return find_mix(type) != NULL; }
+bool synth_type_known(const char *type) {
+    return find_mix(type) != NULL;
+}
 
 /* llama.cpp's rule for which layers of an _M mix get more bits. */
 static bool more_bits(int i, int n) {
@@ -151,10 +149,10 @@ typedef struct {
 typedef struct {
     tspec *t;
     size_t n, cap;
-    float *row;        /* scratch: one row of floats */
+    float *row; /* scratch: one row of floats */
     size_t row_cap;
-    const int32_t *dim_of;  /* scripted: token -> one-hot dimension */
-    const int32_t *src_of;  /* scripted: token -> dim that leads to it, or -1 */
+    const int32_t *dim_of; /* scripted: token -> one-hot dimension */
+    const int32_t *src_of; /* scripted: token -> dim that leads to it, or -1 */
 } synth_ctx;
 
 static uint64_t mix64(uint64_t z) {
@@ -174,16 +172,20 @@ static void gen_row(const synth_ctx *c, const tspec *t, uint64_t r, float *x) {
     uint64_t s = mix64(t->seed ^ (r * 0xD1B54A32D192ED03ull));
     switch (t->kind) {
     case K_MATRIX:
-        for (uint64_t i = 0; i < t->cols; i++) x[i] = t->std * tri(&s);
+        for (uint64_t i = 0; i < t->cols; i++)
+            x[i] = t->std * tri(&s);
         break;
     case K_NORM:
-        for (uint64_t i = 0; i < t->cols; i++) x[i] = 1.0f + 0.05f * tri(&s);
+        for (uint64_t i = 0; i < t->cols; i++)
+            x[i] = 1.0f + 0.05f * tri(&s);
         break;
     case K_CONV:
-        for (uint64_t i = 0; i < t->cols; i++) x[i] = 0.3f * tri(&s);
+        for (uint64_t i = 0; i < t->cols; i++)
+            x[i] = 0.3f * tri(&s);
         break;
     case K_ONES:
-        for (uint64_t i = 0; i < t->cols; i++) x[i] = 1.0f;
+        for (uint64_t i = 0; i < t->cols; i++)
+            x[i] = 1.0f;
         break;
     case K_ONEHOT:
         memset(x, 0, t->cols * sizeof *x);
@@ -277,7 +279,8 @@ static int add(synth_ctx *c, gguf_writer *w, const char *name, uint64_t d0, uint
         t->pool = malloc(POOL_BLOCKS * lq_block_bytes((lq_type)t->type));
         if (!t->pool) abort();
         uint64_t s = t->seed;
-        for (int64_t i = 0; i < POOL_BLOCKS * bv; i++) c->row[i] = t->std * tri(&s);
+        for (int64_t i = 0; i < POOL_BLOCKS * bv; i++)
+            c->row[i] = t->std * tri(&s);
         lq_quantize_row((lq_type)t->type, c->row, t->pool, POOL_BLOCKS * bv);
     }
     c->n++;
@@ -285,7 +288,8 @@ static int add(synth_ctx *c, gguf_writer *w, const char *name, uint64_t d0, uint
 }
 
 static void ctx_free(synth_ctx *c) {
-    for (size_t i = 0; i < c->n; i++) free(c->t[i].pool);
+    for (size_t i = 0; i < c->n; i++)
+        free(c->t[i].pool);
     free(c->t);
     free(c->row);
 }
@@ -331,14 +335,22 @@ static void add_meta(gguf_writer *w, const synth_opts *o, const sv_vocab *v, int
 
 static int check_opts(const synth_opts *o, char *err, size_t errlen) {
     const char *bad = NULL;
-    if (o->n_embd < 1 || o->n_embd > 65536) bad = "n_embd must be in 1..65536";
-    else if (o->n_head < 1 || o->n_embd % o->n_head) bad = "n_embd must be a multiple of n_head";
-    else if (o->n_head_kv < 1 || o->n_head % o->n_head_kv) bad = "n_head must be a multiple of n_head_kv";
-    else if (o->n_ff < 1 || o->n_ff > 1 << 20) bad = "n_ff must be in 1..1048576";
-    else if (o->n_layer < 0 || o->n_layer > SYNTH_MAX_LAYERS) bad = "layers must be in 0..64";
-    else if (o->n_vocab < SV_N_SPECIAL + 256 || o->n_vocab > 1 << 20) bad = "vocab must be in 270..1048576";
-    else if (o->n_ctx < 1) bad = "context length must be positive";
-    else if (!find_mix(o->type)) bad = "unknown --type";
+    if (o->n_embd < 1 || o->n_embd > 65536)
+        bad = "n_embd must be in 1..65536";
+    else if (o->n_head < 1 || o->n_embd % o->n_head)
+        bad = "n_embd must be a multiple of n_head";
+    else if (o->n_head_kv < 1 || o->n_head % o->n_head_kv)
+        bad = "n_head must be a multiple of n_head_kv";
+    else if (o->n_ff < 1 || o->n_ff > 1 << 20)
+        bad = "n_ff must be in 1..1048576";
+    else if (o->n_layer < 0 || o->n_layer > SYNTH_MAX_LAYERS)
+        bad = "layers must be in 0..64";
+    else if (o->n_vocab < SV_N_SPECIAL + 256 || o->n_vocab > 1 << 20)
+        bad = "vocab must be in 270..1048576";
+    else if (o->n_ctx < 1)
+        bad = "context length must be positive";
+    else if (!find_mix(o->type))
+        bad = "unknown --type";
     if (!bad)
         for (int i = 0; i < o->n_attn; i++) {
             if (o->attn_layers[i] < 0 || o->attn_layers[i] >= o->n_layer)
@@ -376,7 +388,8 @@ static int build(const synth_opts *o, gguf_writer *w, synth_ctx *c, sv_vocab *v,
         untied = true;
         int32_t *dim_of = calloc(v->n, sizeof *dim_of), *src_of = malloc(v->n * sizeof *src_of);
         if (!dim_of || !src_of) abort();
-        for (size_t t = 0; t < v->n; t++) src_of[t] = -1;
+        for (size_t t = 0; t < v->n; t++)
+            src_of[t] = -1;
         for (size_t k = 0; k < n; k++) {
             dim_of[chain[k]] = (int32_t)k + 1;
             src_of[chain[k]] = (int32_t)k;
@@ -390,7 +403,8 @@ static int build(const synth_opts *o, gguf_writer *w, synth_ctx *c, sv_vocab *v,
     } else {
         sv_train_corpus(v, (size_t)o->n_vocab);
         sv_fill_random(v, (size_t)o->n_vocab, 0x7ABE5EEDull);
-        for (int i = 0; i < o->n_attn; i++) hkv[o->attn_layers[i]] = o->n_head_kv;
+        for (int i = 0; i < o->n_attn; i++)
+            hkv[o->attn_layers[i]] = o->n_head_kv;
     }
     add_meta(w, o, v, e, f, h, layers, hkv, m);
 
@@ -407,11 +421,12 @@ static int build(const synth_opts *o, gguf_writer *w, synth_ctx *c, sv_vocab *v,
     rc |= add(c, w, "token_embd_norm.weight", E, 1, o->script ? K_ONES : K_NORM, LQ_F32, 0, seed,
               err, errlen);
     int n_attn_seen = 0, n_attn = 0;
-    for (int l = 0; l < layers; l++) n_attn += hkv[l] > 0;
+    for (int l = 0; l < layers; l++)
+        n_attn += hkv[l] > 0;
     for (int l = 0; l < layers && !rc; l++) {
         uint32_t down = m->raise_m && more_bits(l, layers) ? LQ_Q6_K : m->base;
-#define T(suffix, d0, d1, kind, type)                                                          \
-    (snprintf(nm, sizeof nm, "blk.%d." suffix, l),                                             \
+#define T(suffix, d0, d1, kind, type)                                                              \
+    (snprintf(nm, sizeof nm, "blk.%d." suffix, l),                                                 \
      rc |= add(c, w, nm, d0, d1, kind, type, kind == K_MATRIX ? sd : 0, seed, err, errlen))
         if (hkv[l] > 0) {
             uint64_t kvd = (uint64_t)hkv[l] * hd;
@@ -454,7 +469,8 @@ static int run(const synth_opts *o, const char *path, tg_buf *out, char *err, si
     sv_vocab v = {0};
     int32_t *maps[2] = {NULL, NULL};
     int rc = build(o, w, &c, &v, maps, err, errlen);
-    if (!rc) rc = path ? gguf_w_write_file(w, path, err, errlen) : gguf_w_write_buf(w, out, err, errlen);
+    if (!rc)
+        rc = path ? gguf_w_write_file(w, path, err, errlen) : gguf_w_write_buf(w, out, err, errlen);
     gguf_w_free(w);
     ctx_free(&c);
     sv_free(&v);

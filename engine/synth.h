@@ -23,15 +23,15 @@
 #define SYNTH_MAX_LAYERS 64
 
 typedef struct {
-    int n_embd;     /* E */
-    int n_ff;       /* F */
-    int n_head;     /* H (head dim = E / H) */
-    int n_head_kv;  /* KV heads of attention blocks */
-    int n_layer;    /* blocks */
+    int n_embd;    /* E */
+    int n_ff;      /* F */
+    int n_head;    /* H (head dim = E / H) */
+    int n_head_kv; /* KV heads of attention blocks */
+    int n_layer;   /* blocks */
     int n_vocab;
-    int n_attn;                          /* attention blocks ... */
-    int attn_layers[SYNTH_MAX_LAYERS];   /* ... at these block indices */
-    int n_ctx;                           /* lfm2.context_length */
+    int n_attn;                        /* attention blocks ... */
+    int attn_layers[SYNTH_MAX_LAYERS]; /* ... at these block indices */
+    int n_ctx;                         /* lfm2.context_length */
     float rope_theta;
     float rms_eps;
     char type[16];      /* f32 f16 bf16 q8_0 q4_0 q4_k_m q5_k_m q6_k */

@@ -8,10 +8,20 @@
 #include <string.h>
 
 static const char *const SPECIALS[SV_N_SPECIAL] = {
-    "<|pad|>",          "<|startoftext|>",   "<|endoftext|>",       "<|fim_pre|>",
-    "<|fim_mid|>",      "<|fim_suf|>",       "<|im_start|>",        "<|im_end|>",
-    "<|tool_list_start|>", "<|tool_list_end|>", "<|tool_call_start|>", "<|tool_call_end|>",
-    "<|tool_response_start|>", "<|tool_response_end|>",
+    "<|pad|>",
+    "<|startoftext|>",
+    "<|endoftext|>",
+    "<|fim_pre|>",
+    "<|fim_mid|>",
+    "<|fim_suf|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|tool_list_start|>",
+    "<|tool_list_end|>",
+    "<|tool_call_start|>",
+    "<|tool_call_end|>",
+    "<|tool_response_start|>",
+    "<|tool_response_end|>",
 };
 
 /* A few paragraphs of plain prose: the merges learned from it make common
@@ -67,7 +77,8 @@ char *sv_encode(const char *raw, size_t len) {
 
 static uint64_t hstr(const char *s) {
     uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
     return h;
 }
 
@@ -78,7 +89,8 @@ static void rehash(sv_vocab *v, size_t cap) {
     if (!v->hash) abort();
     for (size_t i = 0; i < v->n; i++) {
         size_t s = (size_t)hstr(v->tok[i]) & (cap - 1);
-        while (v->hash[s]) s = (s + 1) & (cap - 1);
+        while (v->hash[s])
+            s = (s + 1) & (cap - 1);
         v->hash[s] = (int32_t)i + 1;
     }
 }
@@ -108,7 +120,8 @@ int32_t sv_add(sv_vocab *v, const char *enc, int32_t type) {
         rehash(v, v->hcap * 2);
     } else {
         size_t s = (size_t)hstr(enc) & (v->hcap - 1);
-        while (v->hash[s]) s = (s + 1) & (v->hcap - 1);
+        while (v->hash[s])
+            s = (s + 1) & (v->hcap - 1);
         v->hash[s] = (int32_t)v->n;
     }
     return (int32_t)v->n - 1;
@@ -142,7 +155,8 @@ static char *concat(const sv_vocab *v, int32_t a, int32_t b) {
 void sv_init(sv_vocab *v) {
     memset(v, 0, sizeof *v);
     rehash(v, 1024);
-    for (int i = 0; i < SV_N_SPECIAL; i++) sv_add(v, SPECIALS[i], 3);
+    for (int i = 0; i < SV_N_SPECIAL; i++)
+        sv_add(v, SPECIALS[i], 3);
     for (int b = 0; b < 256; b++) {
         char raw = (char)b;
         char *e = sv_encode(&raw, 1);
@@ -152,8 +166,10 @@ void sv_init(sv_vocab *v) {
 }
 
 void sv_free(sv_vocab *v) {
-    for (size_t i = 0; i < v->n; i++) free(v->tok[i]);
-    for (size_t i = 0; i < v->n_merge; i++) free(v->merge[i]);
+    for (size_t i = 0; i < v->n; i++)
+        free(v->tok[i]);
+    for (size_t i = 0; i < v->n_merge; i++)
+        free(v->merge[i]);
     free(v->tok);
     free(v->type);
     free(v->merge);
@@ -163,7 +179,9 @@ void sv_free(sv_vocab *v) {
 
 /* ---------------------------------------------------------- training -- */
 
-static bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+static bool is_alpha(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
 
 void sv_train_corpus(sv_vocab *v, size_t max_size) {
     /* Words: optional leading space + letters, as symbol id sequences. */
@@ -176,8 +194,10 @@ void sv_train_corpus(sv_vocab *v, size_t max_size) {
         size_t j = i + (CORPUS[i] == ' ');
         if (j < n && is_alpha(CORPUS[j])) {
             wstart[nw++] = ns;
-            for (size_t k = i; k < j; k++) sym[ns++] = SV_N_SPECIAL + ' ';
-            while (j < n && is_alpha(CORPUS[j])) sym[ns++] = SV_N_SPECIAL + (unsigned char)CORPUS[j++];
+            for (size_t k = i; k < j; k++)
+                sym[ns++] = SV_N_SPECIAL + ' ';
+            while (j < n && is_alpha(CORPUS[j]))
+                sym[ns++] = SV_N_SPECIAL + (unsigned char)CORPUS[j++];
             i = j;
         } else {
             i++;
@@ -186,7 +206,8 @@ void sv_train_corpus(sv_vocab *v, size_t max_size) {
     wstart[nw] = ns;
     size_t *wlen = malloc((nw ? nw : 1) * sizeof *wlen);
     if (!wlen) abort();
-    for (size_t w = 0; w < nw; w++) wlen[w] = wstart[w + 1] - wstart[w];
+    for (size_t w = 0; w < nw; w++)
+        wlen[w] = wstart[w + 1] - wstart[w];
 
     enum { HC = 8192 };
     uint64_t *keys = malloc(HC * sizeof *keys);
@@ -201,7 +222,8 @@ void sv_train_corpus(sv_vocab *v, size_t max_size) {
             for (size_t k = 0; k + 1 < wlen[w]; k++) {
                 uint64_t key = ((uint64_t)(uint32_t)s[k] << 32) | (uint32_t)s[k + 1];
                 size_t h = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 51) & (HC - 1);
-                while (cnt[h] && keys[h] != key) h = (h + 1) & (HC - 1);
+                while (cnt[h] && keys[h] != key)
+                    h = (h + 1) & (HC - 1);
                 keys[h] = key;
                 cnt[h]++;
                 if (cnt[h] > best_n || (cnt[h] == best_n && key < best)) {
@@ -248,8 +270,10 @@ static uint64_t next_rand(uint64_t *s) {
 /* "Ġ"-prefixed or bare ASCII-letter words: the only tokens random merges use,
  * so filler tokens look like word pieces. */
 static int word_kind(const char *t) {
-    if (!strncmp(t, "\xC4\xA0", 2)) t += 2; /* Ġ */
-    else if (!*t) return 0;
+    if (!strncmp(t, "\xC4\xA0", 2))
+        t += 2; /* Ġ */
+    else if (!*t)
+        return 0;
     for (const char *p = t; *p; p++)
         if (!is_alpha(*p)) return 0;
     return 1;
@@ -308,7 +332,8 @@ void sv_fill_random(sv_vocab *v, size_t size, uint64_t seed) {
 
 /* ------------------------------------------------------------ script -- */
 
-static int serr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int serr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int serr(char *err, size_t errlen, const char *fmt, ...) {
     if (err && errlen) {
         va_list ap;
@@ -331,15 +356,18 @@ static int32_t special_at(const char *s, size_t n) {
     return -1;
 }
 
-static bool ws(char c) { return c == ' ' || c == '\n'; }
+static bool ws(char c) {
+    return c == ' ' || c == '\n';
+}
 
 typedef struct {
-    size_t start, end;   /* raw byte range, or special token */
-    int32_t special;     /* id, or -1 for text */
+    size_t start, end; /* raw byte range, or special token */
+    int32_t special;   /* id, or -1 for text */
 } piece;
 
 /* Is the text piece p unused so far (vocabulary and earlier pieces)? */
-static bool fresh(const sv_vocab *v, const char *s, const piece *ps, size_t np, size_t a, size_t b) {
+static bool fresh(const sv_vocab *v, const char *s, const piece *ps, size_t np, size_t a,
+                  size_t b) {
     char *e = sv_encode(s + a, b - a);
     bool ok = sv_find(v, e) < 0;
     free(e);
@@ -354,38 +382,46 @@ int sv_script_chain(sv_vocab *v, const char *s, size_t len, int32_t **chain, siz
                     char *err, size_t errlen) {
     *chain = NULL;
     *n_out = 0;
+    if (len > 65536) return serr(err, errlen, "script: %zu bytes (max 65536)", len);
+    /* Control tokens first: each may occur once, and none may end the turn. */
+    bool used[SV_N_SPECIAL] = {0};
+    for (size_t i = 0; i < len; i++) {
+        int32_t sp = special_at(s + i, len - i);
+        if (sp < 0) continue;
+        if (sp == SV_IM_END || sp == SV_EOT)
+            return serr(err, errlen, "script: %s would end generation early", SPECIALS[sp]);
+        if (used[sp])
+            return serr(err, errlen,
+                        "script: %s occurs twice (a scripted model can use "
+                        "each token once)",
+                        SPECIALS[sp]);
+        used[sp] = true;
+        i += strlen(SPECIALS[sp]) - 1;
+    }
     piece *ps = malloc((len + 1) * sizeof *ps);
     if (!ps) abort();
     size_t np = 0;
-    bool used[SV_N_SPECIAL] = {0};
     size_t i = 0;
     while (i < len) {
         int32_t sp = special_at(s + i, len - i);
         if (sp >= 0) {
-            if (sp == SV_IM_END || sp == SV_EOT) {
-                free(ps);
-                return serr(err, errlen, "script: %s would end generation early", SPECIALS[sp]);
-            }
-            if (used[sp]) {
-                free(ps);
-                return serr(err, errlen, "script: %s occurs twice (a scripted model can use "
-                            "each token once)", SPECIALS[sp]);
-            }
-            used[sp] = true;
             ps[np++] = (piece){i, i + strlen(SPECIALS[sp]), sp};
             i += strlen(SPECIALS[sp]);
             continue;
         }
         /* A text segment runs to the next control token. */
         size_t seg_end = i, seg_first = np;
-        while (seg_end < len && special_at(s + seg_end, len - seg_end) < 0) seg_end++;
+        while (seg_end < len && special_at(s + seg_end, len - seg_end) < 0)
+            seg_end++;
         while (i < seg_end) {
             /* Chunks start where whitespace follows a non-space. */
             size_t e = i + 1;
-            while (e < seg_end && !(ws(s[e]) && !ws(s[e - 1]))) e++;
+            while (e < seg_end && !(ws(s[e]) && !ws(s[e - 1])))
+                e++;
             while (!fresh(v, s, ps, np, i, e) && e < seg_end) {
                 e++;
-                while (e < seg_end && !(ws(s[e]) && !ws(s[e - 1]))) e++;
+                while (e < seg_end && !(ws(s[e]) && !ws(s[e - 1])))
+                    e++;
             }
             if (fresh(v, s, ps, np, i, e)) {
                 ps[np++] = (piece){i, e, -1};
@@ -393,8 +429,10 @@ int sv_script_chain(sv_vocab *v, const char *s, size_t len, int32_t **chain, siz
                 ps[np - 1].end = e; /* fold the repeated tail into the piece before */
             } else {
                 free(ps);
-                return serr(err, errlen, "script: text '%.*s' repeats and cannot be made a "
-                            "unique token", (int)(e - i > 40 ? 40 : e - i), s + i);
+                return serr(err, errlen,
+                            "script: text '%.*s' repeats and cannot be made a "
+                            "unique token",
+                            (int)(e - i > 40 ? 40 : e - i), s + i);
             }
             i = e;
         }

@@ -12,12 +12,12 @@
 #include <stdint.h>
 
 typedef struct {
-    char **tok;       /* byte-level encoded text, NUL-terminated */
-    int32_t *type;    /* 1 normal, 3 control */
+    char **tok;    /* byte-level encoded text, NUL-terminated */
+    int32_t *type; /* 1 normal, 3 control */
     size_t n, cap;
-    char **merge;     /* "left right" in rank order */
+    char **merge; /* "left right" in rank order */
     size_t n_merge, cap_merge;
-    int32_t *hash;    /* open addressing over tok: id + 1, 0 = empty */
+    int32_t *hash; /* open addressing over tok: id + 1, 0 = empty */
     size_t hcap;
 } sv_vocab;
 

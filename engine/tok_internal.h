@@ -33,30 +33,31 @@ typedef struct {
 } tok_trie_node;
 
 typedef struct {
-    uint32_t off; /* into merge_pool: text of "a" followed by "b" */
-    uint32_t len; /* len(a) + len(b) */
+    uint32_t off;   /* into merge_pool: text of "a" followed by "b" */
+    uint32_t len;   /* len(a) + len(b) */
     uint32_t split; /* len(a) */
     uint32_t rank;
 } tok_merge;
 
 struct lfm_tokenizer {
     int32_t n_vocab;
-    char *text_pool;      /* all token texts, back to back */
-    uint32_t *text_off;   /* [n_vocab] */
-    uint32_t *text_len;   /* [n_vocab] */
-    int8_t *types;        /* [n_vocab] GGUF token type */
-    uint8_t *eog;         /* [n_vocab] 1 = ends generation */
-    char *dec_pool;       /* byte-level decoded bytes of every token */
-    uint32_t *dec_off;    /* [n_vocab] */
-    uint32_t *dec_len;    /* [n_vocab] */
+    char *text_pool;    /* all token texts, back to back */
+    uint32_t *text_off; /* [n_vocab] */
+    uint32_t *text_len; /* [n_vocab] */
+    int8_t *types;      /* [n_vocab] GGUF token type */
+    uint8_t *eog;       /* [n_vocab] 1 = ends generation */
+    char *dec_pool;     /* byte-level decoded bytes of every token */
+    uint32_t *dec_off;  /* [n_vocab] */
+    uint32_t *dec_len;  /* [n_vocab] */
 
-    int32_t *vocab_tab;   /* open-addressing hash: text -> id, -1 empty */
+    int32_t *vocab_tab; /* open-addressing hash: text -> id, -1 empty */
     size_t vocab_mask;
 
     char *merge_pool;
-    tok_merge *merges;    /* [n_merges] */
+    tok_merge *merges; /* [n_merges] */
     size_t n_merges;
-    int32_t *merge_tab;   /* open-addressing hash: (a||b, split) -> index, -1 empty */
+    uint32_t max_merge_len; /* longest a||b of any merge */
+    int32_t *merge_tab;     /* open-addressing hash: (a||b, split) -> index, -1 empty */
     size_t merge_mask;
 
     /* Special tokens (control, unknown, user-defined), longest text first. */

@@ -11,22 +11,21 @@
 #include "engine/tok_internal.h"
 
 /* The LFM2 (llama3-style) pre-tokenizer regex, from LFM2.md. */
-static const char TOK_REGEX[] =
-    "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])"
-    "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+"
-    "|\\p{N}{1,3}"
-    "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
-    "|\\s*[\\r\\n]+"
-    "|\\s+(?!\\S)"
-    "|\\s+";
+static const char TOK_REGEX[] = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])"
+                                "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+"
+                                "|\\p{N}{1,3}"
+                                "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
+                                "|\\s*[\\r\\n]+"
+                                "|\\s+(?!\\S)"
+                                "|\\s+";
 
 /* Upper bounds that keep every offset in 32 bits with room to spare. */
 #define TOK_MAX_VOCAB (1 << 24)
-#define TOK_MAX_TEXT 65536u
-#define TOK_MAX_POOL (1u << 31)
+#define TOK_MAX_TEXT  65536u
+#define TOK_MAX_POOL  (1u << 31)
 
-__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t errlen,
-                                                          const char *fmt, ...) {
+__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t errlen, const char *fmt,
+                                                         ...) {
     if (!err || !errlen) return;
     va_list ap;
     va_start(ap, fmt);
@@ -44,10 +43,10 @@ static bool byte_is_printable(unsigned b) {
 
 static uint32_t byte_to_cp(uint8_t b) {
     if (byte_is_printable(b)) return b;
-    uint32_t n = 0;
-    for (unsigned c = 0; c < b; c++)
-        if (!byte_is_printable(c)) n++;
-    return 256 + n;
+    /* The non-printable bytes are 0..32, 127..160 and 173, in that order. */
+    if (b <= 32) return 256u + b;
+    if (b <= 160) return 256u + 33u + (b - 127u);
+    return 256u + 67u; /* 173 */
 }
 
 int tok_byte_enc(uint8_t b, char out[2]) {
@@ -153,7 +152,8 @@ uint32_t tok_merge_rank(const lfm_tokenizer *t, const char *s, size_t n, size_t 
 
 static size_t table_size(size_t n) {
     size_t cap = 16;
-    while (cap < 2 * n) cap *= 2;
+    while (cap < 2 * n)
+        cap *= 2;
     return cap;
 }
 
@@ -286,6 +286,7 @@ static int build_merges(lfm_tokenizer *t, const lfm_str *merges, size_t n_merges
         }
         if (dup) continue;
         t->merges[k] = m;
+        if (m.len > t->max_merge_len) t->max_merge_len = m.len;
         t->merge_tab[h] = (int32_t)k;
         k++;
     }
@@ -311,7 +312,8 @@ static int byte_token_value(const unsigned char *s, size_t len) {
  * the raw text for control and user-defined ones. */
 static int build_decoded(lfm_tokenizer *t) {
     size_t n = (size_t)t->n_vocab, total = 0;
-    for (size_t i = 0; i < n; i++) total += t->text_len[i];
+    for (size_t i = 0; i < n; i++)
+        total += t->text_len[i];
     t->dec_pool = malloc(total + 1);
     t->dec_off = malloc(n * sizeof *t->dec_off);
     t->dec_len = malloc(n * sizeof *t->dec_len);
@@ -383,7 +385,8 @@ static int build_specials(lfm_tokenizer *t) {
         int32_t node = 0;
         for (size_t j = 0; j < t->text_len[id]; j++) {
             int32_t c = t->trie[node].child;
-            while (c >= 0 && t->trie[c].byte != s[j]) c = t->trie[c].sibling;
+            while (c >= 0 && t->trie[c].byte != s[j])
+                c = t->trie[c].sibling;
             if (c < 0) {
                 c = (int32_t)t->n_trie++;
                 t->trie[c] = (tok_trie_node){-1, t->trie[node].child, -1, s[j]};
@@ -469,8 +472,8 @@ int lfm_tokenizer_from_gguf(const gguf_file *f, lfm_tokenizer **out, char *err, 
     if (gguf_get_str(f, "tokenizer.ggml.model", &model, NULL, 0) == 0 &&
         !(model.len == 4 && memcmp(model.ptr, "gpt2", 4) == 0)) {
         int shown = model.len > 32 ? 32 : (int)model.len;
-        seterr(err, errlen, "tokenizer.ggml.model: unsupported tokenizer '%.*s' (want gpt2)",
-               shown, model.ptr);
+        seterr(err, errlen, "tokenizer.ggml.model: unsupported tokenizer '%.*s' (want gpt2)", shown,
+               model.ptr);
         return LFM_EFORMAT;
     }
     const gguf_kv *tk = gguf_find_kv(f, "tokenizer.ggml.tokens");
@@ -542,9 +545,15 @@ done:
 
 /* ------------------------------------------------------------- lookups -- */
 
-int lfm_vocab_size(const lfm_tokenizer *t) { return t ? t->n_vocab : 0; }
-int32_t lfm_token_bos(const lfm_tokenizer *t) { return t ? t->bos : -1; }
-int32_t lfm_token_eos(const lfm_tokenizer *t) { return t ? t->eos : -1; }
+int lfm_vocab_size(const lfm_tokenizer *t) {
+    return t ? t->n_vocab : 0;
+}
+int32_t lfm_token_bos(const lfm_tokenizer *t) {
+    return t ? t->bos : -1;
+}
+int32_t lfm_token_eos(const lfm_tokenizer *t) {
+    return t ? t->eos : -1;
+}
 
 int32_t lfm_token_lookup(const lfm_tokenizer *t, const char *text, size_t len) {
     if (!t || (!text && len)) return -1;

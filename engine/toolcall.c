@@ -12,8 +12,8 @@
 #include "engine/ljson.h"
 #include "engine/lfm.h"
 
-#define TC_START "<|tool_call_start|>"
-#define TC_END "<|tool_call_end|>"
+#define TC_START     "<|tool_call_start|>"
+#define TC_END       "<|tool_call_end|>"
 #define TC_MAX_DEPTH 64
 
 typedef struct {
@@ -22,7 +22,8 @@ typedef struct {
 } cur;
 
 static void ws(cur *c) {
-    while (c->i < c->n && strchr(" \t\r\n", c->s[c->i]) && c->s[c->i]) c->i++;
+    while (c->i < c->n && strchr(" \t\r\n", c->s[c->i]) && c->s[c->i])
+        c->i++;
 }
 
 static bool eat(cur *c, char ch) {
@@ -34,8 +35,12 @@ static bool eat(cur *c, char ch) {
     return false;
 }
 
-static bool is_alpha(char ch) { return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_'; }
-static bool is_digit(char ch) { return ch >= '0' && ch <= '9'; }
+static bool is_alpha(char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_';
+}
+static bool is_digit(char ch) {
+    return ch >= '0' && ch <= '9';
+}
 
 static void put_cp(tg_buf *b, unsigned long cp) {
     char o[4];
@@ -69,10 +74,14 @@ static bool hexn(cur *c, int digits, unsigned long *out) {
     for (int k = 0; k < digits; k++) {
         char h = c->s[c->i + (size_t)k];
         v <<= 4;
-        if (is_digit(h)) v |= (unsigned long)(h - '0');
-        else if (h >= 'a' && h <= 'f') v |= (unsigned long)(h - 'a' + 10);
-        else if (h >= 'A' && h <= 'F') v |= (unsigned long)(h - 'A' + 10);
-        else return false;
+        if (is_digit(h))
+            v |= (unsigned long)(h - '0');
+        else if (h >= 'a' && h <= 'f')
+            v |= (unsigned long)(h - 'a' + 10);
+        else if (h >= 'A' && h <= 'F')
+            v |= (unsigned long)(h - 'A' + 10);
+        else
+            return false;
     }
     c->i += (size_t)digits;
     *out = v;
@@ -103,7 +112,9 @@ static bool py_string(cur *c, tg_buf *raw) {
         case 'v': tg_buf_putc(raw, '\v'); break;
         case 'a': tg_buf_putc(raw, '\a'); break;
         case '0': tg_buf_putc(raw, '\0'); break;
-        case '\\': case '\'': case '"': tg_buf_putc(raw, e); break;
+        case '\\':
+        case '\'':
+        case '"': tg_buf_putc(raw, e); break;
         case '\n': break; /* line continuation */
         case 'x':
             if (!hexn(c, 2, &v)) return false;
@@ -130,13 +141,15 @@ static bool py_number(cur *c, tg_buf *out) {
     bool neg = false;
     if (i < c->n && (c->s[i] == '-' || c->s[i] == '+')) neg = c->s[i++] == '-';
     size_t is = i;
-    while (i < c->n && is_digit(c->s[i])) i++;
+    while (i < c->n && is_digit(c->s[i]))
+        i++;
     size_t ie = i, fs = i, fe = i;
     bool frac = false;
     if (i < c->n && c->s[i] == '.') {
         frac = true;
         fs = ++i;
-        while (i < c->n && is_digit(c->s[i])) i++;
+        while (i < c->n && is_digit(c->s[i]))
+            i++;
         fe = i;
     }
     if (ie == is && fe == fs) return false;
@@ -145,19 +158,25 @@ static bool py_number(cur *c, tg_buf *out) {
         size_t j = i + 1;
         if (j < c->n && (c->s[j] == '+' || c->s[j] == '-')) j++;
         if (j >= c->n || !is_digit(c->s[j])) return false;
-        while (j < c->n && is_digit(c->s[j])) j++;
+        while (j < c->n && is_digit(c->s[j]))
+            j++;
         es = i;
         ee = i = j;
     }
     if (i < c->n && (is_alpha(c->s[i]) || is_digit(c->s[i]))) return false;
     if (neg) tg_buf_putc(out, '-');
-    while (is + 1 < ie && c->s[is] == '0') is++; /* no leading zeros in JSON */
-    if (ie > is) tg_buf_append(out, c->s + is, ie - is);
-    else tg_buf_putc(out, '0');
+    while (is + 1 < ie && c->s[is] == '0')
+        is++; /* no leading zeros in JSON */
+    if (ie > is)
+        tg_buf_append(out, c->s + is, ie - is);
+    else
+        tg_buf_putc(out, '0');
     if (frac) {
         tg_buf_putc(out, '.');
-        if (fe > fs) tg_buf_append(out, c->s + fs, fe - fs);
-        else tg_buf_putc(out, '0');
+        if (fe > fs)
+            tg_buf_append(out, c->s + fs, fe - fs);
+        else
+            tg_buf_putc(out, '0');
     }
     if (ee > es) tg_buf_append(out, c->s + es, ee - es);
     c->i = i;
@@ -234,8 +253,8 @@ static bool py_value(cur *c, tg_buf *out, int depth) {
     if (ch == '[') return py_seq(c, out, ']', depth);
     if (ch == '(') return py_seq(c, out, ')', depth);
     if (ch == '{') return py_dict(c, out, depth);
-    static const char *const lits[][2] = {{"True", "true"},   {"False", "false"}, {"None", "null"},
-                                          {"true", "true"},   {"false", "false"}, {"null", "null"}};
+    static const char *const lits[][2] = {{"True", "true"}, {"False", "false"}, {"None", "null"},
+                                          {"true", "true"}, {"false", "false"}, {"null", "null"}};
     for (size_t k = 0; k < sizeof lits / sizeof *lits; k++)
         if (word(c, lits[k][0])) {
             tg_buf_puts(out, lits[k][1]);
@@ -272,9 +291,8 @@ static bool add_call(callvec *cv, const char *name, size_t nl, tg_buf *args) {
 static bool py_call(cur *c, callvec *cv) {
     ws(c);
     size_t ns = c->i;
-    while (c->i < c->n && (is_alpha(c->s[c->i]) || (c->i > ns && (is_digit(c->s[c->i]) ||
-                                                                  c->s[c->i] == '-' ||
-                                                                  c->s[c->i] == '.'))))
+    while (c->i < c->n &&
+           (is_alpha(c->s[c->i]) || is_digit(c->s[c->i]) || c->s[c->i] == '-' || c->s[c->i] == '.'))
         c->i++;
     size_t ne = c->i;
     if (ne == ns || !eat(c, '(')) return false;
@@ -365,7 +383,8 @@ static bool parse_json_form(const char *s, size_t n, callvec *cv) {
     if (!v) return false;
     bool ok = true;
     if (v->type == LJ_ARR)
-        for (size_t i = 0; i < v->n && ok; i++) ok = json_call(v->items[i], cv);
+        for (size_t i = 0; i < v->n && ok; i++)
+            ok = json_call(v->items[i], cv);
     else
         ok = json_call(v, cv);
     ljson_free(v);

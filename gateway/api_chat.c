@@ -128,6 +128,8 @@ static void on_text(void *user, const lfm_event *ev) {
         c->got_text = true;
         tg_metrics_observe(c->api->std.ttft, ev->ttft_ms / 1000.0);
     }
+    /* Kept current so an aborted or cut-off request still logs real counts. */
+    tg_http_set_tokens(c->ex, c->n_prompt, ev->n_generated);
     if (!c->stream) {
         tg_buf_append(&c->text, ev->text, ev->len);
         return;

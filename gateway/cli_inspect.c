@@ -16,13 +16,16 @@ static const char USAGE[] = "tidegate inspect -m MODEL [--json]";
 
 #define SHOW_ITEMS 8   /* array elements shown in text output */
 #define JSON_ITEMS 16  /* ... and in JSON */
-#define SHOW_STR 120   /* bytes of a string value shown in text output */
+#define SHOW_STR   120 /* bytes of a string value shown in text output */
 
 /* Non-finite floats are not JSON numbers. */
 static void put_float(tg_buf *b, double v, int digits, bool json) {
-    if (isfinite(v)) tg_buf_printf(b, "%.*g", digits, v);
-    else if (json) tg_buf_puts(b, "null");
-    else tg_buf_printf(b, "%g", v);
+    if (isfinite(v))
+        tg_buf_printf(b, "%.*g", digits, v);
+    else if (json)
+        tg_buf_puts(b, "null");
+    else
+        tg_buf_printf(b, "%g", v);
 }
 
 /* Appends a string value quoted; text mode cuts long strings. */
@@ -61,8 +64,10 @@ static void put_elem(tg_buf *b, const gguf_kv *kv, uint64_t i, bool cut) {
         break;
     }
     default:
-        if (gguf_arr_get_i64(kv, i, &v) == 0) tg_buf_printf(b, "%" PRId64, v);
-        else tg_buf_puts(b, "null");
+        if (gguf_arr_get_i64(kv, i, &v) == 0)
+            tg_buf_printf(b, "%" PRId64, v);
+        else
+            tg_buf_puts(b, "null");
     }
 }
 
@@ -72,21 +77,28 @@ static void put_value(tg_buf *b, const gguf_kv *kv, bool json) {
     case GGUF_T_BOOL: tg_buf_puts(b, kv->v.b ? "true" : "false"); break;
     case GGUF_T_FLOAT32: put_float(b, kv->v.f, 9, json); break;
     case GGUF_T_FLOAT64: put_float(b, kv->v.f, 17, json); break;
-    case GGUF_T_UINT8: case GGUF_T_UINT16: case GGUF_T_UINT32: case GGUF_T_UINT64:
-        tg_buf_printf(b, "%" PRIu64, kv->v.u);
-        break;
+    case GGUF_T_UINT8:
+    case GGUF_T_UINT16:
+    case GGUF_T_UINT32:
+    case GGUF_T_UINT64: tg_buf_printf(b, "%" PRIu64, kv->v.u); break;
     case GGUF_T_ARRAY: {
-        uint64_t show = kv->arr_n < (json ? JSON_ITEMS : SHOW_ITEMS) ? kv->arr_n
-                                                                      : (json ? JSON_ITEMS : SHOW_ITEMS);
-        if (json) tg_buf_printf(b, "{\"count\":%" PRIu64 ",\"items\":[", kv->arr_n);
-        else tg_buf_putc(b, '[');
+        uint64_t show = kv->arr_n < (json ? JSON_ITEMS : SHOW_ITEMS)
+                            ? kv->arr_n
+                            : (json ? JSON_ITEMS : SHOW_ITEMS);
+        if (json)
+            tg_buf_printf(b, "{\"count\":%" PRIu64 ",\"items\":[", kv->arr_n);
+        else
+            tg_buf_putc(b, '[');
         for (uint64_t i = 0; i < show; i++) {
             if (i) tg_buf_puts(b, ", ");
             put_elem(b, kv, i, !json);
         }
-        if (json) tg_buf_printf(b, "],\"truncated\":%s}", show < kv->arr_n ? "true" : "false");
-        else if (show < kv->arr_n) tg_buf_printf(b, ", ... (%" PRIu64 " total)]", kv->arr_n);
-        else tg_buf_putc(b, ']');
+        if (json)
+            tg_buf_printf(b, "],\"truncated\":%s}", show < kv->arr_n ? "true" : "false");
+        else if (show < kv->arr_n)
+            tg_buf_printf(b, ", ... (%" PRIu64 " total)]", kv->arr_n);
+        else
+            tg_buf_putc(b, ']');
         break;
     }
     default: tg_buf_printf(b, "%" PRId64, kv->v.i); break;
@@ -121,11 +133,13 @@ static void report(const gguf_file *f, const char *path, bool json, tg_buf *b) {
     if (json) {
         tg_buf_puts(b, "{\"file\":");
         tg_buf_json_str(b, path, strlen(path));
-        tg_buf_printf(b, ",\"version\":%" PRIu32 ",\"alignment\":%" PRIu64
-                      ",\"data_offset\":%" PRIu64 ",\"file_size\":%" PRIu64 ",\"metadata\":[",
+        tg_buf_printf(b,
+                      ",\"version\":%" PRIu32 ",\"alignment\":%" PRIu64 ",\"data_offset\":%" PRIu64
+                      ",\"file_size\":%" PRIu64 ",\"metadata\":[",
                       gguf_version(f), gguf_alignment(f), gguf_data_offset(f), gguf_file_size(f));
     } else {
-        tg_buf_printf(b, "file: %s\nversion: %" PRIu32 "\nalignment: %" PRIu64
+        tg_buf_printf(b,
+                      "file: %s\nversion: %" PRIu32 "\nalignment: %" PRIu64
                       "\ndata offset: %" PRIu64 "\nfile size: %" PRIu64 "\n\nmetadata (%zu):\n",
                       path, gguf_version(f), gguf_alignment(f), gguf_data_offset(f),
                       gguf_file_size(f), gguf_kv_count(f));
@@ -150,8 +164,10 @@ static void report(const gguf_file *f, const char *path, bool json, tg_buf *b) {
             tg_buf_putc(b, '\n');
         }
     }
-    if (json) tg_buf_puts(b, "],\"tensors\":[");
-    else tg_buf_printf(b, "\ntensors (%zu):\n", gguf_tensor_count(f));
+    if (json)
+        tg_buf_puts(b, "],\"tensors\":[");
+    else
+        tg_buf_printf(b, "\ntensors (%zu):\n", gguf_tensor_count(f));
     for (size_t i = 0; i < gguf_tensor_count(f); i++) {
         const gguf_tensor *t = gguf_tensor_at(f, i);
         if (json) {
@@ -170,19 +186,23 @@ static void report(const gguf_file *f, const char *path, bool json, tg_buf *b) {
             tg_buf_printf(b, "]  %s  %" PRIu64 " bytes  @%" PRIu64 "\n", lq_type_name(t->type),
                           t->nbytes, t->offset);
     }
-    if (json) tg_buf_puts(b, "],\"totals\":{");
-    else tg_buf_puts(b, "\ntotals:\n");
+    if (json)
+        tg_buf_puts(b, "],\"totals\":{");
+    else
+        tg_buf_puts(b, "\ntotals:\n");
     bool first = true;
     for (int ty = 0; ty < 64; ty++) {
         if (!tot[ty].count) continue;
         if (json)
-            tg_buf_printf(b, "%s\"%s\":{\"tensors\":%" PRIu64 ",\"elements\":%" PRIu64
-                          ",\"bytes\":%" PRIu64 "}", first ? "" : ",", lq_type_name((uint32_t)ty),
-                          tot[ty].count, tot[ty].elems, tot[ty].bytes);
+            tg_buf_printf(b,
+                          "%s\"%s\":{\"tensors\":%" PRIu64 ",\"elements\":%" PRIu64
+                          ",\"bytes\":%" PRIu64 "}",
+                          first ? "" : ",", lq_type_name((uint32_t)ty), tot[ty].count,
+                          tot[ty].elems, tot[ty].bytes);
         else
-            tg_buf_printf(b, "  %-6s %4" PRIu64 " tensors  %12" PRIu64 " elements  %12" PRIu64
-                          " bytes\n", lq_type_name((uint32_t)ty), tot[ty].count, tot[ty].elems,
-                          tot[ty].bytes);
+            tg_buf_printf(
+                b, "  %-6s %4" PRIu64 " tensors  %12" PRIu64 " elements  %12" PRIu64 " bytes\n",
+                lq_type_name((uint32_t)ty), tot[ty].count, tot[ty].elems, tot[ty].bytes);
         first = false;
     }
     if (json)
@@ -200,7 +220,8 @@ int cmd_inspect(int argc, char **argv) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: %s\n  Validates a GGUF file and prints its header, metadata, tensors "
                    "and totals by type.\n  Exits 1 with a one-line error if the file is "
-                   "malformed.\n", USAGE);
+                   "malformed.\n",
+                   USAGE);
             return 0;
         } else if (!strcmp(argv[i], "--json")) {
             json = true;

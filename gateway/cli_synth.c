@@ -35,8 +35,9 @@ static const char HELP[] =
     "  --arch NAME       general.architecture (tests of the loader's check)\n"
     "  --name NAME       general.name\n"
     "  --script S        scripted model: S is a file, or else the text itself. The\n"
-    "                    model has zero blocks and greedily continues ANY prompt\n"
-    "                    with exactly S and then <|im_end|>. Control tokens such as\n"
+    "                    model has zero blocks and continues any chat prompt (any\n"
+    "                    prompt whose last token is not a piece of S) with exactly S\n"
+    "                    and then <|im_end|>. Control tokens such as\n"
     "                    <|tool_call_start|> may appear in S, each at most once.\n";
 
 static int parse_list(const char *s, int *out, int max, int *n) {
@@ -82,21 +83,29 @@ int cmd_synth_model(int argc, char **argv) {
             o.untied = true;
             continue;
         }
-        if (i + 1 >= argc) return cli_usage_error("synth-model", USAGE, "unknown or incomplete flag %s", a);
+        if (i + 1 >= argc)
+            return cli_usage_error("synth-model", USAGE, "unknown or incomplete flag %s", a);
         const char *v = argv[++i];
-        if (!strcmp(a, "-o")) out = v;
-        else if (!strcmp(a, "--preset")) preset = v;
-        else if (!strcmp(a, "--dims")) dims = v;
-        else if (!strcmp(a, "--attn-layers")) attn = v;
-        else if (!strcmp(a, "--script")) script = v;
+        if (!strcmp(a, "-o"))
+            out = v;
+        else if (!strcmp(a, "--preset"))
+            preset = v;
+        else if (!strcmp(a, "--dims"))
+            dims = v;
+        else if (!strcmp(a, "--attn-layers"))
+            attn = v;
+        else if (!strcmp(a, "--script"))
+            script = v;
         else if (!strcmp(a, "--type")) {
-            if (!synth_type_known(v)) return cli_usage_error("synth-model", USAGE, "unknown --type %s", v);
+            if (!synth_type_known(v))
+                return cli_usage_error("synth-model", USAGE, "unknown --type %s", v);
             snprintf(o.type, sizeof o.type, "%s", v);
         } else if (!strcmp(a, "--seed")) {
             char *end;
             errno = 0;
             unsigned long long s = strtoull(v, &end, 10);
-            if (errno || *end || !*v) return cli_usage_error("synth-model", USAGE, "bad --seed %s", v);
+            if (errno || *end || !*v)
+                return cli_usage_error("synth-model", USAGE, "bad --seed %s", v);
             o.seed = s;
         } else if (!strcmp(a, "--layers")) {
             if (cli_parse_int(v, 0, SYNTH_MAX_LAYERS, &layers))
@@ -118,7 +127,8 @@ int cmd_synth_model(int argc, char **argv) {
         }
     }
     if (!out) return cli_usage_error("synth-model", USAGE, "-o OUT is required");
-    if (preset && dims) return cli_usage_error("synth-model", USAGE, "--preset and --dims exclude each other");
+    if (preset && dims)
+        return cli_usage_error("synth-model", USAGE, "--preset and --dims exclude each other");
     if (preset && synth_preset(preset, &o))
         return cli_usage_error("synth-model", USAGE, "unknown --preset %s", preset);
     if (dims) {
@@ -157,5 +167,9 @@ int cmd_synth_model(int argc, char **argv) {
         fprintf(stderr, "tidegate synth-model: %s\n", err);
         return 1;
     }
+    struct stat st;
+    if (stat(out, &st) == 0)
+        printf("wrote %s (%s, %lld bytes)\n", out, o.script ? "scripted" : o.type,
+               (long long)st.st_size);
     return 0;
 }

@@ -38,9 +38,12 @@ int cmd_engine_tokenize(int argc, char **argv) {
             return 0;
         }
         const char **dst = NULL;
-        if (!strcmp(a, "-m") || !strcmp(a, "--model")) dst = &model;
-        else if (!strcmp(a, "--text-file")) dst = &text_file;
-        else return cli_usage_error("engine tokenize", USAGE, "unknown option '%s'", a);
+        if (!strcmp(a, "-m") || !strcmp(a, "--model"))
+            dst = &model;
+        else if (!strcmp(a, "--text-file"))
+            dst = &text_file;
+        else
+            return cli_usage_error("engine tokenize", USAGE, "unknown option '%s'", a);
         if (i + 1 >= argc) return cli_usage_error("engine tokenize", USAGE, "%s needs a value", a);
         *dst = argv[++i];
     }
@@ -83,7 +86,8 @@ int cmd_engine_tokenize(int argc, char **argv) {
     tg_buf out = TG_BUF_INIT;
     tg_buf_reserve(&out, n * 6 + 4);
     tg_buf_putc(&out, '[');
-    for (size_t i = 0; i < n; i++) tg_buf_printf(&out, i ? ",%d" : "%d", (int)ids[i]);
+    for (size_t i = 0; i < n; i++)
+        tg_buf_printf(&out, i ? ",%d" : "%d", (int)ids[i]);
     tg_buf_puts(&out, "]\n");
     int wrc = fwrite(out.data, 1, out.len, stdout) == out.len && fflush(stdout) == 0 ? 0 : 1;
     if (wrc) fprintf(stderr, "tidegate engine tokenize: cannot write output\n");

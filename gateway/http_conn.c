@@ -54,7 +54,9 @@ tg_http_conn *tg_http_conn_new(tg_http_server *s) {
     return c;
 }
 
-void tg_http_conn_ref(tg_http_conn *c) { c->refs++; }
+void tg_http_conn_ref(tg_http_conn *c) {
+    c->refs++;
+}
 
 void tg_http_conn_unref(tg_http_conn *c) {
     if (--c->refs > 0) return;
@@ -64,8 +66,10 @@ void tg_http_conn_unref(tg_http_conn *c) {
     tg_buf_free(&c->value);
     if (c->ssl) SSL_free(c->ssl); /* frees both BIOs */
     tg_http_server *s = c->srv;
-    if (c->prev) c->prev->next = c->next;
-    else s->conns = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     free(c);
     tg_http_server_conn_freed(s, NULL);
@@ -201,13 +205,17 @@ static void on_read_timeout(uv_timer_t *t) {
 
 static void read_timer_set(tg_http_conn *c, uint64_t ms) {
     if (c->closing || c->fake) return;
-    if (ms == 0) uv_timer_stop(&c->read_timer);
-    else uv_timer_start(&c->read_timer, on_read_timeout, ms, 0);
+    if (ms == 0)
+        uv_timer_stop(&c->read_timer);
+    else
+        uv_timer_start(&c->read_timer, on_read_timeout, ms, 0);
 }
 
 /* ---------------------------------------------------------- parsing --- */
 
-static tg_http_conn *P(llhttp_t *p) { return p->data; }
+static tg_http_conn *P(llhttp_t *p) {
+    return p->data;
+}
 
 /* Records an error to answer once llhttp_execute returns. */
 static int parse_fail(tg_http_conn *c, int status, const char *code, const char *msg) {
@@ -269,8 +277,10 @@ static int on_header_value_complete(llhttp_t *p) {
     /* Trim optional whitespace around the value. */
     const char *v = c->value.data ? c->value.data : "";
     size_t vn = c->value.len;
-    while (vn && (*v == ' ' || *v == '\t')) v++, vn--;
-    while (vn && (v[vn - 1] == ' ' || v[vn - 1] == '\t')) vn--;
+    while (vn && (*v == ' ' || *v == '\t'))
+        v++, vn--;
+    while (vn && (v[vn - 1] == ' ' || v[vn - 1] == '\t'))
+        vn--;
     size_t fn = c->field.len;
     char *blk = malloc(fn + vn + 2);
     if (!blk) abort();
@@ -321,7 +331,8 @@ static int finish_head(tg_http_conn *c) {
     const char *auth = tg_http_request_header(r, "authorization");
     if (auth && strncasecmp(auth, "bearer ", 7) == 0) {
         const char *t = auth + 7;
-        while (*t == ' ') t++;
+        while (*t == ' ')
+            t++;
         if (*t) {
             ex->bearer = strdup(t);
             if (!ex->bearer) abort();
@@ -421,8 +432,10 @@ static long feed(tg_http_conn *c, const char *data, size_t len) {
     if (e == HPE_OK) return (long)len;
     if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
         size_t used = (size_t)(llhttp_get_error_pos(&c->parser) - data);
-        if (e == HPE_PAUSED) llhttp_resume(&c->parser);
-        else llhttp_resume_after_upgrade(&c->parser);
+        if (e == HPE_PAUSED)
+            llhttp_resume(&c->parser);
+        else
+            llhttp_resume_after_upgrade(&c->parser);
         if (c->cur && (e == HPE_PAUSED_UPGRADE || c->parser.upgrade))
             c->cur->keep_alive = false; /* no protocol switches: answer, then close */
         if (c->message_done || used > 0) return (long)used;
@@ -452,8 +465,7 @@ void tg_http_conn_process(tg_http_conn *c) {
              * complete after that many bytes, it is too large. */
             size_t budget = c->srv->o.max_header_bytes - c->head_bytes;
             if (budget == 0) {
-                fail_current(c, 431, "request_header_fields_too_large",
-                             "request head too large");
+                fail_current(c, 431, "request_header_fields_too_large", "request head too large");
                 break;
             }
             if (n > budget) n = budget;
@@ -543,9 +555,9 @@ void tg_http_conn_start(tg_http_conn *c) {
             struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
             uv_ip6_name(a, c->peer, sizeof c->peer);
             static const unsigned char v4map[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-            c->loopback = IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) ||
-                          (memcmp(a->sin6_addr.s6_addr, v4map, 12) == 0 &&
-                           a->sin6_addr.s6_addr[12] == 127);
+            c->loopback =
+                IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) ||
+                (memcmp(a->sin6_addr.s6_addr, v4map, 12) == 0 && a->sin6_addr.s6_addr[12] == 127);
         }
     }
     uv_tcp_nodelay(&c->tcp, 1);

@@ -48,12 +48,12 @@ struct tg_http_exchange {
     tg_buf resp_headers; /* extra "name: value\r\n" lines */
     char route[64];
     int tokens_in, tokens_out;
-    int status;          /* 0 until the head is sent */
-    bool keep_alive;     /* decided when the request completes */
-    bool streaming;      /* stream_begin called */
-    bool chunked;        /* streaming with chunked framing */
-    bool dispatched;     /* handed to the handler */
-    bool aborted;        /* the client is gone */
+    int status;      /* 0 until the head is sent */
+    bool keep_alive; /* decided when the request completes */
+    bool streaming;  /* stream_begin called */
+    bool chunked;    /* streaming with chunked framing */
+    bool dispatched; /* handed to the handler */
+    bool aborted;    /* the client is gone */
     bool abort_fired;
     uint64_t bytes_out; /* response body bytes */
     void (*on_abort)(void *);
@@ -86,15 +86,15 @@ struct tg_http_conn {
     const char *err_code;
     const char *err_msg;
 
-    bool closing;     /* uv_close issued (or fake conn closed) */
-    bool sock_gone;   /* every handle closed */
-    bool rejected;    /* over the connection limit: 503 then close */
-    bool counted;     /* counted in srv->n_active */
-    bool reading;     /* uv_read_start active */
-    bool eof;         /* peer shut its side */
-    bool in_process;  /* conn_process on the stack */
-    bool fake;        /* fuzz/test connection without a socket */
-    tg_buf *sink;     /* fake: where output goes */
+    bool closing;    /* uv_close issued (or fake conn closed) */
+    bool sock_gone;  /* every handle closed */
+    bool rejected;   /* over the connection limit: 503 then close */
+    bool counted;    /* counted in srv->n_active */
+    bool reading;    /* uv_read_start active */
+    bool eof;        /* peer shut its side */
+    bool in_process; /* conn_process on the stack */
+    bool fake;       /* fuzz/test connection without a socket */
+    tg_buf *sink;    /* fake: where output goes */
 
     char peer[64];
     bool loopback;
@@ -108,9 +108,9 @@ struct tg_http_conn {
 struct tg_http_server {
     uv_loop_t *loop;
     uv_tcp_t listener;
-    bool listener_open;   /* handle initialised and not yet closed back */
+    bool listener_open; /* handle initialised and not yet closed back */
     bool listener_closing;
-    bool draining;        /* tg_http_server_close called */
+    bool draining; /* tg_http_server_close called */
     tg_http_opts o;
     tg_http_handler handler;
     void *user;
@@ -118,7 +118,7 @@ struct tg_http_server {
     int port;
 
     tg_http_conn *conns;
-    size_t n_active;   /* counted (not rejected) connections with an open socket */
+    size_t n_active; /* counted (not rejected) connections with an open socket */
     size_t n_rejected_open;
     size_t n_inflight;
     uint64_t total_conns, total_rejected, total_requests;
@@ -131,8 +131,8 @@ struct tg_http_server {
 
 /* http_conn.c */
 tg_http_conn *tg_http_conn_new(tg_http_server *s);
-void tg_http_conn_start(tg_http_conn *c); /* after uv_accept */
-void tg_http_conn_close(tg_http_conn *c); /* abrupt; fires on_abort if in flight */
+void tg_http_conn_start(tg_http_conn *c);             /* after uv_accept */
+void tg_http_conn_close(tg_http_conn *c);             /* abrupt; fires on_abort if in flight */
 void tg_http_conn_close_after_write(tg_http_conn *c); /* graceful: flush, shutdown, linger */
 void tg_http_conn_ref(tg_http_conn *c);
 void tg_http_conn_unref(tg_http_conn *c);
@@ -176,7 +176,7 @@ int tg_http_conn_send_raw(tg_http_conn *c, const char *data, size_t len);
  * on_request (may be NULL), then gets a 200 answer. The server's output is
  * appended to out when not NULL. Returns the number of requests handled. */
 int tg_http_conn_feed_for_fuzz(const uint8_t *buf, size_t len, size_t split,
-                               void (*on_request)(const tg_http_request *req, void *arg),
-                               void *arg, tg_buf *out);
+                               void (*on_request)(const tg_http_request *req, void *arg), void *arg,
+                               tg_buf *out);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "common/tg_log.h"
 #include "gateway/http_internal.h"
@@ -35,7 +36,8 @@ void tg_http_ex_free(tg_http_exchange *ex) {
     tg_buf_free(&ex->url);
     tg_buf_free(&ex->body);
     tg_buf_free(&ex->resp_headers);
-    for (size_t i = 0; i < ex->n_headers; i++) free((char *)ex->headers[i].name);
+    for (size_t i = 0; i < ex->n_headers; i++)
+        free((char *)ex->headers[i].name);
     free(ex->headers);
     free(ex->bearer);
     free(ex->path);
@@ -51,7 +53,9 @@ void tg_http_ex_abort(tg_http_exchange *ex) {
 
 /* ----------------------------------------------------------- accessors -- */
 
-const tg_http_request *tg_http_exchange_request(const tg_http_exchange *ex) { return &ex->req; }
+const tg_http_request *tg_http_exchange_request(const tg_http_exchange *ex) {
+    return &ex->req;
+}
 
 const char *tg_http_request_header(const tg_http_request *req, const char *name) {
     for (size_t i = 0; i < req->n_headers; i++)
@@ -59,7 +63,9 @@ const char *tg_http_request_header(const tg_http_request *req, const char *name)
     return NULL;
 }
 
-bool tg_http_exchange_aborted(const tg_http_exchange *ex) { return ex->aborted; }
+bool tg_http_exchange_aborted(const tg_http_exchange *ex) {
+    return ex->aborted;
+}
 
 void tg_http_set_on_abort(tg_http_exchange *ex, void (*cb)(void *), void *arg) {
     ex->on_abort = cb;
@@ -125,7 +131,7 @@ static bool header_text_ok(const char *s) {
 
 static bool managed_header(const char *name) {
     static const char *const k[] = {"content-length", "transfer-encoding", "connection",
-                                    "x-request-id", "content-type"};
+                                    "x-request-id",   "content-type",      "date"};
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         if (strcasecmp(name, k[i]) == 0) return true;
     return false;
@@ -150,9 +156,8 @@ static void access_log(tg_http_exchange *ex) {
                  "tokens_in=%d tokens_out=%d bytes_in=%zu bytes_out=%llu peer=%s%s",
                  ex->reqid, ex->req.client_request_id ? ex->req.client_request_id : "-",
                  ex->req.method, ex->req.path, ex->route[0] ? ex->route : "-", status, ms,
-                 ex->tokens_in, ex->tokens_out, ex->req.body_len,
-                 (unsigned long long)ex->bytes_out, ex->conn->peer,
-                 ex->aborted ? " aborted=1" : "");
+                 ex->tokens_in, ex->tokens_out, ex->req.body_len, (unsigned long long)ex->bytes_out,
+                 ex->conn->peer, ex->aborted ? " aborted=1" : "");
 }
 
 /* Ends the exchange: log, free, and let the connection go on. */
@@ -179,6 +184,21 @@ static bool decide_keep_alive(tg_http_exchange *ex) {
 
 typedef enum { BODY_LENGTH, BODY_CHUNKED, BODY_UNTIL_CLOSE } body_mode;
 
+/* IMF-fixdate for the Date header (RFC 9110 asks origin servers with a
+ * clock to send it), formatted once per second: one loop thread. */
+static const char *http_date(void) {
+    static char buf[40];
+    static time_t last = -1;
+    time_t now = time(NULL);
+    if (now != last) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        last = now;
+    }
+    return buf;
+}
+
 static void send_head(tg_http_exchange *ex, int status, const char *ctype, body_mode mode,
                       size_t len) {
     if (status < 100 || status > 999) status = 500;
@@ -191,6 +211,7 @@ static void send_head(tg_http_exchange *ex, int status, const char *ctype, body_
     if (mode == BODY_LENGTH) tg_buf_printf(&h, "content-length: %zu\r\n", len);
     if (mode == BODY_CHUNKED) tg_buf_puts(&h, "transfer-encoding: chunked\r\n");
     tg_buf_printf(&h, "x-request-id: %s\r\n", ex->reqid);
+    tg_buf_printf(&h, "date: %s\r\n", http_date());
     if (!ex->keep_alive)
         tg_buf_puts(&h, "connection: close\r\n");
     else if (ex->req.http_minor == 0)
@@ -212,25 +233,31 @@ void tg_http_respond(tg_http_exchange *ex, int status, const char *content_type,
     /* 1xx, 204 and 304 carry no body whatever the length says; HEAD never. */
     bool no_body = ex->is_head || status == 204 || status == 304 || status < 200;
     if (!ex->aborted && len && !no_body) {
-        if (tg_http_conn_send(ex->conn, body, len) != 0) ex->aborted = true;
-        else ex->bytes_out += len;
+        if (tg_http_conn_send(ex->conn, body, len) != 0)
+            ex->aborted = true;
+        else
+            ex->bytes_out += len;
     }
     ex_end(ex);
 }
 
-static void error_json(tg_buf *b, int status, const char *type, const char *code,
-                       const char *param, const char *msg) {
+static void error_json(tg_buf *b, int status, const char *type, const char *code, const char *param,
+                       const char *msg) {
     if (!type) type = status >= 500 ? "server_error" : "invalid_request_error";
     tg_buf_puts(b, "{\"error\":{\"message\":");
     tg_buf_json_str(b, msg, strlen(msg));
     tg_buf_puts(b, ",\"type\":");
     tg_buf_json_str(b, type, strlen(type));
     tg_buf_puts(b, ",\"param\":");
-    if (param) tg_buf_json_str(b, param, strlen(param));
-    else tg_buf_puts(b, "null");
+    if (param)
+        tg_buf_json_str(b, param, strlen(param));
+    else
+        tg_buf_puts(b, "null");
     tg_buf_puts(b, ",\"code\":");
-    if (code) tg_buf_json_str(b, code, strlen(code));
-    else tg_buf_puts(b, "null");
+    if (code)
+        tg_buf_json_str(b, code, strlen(code));
+    else
+        tg_buf_puts(b, "null");
     tg_buf_puts(b, "}}");
 }
 

@@ -62,6 +62,7 @@ static void reject(tg_http_conn *c) {
     snprintf(c->peer, sizeof c->peer, "-");
     c->cur = tg_http_ex_new(c);
     tg_log_warn("http_conn_limit", "max_connections=%d", s->o.max_connections);
+    tg_http_add_header(c->cur, "retry-after", "1");
     tg_http_respond_error(c->cur, 503, "server_error", "too_many_connections", NULL,
                           "server is at its connection limit, retry later");
 }
@@ -145,8 +146,8 @@ int tg_http_server_start(uv_loop_t *loop, const tg_http_opts *opts, tg_http_hand
     if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &bl) == 0)
         s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                     : ((struct sockaddr_in *)&bound)->sin_port);
-    tg_log_info("http_listen", "addr=%s port=%d tls=%s", s->o.host, s->port,
-                s->tls ? "on" : "off");
+    tg_log_debug("http_listen", "addr=%s port=%d tls=%s", s->o.host, s->port,
+                 s->tls ? "on" : "off");
     *out = s;
     return 0;
 }
@@ -182,9 +183,21 @@ void tg_http_server_abort_inflight(tg_http_server *s) {
         if (!c->closing && c->cur && c->cur->dispatched) tg_http_conn_close(c);
 }
 
-int tg_http_server_port(const tg_http_server *s) { return s->port; }
-size_t tg_http_server_active_connections(const tg_http_server *s) { return s->n_active; }
-size_t tg_http_server_inflight(const tg_http_server *s) { return s->n_inflight; }
-uint64_t tg_http_server_total_connections(const tg_http_server *s) { return s->total_conns; }
-uint64_t tg_http_server_rejected_connections(const tg_http_server *s) { return s->total_rejected; }
-uint64_t tg_http_server_total_requests(const tg_http_server *s) { return s->total_requests; }
+int tg_http_server_port(const tg_http_server *s) {
+    return s->port;
+}
+size_t tg_http_server_active_connections(const tg_http_server *s) {
+    return s->n_active;
+}
+size_t tg_http_server_inflight(const tg_http_server *s) {
+    return s->n_inflight;
+}
+uint64_t tg_http_server_total_connections(const tg_http_server *s) {
+    return s->total_conns;
+}
+uint64_t tg_http_server_rejected_connections(const tg_http_server *s) {
+    return s->total_rejected;
+}
+uint64_t tg_http_server_total_requests(const tg_http_server *s) {
+    return s->total_requests;
+}

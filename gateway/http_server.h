@@ -19,8 +19,9 @@
  *   - if the client goes away first (disconnect, write stall), the on_abort
  *     callback runs once; the exchange stays valid until the handler ends it
  *     (the end call then only frees it, nothing is sent). A failed
- *     tg_http_stream_write (-1) means the same; on_abort may still follow
- *     unless the handler has ended the exchange by then.
+ *     tg_http_stream_write (-1) means the same; on_abort then still follows
+ *     from a later loop callback, unless the handler ends the exchange
+ *     first. Ending the exchange inside on_abort is fine.
  *
  * Threading: every function here must be called on the loop's thread
  * (engine tokens arrive there through uv_async_t). Nothing blocks the loop:
@@ -65,7 +66,7 @@ typedef struct {
     const char *bearer;
     const char *peer_addr; /* client IP as text */
     bool peer_is_loopback;
-    int http_minor; /* 0 for HTTP/1.0, 1 for HTTP/1.1 */
+    int http_minor;    /* 0 for HTTP/1.0, 1 for HTTP/1.1 */
     uint64_t start_ns; /* uv_hrtime() when the request's first byte arrived */
 } tg_http_request;
 
@@ -73,12 +74,12 @@ typedef void (*tg_http_handler)(tg_http_exchange *ex, const tg_http_request *req
 
 /* Zero fields mean the defaults below (tg_http_opts_defaults fills them). */
 typedef struct {
-    const char *host; /* "127.0.0.1", "::", "0.0.0.0", "::1"; default 127.0.0.1 */
-    int port;         /* 0 = ephemeral (see tg_http_server_port) */
-    size_t max_body_bytes;   /* default 8 MiB */
-    size_t max_header_bytes; /* request line + headers; default 16 KiB */
-    size_t max_headers;      /* default 64 */
-    int max_connections;     /* default 512; beyond: 503 then close */
+    const char *host;           /* "127.0.0.1", "::", "0.0.0.0", "::1"; default 127.0.0.1 */
+    int port;                   /* 0 = ephemeral (see tg_http_server_port) */
+    size_t max_body_bytes;      /* default 8 MiB */
+    size_t max_header_bytes;    /* request line + headers; default 16 KiB */
+    size_t max_headers;         /* default 64 */
+    int max_connections;        /* default 512; beyond: 503 then close */
     uint64_t header_timeout_ms; /* whole request head must arrive; default 10 s */
     uint64_t body_timeout_ms;   /* max silence while reading a body; default 30 s */
     uint64_t idle_timeout_ms;   /* idle keep-alive connection; default 60 s */

@@ -47,8 +47,8 @@ bool tg_reqid_is_valid(const char *s) {
 }
 
 static bool client_char_ok(char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == ':' || c == '-';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == ':' || c == '-';
 }
 
 size_t tg_reqid_sanitize_client(const char *in, size_t n, char *out, size_t outsz) {

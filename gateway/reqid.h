@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define TG_REQID_LEN 36        /* strlen("req_") + 32 */
+#define TG_REQID_LEN        36  /* strlen("req_") + 32 */
 #define TG_REQID_CLIENT_MAX 128 /* longest client id kept */
 
 /* Writes a fresh id and its NUL into out (TG_REQID_LEN + 1 bytes). */

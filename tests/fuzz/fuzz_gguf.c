@@ -47,7 +47,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             gguf_get_i64(f, key, &s, err, sizeof err);
             gguf_get_f64(f, key, &d, err, sizeof err);
             gguf_get_bool(f, key, &b, err, sizeof err);
-            if (gguf_get_str(f, key, &str, err, sizeof err) == 0) in_bounds(data, size, str.ptr, str.len);
+            if (gguf_get_str(f, key, &str, err, sizeof err) == 0)
+                in_bounds(data, size, str.ptr, str.len);
         }
         if (kv->type == GGUF_T_STRING) in_bounds(data, size, kv->v.s.ptr, kv->v.s.len);
         if (kv->type != GGUF_T_ARRAY) continue;

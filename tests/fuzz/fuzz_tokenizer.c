@@ -16,10 +16,11 @@
 static lfm_tokenizer *g_tok;
 
 static lfm_tokenizer *synthetic(void) {
-    static const char *const specials[] = {"<|pad|>", "<|startoftext|>", "<|im_start|>",
-                                           "<|im_end|>", "<|tool_call_start|>", "<|tool_call_end|>"};
-    static const char *const merges[] = {"Ġ t", "h e", "Ġt he", "i n", "Ġ a", "e r", "o n",
-                                         "Ġ Ġ", "ĠĠ ĠĠ", "r e", "a n", "Ġ s", "Ġa n"};
+    static const char *const specials[] = {
+        "<|pad|>",    "<|startoftext|>",     "<|im_start|>",
+        "<|im_end|>", "<|tool_call_start|>", "<|tool_call_end|>"};
+    static const char *const merges[] = {"Ġ t", "h e",   "Ġt he", "i n", "Ġ a", "e r", "o n",
+                                         "Ġ Ġ", "ĠĠ ĠĠ", "r e",   "a n", "Ġ s", "Ġa n"};
     enum { NS = 6, NM = 13 };
     lfm_str toks[NS + 256 + NM];
     int32_t types[NS + 256 + NM];
@@ -40,7 +41,8 @@ static lfm_tokenizer *synthetic(void) {
             cp = 256 + k;
         }
         size_t l = 0;
-        if (cp < 0x80) bytes[b][l++] = (char)cp;
+        if (cp < 0x80)
+            bytes[b][l++] = (char)cp;
         else {
             bytes[b][l++] = (char)(0xC0 | (cp >> 6));
             bytes[b][l++] = (char)(0x80 | (cp & 0x3F));
@@ -107,9 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *s = (const char *)data + 1;
     size_t n = size - 1;
     switch (data[0] % 4) {
-    case 0:
-        fuzz_tokenize(s, n, data[0] & 4);
-        break;
+    case 0: fuzz_tokenize(s, n, data[0] & 4); break;
     case 1: {
         tg_buf content = TG_BUF_INIT;
         lfm_tool_call *calls = NULL;
@@ -117,7 +117,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int rc = lfm_parse_tool_calls(s, n, &content, &calls, &nc);
         if (rc < 0 && (content.len != n || nc != 0)) abort();
         for (size_t i = 0; i < nc; i++) { /* arguments must be valid JSON objects */
-            ljson *v = ljson_parse(calls[i].arguments_json, strlen(calls[i].arguments_json), NULL, 0);
+            ljson *v =
+                ljson_parse(calls[i].arguments_json, strlen(calls[i].arguments_json), NULL, 0);
             if (!v || v->type != LJ_OBJ) abort();
             ljson_free(v);
         }
@@ -152,8 +153,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                             {LFM_ROLE_TOOL, z, NULL}};
         tg_buf out = TG_BUF_INIT;
         char err[128];
-        (void)lfm_chat_render((data[0] & 4) ? LFM_TEMPLATE_LFM25 : LFM_TEMPLATE_LFM2, m, 4, z,
-                              true, &out, err, sizeof err);
+        (void)lfm_chat_render((data[0] & 4) ? LFM_TEMPLATE_LFM25 : LFM_TEMPLATE_LFM2, m, 4, z, true,
+                              &out, err, sizeof err);
         tg_buf_free(&out);
         free(z);
         break;

@@ -72,17 +72,29 @@ req() {
     STATUS=$(curl -s -X "$method" -o "$TMP/$name.body" -D "$TMP/$name.hdr" -w '%{http_code}' \
         --max-time 60 "$@" "$BASE$path")
     BODY=$TMP/$name.body
+    HDR=$TMP/$name.hdr
 }
 
 # jget FILE PATH: prints the value at a dotted path ("error.code",
-# "choices.0.message.content"); objects as JSON, missing as "undefined".
+# "choices.0.message.content"); objects as compact JSON, missing or null as
+# "null", "<not json>" when the file does not parse. jq when installed
+# (fast), else node.
 jget() {
+    if command -v jq >/dev/null; then
+        local filter="" k
+        IFS=. read -ra keys <<<"$2"
+        for k in "${keys[@]}"; do
+            if [[ $k =~ ^[0-9]+$ ]]; then filter+="[$k]"; else filter+="[\"$k\"]"; fi
+        done
+        jq -rc ".$filter // null" "$1" 2>/dev/null || echo "<not json>"
+        return
+    fi
     node -e '
 const fs = require("fs");
 let v;
 try { v = JSON.parse(fs.readFileSync(process.argv[1], "utf8")); } catch (e) { console.log("<not json>"); process.exit(0); }
 for (const k of process.argv[2].split(".").filter(Boolean)) v = v == null ? undefined : v[/^\d+$/.test(k) ? Number(k) : k];
-console.log(v !== null && typeof v === "object" ? JSON.stringify(v) : String(v));
+console.log(v == null ? "null" : typeof v === "object" ? JSON.stringify(v) : String(v));
 ' "$1" "$2"
 }
 
@@ -99,14 +111,14 @@ expect_error() {
     local msg type
     msg=$(jget "$BODY" error.message)
     type=$(jget "$BODY" error.type)
-    if [ -n "$msg" ] && [ "$msg" != undefined ] && [ "$type" != undefined ]; then
+    if [ -n "$msg" ] && [ "$msg" != null ] && [ "$type" != null ]; then
         ok "$name: error has message and type ($type)"
     else
         bad "$name: error JSON lacks message/type: $(cat "$BODY")"
     fi
     if [ -n "$want_param" ]; then check "$name: error.param" "$want_param" "$(jget "$BODY" error.param)"; fi
     local rid
-    rid=$(header x-request-id "$TMP/$name.hdr")
+    rid=$(header x-request-id "$HDR")
     if [[ $rid =~ ^req_[0-9a-f]{32}$ ]]; then ok "$name: x-request-id"; else bad "$name: x-request-id '$rid'"; fi
 }
 

@@ -126,7 +126,7 @@ for _ in $(seq 1 40); do
     sleep 0.1
 done
 check "disconnect cancels generation" 0 "$(jget "$BODY" active)"
-grep -q 'status=499' "$TMP/a.log" && ok "disconnect logged as 499" || bad "no 499 in access log"
+grep -q 'aborted=1' "$TMP/a.log" && ok "disconnect logged as aborted" || bad "no aborted=1 in access log"
 
 # Graceful shutdown with a stream in flight: SIGTERM, the stream ends
 # cleanly (finishes or gets an error event within the grace period), exit 0.
@@ -154,7 +154,8 @@ if grep -q "ERROR: \(Address\|Leak\)Sanitizer\|runtime error" "$TMP/a.log"; then
 # ------------------------------------------------------------ server B ----
 # API keys: config holds SHA-256 hashes; /v1 needs a key, health does not.
 KEYHASH=$(printf '%s' sk-test-123 | sha256sum | cut -d' ' -f1)
-start_server b TIDEGATE_API_KEY_SHA256="$KEYHASH"
+ADMINHASH=$(printf '%s' adm-456 | sha256sum | cut -d' ' -f1)
+start_server b TIDEGATE_API_KEY_SHA256="$KEYHASH" TIDEGATE_ADMIN_KEY_SHA256="$ADMINHASH"
 req k_none POST /v1/chat/completions -d "$CHAT"
 expect_error "401 without key" 401 invalid_api_key
 check "401 WWW-Authenticate" Bearer "$(header www-authenticate "$TMP/k_none.hdr")"
@@ -167,6 +168,19 @@ check "200 with key" 200 "$STATUS"
 check "keyed answer same text" "$TEXT1" "$(jget "$BODY" choices.0.message.content)"
 req k_health GET /healthz
 check "healthz open" 200 "$STATUS"
+# With an admin key configured, /metrics and /admin/* need it (even on loopback).
+req k_metrics GET /metrics
+expect_error "metrics without admin key" 401 invalid_api_key
+req k_metrics2 GET /metrics -H 'Authorization: Bearer sk-test-123'
+check "metrics with an API (not admin) key" 401 "$STATUS"
+req k_metrics3 GET /metrics -H 'Authorization: Bearer adm-456'
+check "metrics with admin key" 200 "$STATUS"
+grep -q '^tidegate_http_requests_total{route="/metrics",status="401"} 2' "$BODY" &&
+    ok "metrics counted the 401s" || bad "metrics 401 count"
+req k_admin POST /admin/state -H 'Authorization: Bearer adm-456'
+expect_error "admin placeholder" 404 not_found
+req k_admin2 POST /admin/state
+check "admin without key" 401 "$STATUS"
 stop_server
 check "server b exit 0" 0 "$RC"
 
@@ -176,7 +190,7 @@ start_server c TIDEGATE_MAX_ACTIVE=1 TIDEGATE_QUEUE_CAPACITY=1
 pids=()
 for i in 1 2 3 4 5; do
     curl -s -o "$TMP/q$i.body" -D "$TMP/q$i.hdr" -w '%{http_code}' --max-time 60 "$BASE/v1/chat/completions" \
-        -d '{"messages":[{"role":"user","content":"x"}],"max_tokens":150}' >"$TMP/q$i.code" &
+        -d '{"messages":[{"role":"user","content":"x"}],"max_tokens":60}' >"$TMP/q$i.code" &
     pids+=($!)
 done
 wait "${pids[@]}"
@@ -185,7 +199,7 @@ for i in 1 2 3 4 5; do
     c=$(cat "$TMP/q$i.code")
     if [ "$c" = 429 ]; then
         n429=$((n429 + 1))
-        STATUS=429 BODY=$TMP/q$i.body
+        STATUS=429 BODY=$TMP/q$i.body HDR=$TMP/q$i.hdr
         expect_error "queue full ($i)" 429 rate_limit_exceeded
         check "429 Retry-After" 1 "$(header retry-after "$TMP/q$i.hdr")"
     elif [ "$c" = 200 ]; then n200=$((n200 + 1)); fi
@@ -197,5 +211,25 @@ req c_health GET /healthz
 check "loop responsive after 429s" 200 "$STATUS"
 stop_server
 check "server c exit 0" 0 "$RC"
+
+# ------------------------------------------------------------ server D ----
+# TLS on the listener (cert and key from the environment, as from the file).
+if openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TMP/key.pem" -out "$TMP/cert.pem" -days 1 \
+    -subj /CN=localhost >/dev/null 2>&1; then
+    start_server d TIDEGATE_TLS_CERT="$TMP/cert.pem" TIDEGATE_TLS_KEY="$TMP/key.pem"
+    grep -q 'listening .*tls=on' "$TMP/d.log" && ok "TLS listener logged" || bad "TLS not reported"
+    # --resolve pins the certificate's name (localhost) to the listener.
+    BASE=https://localhost:$PORT
+    req t_chat POST /v1/chat/completions --cacert "$TMP/cert.pem" --resolve "localhost:$PORT:127.0.0.1" \
+        -d "$CHAT"
+    check "TLS chat 200" 200 "$STATUS"
+    check "TLS same text" "$TEXT1" "$(jget "$BODY" choices.0.message.content)"
+    STATUS=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$PORT/healthz")
+    [ "$STATUS" != 200 ] && ok "plain HTTP refused on the TLS port ($STATUS)" || bad "plain HTTP answered on TLS port"
+    stop_server
+    check "server d exit 0" 0 "$RC"
+else
+    bad "openssl could not make a test certificate"
+fi
 
 finish

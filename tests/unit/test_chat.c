@@ -130,15 +130,16 @@ static void test_render_errors(void **state) {
     tg_buf out = TG_BUF_INIT;
     tg_buf_puts(&out, "keep");
     char err[200] = "";
-    assert_int_equal(lfm_chat_render(LFM_TEMPLATE_LFM2, m, 1, "{\"a\":1}", true, &out, err,
-                                     sizeof err),
-                     LFM_EINVAL);
+    assert_int_equal(
+        lfm_chat_render(LFM_TEMPLATE_LFM2, m, 1, "{\"a\":1}", true, &out, err, sizeof err),
+        LFM_EINVAL);
     assert_string_equal(out.data, "keep");
     assert_non_null(strstr(err, "tools"));
     assert_int_equal(lfm_chat_render(LFM_TEMPLATE_LFM2, m, 1, "[1,]", true, &out, err, sizeof err),
                      LFM_EINVAL);
-    lfm_chat_msg bad[] = {{LFM_ROLE_ASSISTANT, "x", "[{\"function\":{\"name\":\"f\","
-                                                    "\"arguments\":\"{not json\"}}]"}};
+    lfm_chat_msg bad[] = {{LFM_ROLE_ASSISTANT, "x",
+                           "[{\"function\":{\"name\":\"f\","
+                           "\"arguments\":\"{not json\"}}]"}};
     assert_int_equal(lfm_chat_render(LFM_TEMPLATE_LFM2, bad, 1, NULL, true, &out, err, sizeof err),
                      LFM_EINVAL);
     assert_non_null(strstr(err, "arguments"));
@@ -172,8 +173,9 @@ static void test_json_scanner(void **state) {
     assert_non_null(v);
     tg_buf b = TG_BUF_INIT;
     ljson_write(&b, v, LJSON_COMPACT);
-    assert_string_equal(b.data, "{\"a\":[1,-2.5e+3,true,false,null],\"b\":\"\xf0\x9f\x9a\x80\xc3\xa9"
-                                "\\t\\\"/\\u0001\",\"c\":{}}");
+    assert_string_equal(b.data,
+                        "{\"a\":[1,-2.5e+3,true,false,null],\"b\":\"\xf0\x9f\x9a\x80\xc3\xa9"
+                        "\\t\\\"/\\u0001\",\"c\":{}}");
     tg_buf_clear(&b);
     ljson_write(&b, v, LJSON_PYTHON);
     assert_string_equal(b.data, "{\"a\": [1, -2.5e+3, true, false, null], \"b\": \"\xf0\x9f\x9a\x80"
@@ -182,9 +184,9 @@ static void test_json_scanner(void **state) {
     assert_non_null(ljson_get(v, "c"));
     assert_null(ljson_get(v, "zz"));
     ljson_free(v);
-    static const char *const bad[] = {"",      "[1,]",    "{\"a\"}", "01",     "1.",   "\"\\x\"",
-                                      "[1] 2", "\"a\nb\"", "tru",    "{1:2}",  "-",    "\"\\u12\"",
-                                      "[",     "{\"a\":1,}", "nul",  "\"abc"};
+    static const char *const bad[] = {"",      "[1,]",       "{\"a\"}", "01",    "1.", "\"\\x\"",
+                                      "[1] 2", "\"a\nb\"",   "tru",     "{1:2}", "-",  "\"\\u12\"",
+                                      "[",     "{\"a\":1,}", "nul",     "\"abc"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         v = ljson_parse(bad[i], strlen(bad[i]), err, sizeof err);
         if (v) fail_msg("accepted bad JSON %s", bad[i]);
@@ -244,6 +246,9 @@ static void test_parse_tool_calls(void **state) {
     expect_calls("<|tool_call_start|>[{\"name\": \"a\", \"arguments\": {\"x\": [1, 2]}}, "
                  "{\"name\": \"b\", \"arguments\": \"{}\"}]<|tool_call_end|>",
                  2, n3, a3, "");
+    const char *n5[] = {"get-data.v2"};
+    const char *a5[] = {"{\"a\":1}"};
+    expect_calls("<|tool_call_start|>get-data.v2(a=1)<|tool_call_end|>", 1, n5, a5, "");
     /* No calls at all; empty list; two blocks. */
     expect_calls("just text", 0, NULL, NULL, "just text");
     expect_calls("<|tool_call_start|>[]<|tool_call_end|>x", 0, NULL, NULL, "x");

@@ -21,18 +21,20 @@
 
 #define FIX TG_FIXTURES "/models/"
 
-static bool streq(gguf_str s, const char *c) { return s.len == strlen(c) && !memcmp(s.ptr, c, s.len); }
+static bool streq(gguf_str s, const char *c) {
+    return s.len == strlen(c) && !memcmp(s.ptr, c, s.len);
+}
 
 /* --------------------------------------------------------------- fixtures -- */
 
 typedef struct {
     const char *file;
-    uint32_t base;       /* type of most 2-D weights */
-    uint32_t embd;       /* token_embd */
+    uint32_t base; /* type of most 2-D weights */
+    uint32_t embd; /* token_embd */
     int layers, n_tensors, vocab;
     bool untied;
-    uint32_t output;     /* output.weight when untied */
-    bool m_mix;          /* _M: raised tensors are Q6_K */
+    uint32_t output; /* output.weight when untied */
+    bool m_mix;      /* _M: raised tensors are Q6_K */
 } fixture;
 
 static const fixture FIXTURES[] = {
@@ -78,7 +80,8 @@ static void check_fixture(const fixture *fx) {
     double d;
     assert_int_equal(gguf_get_f64(f, "lfm2.rope.freq_base", &d, err, sizeof err), 0);
     assert_true(d == (fx->untied ? 1e4 : 1e6));
-    assert_int_equal(gguf_get_f64(f, "lfm2.attention.layer_norm_rms_epsilon", &d, err, sizeof err), 0);
+    assert_int_equal(gguf_get_f64(f, "lfm2.attention.layer_norm_rms_epsilon", &d, err, sizeof err),
+                     0);
     assert_true(d > 0.99e-5 && d < 1.01e-5);
     bool b;
     assert_int_equal(gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &b, err, sizeof err), 0);
@@ -124,15 +127,21 @@ static void check_fixture(const fixture *fx) {
         assert_non_null(t->data);
         if (t->offset + t->nbytes > end) end = t->offset + t->nbytes;
         uint32_t want;
-        if (t->n_dims == 1 || strstr(name, "shortconv.conv")) want = LQ_F32;
-        else if (!strcmp(name, "token_embd.weight")) want = fx->embd;
-        else if (!strcmp(name, "output.weight")) want = fx->output;
-        else if (fx->m_mix && (!strcmp(name, "blk.2.ffn_down.weight") ||
-                               !strcmp(name, "blk.5.ffn_down.weight") ||
-                               !strcmp(name, "blk.4.attn_v.weight")))
+        if (t->n_dims == 1 || strstr(name, "shortconv.conv"))
+            want = LQ_F32;
+        else if (!strcmp(name, "token_embd.weight"))
+            want = fx->embd;
+        else if (!strcmp(name, "output.weight"))
+            want = fx->output;
+        else if (fx->m_mix &&
+                 (!strcmp(name, "blk.2.ffn_down.weight") ||
+                  !strcmp(name, "blk.5.ffn_down.weight") || !strcmp(name, "blk.4.attn_v.weight")))
             want = LQ_Q6_K;
-        else want = fx->base;
-        if (t->type != want) fail_msg("%s: %s is %s, want %s", fx->file, name, lq_type_name(t->type), lq_type_name(want));
+        else
+            want = fx->base;
+        if (t->type != want)
+            fail_msg("%s: %s is %s, want %s", fx->file, name, lq_type_name(t->type),
+                     lq_type_name(want));
     }
     assert_true(gguf_file_size(f) - gguf_data_offset(f) - end < 32);
     const gguf_tensor *te = gguf_find_tensor(f, "token_embd.weight");
@@ -140,7 +149,8 @@ static void check_fixture(const fixture *fx) {
     assert_int_equal(te->n_dims, 2);
     assert_int_equal(te->dims[0], 256);
     assert_int_equal(te->dims[1], fx->vocab);
-    const gguf_tensor *k = gguf_find_tensor(f, fx->untied ? "blk.1.attn_k.weight" : "blk.2.attn_k.weight");
+    const gguf_tensor *k =
+        gguf_find_tensor(f, fx->untied ? "blk.1.attn_k.weight" : "blk.2.attn_k.weight");
     assert_non_null(k);
     assert_int_equal(k->dims[1], fx->untied ? 64 : 128); /* Hkv * head dim 64 */
     assert_int_equal(gguf_find_tensor(f, "output.weight") != NULL, fx->untied);
@@ -150,7 +160,8 @@ static void check_fixture(const fixture *fx) {
 
 static void test_fixtures(void **st) {
     (void)st;
-    for (size_t i = 0; i < sizeof FIXTURES / sizeof *FIXTURES; i++) check_fixture(&FIXTURES[i]);
+    for (size_t i = 0; i < sizeof FIXTURES / sizeof *FIXTURES; i++)
+        check_fixture(&FIXTURES[i]);
 }
 
 static void test_getters(void **st) {
@@ -219,8 +230,8 @@ static void test_roundtrip(void **st) {
     gguf_w_add_str_arr(w, "t.emptyarr", NULL, 0);
 
     /* One tensor of every supported type, with recognizable bytes. */
-    static const uint32_t types[] = {LQ_F32, LQ_F16, LQ_BF16, LQ_Q8_0, LQ_Q4_0,
-                                     LQ_Q4_K, LQ_Q5_K, LQ_Q6_K};
+    static const uint32_t types[] = {LQ_F32,  LQ_F16,  LQ_BF16, LQ_Q8_0,
+                                     LQ_Q4_0, LQ_Q4_K, LQ_Q5_K, LQ_Q6_K};
     uint8_t *blobs[8];
     size_t sizes[8];
     for (int k = 0; k < 8; k++) {
@@ -228,7 +239,8 @@ static void test_roundtrip(void **st) {
         sizes[k] = (size_t)gguf_w_tensor_bytes(types[k], 3, dims);
         assert_int_equal(sizes[k], lq_row_bytes((lq_type)types[k], 256) * 6);
         blobs[k] = malloc(sizes[k]);
-        for (size_t j = 0; j < sizes[k]; j++) blobs[k][j] = (uint8_t)(j * 7 + (size_t)k);
+        for (size_t j = 0; j < sizes[k]; j++)
+            blobs[k][j] = (uint8_t)(j * 7 + (size_t)k);
         char name[32];
         snprintf(name, sizeof name, "w.%s", lq_type_name(types[k]));
         assert_int_equal(gguf_w_add_tensor(w, name, 3, dims, types[k], blobs[k], sizes[k]), k);
@@ -243,20 +255,36 @@ static void test_roundtrip(void **st) {
     if (gguf_open_mem(buf.data, buf.len, &f, err, sizeof err)) fail_msg("%s", err);
     assert_int_equal(gguf_kv_count(f), 20);
     const gguf_kv *kv;
-    kv = gguf_find_kv(f, "t.u8"); assert_int_equal(kv->type, GGUF_T_UINT8); assert_int_equal(kv->v.u, 200);
-    kv = gguf_find_kv(f, "t.i8"); assert_int_equal(kv->v.i, -100);
-    kv = gguf_find_kv(f, "t.u16"); assert_int_equal(kv->v.u, 60000);
-    kv = gguf_find_kv(f, "t.i16"); assert_int_equal(kv->v.i, -30000);
-    kv = gguf_find_kv(f, "t.u32"); assert_int_equal(kv->v.u, 4000000000u);
-    kv = gguf_find_kv(f, "t.i32"); assert_int_equal(kv->v.i, -2000000000);
-    kv = gguf_find_kv(f, "t.u64"); assert_true(kv->v.u == UINT64_MAX);
-    kv = gguf_find_kv(f, "t.i64"); assert_true(kv->v.i == INT64_MIN);
-    kv = gguf_find_kv(f, "t.f32"); assert_true(kv->v.f == 0.25);
-    kv = gguf_find_kv(f, "t.f64"); assert_true(kv->v.f == -1e300);
-    kv = gguf_find_kv(f, "t.bool"); assert_true(kv->v.b);
-    kv = gguf_find_kv(f, "t.str"); assert_true(streq(kv->v.s, "héllo"));
-    kv = gguf_find_kv(f, "t.nul"); assert_int_equal(kv->v.s.len, 3); assert_memory_equal(kv->v.s.ptr, "a\0b", 3);
-    kv = gguf_find_kv(f, "t.empty"); assert_int_equal(kv->v.s.len, 0);
+    kv = gguf_find_kv(f, "t.u8");
+    assert_int_equal(kv->type, GGUF_T_UINT8);
+    assert_int_equal(kv->v.u, 200);
+    kv = gguf_find_kv(f, "t.i8");
+    assert_int_equal(kv->v.i, -100);
+    kv = gguf_find_kv(f, "t.u16");
+    assert_int_equal(kv->v.u, 60000);
+    kv = gguf_find_kv(f, "t.i16");
+    assert_int_equal(kv->v.i, -30000);
+    kv = gguf_find_kv(f, "t.u32");
+    assert_int_equal(kv->v.u, 4000000000u);
+    kv = gguf_find_kv(f, "t.i32");
+    assert_int_equal(kv->v.i, -2000000000);
+    kv = gguf_find_kv(f, "t.u64");
+    assert_true(kv->v.u == UINT64_MAX);
+    kv = gguf_find_kv(f, "t.i64");
+    assert_true(kv->v.i == INT64_MIN);
+    kv = gguf_find_kv(f, "t.f32");
+    assert_true(kv->v.f == 0.25);
+    kv = gguf_find_kv(f, "t.f64");
+    assert_true(kv->v.f == -1e300);
+    kv = gguf_find_kv(f, "t.bool");
+    assert_true(kv->v.b);
+    kv = gguf_find_kv(f, "t.str");
+    assert_true(streq(kv->v.s, "héllo"));
+    kv = gguf_find_kv(f, "t.nul");
+    assert_int_equal(kv->v.s.len, 3);
+    assert_memory_equal(kv->v.s.ptr, "a\0b", 3);
+    kv = gguf_find_kv(f, "t.empty");
+    assert_int_equal(kv->v.s.len, 0);
     int64_t v;
     kv = gguf_find_kv(f, "t.i32arr");
     assert_int_equal(kv->arr_n, 4);
@@ -309,7 +337,8 @@ static void test_roundtrip(void **st) {
     gguf_close(f);
     unlink(path);
 
-    for (int k = 0; k < 8; k++) free(blobs[k]);
+    for (int k = 0; k < 8; k++)
+        free(blobs[k]);
     tg_buf_free(&buf);
     gguf_w_free(w);
 }
@@ -355,8 +384,10 @@ static void make_base(tg_buf *out, int variant) {
     gguf_writer *w = gguf_w_new();
     gguf_w_add_str(w, "general.architecture", "lfm2");
     gguf_w_add_str(w, "general.name", "base");
-    if (variant == 3) gguf_w_add_str(w, "general.alignment", "32");
-    else gguf_w_add_u32(w, "general.alignment", 32);
+    if (variant == 3)
+        gguf_w_add_str(w, "general.alignment", "32");
+    else
+        gguf_w_add_u32(w, "general.alignment", 32);
     gguf_w_add_u32(w, "lfm2.block_count", 1);
     int32_t arr[] = {1, 2, 3};
     gguf_w_add_i32_arr(w, "arr", arr, 3);
@@ -368,8 +399,11 @@ static void make_base(tg_buf *out, int variant) {
     static uint8_t q[2 * 68];
     static float n8[8] = {1, 1, 1, 1, 1, 1, 1, 1};
     uint64_t dq[2] = {64, 2}, dn[1] = {8};
-    gguf_w_add_tensor(w, variant == 4 ? "a123456789b123456789c123456789d123456789e123456789f123456789g123"
-                                      : "tok.weight", 2, dq, LQ_Q8_0, q, sizeof q);
+    gguf_w_add_tensor(w,
+                      variant == 4
+                          ? "a123456789b123456789c123456789d123456789e123456789f123456789g123"
+                          : "tok.weight",
+                      2, dq, LQ_Q8_0, q, sizeof q);
     gguf_w_add_tensor(w, variant == 5 ? "tok.weight" : "norm.weight", 1, dn, LQ_F32, n8, sizeof n8);
     char err[256];
     assert_int_equal(gguf_w_write_buf(w, out, err, sizeof err), 0);
@@ -382,26 +416,39 @@ static size_t find(const tg_buf *b, const char *needle) {
     return (size_t)(p - b->data);
 }
 static void put32(tg_buf *b, size_t off, uint32_t v) {
-    for (int i = 0; i < 4; i++) b->data[off + (size_t)i] = (char)(v >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        b->data[off + (size_t)i] = (char)(v >> (8 * i));
 }
 static void put64(tg_buf *b, size_t off, uint64_t v) {
-    for (int i = 0; i < 8; i++) b->data[off + (size_t)i] = (char)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        b->data[off + (size_t)i] = (char)(v >> (8 * i));
 }
 static uint32_t get32(const tg_buf *b, size_t off) {
     uint32_t v = 0;
-    for (int i = 3; i >= 0; i--) v = (v << 8) | (uint8_t)b->data[off + (size_t)i];
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | (uint8_t)b->data[off + (size_t)i];
     return v;
 }
 /* Offset of the type field of kv `key`, and of its value. */
-static size_t kv_type(const tg_buf *b, const char *key) { return find(b, key) + strlen(key); }
-static size_t kv_val(const tg_buf *b, const char *key) { return kv_type(b, key) + 4; }
+static size_t kv_type(const tg_buf *b, const char *key) {
+    return find(b, key) + strlen(key);
+}
+static size_t kv_val(const tg_buf *b, const char *key) {
+    return kv_type(b, key) + 4;
+}
 /* Fields of tensor info `name`. */
-static size_t t_ndims(const tg_buf *b, const char *name) { return find(b, name) + strlen(name); }
-static size_t t_dims(const tg_buf *b, const char *name) { return t_ndims(b, name) + 4; }
+static size_t t_ndims(const tg_buf *b, const char *name) {
+    return find(b, name) + strlen(name);
+}
+static size_t t_dims(const tg_buf *b, const char *name) {
+    return t_ndims(b, name) + 4;
+}
 static size_t t_type(const tg_buf *b, const char *name) {
     return t_dims(b, name) + 8 * get32(b, t_ndims(b, name));
 }
-static size_t t_off(const tg_buf *b, const char *name) { return t_type(b, name) + 4; }
+static size_t t_off(const tg_buf *b, const char *name) {
+    return t_type(b, name) + 4;
+}
 
 typedef struct {
     const char *what;
@@ -456,33 +503,90 @@ static long apply(int i, tg_buf *b) {
     case 4: put64(b, 16, 1ull << 40); return 16;
     case 5: put64(b, 16, 8); return -1;
     case 6: put64(b, 24, 1ull << 50); return 24;
-    case 7: o = kv_val(b, "general.name"); put64(b, o, UINT64_MAX); return (long)o;
-    case 8: o = kv_val(b, "arr") + 4; put64(b, o, 1ull << 61); return (long)o;
-    case 9: o = kv_val(b, "strs") + 4; put64(b, o, (uint64_t)b->len); return (long)o;
-    case 10: o = kv_type(b, "flag"); put32(b, o, 13); return (long)o;
-    case 11: o = kv_val(b, "arr"); put32(b, o, GGUF_T_ARRAY); return (long)o;
-    case 12: o = kv_val(b, "arr"); put32(b, o, 77); return (long)o;
-    case 13: o = kv_val(b, "flag"); b->data[o] = 2; return (long)o;
+    case 7:
+        o = kv_val(b, "general.name");
+        put64(b, o, UINT64_MAX);
+        return (long)o;
+    case 8:
+        o = kv_val(b, "arr") + 4;
+        put64(b, o, 1ull << 61);
+        return (long)o;
+    case 9:
+        o = kv_val(b, "strs") + 4;
+        put64(b, o, (uint64_t)b->len);
+        return (long)o;
+    case 10:
+        o = kv_type(b, "flag");
+        put32(b, o, 13);
+        return (long)o;
+    case 11:
+        o = kv_val(b, "arr");
+        put32(b, o, GGUF_T_ARRAY);
+        return (long)o;
+    case 12:
+        o = kv_val(b, "arr");
+        put32(b, o, 77);
+        return (long)o;
+    case 13:
+        o = kv_val(b, "flag");
+        b->data[o] = 2;
+        return (long)o;
     case 14: return -1;
     case 15: return -1;
-    case 16: o = kv_val(b, "general.alignment"); put32(b, o, 3); return -1;
-    case 17: o = kv_val(b, "general.alignment"); put32(b, o, 0); return -1;
+    case 16:
+        o = kv_val(b, "general.alignment");
+        put32(b, o, 3);
+        return -1;
+    case 17:
+        o = kv_val(b, "general.alignment");
+        put32(b, o, 0);
+        return -1;
     case 18: return -1;
-    case 19: o = t_off(b, "tok.weight"); put64(b, o, 1ull << 40); return (long)o;
-    case 20: o = t_off(b, "tok.weight"); put64(b, o, UINT64_MAX - 31); return (long)o;
-    case 21: o = t_off(b, "norm.weight"); put64(b, o, 4 + 160); return (long)o;
-    case 22: o = t_type(b, "tok.weight"); put32(b, o, 99); return (long)o;
-    case 23: o = t_type(b, "tok.weight"); put32(b, o, 3); return (long)o;
-    case 24: o = t_ndims(b, "tok.weight"); put32(b, o, 5); return (long)o;
-    case 25: o = t_ndims(b, "tok.weight"); put32(b, o, 0); return (long)o;
+    case 19:
+        o = t_off(b, "tok.weight");
+        put64(b, o, 1ull << 40);
+        return (long)o;
+    case 20:
+        o = t_off(b, "tok.weight");
+        put64(b, o, UINT64_MAX - 31);
+        return (long)o;
+    case 21:
+        o = t_off(b, "norm.weight");
+        put64(b, o, 4 + 160);
+        return (long)o;
+    case 22:
+        o = t_type(b, "tok.weight");
+        put32(b, o, 99);
+        return (long)o;
+    case 23:
+        o = t_type(b, "tok.weight");
+        put32(b, o, 3);
+        return (long)o;
+    case 24:
+        o = t_ndims(b, "tok.weight");
+        put32(b, o, 5);
+        return (long)o;
+    case 25:
+        o = t_ndims(b, "tok.weight");
+        put32(b, o, 0);
+        return (long)o;
     case 26:
         o = t_dims(b, "tok.weight");
         put64(b, o, 1ull << 40);
         put64(b, o + 8, 1ull << 40);
         return (long)(o + 8);
-    case 27: o = t_dims(b, "tok.weight") + 8; put64(b, o, 0); return (long)o;
-    case 28: o = t_dims(b, "tok.weight"); put64(b, o, 33); return (long)o;
-    case 29: o = find(b, "tok.weight") - 8; put64(b, o, 1ull << 40); return (long)o;
+    case 27:
+        o = t_dims(b, "tok.weight") + 8;
+        put64(b, o, 0);
+        return (long)o;
+    case 28:
+        o = t_dims(b, "tok.weight");
+        put64(b, o, 33);
+        return (long)o;
+    case 29:
+        o = find(b, "tok.weight") - 8;
+        put64(b, o, 1ull << 40);
+        return (long)o;
     case 30: return -1;
     case 31: return -1;
     case 32: b->len -= 40; return -1; /* norm.weight: 32 bytes + 0 pad, cut into */
@@ -606,7 +710,8 @@ static void test_byte_flips(void **st) {
             for (size_t i = 0; i < gguf_kv_count(f); i++) {
                 const gguf_kv *kv = gguf_kv_at(f, i);
                 for (uint64_t j = 0; kv->arr_strs && j < kv->arr_n; j++)
-                    for (uint64_t c = 0; c < kv->arr_strs[j].len; c++) sum += (unsigned char)kv->arr_strs[j].ptr[c];
+                    for (uint64_t c = 0; c < kv->arr_strs[j].len; c++)
+                        sum += (unsigned char)kv->arr_strs[j].ptr[c];
             }
             for (size_t i = 0; i < gguf_tensor_count(f); i++) {
                 const gguf_tensor *t = gguf_tensor_at(f, i);
@@ -626,14 +731,10 @@ static void test_byte_flips(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fixtures),
-        cmocka_unit_test(test_getters),
-        cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_v2_and_alignment),
-        cmocka_unit_test(test_prefixes),
-        cmocka_unit_test(test_malformed_table),
-        cmocka_unit_test(test_open_errors),
-        cmocka_unit_test(test_byte_flips),
+        cmocka_unit_test(test_fixtures),    cmocka_unit_test(test_getters),
+        cmocka_unit_test(test_roundtrip),   cmocka_unit_test(test_v2_and_alignment),
+        cmocka_unit_test(test_prefixes),    cmocka_unit_test(test_malformed_table),
+        cmocka_unit_test(test_open_errors), cmocka_unit_test(test_byte_flips),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "engine/gguf.h"
@@ -89,18 +90,24 @@ static void test_f16_known(void **state) {
         float f;
         uint16_t h;
     } cases[] = {
-        {0.0f, 0x0000},         {1.0f, 0x3c00},
-        {-2.0f, 0xc000},        {0.5f, 0x3800},
-        {65504.0f, 0x7bff},     {65519.0f, 0x7bff},
-        {65520.0f, 0x7c00},     {1e9f, 0x7c00},
-        {-1e9f, 0xfc00},        {0.1f, 0x2e66},
-        {0.333333343f, 0x3555}, {bits_f(0x33800000), 0x0001}, /* 2^-24 */
-        {bits_f(0x33000000), 0x0000},                         /* 2^-25: tie -> even 0 */
-        {bits_f(0x33000001), 0x0001},                         /* just above the tie */
-        {bits_f(0x33c00000), 0x0002},                         /* 1.5*2^-24: tie -> even 2 */
-        {bits_f(0x34400000), 0x0003},                         /* 3*2^-24 */
-        {bits_f(0x38800000), 0x0400},                         /* 2^-14 smallest normal */
-        {bits_f(0x387fe000), 0x0400},                         /* 2^-14 - 2^-25: tie -> 0x400 */
+        {0.0f, 0x0000},
+        {1.0f, 0x3c00},
+        {-2.0f, 0xc000},
+        {0.5f, 0x3800},
+        {65504.0f, 0x7bff},
+        {65519.0f, 0x7bff},
+        {65520.0f, 0x7c00},
+        {1e9f, 0x7c00},
+        {-1e9f, 0xfc00},
+        {0.1f, 0x2e66},
+        {0.333333343f, 0x3555},
+        {bits_f(0x33800000), 0x0001}, /* 2^-24 */
+        {bits_f(0x33000000), 0x0000}, /* 2^-25: tie -> even 0 */
+        {bits_f(0x33000001), 0x0001}, /* just above the tie */
+        {bits_f(0x33c00000), 0x0002}, /* 1.5*2^-24: tie -> even 2 */
+        {bits_f(0x34400000), 0x0003}, /* 3*2^-24 */
+        {bits_f(0x38800000), 0x0400}, /* 2^-14 smallest normal */
+        {bits_f(0x387fe000), 0x0400}, /* 2^-14 - 2^-25: tie -> 0x400 */
         {bits_f(0x387fdfff), 0x03ff},
         {bits_f(0x3f801000), 0x3c00}, /* 1 + 2^-11: tie -> even */
         {bits_f(0x3f803000), 0x3c02}, /* 1 + 3*2^-11: tie -> even */
@@ -109,8 +116,8 @@ static void test_f16_known(void **state) {
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         if (lq_f32_to_f16(cases[i].f) != cases[i].h)
-            fail_msg("f32 %a -> f16 %04x, want %04x", (double)cases[i].f,
-                     lq_f32_to_f16(cases[i].f), cases[i].h);
+            fail_msg("f32 %a -> f16 %04x, want %04x", (double)cases[i].f, lq_f32_to_f16(cases[i].f),
+                     cases[i].h);
     }
     assert_int_equal(lq_f32_to_f16(-0.0f), 0x8000);
     assert_int_equal(lq_f32_to_f16(INFINITY), 0x7c00);
@@ -159,7 +166,7 @@ static void test_bf16_known(void **state) {
     assert_int_equal(lq_f32_to_bf16(-INFINITY), 0xff80);
     assert_int_equal(lq_f32_to_bf16(bits_f(0x00000001)), 0x0000); /* subnormal rounds */
     assert_int_equal(lq_f32_to_bf16(bits_f(0x00018000)), 0x0002); /* subnormal tie -> even */
-    uint16_t n = lq_f32_to_bf16(bits_f(0x7f800001)); /* nan with low payload only */
+    uint16_t n = lq_f32_to_bf16(bits_f(0x7f800001));              /* nan with low payload only */
     assert_true((n & 0x7f80) == 0x7f80 && (n & 0x7f));
     assert_true(lq_bf16_to_f32(0x3f80) == 1.0f);
     assert_true(lq_bf16_to_f32(0xc0a0) == -5.0f);
@@ -177,12 +184,13 @@ static void expect_row(lq_type t, const uint8_t *blk, const double *want, int n)
         sets[s]->dequant(t, blk, got, n);
         for (int i = 0; i < n; i++)
             if (fabs((double)got[i] - want[i]) > 1e-6 * (1.0 + fabs(want[i])))
-                fail_msg("%s/%s value %d: got %.9g want %.9g", lq_type_name(t), sets[s]->name,
-                         i, (double)got[i], want[i]);
+                fail_msg("%s/%s value %d: got %.9g want %.9g", lq_type_name(t), sets[s]->name, i,
+                         (double)got[i], want[i]);
     }
     float pub[256];
     lq_dequant_row(t, blk, pub, n);
-    for (int i = 0; i < n; i++) assert_true(fabs((double)pub[i] - want[i]) <= 1e-6 * (1.0 + fabs(want[i])));
+    for (int i = 0; i < n; i++)
+        assert_true(fabs((double)pub[i] - want[i]) <= 1e-6 * (1.0 + fabs(want[i])));
 }
 
 static void test_block_q8_0(void **state) {
@@ -205,8 +213,8 @@ static void test_block_q4_0(void **state) {
     b[0] = 0x00, b[1] = 0x38; /* d = 0.5 */
     for (int i = 0; i < 16; i++) {
         b[2 + i] = (uint8_t)(i | ((15 - i) << 4));
-        want[i] = 0.5 * (i - 8);       /* low nibbles: values 0..15 */
-        want[i + 16] = 0.5 * (7 - i);  /* high nibbles: values 16..31 */
+        want[i] = 0.5 * (i - 8);      /* low nibbles: values 0..15 */
+        want[i + 16] = 0.5 * (7 - i); /* high nibbles: values 16..31 */
     }
     expect_row(LQ_Q4_0, b, want, 32);
 }
@@ -224,7 +232,8 @@ static void pack_scales(uint8_t s[12], const int sc[8], const int m[8]) {
 static void test_block_q4_k_q5_k(void **state) {
     (void)state;
     int sc[8], m[8];
-    for (int j = 0; j < 8; j++) sc[j] = 10 + 7 * j, m[j] = 63 - 5 * j; /* > 15: high bits used */
+    for (int j = 0; j < 8; j++)
+        sc[j] = 10 + 7 * j, m[j] = 63 - 5 * j; /* > 15: high bits used */
     uint8_t b4[144], b5[176];
     double w4[256], w5[256];
     const double d = 0.125, dmin = 0.0625;
@@ -233,7 +242,8 @@ static void test_block_q4_k_q5_k(void **state) {
     pack_scales(b4 + 4, sc, m);
     memcpy(b5, b4, 16);
     uint8_t *qs4 = b4 + 16, *qh5 = b5 + 16, *qs5 = b5 + 48;
-    for (int l = 0; l < 32; l++) qh5[l] = (uint8_t)(l * 37 + 11);
+    for (int l = 0; l < 32; l++)
+        qh5[l] = (uint8_t)(l * 37 + 11);
     for (int c = 0; c < 4; c++)
         for (int l = 0; l < 32; l++) {
             int lo = l % 16, hi = (l + 3 * c) % 16;
@@ -256,9 +266,12 @@ static void test_block_q6_k(void **state) {
     double want[256];
     uint8_t *ql = b, *qh = b + 128;
     int8_t *sc = (int8_t *)(b + 192);
-    for (int i = 0; i < 128; i++) ql[i] = (uint8_t)(i * 7 + 3);
-    for (int i = 0; i < 64; i++) qh[i] = (uint8_t)(i * 13 + 5);
-    for (int s = 0; s < 16; s++) sc[s] = (int8_t)(s * 9 - 70);
+    for (int i = 0; i < 128; i++)
+        ql[i] = (uint8_t)(i * 7 + 3);
+    for (int i = 0; i < 64; i++)
+        qh[i] = (uint8_t)(i * 13 + 5);
+    for (int s = 0; s < 16; s++)
+        sc[s] = (int8_t)(s * 9 - 70);
     b[208] = 0x00, b[209] = 0x34; /* d = 0.25 */
     /* Written as the format is usually stated: per half, four outputs per l. */
     for (int n = 0; n < 2; n++) {
@@ -285,7 +298,8 @@ static void test_block_q6_k(void **state) {
 /* Max error allowed for one block of the source, from the format's step. */
 static double step_bound(lq_type t, const float *x, int64_t nb) {
     double amax = 0, worst = 0;
-    for (int64_t i = 0; i < nb; i++) amax = fmax(amax, fabs(x[i]));
+    for (int64_t i = 0; i < nb; i++)
+        amax = fmax(amax, fabs(x[i]));
     switch (t) {
     case LQ_F32: return 0;
     case LQ_F16: return amax * ldexp(1.0, -11) + ldexp(1.0, -25);
@@ -297,7 +311,8 @@ static double step_bound(lq_type t, const float *x, int64_t nb) {
         int nmax = t == LQ_Q4_K ? 15 : 31;
         for (int j = 0; j < 8; j++) {
             double mn = 0, mx = 0;
-            for (int l = 0; l < 32; l++) mn = fmin(mn, x[32 * j + l]), mx = fmax(mx, x[32 * j + l]);
+            for (int l = 0; l < 32; l++)
+                mn = fmin(mn, x[32 * j + l]), mx = fmax(mx, x[32 * j + l]);
             worst = fmax(worst, mx - mn);
         }
         return 0.5 * worst / nmax * 1.05 + worst / nmax / 63;
@@ -318,7 +333,8 @@ static void test_roundtrip(void **state) {
         fill_random(x, N);
         /* Also a block of zeros and a block of tiny values. */
         memset(x, 0, 256 * sizeof(float));
-        for (int i = 256; i < 512; i++) x[i] *= 1e-3f;
+        for (int i = 256; i < 512; i++)
+            x[i] *= 1e-3f;
         lq_quantize_row(t, x, q, N);
         lq_kset_scalar.dequant(t, q, y, N);
         lq_dequant_row(t, q, yauto, N);
@@ -330,12 +346,13 @@ static void test_roundtrip(void **state) {
             for (int64_t i = b; i < b + bv; i++) {
                 double e = fabs((double)y[i] - x[i]);
                 if (e > bound)
-                    fail_msg("%s: value %lld err %.3g > bound %.3g", lq_type_name(t),
-                             (long long)i, e, bound);
+                    fail_msg("%s: value %lld err %.3g > bound %.3g", lq_type_name(t), (long long)i,
+                             e, bound);
                 se += e * e, sx += (double)x[i] * x[i];
             }
         }
-        for (int i = 0; i < 256; i++) assert_true(y[i] == 0.0f);
+        for (int i = 0; i < 256; i++)
+            assert_true(y[i] == 0.0f);
         double rel = sqrt(se / sx);
         print_message("roundtrip %-5s rel rms err %.4g\n", lq_type_name(t), rel);
         assert_true(rel <= max_rel_rms[ti]);
@@ -426,9 +443,12 @@ static void *mm_thread(void *arg) {
 static void test_matmul_determinism(void **state) {
     (void)state;
     const lq_kernels kinds[2] = {LQ_KERNELS_SCALAR, LQ_KERNELS_AUTO};
-    for (size_t ti = 0; ti < N_TYPES; ti++) {
-        lq_type t = all_types[ti];
-        int64_t n_in = lq_block_values(t) == 1 ? 200 : 768;
+    /* The second size spans several of the driver's 1024-value chunks (and
+     * ends in a partial block for the float formats). */
+    for (size_t tz = 0; tz < 2 * N_TYPES; tz++) {
+        lq_type t = all_types[tz % N_TYPES];
+        bool big = tz >= N_TYPES, flt = lq_block_values(t) == 1;
+        int64_t n_in = big ? (flt ? 2100 : 2304) : (flt ? 200 : 768);
         mm_case c;
         mm_setup(&c, t, 23, n_in, 7);
         size_t ny = (size_t)c.n_rows * c.n_out;
@@ -454,14 +474,35 @@ static void test_matmul_determinism(void **state) {
             memset(part, 0xff, ny * 4);
             pthread_t th[2];
             mm_job jobs[2] = {{&c, part, 0, 9, k}, {&c, part, 9, c.n_out, k}};
-            for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&th[i], NULL, mm_thread, &jobs[i]), 0);
-            for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+            for (int i = 0; i < 2; i++)
+                assert_int_equal(pthread_create(&th[i], NULL, mm_thread, &jobs[i]), 0);
+            for (int i = 0; i < 2; i++)
+                pthread_join(th[i], NULL);
             assert_memory_equal(part, full, ny * 4);
             /* A row batched with different neighbours gives the same bits. */
             lq_matmul(t, c.wq, c.n_out, n_in, c.x + 2 * n_in, 3, part, k);
             assert_memory_equal(part, full + 2 * c.n_out, 3 * c.n_out * 4);
         }
         free(full), free(part), free(one);
+        mm_free(&c);
+    }
+}
+
+/* More x rows than the driver's row block (64): every row still matches the
+ * one-row (decode) result. */
+static void test_matmul_many_rows(void **state) {
+    (void)state;
+    const lq_type types[2] = {LQ_F32, LQ_Q4_K};
+    for (int ti = 0; ti < 2; ti++) {
+        mm_case c;
+        mm_setup(&c, types[ti], 9, 512, 150);
+        float *full = malloc(sizeof(float) * 150 * 9), one[9];
+        lq_matmul(c.t, c.wq, 9, 512, c.x, 150, full, LQ_KERNELS_AUTO);
+        for (int64_t r = 0; r < 150; r++) {
+            lq_matmul(c.t, c.wq, 9, 512, c.x + r * 512, 1, one, LQ_KERNELS_AUTO);
+            assert_memory_equal(one, full + r * 9, sizeof(one));
+        }
+        free(full);
         mm_free(&c);
     }
 }
@@ -487,7 +528,8 @@ static void test_matmul_bad_shape(void **state) {
  * fraction of the block's range. */
 static double fixture_bound(lq_type t, const float *x, int64_t nb) {
     double amax = 0, worst = 0;
-    for (int64_t i = 0; i < nb; i++) amax = fmax(amax, fabs(x[i]));
+    for (int64_t i = 0; i < nb; i++)
+        amax = fmax(amax, fabs(x[i]));
     /* Every quant format rounds its scale to f16: up to 2^-11 of the value. */
     double dr = amax * ldexp(1.0, -10);
     switch (t) {
@@ -500,7 +542,8 @@ static double fixture_bound(lq_type t, const float *x, int64_t nb) {
     case LQ_Q5_K:
         for (int j = 0; j < 8; j++) {
             double mn = 0, mx = 0;
-            for (int l = 0; l < 32; l++) mn = fmin(mn, x[32 * j + l]), mx = fmax(mx, x[32 * j + l]);
+            for (int l = 0; l < 32; l++)
+                mn = fmin(mn, x[32 * j + l]), mx = fmax(mx, x[32 * j + l]);
             worst = fmax(worst, mx - mn);
         }
         return worst / (t == LQ_Q4_K ? 15 : 31) + dr;
@@ -539,11 +582,14 @@ static uint64_t check_fixture(const char *name, const char *ref) {
         int64_t n_in = (int64_t)tq->dims[0], rows = (int64_t)(tq->n_elems / tq->dims[0]);
         size_t rb = lq_row_bytes(t, n_in);
         assert_int_equal(rb * (size_t)rows, tq->nbytes);
-        float *y = malloc((size_t)n_in * sizeof(float));
+        float *y = malloc((size_t)n_in * sizeof(float)), *ys = malloc((size_t)n_in * sizeof(float));
         int64_t bv = lq_block_values(t) > 1 ? lq_block_values(t) : 32;
         for (int64_t r = 0; r < rows; r++) {
             const float *x = (const float *)tr->data + r * n_in;
             lq_dequant_row(t, (const uint8_t *)tq->data + (size_t)r * rb, y, n_in);
+            /* The scalar reference decodes the file to the same bits. */
+            lq_kset_scalar.dequant(t, (const uint8_t *)tq->data + (size_t)r * rb, ys, n_in);
+            assert_memory_equal(y, ys, (size_t)n_in * sizeof(float));
             for (int64_t b = 0; b < n_in; b += bv) {
                 double bound = fixture_bound(t, x + b, bv);
                 for (int64_t i = b; i < b + bv; i++) {
@@ -556,7 +602,7 @@ static uint64_t check_fixture(const char *name, const char *ref) {
                 }
             }
         }
-        free(y);
+        free(y), free(ys);
     }
     for (int t = 0; t < 32; t++) {
         if (sx[t] <= 0) continue;
@@ -570,8 +616,10 @@ static uint64_t check_fixture(const char *name, const char *ref) {
         case LQ_Q5_K: lim = 0.05; break;
         case LQ_Q6_K: lim = 0.025; break;
         }
-        print_message("fixture %-22s %-5s rel rms err %.4g\n", name, lq_type_name((uint32_t)t), rel);
-        if (!(rel <= lim)) fail_msg("%s: %s rel rms err %.4g > %.4g", name, lq_type_name((uint32_t)t), rel, lim);
+        print_message("fixture %-22s %-5s rel rms err %.4g\n", name, lq_type_name((uint32_t)t),
+                      rel);
+        if (!(rel <= lim))
+            fail_msg("%s: %s rel rms err %.4g > %.4g", name, lq_type_name((uint32_t)t), rel, lim);
     }
     gguf_close(fq);
     gguf_close(fr);
@@ -587,8 +635,10 @@ static void test_fixtures_dequant(void **state) {
     assert_int_equal(check_fixture("lfm2-tiny-bf16", "lfm2-tiny-f32"), BIT(LQ_BF16));
     assert_int_equal(check_fixture("lfm2-tiny-q8_0", "lfm2-tiny-f32"), BIT(LQ_Q8_0));
     assert_int_equal(check_fixture("lfm2-tiny-q4_0", "lfm2-tiny-f32"), BIT(LQ_Q4_0) | BIT(LQ_Q6_K));
-    assert_int_equal(check_fixture("lfm2-tiny-q4_k_m", "lfm2-tiny-f32"), BIT(LQ_Q4_K) | BIT(LQ_Q6_K));
-    assert_int_equal(check_fixture("lfm2-tiny-q5_k_m", "lfm2-tiny-f32"), BIT(LQ_Q5_K) | BIT(LQ_Q6_K));
+    assert_int_equal(check_fixture("lfm2-tiny-q4_k_m", "lfm2-tiny-f32"),
+                     BIT(LQ_Q4_K) | BIT(LQ_Q6_K));
+    assert_int_equal(check_fixture("lfm2-tiny-q5_k_m", "lfm2-tiny-f32"),
+                     BIT(LQ_Q5_K) | BIT(LQ_Q6_K));
     assert_int_equal(check_fixture("lfm2-tiny-q6_k", "lfm2-tiny-f32"), BIT(LQ_Q6_K));
     assert_int_equal(check_fixture("lfm2-tiny-untied-q8_0", "lfm2-tiny-untied-f32"), BIT(LQ_Q8_0));
     assert_int_equal(check_fixture("lfm2-tiny-untied-q4_0", "lfm2-tiny-untied-f32"),
@@ -597,17 +647,12 @@ static void test_fixtures_dequant(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_type_table),
-        cmocka_unit_test(test_f16_known),
-        cmocka_unit_test(test_bf16_known),
-        cmocka_unit_test(test_block_q8_0),
-        cmocka_unit_test(test_block_q4_0),
-        cmocka_unit_test(test_block_q4_k_q5_k),
-        cmocka_unit_test(test_block_q6_k),
-        cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_matmul_accuracy),
-        cmocka_unit_test(test_matmul_determinism),
-        cmocka_unit_test(test_matmul_bad_shape),
+        cmocka_unit_test(test_type_table),       cmocka_unit_test(test_f16_known),
+        cmocka_unit_test(test_bf16_known),       cmocka_unit_test(test_block_q8_0),
+        cmocka_unit_test(test_block_q4_0),       cmocka_unit_test(test_block_q4_k_q5_k),
+        cmocka_unit_test(test_block_q6_k),       cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_matmul_accuracy),  cmocka_unit_test(test_matmul_determinism),
+        cmocka_unit_test(test_matmul_many_rows), cmocka_unit_test(test_matmul_bad_shape),
         cmocka_unit_test(test_fixtures_dequant),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,7 +18,8 @@
 
 static void fill_logits(float *l, unsigned seed) {
     srand(seed);
-    for (int i = 0; i < NV; i++) l[i] = (float)(rand() % 10000) / 1000.0f - 5.0f;
+    for (int i = 0; i < NV; i++)
+        l[i] = (float)(rand() % 10000) / 1000.0f - 5.0f;
 }
 
 static lfm_sampler_params params(float temp, int top_k, float top_p, float min_p, float pen,
@@ -128,7 +129,8 @@ static void test_distribution_minp_topp(void **state) {
     lfm_sampler_params p = params(1.0f, 0, 1.0f, 0.0f, 1.0f, 7);
     counts(&p, base, 4, N, cnt);
     const double want[4] = {0.5, 0.25, 0.125, 0.125};
-    for (int i = 0; i < 4; i++) assert_true(fabs(cnt[i] / (double)N - want[i]) < 0.012);
+    for (int i = 0; i < 4; i++)
+        assert_true(fabs(cnt[i] / (double)N - want[i]) < 0.012);
     /* min_p 0.3: keeps p >= 0.15 -> tokens 0, 1 renormalized to 2/3, 1/3. */
     p = params(1.0f, 0, 1.0f, 0.3f, 1.0f, 8);
     counts(&p, base, 4, N, cnt);
@@ -149,6 +151,9 @@ static void test_distribution_minp_topp(void **state) {
     assert_true(fabs(cnt[0] / (double)N - 2.0 / 3) < 0.012);
     /* top_p 0.5 keeps only token 0. */
     p = params(1.0f, 0, 0.5f, 0.0f, 1.0f, 11);
+    counts(&p, base, 4, 2000, cnt);
+    assert_int_equal(cnt[0], 2000);
+    p = params(1.0f, 0, 0.0f, 0.0f, 1.0f, 11);
     counts(&p, base, 4, 2000, cnt);
     assert_int_equal(cnt[0], 2000);
     /* top_k 2 at T=1: tokens 0, 1 as 2/3, 1/3. */
@@ -212,17 +217,22 @@ static void test_large_sets(void **state) {
     static float l[NV], c[NV];
     static int order[NV];
     fill_logits(l, 1234);
-    for (int i = 0; i < NV; i++) order[i] = i;
+    for (int i = 0; i < NV; i++)
+        order[i] = i;
     g_sort_base = l;
     qsort(order, NV, sizeof *order, cmp_desc);
     static unsigned char in_k[NV], in_p[NV], seen[NV];
-    for (int i = 0; i < 50; i++) in_k[order[i]] = 1;
+    for (int i = 0; i < 50; i++)
+        in_k[order[i]] = 1;
     /* top_p 0.6 at T=1 over all logits. */
     double z = 0, cum = 0;
-    for (int i = 0; i < NV; i++) z += exp((double)l[i] - l[order[0]]);
+    for (int i = 0; i < NV; i++)
+        z += exp((double)l[i] - l[order[0]]);
     int np = 0;
-    while (cum < 0.6 * z) cum += exp((double)l[order[np++]] - l[order[0]]);
-    for (int i = 0; i < np; i++) in_p[order[i]] = 1;
+    while (cum < 0.6 * z)
+        cum += exp((double)l[order[np++]] - l[order[0]]);
+    for (int i = 0; i < np; i++)
+        in_p[order[i]] = 1;
     assert_true(np > 50);
     lfm_sampler_params p = params(50.0f, 50, 1.0f, 0.0f, 1.0f, 3);
     lfm_sampler *s = lfm_sampler_new(&p, NV);
@@ -251,12 +261,9 @@ static void test_large_sets(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_greedy_and_topk1),
-        cmocka_unit_test(test_seed_determinism),
-        cmocka_unit_test(test_distribution_minp_topp),
-        cmocka_unit_test(test_repetition_penalty),
-        cmocka_unit_test(test_large_sets),
+        cmocka_unit_test(test_defaults),           cmocka_unit_test(test_greedy_and_topk1),
+        cmocka_unit_test(test_seed_determinism),   cmocka_unit_test(test_distribution_minp_topp),
+        cmocka_unit_test(test_repetition_penalty), cmocka_unit_test(test_large_sets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,10 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "engine/lfm_sched.h"
+#include "engine/synth.h"
 
 #define F32_MODEL TG_FIXTURES "/models/lfm2-tiny-f32.gguf"
 #define Q4_MODEL TG_FIXTURES "/models/lfm2-tiny-q4_0.gguf"
@@ -33,6 +35,7 @@ typedef struct {
     int events_after_done;
     int last_n_generated;
     bool monotonic; /* n_generated never decreased across events */
+    bool split_utf8; /* a TEXT chunk was not complete UTF-8 */
     lfm_event ev_done; /* copy of the DONE event (error pointer not kept) */
     uint64_t job_id;
 } sink;
@@ -50,6 +53,20 @@ static void sink_free(sink *k) {
     pthread_cond_destroy(&k->cv);
 }
 
+/* True when (s, n) is whole UTF-8 characters (structure only). */
+static bool utf8_whole(const char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        if (!len || i + len > n) return false;
+        for (size_t k = 1; k < len; k++)
+            if (((unsigned char)s[i + k] & 0xC0) != 0x80) return false;
+        i += len;
+    }
+    return true;
+}
+
 static void on_event(void *user, const lfm_event *ev) {
     sink *k = user;
     pthread_mutex_lock(&k->mu);
@@ -58,6 +75,7 @@ static void on_event(void *user, const lfm_event *ev) {
     k->last_n_generated = ev->n_generated;
     if (ev->type == LFM_EV_TEXT) {
         k->n_text_events++;
+        if (!utf8_whole(ev->text, ev->len)) k->split_utf8 = true;
         tg_buf_append(&k->text, ev->text, ev->len);
     } else {
         k->n_done++;
@@ -145,7 +163,13 @@ static void detok_all(const lfm_model *m, const int32_t *toks, size_t n, tg_buf 
 typedef struct {
     lfm_model *f32;
     lfm_model *q4;
+    lfm_model *script; /* scripted: greedily continues any prompt with k_script */
+    char script_path[64];
 } models;
+
+/* Multi-byte characters, a newline and a control token in the middle. */
+static const char k_script[] = "Hello, w\xC3\xB6rld! The answer is 42.\nUser: <|tool_call_start|>"
+                               " more \xE6\x97\xA5\xE6\x9C\xAC end";
 
 static int setup(void **state) {
     static models ms;
@@ -161,6 +185,21 @@ static int setup(void **state) {
         fprintf(stderr, "load: %s\n", err);
         return -1;
     }
+    /* Scripted model, written by the engine's synth API into a temp file. */
+    snprintf(ms.script_path, sizeof ms.script_path, "/tmp/tg-test-sched-XXXXXX");
+    int fd = mkstemp(ms.script_path);
+    if (fd < 0) return -1;
+    close(fd);
+    synth_opts so;
+    synth_opts_default(&so);
+    so.script = k_script;
+    so.script_len = strlen(k_script);
+    if (synth_write(&so, ms.script_path, err, sizeof err) != 0 ||
+        lfm_model_load(ms.script_path, &o, &ms.script, err, sizeof err) != LFM_OK) {
+        fprintf(stderr, "scripted model: %s\n", err);
+        unlink(ms.script_path);
+        return -1;
+    }
     *state = &ms;
     return 0;
 }
@@ -169,6 +208,8 @@ static int teardown(void **state) {
     models *ms = *state;
     lfm_model_free(ms->f32);
     lfm_model_free(ms->q4);
+    lfm_model_free(ms->script);
+    unlink(ms->script_path);
     return 0;
 }
 
@@ -258,10 +299,10 @@ static void run_sampled(lfm_model *m, const int32_t *prompt, size_t n, uint64_t 
         sink_init(&k[i]);
         memset(&p[i], 0, sizeof p[i]);
         lfm_sampler_defaults(&p[i].sampling);
-        p[i].sampling.temperature = 1.2f;
+        p[i].sampling.temperature = 3.0f; /* random-model logits are peaky */
         p[i].sampling.top_k = 50;
         p[i].sampling.top_p = 0.95f;
-        p[i].sampling.min_p = 0.02f;
+        p[i].sampling.min_p = 0;
         p[i].sampling.repeat_penalty = 1.1f;
         p[i].sampling.repeat_last_n = 16;
         p[i].cb = on_event;
@@ -285,11 +326,16 @@ static void run_sampled(lfm_model *m, const int32_t *prompt, size_t n, uint64_t 
     for (int i = 0; i <= n_others; i++) {
         assert_true(sink_wait(&k[i], 0));
         assert_int_equal(k[i].n_done, 1);
-        assert_int_equal(k[i].ev_done.finish, LFM_FINISH_LENGTH);
-        assert_int_equal(k[i].ev_done.n_generated, p[i].max_tokens);
+        /* Sampling may hit an EOG token before max_tokens. */
+        if (k[i].ev_done.finish == LFM_FINISH_LENGTH)
+            assert_int_equal(k[i].ev_done.n_generated, p[i].max_tokens);
+        else
+            assert_int_equal(k[i].ev_done.finish, LFM_FINISH_STOP);
+        assert_true(k[i].ev_done.n_generated <= p[i].max_tokens);
     }
+    /* The record compared between runs: finish, count and text. */
+    tg_buf_printf(out, "%d/%d:", (int)k[0].ev_done.finish, k[0].ev_done.n_generated);
     if (k[0].text.len) tg_buf_append(out, k[0].text.data, k[0].text.len);
-    if (!out->data) tg_buf_puts(out, "");
     lfm_sched_free(s);
     for (int i = 0; i <= n_others; i++) sink_free(&k[i]);
 }
@@ -304,7 +350,7 @@ static void test_seeded_alone_vs_batched(void **state) {
         run_sampled(mods[mi], c.prompt, c.n_prompt, 42, 0, &alone);
         run_sampled(mods[mi], c.prompt, c.n_prompt, 42, 3, &batched);
         run_sampled(mods[mi], c.prompt, c.n_prompt, 7, 0, &other_seed);
-        assert_true(alone.len > 0);
+        assert_true(alone.len > 6);
         assert_string_equal(alone.data, batched.data);
         /* The sampling is really random: another seed gives other text. */
         assert_string_not_equal(alone.data, other_seed.data);
@@ -511,6 +557,81 @@ static void test_free_with_jobs(void **state) {
     }
 }
 
+
+/* Runs the scripted model with the given stops; returns the finish reason
+ * and appends the text. */
+static lfm_finish run_script(lfm_model *m, const char *const *stops, size_t n_stops,
+                             bool greedy, tg_buf *out, int *n_gen) {
+    static const int32_t prompt[] = {1, 20, 21};
+    lfm_sched *s = new_sched(m, 2, 2, 0);
+    sink k;
+    sink_init(&k);
+    lfm_job_params p;
+    greedy_params(&p, prompt, 3, 0, &k);
+    if (!greedy) lfm_sampler_defaults(&p.sampling); /* LFM2 defaults, clock seed */
+    p.stop = stops;
+    p.n_stop = n_stops;
+    assert_int_equal(lfm_sched_submit(s, &p, NULL), LFM_OK);
+    assert_true(sink_wait(&k, 0));
+    lfm_sched_free(s);
+    assert_int_equal(k.n_done, 1);
+    assert_false(k.split_utf8);
+    if (k.text.len) tg_buf_append(out, k.text.data, k.text.len);
+    if (!out->data) tg_buf_puts(out, "");
+    lfm_finish f = k.ev_done.finish;
+    if (n_gen) *n_gen = k.ev_done.n_generated;
+    sink_free(&k);
+    return f;
+}
+
+/* The scripted model's text ends with <|im_end|>: finish STOP on the EOG
+ * token, which is counted but not shown. Sampled with LFM2 defaults too. */
+static void test_script_eog(void **state) {
+    models *ms = *state;
+    for (int greedy = 1; greedy >= 0; greedy--) {
+        tg_buf out = TG_BUF_INIT;
+        int n_gen = 0;
+        assert_int_equal(run_script(ms->script, NULL, 0, greedy, &out, &n_gen), LFM_FINISH_STOP);
+        assert_string_equal(out.data, k_script);
+        assert_true(n_gen >= 2);
+        tg_buf_free(&out);
+    }
+}
+
+/* Stop strings cut exactly, across token boundaries and inside multi-byte
+ * text; the earliest match of several wins. */
+static void test_script_stop_strings(void **state) {
+    models *ms = *state;
+    static const struct {
+        const char *stop[2];
+        size_t n;
+        size_t want_len; /* bytes of k_script before the cut; SIZE_MAX = no stop */
+    } cases[] = {
+        {{"\nUser:"}, 1, 32},
+        {{"\xC3\xB6"}, 1, 8},          /* the o-umlaut */
+        {{"\xE6\x9C\xAC end"}, 1, 0}, /* filled in below: before the 2nd CJK char */
+        {{"42.\nUs"}, 1, 29},
+        {{"Hel"}, 1, 0},               /* at the very start: nothing emitted */
+        {{"zzz", "answer"}, 2, 19},
+        {{"<|tool_call_start|>"}, 1, 39},
+        {{"nope", "not there"}, 2, (size_t)-1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t want = cases[i].want_len;
+        if (i == 2) want = (size_t)(strstr(k_script, "\xE6\x9C\xAC") - k_script);
+        tg_buf out = TG_BUF_INIT;
+        lfm_finish f = run_script(ms->script, cases[i].stop, cases[i].n, true, &out, NULL);
+        assert_int_equal(f, LFM_FINISH_STOP);
+        if (want == (size_t)-1) {
+            assert_string_equal(out.data, k_script);
+        } else {
+            assert_int_equal(out.len, want);
+            assert_memory_equal(out.data, k_script, want);
+        }
+        tg_buf_free(&out);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greedy_hello),
@@ -522,6 +643,8 @@ int main(void) {
         cmocka_unit_test(test_queue_full),
         cmocka_unit_test(test_stop_strings_end_to_end),
         cmocka_unit_test(test_free_with_jobs),
+        cmocka_unit_test(test_script_eog),
+        cmocka_unit_test(test_script_stop_strings),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -10,11 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "engine/gguf.h"
+#include "engine/gguf_write.h"
 #include "engine/ljson.h"
 #include "engine/lfm.h"
 #include "engine/tokenizer.h"
@@ -74,7 +77,8 @@ static void test_fixture_cases(void **state) {
             size_t n = 0;
             assert_int_equal(lfm_tokenize(t, text->str, text->len, true, true, &ids, &n), 0);
             bool same = n == want->n;
-            for (size_t i = 0; same && i < n; i++) same = ids[i] == atoi(want->items[i]->str);
+            for (size_t i = 0; same && i < n; i++)
+                same = ids[i] == atoi(want->items[i]->str);
             if (!same) {
                 fprintf(stderr, "MISMATCH %s/%s: got %zu tokens, want %zu\n", e->d_name,
                         cases->items[c]->str, n, want->n);
@@ -130,7 +134,8 @@ static void test_invalid_utf8_and_empty(void **state) {
     char buf[4096];
     for (int r = 0; r < 50; r++) {
         size_t len = (size_t)(rand() % (int)sizeof buf);
-        for (size_t i = 0; i < len; i++) buf[i] = (char)(rand() & 0xff);
+        for (size_t i = 0; i < len; i++)
+            buf[i] = (char)(rand() & 0xff);
         if (len > 40) memcpy(buf + 10, "<|im_end|>", 10);
         assert_roundtrip(t, buf, len, r & 1);
     }
@@ -166,7 +171,8 @@ static void test_bos_and_specials(void **state) {
     /* Without parse_special the text is plain text (and BOS is added). */
     assert_int_equal(lfm_tokenize(t, s, strlen(s), true, false, &ids, &n), 0);
     assert_int_equal(ids[0], bos);
-    for (size_t i = 1; i < n; i++) assert_true(ids[i] != im_start && ids[i] != bos);
+    for (size_t i = 1; i < n; i++)
+        assert_true(ids[i] != im_start && ids[i] != bos);
     free(ids);
     assert_true(lfm_token_is_eog(t, im_end));
     assert_true(lfm_token_is_eog(t, eot));
@@ -186,7 +192,7 @@ static void test_bos_and_specials(void **state) {
  * whole vocabulary entry skips merging; longer special tokens win. */
 static void test_merge_order(void **state) {
     (void)state;
-    lfm_str toks[] = {{"a", 1}, {"b", 1}, {"c", 1}, {"d", 1},  {"ab", 2},
+    lfm_str toks[] = {{"a", 1},  {"b", 1},  {"c", 1},   {"d", 1},    {"ab", 2},
                       {"bc", 2}, {"cd", 2}, {"<s>", 3}, {"<s><", 4}, {"xy", 2}};
     int32_t types[] = {1, 1, 1, 1, 1, 1, 1, 3, 4, 1};
     lfm_str m1[] = {{"b c", 3}, {"a b", 3}, {"c d", 3}};
@@ -231,8 +237,9 @@ static void test_merge_order(void **state) {
     lfm_tokenizer_free(t);
     /* Malformed inputs are rejected with a message. */
     lfm_str badm[] = {{"ab", 2}};
-    assert_int_equal(lfm_tokenizer_new(toks, types, 10, badm, 1, -1, -1, false, &t, err, sizeof err),
-                     LFM_EFORMAT);
+    assert_int_equal(
+        lfm_tokenizer_new(toks, types, 10, badm, 1, -1, -1, false, &t, err, sizeof err),
+        LFM_EFORMAT);
     assert_null(t);
     assert_true(strlen(err) > 0);
     assert_int_equal(lfm_tokenizer_new(toks, types, 10, m1, 3, 10, -1, false, &t, err, sizeof err),
@@ -256,7 +263,8 @@ static void test_large_input(void **state) {
     size_t ul = sizeof unit - 1, n = 1 << 20;
     char *big = malloc(n);
     assert_non_null(big);
-    for (size_t i = 0; i < n; i++) big[i] = unit[i % ul];
+    for (size_t i = 0; i < n; i++)
+        big[i] = unit[i % ul];
     double t0 = now_s();
     int32_t *ids = NULL;
     size_t m = 0;
@@ -267,7 +275,8 @@ static void test_large_input(void **state) {
     assert_true(dt < 20.0); /* Debug+ASan bound; Release is far below 1 s */
     free(ids);
     /* One piece of 200 KB letters (no spaces): the heap keeps BPE fast. */
-    for (size_t i = 0; i < 200000; i++) big[i] = "etaoin"[i % 6];
+    for (size_t i = 0; i < 200000; i++)
+        big[i] = "etaoin"[i % 6];
     t0 = now_s();
     assert_int_equal(lfm_tokenize(t, big, 200000, false, true, &ids, &m), 0);
     fprintf(stderr, "tokenize 200 KB word: %zu tokens in %.3f s\n", m, now_s() - t0);
@@ -318,9 +327,9 @@ static void test_detok_stream(void **state) {
     tg_buf_free(&all);
     free(ids);
     /* Invalid bytes become U+FFFD; an unfinished character too, at flush. */
-    int32_t ff = lfm_token_lookup(t, "\xc3\xbf", 2);     /* byte 0xFF */
-    int32_t e6 = lfm_token_lookup(t, "\xc3\xa6", 2);     /* byte 0xE6 */
-    int32_t b9 = lfm_token_lookup(t, "\xc2\xb9", 2);     /* byte 0xB9 */
+    int32_t ff = lfm_token_lookup(t, "\xc3\xbf", 2); /* byte 0xFF */
+    int32_t e6 = lfm_token_lookup(t, "\xc3\xa6", 2); /* byte 0xE6 */
+    int32_t b9 = lfm_token_lookup(t, "\xc2\xb9", 2); /* byte 0xB9 */
     int32_t a = lfm_token_lookup(t, "a", 1);
     assert_true(ff >= 0 && e6 >= 0 && b9 >= 0 && a >= 0);
     lfm_detok_init(&d);
@@ -332,19 +341,168 @@ static void test_detok_stream(void **state) {
     lfm_detok_push(&d, t, b9, &out); /* E6 B9: still incomplete */
     assert_string_equal(out.data, "a\xEF\xBF\xBD");
     lfm_detok_push(&d, t, a, &out); /* E6 B9 'a': ill-formed */
-    assert_string_equal(out.data, "a\xEF\xBF\xBD\xEF\xBF\xBD" "a");
+    assert_string_equal(out.data, "a\xEF\xBF\xBD\xEF\xBF\xBD"
+                                  "a");
     lfm_detok_push(&d, t, e6, &out);
     lfm_detok_flush(&d, &out);
-    assert_string_equal(out.data, "a\xEF\xBF\xBD\xEF\xBF\xBD" "a\xEF\xBF\xBD");
+    assert_string_equal(out.data, "a\xEF\xBF\xBD\xEF\xBF\xBD"
+                                  "a\xEF\xBF\xBD");
     tg_buf_free(&out);
     lfm_tokenizer_free(t);
 }
 
+typedef enum { G_OK, G_NO_TOKENS, G_LLAMA, G_TYPES_SHORT, G_BOS_RANGE, G_BAD_MERGE } gcase;
+
+static int tok_from_mem(gcase c, lfm_tokenizer **out, char *err, size_t errlen) {
+    gguf_writer *w = gguf_w_new();
+    gguf_w_add_str(w, "general.architecture", "lfm2");
+    gguf_w_add_str(w, "tokenizer.ggml.model", c == G_LLAMA ? "llama" : "gpt2");
+    const char *toks[] = {"<|startoftext|>", "a", "b", "ab", "\xc4\xa0"};
+    int32_t types[] = {3, 1, 1, 1, 1};
+    const char *merges[] = {c == G_BAD_MERGE ? "ab" : "a b"};
+    if (c != G_NO_TOKENS) gguf_w_add_str_arr(w, "tokenizer.ggml.tokens", toks, 5);
+    gguf_w_add_i32_arr(w, "tokenizer.ggml.token_type", types, c == G_TYPES_SHORT ? 4 : 5);
+    gguf_w_add_str_arr(w, "tokenizer.ggml.merges", merges, 1);
+    gguf_w_add_u32(w, "tokenizer.ggml.bos_token_id", c == G_BOS_RANGE ? 5 : 0);
+    gguf_w_add_bool(w, "tokenizer.ggml.add_bos_token", true);
+    tg_buf b = TG_BUF_INIT;
+    assert_int_equal(gguf_w_write_buf(w, &b, err, errlen), 0);
+    gguf_w_free(w);
+    gguf_file *f = NULL;
+    assert_int_equal(gguf_open_mem(b.data, b.len, &f, err, errlen), 0);
+    int rc = lfm_tokenizer_from_gguf(f, out, err, errlen);
+    gguf_close(f);
+    tg_buf_free(&b);
+    return rc;
+}
+
+static void test_from_gguf_errors(void **state) {
+    (void)state;
+    lfm_tokenizer *t = NULL;
+    char err[256];
+    assert_int_equal(tok_from_mem(G_OK, &t, err, sizeof err), 0);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    assert_int_equal(lfm_tokenize(t, "ab a", 4, true, true, &ids, &n), 0);
+    assert_int_equal(n, 4); /* BOS, "ab", " " (byte token), "a" */
+    assert_int_equal(ids[0], 0);
+    assert_int_equal(ids[1], 3);
+    assert_int_equal(ids[2], 4);
+    assert_int_equal(ids[3], 1);
+    free(ids);
+    lfm_tokenizer_free(t);
+    static const struct {
+        gcase c;
+        const char *needle;
+    } bad[] = {{G_NO_TOKENS, "tokenizer.ggml.tokens"},
+               {G_LLAMA, "llama"},
+               {G_TYPES_SHORT, "token_type"},
+               {G_BOS_RANGE, "out of range"},
+               {G_BAD_MERGE, "merge 0"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        t = NULL;
+        err[0] = 0;
+        assert_int_equal(tok_from_mem(bad[i].c, &t, err, sizeof err), LFM_EFORMAT);
+        assert_null(t);
+        if (!strstr(err, bad[i].needle)) fail_msg("case %zu: error '%s'", i, err);
+    }
+}
+
+/* Runs a shell command; returns its exit status and stdout (first 64 KB). */
+static int run(const char *cmd, char *out, size_t cap) {
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* `tidegate engine tokenize` prints exactly the fixture ids as one line. */
+static void test_cli_tokenize(void **state) {
+    (void)state;
+    const char *bin = getenv("TIDEGATE_BIN");
+    char binbuf[1024];
+    if (!bin) {
+        snprintf(binbuf, sizeof binbuf, "%s/tidegate", TG_BINARY_DIR);
+        bin = binbuf;
+    }
+    FILE *probe = fopen(bin, "rb");
+    if (!probe) skip();
+    fclose(probe);
+    static const char *const models[][2] = {{"tiny-f32", "lfm2-tiny-f32.gguf"},
+                                            {"tiny-untied-q8_0", "lfm2-tiny-untied-q8_0.gguf"}};
+    static const char *const cases[] = {"chat", "unicode", "tok_special", "tok_empty"};
+    char tmp[] = "/tmp/tg_tok_cli_XXXXXX";
+    int fd = mkstemp(tmp);
+    assert_true(fd >= 0);
+    close(fd);
+    static char out[1 << 16];
+    char cmd[4096], path[1024];
+    for (size_t mi = 0; mi < 2; mi++) {
+        for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
+            snprintf(path, sizeof path, "%s/reference/%s/%s.json", TG_FIXTURES, models[mi][0],
+                     cases[ci]);
+            ljson *cj = read_json(path);
+            const ljson *text = ljson_get(cj, "text"), *want = ljson_get(cj, "prompt_tokens");
+            FILE *f = fopen(tmp, "wb");
+            assert_non_null(f);
+            assert_int_equal(fwrite(text->str, 1, text->len, f), text->len);
+            fclose(f);
+            tg_buf w = TG_BUF_INIT;
+            tg_buf_putc(&w, '[');
+            for (size_t i = 0; i < want->n; i++) {
+                if (i) tg_buf_putc(&w, ',');
+                tg_buf_append(&w, want->items[i]->str, want->items[i]->len);
+            }
+            tg_buf_puts(&w, "]\n");
+            snprintf(cmd, sizeof cmd,
+                     "'%s' engine tokenize -m '%s/models/%s' --text-file '%s' "
+                     "2>/dev/null",
+                     bin, TG_FIXTURES, models[mi][1], tmp);
+            assert_int_equal(run(cmd, out, sizeof out), 0);
+            assert_string_equal(out, w.data);
+            tg_buf_free(&w);
+            ljson_free(cj);
+        }
+    }
+    /* Invalid UTF-8 is accepted too. */
+    FILE *f = fopen(tmp, "wb");
+    assert_non_null(f);
+    fputs("a\xff\xfe", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd,
+             "'%s' engine tokenize -m '%s/models/lfm2-tiny-f32.gguf' "
+             "--text-file '%s' 2>/dev/null",
+             bin, TG_FIXTURES, tmp);
+    assert_int_equal(run(cmd, out, sizeof out), 0);
+    assert_true(out[0] == '[' && strchr(out, ']') != NULL);
+    /* Bad flags: 2 with a usage line; unreadable model or text: 1. */
+    snprintf(cmd, sizeof cmd, "'%s' engine tokenize --bogus 2>&1", bin);
+    assert_int_equal(run(cmd, out, sizeof out), 2);
+    assert_non_null(strstr(out, "usage:"));
+    snprintf(cmd, sizeof cmd, "'%s' engine tokenize -m 2>&1", bin);
+    assert_int_equal(run(cmd, out, sizeof out), 2);
+    snprintf(cmd, sizeof cmd, "'%s' engine tokenize -m /nonexistent.gguf --text-file '%s' 2>&1",
+             bin, tmp);
+    assert_int_equal(run(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "nonexistent"));
+    snprintf(cmd, sizeof cmd, "'%s' engine tokenize -m '%s' --text-file '%s' 2>&1", bin, tmp, tmp);
+    assert_int_equal(run(cmd, out, sizeof out), 1);
+    snprintf(cmd, sizeof cmd,
+             "'%s' engine tokenize -m '%s/models/lfm2-tiny-f32.gguf' "
+             "--text-file /nonexistent.txt 2>&1",
+             bin, TG_FIXTURES);
+    assert_int_equal(run(cmd, out, sizeof out), 1);
+    unlink(tmp);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fixture_cases),   cmocka_unit_test(test_invalid_utf8_and_empty),
+        cmocka_unit_test(test_fixture_cases),    cmocka_unit_test(test_invalid_utf8_and_empty),
         cmocka_unit_test(test_bos_and_specials), cmocka_unit_test(test_merge_order),
-        cmocka_unit_test(test_large_input),     cmocka_unit_test(test_detok_stream),
+        cmocka_unit_test(test_large_input),      cmocka_unit_test(test_detok_stream),
+        cmocka_unit_test(test_cli_tokenize),     cmocka_unit_test(test_from_gguf_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
