@@ -7,6 +7,7 @@
  *                          copies so they come from DRAM, not L3).
  *   prefill (n_rows = 64): compute-bound; GB/s of weight bytes and GFLOP/s.
  *
+ * Each figure is the best of 5 short trials (the machine may be shared).
  * Usage: bench_matmul [seconds-per-case]   (default 0.25; whole run < 30 s) */
 #include "engine/quant.h"
 
@@ -73,18 +74,25 @@ typedef struct {
     double gbs, secs_per_call;
 } result;
 
+/* Best of 5 trials of secs/5 each: on a shared machine the best trial is the
+ * closest to what the kernel can do. */
 static result run(lq_type t, const uint8_t *copies, int ncopies, size_t wbytes, const float *x,
                   int n_rows, float *y, lq_kernels k, double secs) {
+    result best = {0, 0};
     int calls = 0;
-    double t0 = now(), el;
-    do {
-        const uint8_t *w = copies + (size_t)(calls % ncopies) * wbytes;
-        lq_matmul(t, w, N_OUT, N_IN, x, n_rows, y, k);
-        calls++;
-        el = now() - t0;
-    } while (el < secs);
-    result r = {(double)wbytes * calls / el / 1e9, el / calls};
-    return r;
+    for (int trial = 0; trial < 5; trial++) {
+        int n = 0;
+        double t0 = now(), el;
+        do {
+            const uint8_t *w = copies + (size_t)(calls++ % ncopies) * wbytes;
+            lq_matmul(t, w, N_OUT, N_IN, x, n_rows, y, k);
+            n++;
+            el = now() - t0;
+        } while (el < secs / 5);
+        result r = {(double)wbytes * n / el / 1e9, el / n};
+        if (r.gbs > best.gbs) best = r;
+    }
+    return best;
 }
 
 int main(int argc, char **argv) {

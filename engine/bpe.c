@@ -126,8 +126,17 @@ static void emit_chars(const lfm_tokenizer *t, const char *s, size_t n, ivec *ou
     }
 }
 
+/* Symbol offsets are 32-bit: absurdly long pieces (hundreds of MB of one
+ * letter class) are encoded in slices of this many bytes. */
+#define BPE_MAX_PIECE ((size_t)1 << 28)
+
 static void bpe_piece(const lfm_tokenizer *t, const char *p, size_t n, scratch *sc, ivec *out) {
     if (n == 0) return;
+    if (n > BPE_MAX_PIECE) {
+        for (size_t o = 0; o < n && !sc->oom; o += BPE_MAX_PIECE)
+            bpe_piece(t, p + o, n - o < BPE_MAX_PIECE ? n - o : BPE_MAX_PIECE, sc, out);
+        return;
+    }
     if (!grow((void **)&sc->m, &sc->m_cap, 2 * n, 1)) {
         sc->oom = true;
         return;

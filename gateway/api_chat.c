@@ -21,7 +21,7 @@
 #include "gateway/openai_api.h"
 #include "gateway/sse.h"
 
-#define ROUTE "/v1/chat/completions"
+#define ROUTE      "/v1/chat/completions"
 #define TOOL_START "<|tool_call_start|>"
 
 struct tg_chat {
@@ -69,8 +69,8 @@ static void chat_free(tg_chat *c) {
 }
 
 /* Ends the exchange with an error before any response was started. */
-static void chat_fail(tg_chat *c, int status, const char *type, const char *code,
-                      const char *param, const char *msg) {
+static void chat_fail(tg_chat *c, int status, const char *type, const char *code, const char *param,
+                      const char *msg) {
     tg_api_error(c->api, c->ex, ROUTE, status, type, code, param, "%s", msg);
     chat_free(c);
 }
@@ -228,8 +228,8 @@ static void finish_once(tg_chat *c, const lfm_event *ev) {
     const char *text = content.data ? content.data : "";
     tg_oai_completion_json(&body, c->id, c->created, c->plan.response_model,
                            has_calls && content.len == 0 ? NULL : text, content.len,
-                           has_calls ? calls.data : NULL, tg_oai_finish_reason(ev->finish, has_calls),
-                           &usage);
+                           has_calls ? calls.data : NULL,
+                           tg_oai_finish_reason(ev->finish, has_calls), &usage);
     tg_api_respond(c->api, c->ex, ROUTE, 200, "application/json", body.data, body.len);
     tg_buf_free(&content);
     tg_buf_free(&calls);
@@ -270,8 +270,8 @@ static int run_engine(tg_chat *c) {
     char err[256] = "";
     lfm_chat_msg *msgs = tg_oai_chat_msgs(&c->oai);
     tg_buf prompt = TG_BUF_INIT;
-    int rc = lfm_chat_render(api->tmpl, msgs, c->oai.n_msgs, c->oai.tools_json, true, &prompt,
-                             err, sizeof err);
+    int rc = lfm_chat_render(api->tmpl, msgs, c->oai.n_msgs, c->oai.tools_json, true, &prompt, err,
+                             sizeof err);
     free(msgs);
     if (rc != LFM_OK) {
         tg_buf_free(&prompt);
@@ -393,8 +393,8 @@ void tg_api_chat_end_all(tg_api *api, const char *why) {
             tg_api_count(api, c->req, ROUTE, 200);
             tg_http_stream_end(c->ex);
         } else {
-            tg_api_error(api, c->ex, ROUTE, 503, "server_error", "server_shutting_down", NULL,
-                         "%s", why);
+            tg_api_error(api, c->ex, ROUTE, 503, "server_error", "server_shutting_down", NULL, "%s",
+                         why);
         }
         chat_free(c);
     }

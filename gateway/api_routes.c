@@ -149,10 +149,10 @@ void tg_api_register_metrics(tg_api *api) {
                         "Engine jobs waiting for a sequence slot", g_queue_depth, api);
     tg_metrics_gauge_fn(api->metrics, "tidegate_engine_active_sequences",
                         "Engine sequences being decoded", g_active_seqs, api);
-    tg_metrics_gauge_fn(api->metrics, "tidegate_http_active_connections",
-                        "Open client connections", g_connections, api);
-    tg_metrics_gauge_fn(api->metrics, "tidegate_chat_inflight",
-                        "Chat completions in progress", g_inflight, api);
+    tg_metrics_gauge_fn(api->metrics, "tidegate_http_active_connections", "Open client connections",
+                        g_connections, api);
+    tg_metrics_gauge_fn(api->metrics, "tidegate_chat_inflight", "Chat completions in progress",
+                        g_inflight, api);
 }
 
 /* ------------------------------------------------------------- dispatch -- */
@@ -185,8 +185,8 @@ void tg_api_handle(tg_http_exchange *ex, const tg_http_request *req, void *user)
     bool path_known = false;
     for (size_t i = 0; i < N_ROUTES; i++) {
         const route *r = &k_routes[i];
-        bool hit = r->prefix ? !strncmp(req->path, r->path, strlen(r->path))
-                             : !strcmp(req->path, r->path);
+        bool hit =
+            r->prefix ? !strncmp(req->path, r->path, strlen(r->path)) : !strcmp(req->path, r->path);
         if (!hit) continue;
         path_known = true;
         if (!r->method || !strcmp(req->method, r->method)) {
@@ -205,8 +205,8 @@ void tg_api_handle(tg_http_exchange *ex, const tg_http_request *req, void *user)
                     strncat(allow, k_routes[i].method, sizeof allow - strlen(allow) - 1);
                 }
             tg_http_add_header(ex, "Allow", allow);
-            tg_api_error(api, ex, "other", 405, "invalid_request_error", "method_not_allowed",
-                         NULL, "Method %.16s is not allowed on %.64s", req->method, req->path);
+            tg_api_error(api, ex, "other", 405, "invalid_request_error", "method_not_allowed", NULL,
+                         "Method %.16s is not allowed on %.64s", req->method, req->path);
         } else {
             tg_api_error(api, ex, "other", 404, "invalid_request_error", "not_found", NULL,
                          "Unknown request URL: %.16s %.128s", req->method, req->path);

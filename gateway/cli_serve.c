@@ -56,7 +56,8 @@ int cmd_serve(int argc, char **argv) {
         }
         static const struct {
             const char *s, *l;
-        } flags[] = {{"-c", "--config"}, {NULL, "--listen"}, {"-m", "--model"}, {NULL, "--threads"}};
+        } flags[] = {
+            {"-c", "--config"}, {NULL, "--listen"}, {"-m", "--model"}, {NULL, "--threads"}};
         const char **dst[] = {&config_path, &listen, &model, &threads};
         bool matched = false;
         for (size_t f = 0; f < 4 && !matched; f++) {
@@ -72,8 +73,10 @@ int cmd_serve(int argc, char **argv) {
     tg_config_defaults(&cfg);
     int rc = tg_config_load_file(config_path, &cfg, err, sizeof err);
     if (rc == 0) rc = tg_config_apply_env(&cfg, err, sizeof err);
-    if (rc == 0 && listen) rc = tg_config_set(&cfg, "--listen", "server.listen", listen, err, sizeof err);
-    if (rc == 0 && model) rc = tg_config_set(&cfg, "--model", "engine.model", model, err, sizeof err);
+    if (rc == 0 && listen)
+        rc = tg_config_set(&cfg, "--listen", "server.listen", listen, err, sizeof err);
+    if (rc == 0 && model)
+        rc = tg_config_set(&cfg, "--model", "engine.model", model, err, sizeof err);
     if (rc == 0 && threads)
         rc = tg_config_set(&cfg, "--threads", "engine.threads", threads, err, sizeof err);
     if (rc == 0) rc = tg_config_finalize(&cfg, err, sizeof err);

@@ -95,7 +95,9 @@ void tg_bridge_drain(tg_bridge *b) {
     }
 }
 
-static void on_async(uv_async_t *h) { tg_bridge_drain(h->data); }
+static void on_async(uv_async_t *h) {
+    tg_bridge_drain(h->data);
+}
 
 int tg_bridge_new(uv_loop_t *loop, lfm_sched *sched, tg_bridge **out) {
     tg_bridge *b = calloc(1, sizeof *b);
@@ -153,10 +155,13 @@ void tg_bridge_detach(tg_bridge_job *j) {
 }
 
 void tg_bridge_cancel_all(tg_bridge *b) {
-    for (tg_bridge_job *j = b->jobs; j; j = j->next) tg_bridge_cancel(j);
+    for (tg_bridge_job *j = b->jobs; j; j = j->next)
+        tg_bridge_cancel(j);
 }
 
-size_t tg_bridge_live_jobs(const tg_bridge *b) { return b->n_jobs; }
+size_t tg_bridge_live_jobs(const tg_bridge *b) {
+    return b->n_jobs;
+}
 
 static void on_closed(uv_handle_t *h) {
     tg_bridge *b = h->data;

@@ -18,7 +18,9 @@ typedef struct {
     int exit_code;
 } gw;
 
-static void on_handle_closed(uv_handle_t *h) { (void)h; }
+static void on_handle_closed(uv_handle_t *h) {
+    (void)h;
+}
 
 static void close_any(uv_handle_t *h, void *arg) {
     (void)arg;
@@ -72,7 +74,8 @@ static void on_signal(uv_signal_t *h, int signum) {
 /* Loads model and scheduler; fills api's engine fields. 0 or -1 (logged). */
 static int start_engine(tg_api *api, const tg_config *cfg) {
     if (!cfg->engine.model) {
-        tg_log_error("startup_failed", "reason=\"no model: set engine.model, TIDEGATE_MODEL or -m\"");
+        tg_log_error("startup_failed",
+                     "reason=\"no model: set engine.model, TIDEGATE_MODEL or -m\"");
         return -1;
     }
     char err[512] = "";
@@ -80,8 +83,8 @@ static int start_engine(tg_api *api, const tg_config *cfg) {
     lfm_model_opts_default(&mo);
     mo.n_threads = cfg->engine.threads;
     mo.kv_type = cfg->engine.kv_type == TG_CONFIG_KV_F16 ? LFM_KV_F16 : LFM_KV_F32;
-    mo.kernels = cfg->engine.kernels == TG_CONFIG_KERNELS_SCALAR ? LFM_KERNELS_SCALAR
-                                                                 : LFM_KERNELS_AUTO;
+    mo.kernels =
+        cfg->engine.kernels == TG_CONFIG_KERNELS_SCALAR ? LFM_KERNELS_SCALAR : LFM_KERNELS_AUTO;
     int rc = lfm_model_load(cfg->engine.model, &mo, &api->model, err, sizeof err);
     if (rc != LFM_OK) {
         tg_log_error("startup_failed", "reason=\"model load failed: %s\"",

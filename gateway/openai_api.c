@@ -111,7 +111,8 @@ static int get_bool(json_object *v, const char *param, bool *out, tg_oai_error *
 }
 
 static const char *to_json(json_object *o) {
-    return json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    return json_object_to_json_string_ext(o,
+                                          JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 }
 
 static char *xstrdup(const char *s) {
@@ -159,8 +160,8 @@ static int parse_content(json_object *c, const char *param, char **out, tg_oai_e
         json_object *tx = field(part, "text");
         char *s = NULL;
         if (!tx) {
-            tg_oai_error_set(e, 400, ERR_INVALID, "missing_required_parameter", p,
-                             "%s is required", p);
+            tg_oai_error_set(e, 400, ERR_INVALID, "missing_required_parameter", p, "%s is required",
+                             p);
             tg_buf_free(&b);
             return -1;
         }
@@ -308,12 +309,12 @@ static int parse_tools(json_object *root, tg_oai_request *r, tg_oai_error *e) {
             }
         } else if (json_object_is_type(choice, json_type_object)) {
             json_object *fn = field(choice, "function");
-            json_object *name = fn && json_object_is_type(fn, json_type_object)
-                                    ? field(fn, "name")
-                                    : NULL;
+            json_object *name =
+                fn && json_object_is_type(fn, json_type_object) ? field(fn, "name") : NULL;
             if (!name) {
                 tg_oai_error_set(e, 400, ERR_INVALID, "missing_required_parameter",
-                                 "tool_choice.function.name", "tool_choice.function.name is required");
+                                 "tool_choice.function.name",
+                                 "tool_choice.function.name is required");
                 return -1;
             }
             if (dup_string(name, "tool_choice.function.name", &r->tool_choice_name, e) < 0)
@@ -332,7 +333,8 @@ static int parse_tools(json_object *root, tg_oai_request *r, tg_oai_error *e) {
         }
         return 0;
     }
-    if (!json_object_is_type(tools, json_type_array)) return wrong_type(e, "tools", "an array", tools);
+    if (!json_object_is_type(tools, json_type_array))
+        return wrong_type(e, "tools", "an array", tools);
     size_t n = json_object_array_length(tools);
     if (n > TG_OAI_MAX_TOOLS) {
         tg_oai_error_set(e, 400, ERR_INVALID, "invalid_value", "tools",
@@ -374,8 +376,8 @@ static int parse_tools(json_object *root, tg_oai_request *r, tg_oai_error *e) {
             json_object_put(keep);
             if (name && !json_object_is_type(name, json_type_string))
                 return wrong_type(e, p, "a string", name);
-            tg_oai_error_set(e, 400, ERR_INVALID, "missing_required_parameter", p,
-                             "%s is required", p);
+            tg_oai_error_set(e, 400, ERR_INVALID, "missing_required_parameter", p, "%s is required",
+                             p);
             return -1;
         }
         json_object *params = field(fn, "parameters");
@@ -384,7 +386,8 @@ static int parse_tools(json_object *root, tg_oai_request *r, tg_oai_error *e) {
             json_object_put(keep);
             return wrong_type(e, p, "an object", params);
         }
-        bool is_named = r->tool_choice_name && !strcmp(json_object_get_string(name), r->tool_choice_name);
+        bool is_named =
+            r->tool_choice_name && !strcmp(json_object_get_string(name), r->tool_choice_name);
         named_found |= is_named;
         if (r->tool_choice != TG_OAI_TOOL_CHOICE_NAMED || is_named)
             json_object_array_add(keep, json_object_get(t));
@@ -410,8 +413,8 @@ static int add_stop(tg_oai_request *r, json_object *s, const char *param, tg_oai
     if (dup_string(s, param, &d, e) < 0) return -1;
     if (strlen(d) > TG_OAI_MAX_STOP_LEN) {
         free(d);
-        tg_oai_error_set(e, 400, ERR_INVALID, "invalid_value", param,
-                         "%s is longer than %d bytes", param, TG_OAI_MAX_STOP_LEN);
+        tg_oai_error_set(e, 400, ERR_INVALID, "invalid_value", param, "%s is longer than %d bytes",
+                         param, TG_OAI_MAX_STOP_LEN);
         return -1;
     }
     if (!*d) { /* an empty stop string would end every generation at once */
@@ -457,7 +460,8 @@ static int parse_root(json_object *root, tg_oai_request *r, tg_oai_error *e) {
                          "messages is required");
         return -1;
     }
-    if (!json_object_is_type(msgs, json_type_array)) return wrong_type(e, "messages", "an array", msgs);
+    if (!json_object_is_type(msgs, json_type_array))
+        return wrong_type(e, "messages", "an array", msgs);
     size_t n = json_object_array_length(msgs);
     if (n == 0 || n > TG_OAI_MAX_MESSAGES) {
         tg_oai_error_set(e, 400, ERR_INVALID, "invalid_value", "messages",
@@ -520,7 +524,8 @@ static int parse_root(json_object *root, tg_oai_request *r, tg_oai_error *e) {
         if (!ty || !json_object_is_type(ty, json_type_string))
             return ty ? wrong_type(e, "response_format.type", "a string", ty)
                       : (tg_oai_error_set(e, 400, ERR_INVALID, "missing_required_parameter",
-                                          "response_format.type", "response_format.type is required"),
+                                          "response_format.type",
+                                          "response_format.type is required"),
                          -1);
         const char *t = json_object_get_string(ty);
         if (!strcmp(t, "json_object") || !strcmp(t, "json_schema")) {
@@ -585,7 +590,8 @@ void tg_oai_request_free(tg_oai_request *r) {
         free(r->msgs[i].tool_call_id);
     }
     free(r->msgs);
-    for (size_t i = 0; i < r->n_stop; i++) free(r->stop[i]);
+    for (size_t i = 0; i < r->n_stop; i++)
+        free(r->stop[i]);
     free(r->stop);
     free(r->tools_json);
     free(r->tool_choice_name);
@@ -695,7 +701,8 @@ static void put_head(tg_buf *out, const char *id, const char *object, int64_t cr
 }
 
 static void put_usage(tg_buf *out, const tg_oai_usage *u) {
-    tg_buf_printf(out, "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}",
+    tg_buf_printf(out,
+                  "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}",
                   u->prompt_tokens, u->completion_tokens, u->prompt_tokens + u->completion_tokens);
 }
 

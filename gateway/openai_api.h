@@ -23,16 +23,16 @@
 
 /* Limits on what one request may carry (beyond the HTTP body limit). */
 #define TG_OAI_MAX_MESSAGES 4096
-#define TG_OAI_MAX_STOP 16
+#define TG_OAI_MAX_STOP     16
 #define TG_OAI_MAX_STOP_LEN 256
-#define TG_OAI_MAX_TOOLS 128
-#define TG_OAI_JSON_DEPTH 64
+#define TG_OAI_MAX_TOOLS    128
+#define TG_OAI_JSON_DEPTH   64
 
 typedef struct {
-    int status;        /* HTTP status: 400, 404, 413, 429, 500, 503 ... */
-    char type[40];     /* "invalid_request_error", "server_error", ... */
-    char code[48];     /* "" for null, else e.g. "context_length_exceeded" */
-    char param[64];    /* "" for null, else the field, e.g. "messages[2].content" */
+    int status;     /* HTTP status: 400, 404, 413, 429, 500, 503 ... */
+    char type[40];  /* "invalid_request_error", "server_error", ... */
+    char code[48];  /* "" for null, else e.g. "context_length_exceeded" */
+    char param[64]; /* "" for null, else the field, e.g. "messages[2].content" */
     char message[256];
 } tg_oai_error;
 

@@ -23,9 +23,13 @@ void tg_sse_event(tg_buf *out, const char *event, const char *data, size_t len) 
     tg_buf_putc(out, '\n');
 }
 
-void tg_sse_data(tg_buf *out, const char *data, size_t len) { tg_sse_event(out, NULL, data, len); }
+void tg_sse_data(tg_buf *out, const char *data, size_t len) {
+    tg_sse_event(out, NULL, data, len);
+}
 
-void tg_sse_done(tg_buf *out) { tg_buf_puts(out, "data: [DONE]\n\n"); }
+void tg_sse_done(tg_buf *out) {
+    tg_buf_puts(out, "data: [DONE]\n\n");
+}
 
 void tg_sse_comment(tg_buf *out, const char *text) {
     tg_buf_puts(out, ": ");
@@ -100,7 +104,8 @@ int tg_sse_parser_feed(tg_sse_parser *p, const char *buf, size_t len, tg_sse_cb 
          * three bytes (or a mismatch) before deciding. */
         static const char bom[3] = {'\xEF', '\xBB', '\xBF'};
         size_t have = p->line.len;
-        while (have < 3 && i < len && buf[i] == bom[have]) tg_buf_putc(&p->line, buf[i++]), have++;
+        while (have < 3 && i < len && buf[i] == bom[have])
+            tg_buf_putc(&p->line, buf[i++]), have++;
         if (have == 3) {
             tg_buf_clear(&p->line);
             p->seen_bom_check = true;

@@ -32,7 +32,7 @@ typedef struct {
     const char *event; /* "message" unless an event field was given */
     const char *data;  /* data lines joined with '\n' (NUL-terminated) */
     size_t data_len;
-    const char *id;    /* last event id seen ("" if none) */
+    const char *id; /* last event id seen ("" if none) */
 } tg_sse_msg;
 
 /* Return nonzero from the callback to stop parsing (feed returns it). */

@@ -69,13 +69,13 @@ int rt_dispatch_plan(const rt_dispatch_ctx *ctx, const rt_request_info *req, rt_
 size_t rt_dispatch_models(const rt_dispatch_ctx *ctx, const char **ids, const char **owners,
                           size_t cap) {
     size_t n = 0;
-#define PUT(id, owner)                                                                            \
-    do {                                                                                          \
-        if (n < cap) {                                                                            \
-            ids[n] = (id);                                                                        \
-            if (owners) owners[n] = (owner);                                                      \
-            n++;                                                                                  \
-        }                                                                                         \
+#define PUT(id, owner)                                                                             \
+    do {                                                                                           \
+        if (n < cap) {                                                                             \
+            ids[n] = (id);                                                                         \
+            if (owners) owners[n] = (owner);                                                       \
+            n++;                                                                                   \
+        }                                                                                          \
     } while (0)
     if (ctx->engine_model_id) PUT(ctx->engine_model_id, "tidegate-edge");
     PUT(RT_MODEL_AUTO, "tidegate");

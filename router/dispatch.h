@@ -16,12 +16,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define RT_MODEL_AUTO "tidegate/auto"
-#define RT_MODEL_EDGE "tidegate/edge"
+#define RT_MODEL_AUTO  "tidegate/auto"
+#define RT_MODEL_EDGE  "tidegate/edge"
 #define RT_MODEL_CLOUD "tidegate/cloud"
 
 #define RT_PLAN_MAX_TARGETS 4
-#define RT_NAME_MAX 128
+#define RT_NAME_MAX         128
 
 typedef enum {
     RT_TARGET_ENGINE = 0, /* the embedded LFM2 engine */

@@ -11,8 +11,10 @@
 
 #include <cmocka.h>
 
+#include "engine/gguf.h"
 #include "engine/ljson.h"
 #include "engine/lfm.h"
+#include "engine/tokenizer.h"
 
 static void render_ok(lfm_template_kind kind, const lfm_chat_msg *m, size_t n, const char *tools,
                       bool gen, const char *want) {
@@ -274,12 +276,48 @@ static void test_parse_tool_calls(void **state) {
         expect_calls(bad[i], LFM_EINVAL, NULL, NULL, bad[i]);
 }
 
+/* The rendered chat, tokenized with the single-BOS rule, gives exactly the
+ * reference ids of the fixture "chat" case (whose text lacks the BOS). */
+static void test_render_tokenize_fixture(void **state) {
+    (void)state;
+    char path[1024], err[256];
+    snprintf(path, sizeof path, "%s/models/lfm2-tiny-f32.gguf", TG_FIXTURES);
+    gguf_file *f = NULL;
+    assert_int_equal(gguf_open(path, &f, err, sizeof err), 0);
+    lfm_tokenizer *t = NULL;
+    assert_int_equal(lfm_tokenizer_from_gguf(f, &t, err, sizeof err), 0);
+    gguf_close(f);
+    tg_buf ref = TG_BUF_INIT;
+    snprintf(path, sizeof path, "%s/reference/tiny-f32/chat.json", TG_FIXTURES);
+    assert_int_equal(tg_buf_read_file(&ref, path), 0);
+    ljson *cj = ljson_parse(ref.data, ref.len, err, sizeof err);
+    assert_non_null(cj);
+    const ljson *want = ljson_get(cj, "prompt_tokens");
+    assert_non_null(want);
+    lfm_chat_msg m[] = {{LFM_ROLE_SYSTEM, "You are a helpful assistant.", NULL},
+                        {LFM_ROLE_USER, "What is C. elegans?", NULL}};
+    tg_buf out = TG_BUF_INIT;
+    assert_int_equal(lfm_chat_render(LFM_TEMPLATE_LFM2, m, 2, NULL, true, &out, err, sizeof err),
+                     0);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    assert_int_equal(lfm_tokenize(t, out.data, out.len, true, true, &ids, &n), 0);
+    assert_int_equal(n, want->n);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(ids[i], atoi(want->items[i]->str));
+    free(ids);
+    tg_buf_free(&out);
+    ljson_free(cj);
+    tg_buf_free(&ref);
+    lfm_tokenizer_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic_turns),      cmocka_unit_test(test_tools_and_calls),
         cmocka_unit_test(test_lfm25_think),      cmocka_unit_test(test_render_errors),
         cmocka_unit_test(test_template_kind),    cmocka_unit_test(test_json_scanner),
-        cmocka_unit_test(test_parse_tool_calls),
+        cmocka_unit_test(test_parse_tool_calls), cmocka_unit_test(test_render_tokenize_fixture),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

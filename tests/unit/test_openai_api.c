@@ -154,7 +154,8 @@ static void test_invalid_json(void **st) {
     assert_string_equal(e.code, "invalid_json");
     tg_oai_request_free(&r);
     /* Trailing whitespace is fine. */
-    assert_int_equal(parse("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}\r\n ", &r, &e), 0);
+    assert_int_equal(parse("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}\r\n ", &r, &e),
+                     0);
     tg_oai_request_free(&r);
     /* An embedded NUL after a valid object is trailing data. */
     const char nul[] = "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}\0{}";
@@ -173,8 +174,9 @@ static void test_wrong_types_name_the_field(void **st) {
     expect_400("{\"messages\":[{\"content\":\"x\"}]}", "messages[0].role", NULL);
     expect_400("{\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}", "messages[0].role",
                "invalid_value");
-    expect_400("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"user\",\"content\":5}]}",
-               "messages[1].content", "invalid_type");
+    expect_400(
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"user\",\"content\":5}]}",
+        "messages[1].content", "invalid_type");
     expect_400("{\"messages\":[{\"role\":\"user\"}]}", "messages[0].content",
                "missing_required_parameter");
     expect_400("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\"}]}]}",
@@ -187,7 +189,8 @@ static void test_wrong_types_name_the_field(void **st) {
     expect_400("{" MSG ",\"top_p\":-0.1}", "top_p", "invalid_value");
     expect_400("{" MSG ",\"max_tokens\":1.5}", "max_tokens", "invalid_type");
     expect_400("{" MSG ",\"max_tokens\":0}", "max_tokens", "invalid_value");
-    expect_400("{" MSG ",\"max_completion_tokens\":\"9\"}", "max_completion_tokens", "invalid_type");
+    expect_400("{" MSG ",\"max_completion_tokens\":\"9\"}", "max_completion_tokens",
+               "invalid_type");
     expect_400("{" MSG ",\"seed\":1.25}", "seed", "invalid_type");
     expect_400("{" MSG ",\"stream\":\"yes\"}", "stream", "invalid_type");
     expect_400("{" MSG ",\"stream_options\":{\"include_usage\":1}}", "stream_options.include_usage",
@@ -212,7 +215,8 @@ static void test_wrong_types_name_the_field(void **st) {
     /* JSON null counts as absent for optional fields. */
     tg_oai_request r;
     tg_oai_error e;
-    assert_int_equal(parse("{" MSG ",\"temperature\":null,\"stop\":null,\"model\":null}", &r, &e), 0);
+    assert_int_equal(parse("{" MSG ",\"temperature\":null,\"stop\":null,\"model\":null}", &r, &e),
+                     0);
     assert_false(r.has_temperature);
     tg_oai_request_free(&r);
 }
@@ -245,7 +249,8 @@ static void test_tools(void **st) {
 
     /* Named: only that function is offered. */
     snprintf(body, sizeof body,
-             "{" MSG ",%s,\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"other\"}}}",
+             "{" MSG
+             ",%s,\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"other\"}}}",
              tools);
     assert_int_equal(parse(body, &r, &e), 0);
     assert_int_equal(r.tool_choice, TG_OAI_TOOL_CHOICE_NAMED);
@@ -256,7 +261,8 @@ static void test_tools(void **st) {
     tg_oai_request_free(&r);
 
     snprintf(body, sizeof body,
-             "{" MSG ",%s,\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"nope\"}}}",
+             "{" MSG
+             ",%s,\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"nope\"}}}",
              tools);
     expect_400(body, "tool_choice", "invalid_value");
     snprintf(body, sizeof body, "{" MSG ",%s,\"tool_choice\":\"sometimes\"}", tools);
@@ -334,9 +340,10 @@ static void test_completion_json(void **st) {
                            tg_oai_finish_reason(1, true), &u);
     o = jparse(b.data);
     json_object *content;
-    assert_true(json_object_object_get_ex(json_object_object_get(
-                    json_object_array_get_idx(json_object_object_get(o, "choices"), 0), "message"),
-                                          "content", &content));
+    assert_true(json_object_object_get_ex(
+        json_object_object_get(json_object_array_get_idx(json_object_object_get(o, "choices"), 0),
+                               "message"),
+        "content", &content));
     assert_null(content);
     assert_string_equal(jstr(o, "choices[0].finish_reason"), "tool_calls");
     assert_string_equal(jstr(o, "choices[0].message.tool_calls[0].type"), "function");
@@ -398,7 +405,8 @@ static void test_chunk_json(void **st) {
     tg_oai_chunk_json(&b, "chatcmpl-1", 5, "m", &tk);
     o = jparse(b.data);
     assert_string_equal(jstr(o, "choices[0].delta.tool_calls[0].index"), "0");
-    assert_string_equal(jstr(o, "choices[0].delta.tool_calls[0].function.arguments"), "{\"a\":[1]}");
+    assert_string_equal(jstr(o, "choices[0].delta.tool_calls[0].function.arguments"),
+                        "{\"a\":[1]}");
     json_object_put(o);
     tg_buf_free(&tc);
     tg_buf_free(&b);
@@ -407,7 +415,8 @@ static void test_chunk_json(void **st) {
 static void test_error_and_models_json(void **st) {
     (void)st;
     tg_oai_error e;
-    tg_oai_error_set(&e, 400, "invalid_request_error", "invalid_type", "messages[0]", "bad %s", "\"x\"");
+    tg_oai_error_set(&e, 400, "invalid_request_error", "invalid_type", "messages[0]", "bad %s",
+                     "\"x\"");
     tg_buf b = TG_BUF_INIT;
     tg_oai_error_json(&b, &e);
     json_object *o = jparse(b.data);
@@ -452,9 +461,10 @@ static void test_error_and_models_json(void **st) {
 /* Random mutations of a valid body must never crash or leak. */
 static void test_mutations_never_crash(void **st) {
     (void)st;
-    const char *base = "{\"model\":\"tidegate/auto\",\"messages\":[{\"role\":\"user\",\"content\":"
-                       "[{\"type\":\"text\",\"text\":\"hi\"}]}],\"stop\":[\"a\"],\"tools\":[{\"type\":"
-                       "\"function\",\"function\":{\"name\":\"f\"}}],\"tool_choice\":\"auto\"}";
+    const char *base =
+        "{\"model\":\"tidegate/auto\",\"messages\":[{\"role\":\"user\",\"content\":"
+        "[{\"type\":\"text\",\"text\":\"hi\"}]}],\"stop\":[\"a\"],\"tools\":[{\"type\":"
+        "\"function\",\"function\":{\"name\":\"f\"}}],\"tool_choice\":\"auto\"}";
     size_t n = strlen(base);
     char *buf = malloc(n + 1);
     uint32_t x = 7;

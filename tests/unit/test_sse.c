@@ -84,7 +84,8 @@ static void test_parse_basic_fields(void **st) {
     int n;
     char *r = parse_all(in, strlen(in), strlen(in), &n);
     assert_int_equal(n, 4);
-    assert_string_equal(r, "message||one\x1eping|42|two\n three\x1emessage|42|\x1emessage|42|after-id");
+    assert_string_equal(
+        r, "message||one\x1eping|42|two\n three\x1emessage|42|\x1emessage|42|after-id");
     free(r);
 }
 
@@ -106,7 +107,8 @@ static void test_parse_line_endings_and_splits(void **st) {
 
 static void test_parse_bom(void **st) {
     (void)st;
-    const char *in = "\xEF\xBB\xBF" "data: x\n\n";
+    const char *in = "\xEF\xBB\xBF"
+                     "data: x\n\n";
     for (size_t step = 1; step <= 4; step++) {
         int n;
         char *r = parse_all(in, strlen(in), step, &n);
@@ -135,7 +137,8 @@ static void test_parse_limit(void **st) {
     /* Many small data lines also count against the limit. */
     tg_sse_parser_init(&p, 64);
     int rc = 0;
-    for (int i = 0; i < 40 && rc == 0; i++) rc = tg_sse_parser_feed(&p, "data: abc\n", 10, collect, &s);
+    for (int i = 0; i < 40 && rc == 0; i++)
+        rc = tg_sse_parser_feed(&p, "data: abc\n", 10, collect, &s);
     assert_int_equal(rc, -1);
     assert_int_equal(s.n, 0);
     tg_sse_parser_free(&p);
