@@ -13,12 +13,18 @@
  *   - every other message: <|im_start|>{role}\n{content}<|im_end|>\n, tool
  *     messages wrapped in <|tool_response_start|>...<|tool_response_end|>;
  *   - generation prompt: <|im_start|>assistant\n.
- * The template itself ignores `tool_calls`; we render an assistant turn's
- * calls the way the model writes them, before the content:
- * <|tool_call_start|>[name(arg="v", n=1)]<|tool_call_end|>.
- * LFM2.5 differs: "List of tools: [...]" without the list tokens, and the
- * content of assistant turns before the last user message loses everything
- * up to its last </think> (then stripped of surrounding whitespace). */
+ * The LFM2 template ignores `tool_calls`; we render an assistant turn's
+ * calls as the LFM2.5 template does (and as the model writes them), before
+ * the content: <|tool_call_start|>[name(arg="v", n=1)]<|tool_call_end|>,
+ * arguments formatted by the LFM2.5 template's rules: strings in double
+ * quotes as they are (no escaping), numbers as written, booleans True/False,
+ * null as `null`, lists and objects as tojson. Arguments given as JSON text
+ * (the OpenAI wire form) are parsed first.
+ * LFM2.5 (LFM2.5-1.2B-Instruct template) differs in three ways: "List of
+ * tools: [...]" without the list tokens; tool turns are NOT wrapped in
+ * <|tool_response_start|>/<|tool_response_end|>; and every assistant turn but
+ * the last assistant turn keeps only what follows its last </think>,
+ * trimmed (`content.split("</think>")[-1] | trim`). */
 #include <stdio.h>
 #include <string.h>
 
@@ -41,27 +47,20 @@ static const char *role_name(lfm_role r) {
     return NULL;
 }
 
-/* A JSON value as a Python literal: the syntax of LFM2's tool calls. */
-static void write_pyval(tg_buf *b, const ljson *v) {
+/* One argument value, by the LFM2.5 template's format_arg rules. */
+static void write_argval(tg_buf *b, const ljson *v) {
     switch (v->type) {
-    case LJ_NULL: tg_buf_puts(b, "None"); break;
+    case LJ_NULL: tg_buf_puts(b, "null"); break;
     case LJ_TRUE: tg_buf_puts(b, "True"); break;
     case LJ_FALSE: tg_buf_puts(b, "False"); break;
     case LJ_NUM: tg_buf_append(b, v->str, v->len); break;
-    case LJ_STR: ljson_write_str(b, v->str, v->len); break;
-    case LJ_ARR:
-    case LJ_OBJ:
-        tg_buf_putc(b, v->type == LJ_ARR ? '[' : '{');
-        for (size_t i = 0; i < v->n; i++) {
-            if (i) tg_buf_puts(b, ", ");
-            if (v->type == LJ_OBJ) {
-                ljson_write_str(b, v->keys[i]->str, v->keys[i]->len);
-                tg_buf_puts(b, ": ");
-            }
-            write_pyval(b, v->items[i]);
-        }
-        tg_buf_putc(b, v->type == LJ_ARR ? ']' : '}');
+    case LJ_STR:
+        tg_buf_putc(b, '"');
+        tg_buf_append(b, v->str, v->len);
+        tg_buf_putc(b, '"');
         break;
+    case LJ_ARR:
+    case LJ_OBJ: ljson_write(b, v, LJSON_PYTHON); break;
     }
 }
 
@@ -130,7 +129,7 @@ static int render_tool_calls(tg_buf *out, const char *json, char *err, size_t er
             if (a) tg_buf_puts(out, ", ");
             tg_buf_append(out, args->keys[a]->str, args->keys[a]->len);
             tg_buf_putc(out, '=');
-            write_pyval(out, args->items[a]);
+            write_argval(out, args->items[a]);
         }
         tg_buf_putc(out, ')');
         ljson_free(parsed);
@@ -219,13 +218,9 @@ int lfm_chat_render(lfm_template_kind kind, const lfm_chat_msg *msgs, size_t n,
         tg_buf_append(out, sys.data, sys.len);
         tg_buf_puts(out, "<|im_end|>\n");
     }
-    size_t last_user = 0;
-    bool have_user = false;
-    for (size_t i = 0; i < n; i++)
-        if (msgs[i].role == LFM_ROLE_USER) {
-            last_user = i;
-            have_user = true;
-        }
+    size_t last_asst = n; /* n: none */
+    for (size_t i = first; i < n; i++)
+        if (msgs[i].role == LFM_ROLE_ASSISTANT) last_asst = i;
     for (size_t i = first; i < n && !rc; i++) {
         const lfm_chat_msg *m = &msgs[i];
         const char *role = role_name(m->role);
@@ -243,11 +238,11 @@ int lfm_chat_render(lfm_template_kind kind, const lfm_chat_msg *msgs, size_t n,
                 rc = render_tool_calls(out, m->tool_calls_json, err, errlen);
                 if (rc) break;
             }
-            if (kind == LFM_TEMPLATE_LFM25 && have_user && i < last_user)
+            if (kind == LFM_TEMPLATE_LFM25 && i != last_asst)
                 append_without_think(out, content);
             else
                 tg_buf_puts(out, content);
-        } else if (m->role == LFM_ROLE_TOOL) {
+        } else if (m->role == LFM_ROLE_TOOL && kind == LFM_TEMPLATE_LFM2) {
             tg_buf_puts(out, "<|tool_response_start|>");
             tg_buf_puts(out, content);
             tg_buf_puts(out, "<|tool_response_end|>");

@@ -1,9 +1,8 @@
-/* openai_api: parse/validate chat-completions requests; build responses.
+/* openai_api: parse and validate chat-completions requests (the builders
+ * are in openai_build.c).
  * Parsing walks the json-c tree field by field; every accessor checks the
  * JSON type first, so a hostile body can only produce a 400. */
 #include "gateway/openai_api.h"
-
-#include "engine/lfm_sched.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -11,8 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
 #define ERR_INVALID "invalid_request_error"
 
@@ -616,159 +613,4 @@ lfm_chat_msg *tg_oai_chat_msgs(const tg_oai_request *r) {
         m[i].tool_calls_json = r->msgs[i].tool_calls_json;
     }
     return m;
-}
-
-/* ------------------------------------------------------------- builders -- */
-
-static void put_opt_str(tg_buf *b, const char *s) {
-    if (s && *s)
-        tg_buf_json_str(b, s, strlen(s));
-    else
-        tg_buf_puts(b, "null");
-}
-
-void tg_oai_error_json(tg_buf *out, const tg_oai_error *e) {
-    tg_buf_puts(out, "{\"error\":{\"message\":");
-    tg_buf_json_str(out, e->message, strlen(e->message));
-    tg_buf_puts(out, ",\"type\":");
-    tg_buf_json_str(out, e->type, strlen(e->type));
-    tg_buf_puts(out, ",\"param\":");
-    put_opt_str(out, e->param);
-    tg_buf_puts(out, ",\"code\":");
-    put_opt_str(out, e->code);
-    tg_buf_puts(out, "}}");
-}
-
-const char *tg_oai_finish_reason(int lfm_finish, bool has_tool_calls) {
-    if (has_tool_calls) return "tool_calls";
-    switch (lfm_finish) {
-    case LFM_FINISH_STOP: return "stop";
-    case LFM_FINISH_LENGTH: return "length";
-    default: return NULL;
-    }
-}
-
-void tg_oai_new_id(const char *prefix, char *out, size_t cap) {
-    static const char hex[] = "0123456789abcdef";
-    unsigned char r[12];
-    if (getrandom(r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
-        /* No entropy yet (early boot): ids only need to be unique-ish. */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)(uintptr_t)out;
-        for (size_t i = 0; i < sizeof r; i++) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            r[i] = (unsigned char)x;
-        }
-    }
-    char h[2 * sizeof r + 1];
-    for (size_t i = 0; i < sizeof r; i++) {
-        h[2 * i] = hex[r[i] >> 4];
-        h[2 * i + 1] = hex[r[i] & 15];
-    }
-    h[2 * sizeof r] = 0;
-    snprintf(out, cap, "%s%s", prefix, h);
-}
-
-void tg_oai_tool_calls_json(tg_buf *out, const lfm_tool_call *calls, size_t n, bool index) {
-    tg_buf_putc(out, '[');
-    for (size_t i = 0; i < n; i++) {
-        char id[48];
-        tg_oai_new_id("call_", id, sizeof id);
-        if (i) tg_buf_putc(out, ',');
-        tg_buf_putc(out, '{');
-        if (index) tg_buf_printf(out, "\"index\":%zu,", i);
-        tg_buf_puts(out, "\"id\":");
-        tg_buf_json_str(out, id, strlen(id));
-        tg_buf_puts(out, ",\"type\":\"function\",\"function\":{\"name\":");
-        const char *name = calls[i].name ? calls[i].name : "";
-        const char *args = calls[i].arguments_json ? calls[i].arguments_json : "{}";
-        tg_buf_json_str(out, name, strlen(name));
-        tg_buf_puts(out, ",\"arguments\":");
-        tg_buf_json_str(out, args, strlen(args));
-        tg_buf_puts(out, "}}");
-    }
-    tg_buf_putc(out, ']');
-}
-
-static void put_head(tg_buf *out, const char *id, const char *object, int64_t created,
-                     const char *model) {
-    tg_buf_puts(out, "{\"id\":");
-    tg_buf_json_str(out, id, strlen(id));
-    tg_buf_printf(out, ",\"object\":\"%s\",\"created\":%" PRId64 ",\"model\":", object, created);
-    tg_buf_json_str(out, model, strlen(model));
-    tg_buf_puts(out, ",\"system_fingerprint\":null");
-}
-
-static void put_usage(tg_buf *out, const tg_oai_usage *u) {
-    tg_buf_printf(out,
-                  "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}",
-                  u->prompt_tokens, u->completion_tokens, u->prompt_tokens + u->completion_tokens);
-}
-
-void tg_oai_completion_json(tg_buf *out, const char *id, int64_t created, const char *model,
-                            const char *content, size_t content_len, const char *tool_calls_json,
-                            const char *finish_reason, const tg_oai_usage *usage) {
-    put_head(out, id, "chat.completion", created, model);
-    tg_buf_puts(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
-    if (content)
-        tg_buf_json_str(out, content, content_len);
-    else
-        tg_buf_puts(out, "null");
-    if (tool_calls_json) {
-        tg_buf_puts(out, ",\"tool_calls\":");
-        tg_buf_puts(out, tool_calls_json);
-    }
-    tg_buf_puts(out, "},\"logprobs\":null,\"finish_reason\":");
-    put_opt_str(out, finish_reason);
-    tg_buf_puts(out, "}],");
-    tg_oai_usage zero = {0, 0};
-    put_usage(out, usage ? usage : &zero);
-    tg_buf_putc(out, '}');
-}
-
-void tg_oai_chunk_json(tg_buf *out, const char *id, int64_t created, const char *model,
-                       const tg_oai_chunk *c) {
-    put_head(out, id, "chat.completion.chunk", created, model);
-    if (c->usage_only) {
-        tg_buf_puts(out, ",\"choices\":[],");
-        tg_oai_usage zero = {0, 0};
-        put_usage(out, c->usage ? c->usage : &zero);
-        tg_buf_putc(out, '}');
-        return;
-    }
-    tg_buf_puts(out, ",\"choices\":[{\"index\":0,\"delta\":{");
-    bool first = true;
-    if (c->role) {
-        tg_buf_puts(out, "\"role\":");
-        tg_buf_json_str(out, c->role, strlen(c->role));
-        first = false;
-    }
-    if (c->content) {
-        tg_buf_puts(out, first ? "\"content\":" : ",\"content\":");
-        tg_buf_json_str(out, c->content, c->content_len);
-        first = false;
-    }
-    if (c->tool_calls_json) {
-        tg_buf_puts(out, first ? "\"tool_calls\":" : ",\"tool_calls\":");
-        tg_buf_puts(out, c->tool_calls_json);
-    }
-    tg_buf_puts(out, "},\"logprobs\":null,\"finish_reason\":");
-    put_opt_str(out, c->finish_reason);
-    tg_buf_puts(out, "}]}");
-}
-
-void tg_oai_models_json(tg_buf *out, const char *const *ids, const char *const *owners, size_t n,
-                        int64_t created) {
-    tg_buf_puts(out, "{\"object\":\"list\",\"data\":[");
-    for (size_t i = 0; i < n; i++) {
-        if (i) tg_buf_putc(out, ',');
-        tg_buf_puts(out, "{\"id\":");
-        tg_buf_json_str(out, ids[i], strlen(ids[i]));
-        tg_buf_printf(out, ",\"object\":\"model\",\"created\":%" PRId64 ",\"owned_by\":", created);
-        const char *o = owners && owners[i] ? owners[i] : "tidegate";
-        tg_buf_json_str(out, o, strlen(o));
-        tg_buf_putc(out, '}');
-    }
-    tg_buf_puts(out, "]}");
 }

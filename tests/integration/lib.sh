@@ -2,7 +2,7 @@
 # Starts real `tidegate serve` processes on ephemeral ports and checks HTTP
 # answers with curl; JSON is read with node (already needed by the SDK tests).
 
-TIDEGATE_BIN=${TIDEGATE_BIN:-$(dirname "$0")/../../build/tidegate}
+TIDEGATE_BIN=$(realpath "${TIDEGATE_BIN:-$(dirname "$0")/../../build/tidegate}")
 TG_FIXTURES=${TG_FIXTURES:-$(cd "$(dirname "$0")/../fixtures" && pwd)}
 MODEL=$TG_FIXTURES/models/lfm2-tiny-q4_0.gguf
 TMP=$(mktemp -d /tmp/tg-integ.XXXXXX)
@@ -38,9 +38,11 @@ start_server() {
         shift
     done
     LOG=$TMP/$name.log
-    env TIDEGATE_SHUTDOWN_GRACE_MS=${GRACE:-3000} "${envs[@]}" \
+    # Run from $TMP so a ./config/tidegate.yaml in the caller's directory
+    # cannot change what is tested.
+    (cd "$TMP" && exec env TIDEGATE_SHUTDOWN_GRACE_MS=${GRACE:-3000} "${envs[@]}" \
         "$TIDEGATE_BIN" serve --listen 127.0.0.1:0 -m "$MODEL" --threads 1 "${args[@]}" \
-        >"$LOG" 2>&1 &
+        >"$LOG" 2>&1) &
     PID=$!
     SERVER_PIDS+=("$PID")
     PORT=""

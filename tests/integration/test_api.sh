@@ -186,7 +186,15 @@ check "server b exit 0" 0 "$RC"
 
 # ------------------------------------------------------------ server C ----
 # Tiny engine queue: one running, one waiting; the rest get 429 at once.
-start_server c TIDEGATE_MAX_ACTIVE=1 TIDEGATE_QUEUE_CAPACITY=1
+# Configured by file (-c); the --listen flag overrides the file's address.
+cat >"$TMP/c.yaml" <<'YAML'
+server:
+  listen: "127.0.0.1:1"
+engine:
+  max_active: 1
+  queue_capacity: 1
+YAML
+start_server c -- -c "$TMP/c.yaml"
 pids=()
 for i in 1 2 3 4 5; do
     curl -s -o "$TMP/q$i.body" -D "$TMP/q$i.hdr" -w '%{http_code}' --max-time 60 "$BASE/v1/chat/completions" \
@@ -211,6 +219,18 @@ req c_health GET /healthz
 check "loop responsive after 429s" 200 "$STATUS"
 stop_server
 check "server c exit 0" 0 "$RC"
+
+# A bad config file stops serve with file:line:col and exit 1.
+printf 'engine:\n  max_active: lots\n' >"$TMP/bad.yaml"
+"$TIDEGATE_BIN" serve -c "$TMP/bad.yaml" -m "$MODEL" >"$TMP/bad.out" 2>&1
+check "bad config exit 1" 1 "$?"
+grep -q 'bad.yaml:2:[0-9]*: engine.max_active' "$TMP/bad.out" && ok "bad config error has file:line:col" ||
+    bad "bad config message: $(cat "$TMP/bad.out")"
+"$TIDEGATE_BIN" serve --bogus >/dev/null 2>&1
+check "unknown flag exit 2" 2 "$?"
+"$TIDEGATE_BIN" serve --listen 127.0.0.1:0 -m "$TMP/missing.gguf" >"$TMP/nomodel.out" 2>&1
+check "missing model exit 1" 1 "$?"
+grep -q 'startup_failed' "$TMP/nomodel.out" && ok "missing model reported" || bad "missing model: $(cat "$TMP/nomodel.out")"
 
 # ------------------------------------------------------------ server D ----
 # TLS on the listener (cert and key from the environment, as from the file).

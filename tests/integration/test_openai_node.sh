@@ -32,16 +32,24 @@ check "sdk server exit 0" 0 "$RC"
 "$TIDEGATE_BIN" synth-model -o "$TMP/tool.gguf" \
     --script '<|tool_call_start|>[get_weather(city="Oslo", days=2)]<|tool_call_end|>' >/dev/null || exit 1
 "$TIDEGATE_BIN" synth-model -o "$TMP/answer.gguf" --script 'It is sunny in Oslo.' >/dev/null || exit 1
+"$TIDEGATE_BIN" synth-model -o "$TMP/mixed.gguf" \
+    --script 'Let me check.<|tool_call_start|>[get_weather(city="Oslo")]<|tool_call_end|>' >/dev/null || exit 1
+MODEL=$TMP/mixed.gguf start_server mixed
+MIXED_BASE=$BASE/v1
+MIXED_PID=$PID
 MODEL=$TMP/tool.gguf start_server tool
 TOOL_BASE=$BASE/v1
 TOOL_PID=$PID
 MODEL=$TMP/answer.gguf start_server answer
-TG_BASE_URL=$TOOL_BASE TG_BASE_URL2=$BASE/v1 run_node tools tools.mjs
+TG_BASE_URL=$TOOL_BASE TG_BASE_URL2=$BASE/v1 TG_BASE_URL3=$MIXED_BASE run_node tools tools.mjs
 stop_server
 check "answer server exit 0" 0 "$RC"
 PID=$TOOL_PID
 stop_server
 check "tool server exit 0" 0 "$RC"
+PID=$MIXED_PID
+stop_server
+check "mixed server exit 0" 0 "$RC"
 for f in "$TMP"/*.log; do
     if grep -q "ERROR: \(Address\|Leak\)Sanitizer\|runtime error" "$f"; then bad "sanitizer report in $f"; fi
 done

@@ -82,7 +82,7 @@ static void test_tools_and_calls(void **state) {
              "<|startoftext|><|im_start|>system\nBe brief.\nList of tools: <|tool_list_start|>%s"
              "<|tool_list_end|><|im_end|>\n<|im_start|>user\nWeather in Paris?<|im_end|>\n"
              "<|im_start|>assistant\n<|tool_call_start|>[get_weather(city=\"Paris\", days=3, "
-             "x=[True, None, 1.5], o={\"k\": False}), now()]<|tool_call_end|>Checking.<|im_end|>\n"
+             "x=[true, null, 1.5], o={\"k\": false}), now()]<|tool_call_end|>Checking.<|im_end|>\n"
              "<|im_start|>tool\n<|tool_response_start|>{\"temp\": 21}<|tool_response_end|>"
              "<|im_end|>\n<|im_start|>assistant\n",
              TOOLS_RENDERED);
@@ -91,17 +91,20 @@ static void test_tools_and_calls(void **state) {
     lfm_chat_msg m2[] = {
         {LFM_ROLE_USER, "hi", NULL},
         {LFM_ROLE_ASSISTANT, NULL,
-         "[{\"function\":{\"name\":\"f\",\"arguments\":{\"s\":\"a\\\"b\"}}}]"},
+         "[{\"function\":{\"name\":\"f\",\"arguments\":{\"s\":\"a\\\"b\",\"n\":null,"
+         "\"t\":true}}}]"},
+        {LFM_ROLE_TOOL, "{\"r\": 1}", NULL},
     };
     snprintf(want, sizeof want,
              "<|startoftext|><|im_start|>system\nList of tools: [%s]<|im_end|>\n"
              "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
-             "<|tool_call_start|>[f(s=\"a\\\"b\")]<|tool_call_end|><|im_end|>\n",
+             "<|tool_call_start|>[f(s=\"a\"b\", n=null, t=True)]<|tool_call_end|><|im_end|>\n"
+             "<|im_start|>tool\n{\"r\": 1}<|im_end|>\n",
              "\"raw tool text\"");
     /* A tool given as a JSON string is inserted verbatim (LFM2.5: no list tokens). */
     tg_buf out = TG_BUF_INIT;
     char err[200];
-    assert_int_equal(lfm_chat_render(LFM_TEMPLATE_LFM25, m2, 2, "[\"\\\"raw tool text\\\"\"]",
+    assert_int_equal(lfm_chat_render(LFM_TEMPLATE_LFM25, m2, 3, "[\"\\\"raw tool text\\\"\"]",
                                      false, &out, err, sizeof err),
                      0);
     assert_string_equal(out.data, want);
@@ -120,6 +123,10 @@ static void test_lfm25_think(void **state) {
               "<|startoftext|><|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\nFour."
               "<|im_end|>\n<|im_start|>user\n3+3?<|im_end|>\n<|im_start|>assistant\n"
               "<think>Also simple.</think>Six.<|im_end|>\n");
+    /* The last assistant turn keeps its thinking even before a user turn. */
+    render_ok(LFM_TEMPLATE_LFM25, m, 3, NULL, false,
+              "<|startoftext|><|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n"
+              "<think>Simple.</think>\n\n Four. <|im_end|>\n<|im_start|>user\n3+3?<|im_end|>\n");
     /* LFM2 keeps everything. */
     render_ok(LFM_TEMPLATE_LFM2, m, 2, NULL, false,
               "<|startoftext|><|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n"

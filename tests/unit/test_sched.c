@@ -646,5 +646,7 @@ int main(void) {
         cmocka_unit_test(test_script_eog),
         cmocka_unit_test(test_script_stop_strings),
     };
+    /* TG_TEST_FILTER=test_cancel runs one test (e.g. under valgrind). */
+    if (getenv("TG_TEST_FILTER")) cmocka_set_test_filter(getenv("TG_TEST_FILTER"));
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -78,4 +78,30 @@ check("history made a longer prompt", r2.usage.prompt_tokens > r1.usage.prompt_t
 const r3 = await client.chat.completions.create({ model: "tidegate/edge", messages, tools, tool_choice: "none" });
 check("tool_choice none: no tool_calls", !r3.choices[0].message.tool_calls);
 
+// Text before a call: streamed as content, the call still comes as tool_calls.
+if (process.env.TG_BASE_URL3) {
+  const mixed = new OpenAI({ baseURL: process.env.TG_BASE_URL3, apiKey: "unused", maxRetries: 0 });
+  const r = await mixed.chat.completions.create({ messages, tools });
+  eq("mixed: content before the call", "Let me check.", r.choices[0].message.content);
+  eq("mixed: call", "get_weather", r.choices[0].message.tool_calls?.[0]?.function?.name);
+  eq("mixed: finish_reason", "tool_calls", r.choices[0].finish_reason);
+  const st = await mixed.chat.completions.create({ messages, tools, stream: true });
+  let t = "", name = "", n = 0, fin = null;
+  for await (const chunk of st) {
+    const c = chunk.choices[0];
+    if (!c) continue;
+    if (c.delta?.content) { t += c.delta.content; n++; }
+    for (const tc of c.delta?.tool_calls || []) name += tc.function?.name || "";
+    if (c.finish_reason) fin = c.finish_reason;
+  }
+  eq("mixed stream: text", "Let me check.", t);
+  check("mixed stream: text came in several chunks", n >= 2, String(n));
+  eq("mixed stream: call", "get_weather", name);
+  eq("mixed stream: finish_reason", "tool_calls", fin);
+  // Without tools the same output is plain text, markers included.
+  const plain = await mixed.chat.completions.create({ messages });
+  check("no tools: the call stays text", plain.choices[0].message.content.includes("get_weather("));
+  check("no tools: no tool_calls", !plain.choices[0].message.tool_calls);
+}
+
 done();
