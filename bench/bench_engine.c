@@ -59,7 +59,8 @@ static double measure_bandwidth(int n_threads) {
     size_t n = bytes / sizeof(uint64_t);
     uint64_t *buf = malloc(bytes);
     if (!buf) return 0;
-    for (size_t i = 0; i < n; i++) buf[i] = i * 2654435761u; /* touch every page */
+    for (size_t i = 0; i < n; i++)
+        buf[i] = i * 2654435761u; /* touch every page */
     if (n_threads < 1) n_threads = 1;
     if (n_threads > 64) n_threads = 64;
     double best = 0;
@@ -206,7 +207,8 @@ static double bench_sched(lfm_model *m, int n_jobs, int max_tok) {
         if (lfm_sched_submit(s, &p, NULL) != LFM_OK) fprintf(stderr, "submit failed\n");
     }
     pthread_mutex_lock(&b.mu);
-    while (b.done < n_jobs) pthread_cond_wait(&b.cv, &b.mu);
+    while (b.done < n_jobs)
+        pthread_cond_wait(&b.cv, &b.mu);
     pthread_mutex_unlock(&b.mu);
     lfm_sched_free(s);
     /* Tokens after each job's first (those were decode steps). */
@@ -219,15 +221,35 @@ static double bench_sched(lfm_model *m, int n_jobs, int max_tok) {
 
 /* ------------------------------------------------------------ main -- */
 
+/* Random-weight LFM2-350M with the Q4_0 mix, written to path. */
+static int synth_350m(const char *path) {
+    synth_opts so;
+    synth_opts_default(&so);
+    char err[256];
+    if (synth_preset("350m", &so) != 0) {
+        fprintf(stderr, "synth: no 350m preset\n");
+        return -1;
+    }
+    snprintf(so.type, sizeof so.type, "q4_0");
+    fprintf(stderr, "synthesizing %s ...\n", path);
+    if (synth_write(&so, path, err, sizeof err) != 0) {
+        fprintf(stderr, "synth: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *path = NULL;
     int n_threads = 0;
     lfm_kernels kernels = LFM_KERNELS_AUTO;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--threads") && i + 1 < argc) n_threads = atoi(argv[++i]);
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            n_threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--kernels") && i + 1 < argc)
             kernels = !strcmp(argv[++i], "scalar") ? LFM_KERNELS_SCALAR : LFM_KERNELS_AUTO;
-        else if (argv[i][0] != '-' && !path) path = argv[i];
+        else if (argv[i][0] != '-' && !path)
+            path = argv[i];
         else {
             fprintf(stderr, "usage: bench_engine [MODEL.gguf] [--threads N] "
                             "[--kernels scalar|auto]\n");
@@ -235,23 +257,13 @@ int main(int argc, char **argv) {
         }
     }
     char synth_path[256];
+    bool synthesized = false;
     if (!path) {
         snprintf(synth_path, sizeof synth_path, "/tmp/tidegate-bench-350m-q4_0-%d.gguf",
                  (int)getuid());
         if (access(synth_path, R_OK) != 0) {
-            synth_opts so;
-            synth_opts_default(&so);
-            char err[256];
-            if (synth_preset("350m", &so) != 0) {
-                fprintf(stderr, "synth: no 350m preset\n");
-                return 1;
-            }
-            snprintf(so.type, sizeof so.type, "q4_0");
-            fprintf(stderr, "synthesizing %s ...\n", synth_path);
-            if (synth_write(&so, synth_path, err, sizeof err) != 0) {
-                fprintf(stderr, "synth: %s\n", err);
-                return 1;
-            }
+            if (synth_350m(synth_path)) return 1;
+            synthesized = true;
         }
         path = synth_path;
     }
@@ -263,7 +275,14 @@ int main(int argc, char **argv) {
     lfm_model *m = NULL;
     char err[512];
     double t0 = now_s();
-    if (lfm_model_load(path, &mo, &m, err, sizeof err) != LFM_OK) {
+    int rc = lfm_model_load(path, &mo, &m, err, sizeof err);
+    if (rc != LFM_OK && path == synth_path && !synthesized) {
+        /* A cached file from an older writer: make a fresh one. */
+        if (synth_350m(synth_path)) return 1;
+        t0 = now_s();
+        rc = lfm_model_load(path, &mo, &m, err, sizeof err);
+    }
+    if (rc != LFM_OK) {
         fprintf(stderr, "bench_engine: %s\n", err);
         return 1;
     }

@@ -11,6 +11,7 @@
  * Precision: norms, softmax, attention dot products, conv taps and RoPE
  * angles are computed in double; activations are stored as float. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,7 @@ typedef struct {
     const lfm_mat *W;
     const float *x; /* (n_rows, n_in) */
     int64_t n_rows;
-    float *y;       /* (n_rows, n_out) */
+    float *y; /* (n_rows, n_out) */
     lq_kernels k;
 } mm_job;
 
@@ -46,7 +47,7 @@ static void mm_worker(void *ctx, int i, int n) {
  * value of every y element is independent of the split (quant.h contract). */
 static void matmul(lfm_model *m, const lfm_mat *W, const float *x, int64_t n_rows, float *y) {
     mm_job j = {W, x, n_rows, y, m->kernels};
-    if (tp_size(m->pool) == 1 || W->n_out * W->n_in * n_rows < (1 << 16))
+    if (tp_size(m->pool) == 1 || W->n_out * W->n_in * n_rows < (1 << 19))
         mm_worker(&j, 0, 1);
     else
         tp_run(m->pool, mm_worker, &j);
@@ -57,9 +58,11 @@ static void matmul(lfm_model *m, const lfm_mat *W, const float *x, int64_t n_row
 /* out = x / sqrt(mean(x^2) + eps) * w, the sum in double. */
 static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
     double ss = 0;
-    for (int64_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    for (int64_t i = 0; i < n; i++)
+        ss += (double)x[i] * x[i];
     double scale = 1.0 / sqrt(ss / (double)n + (double)eps);
-    for (int64_t i = 0; i < n; i++) out[i] = (float)((double)x[i] * scale * w[i]);
+    for (int64_t i = 0; i < n; i++)
+        out[i] = (float)((double)x[i] * scale * w[i]);
 }
 
 /* NEOX rotation: dim i pairs with i + hd/2. cs holds cos[hd/2] then sin[hd/2]. */
@@ -81,26 +84,74 @@ static void rope_table(double *cs, int pos, int hd, double theta) {
     }
 }
 
-static inline float kv_load(const void *buf, size_t idx, size_t elt) {
-    return elt == 4 ? ((const float *)buf)[idx] : lq_f16_to_f32(((const uint16_t *)buf)[idx]);
+/* f16 -> f32 through a 256 KB table: the attention inner loops read every
+ * cached K/V element once per query head, so the conversion must be a load. */
+static float g_f16_table[1 << 16];
+static pthread_once_t g_f16_once = PTHREAD_ONCE_INIT;
+
+static void f16_table_init(void) {
+    for (uint32_t i = 0; i < (1u << 16); i++)
+        g_f16_table[i] = lq_f16_to_f32((uint16_t)i);
 }
 
 static inline void kv_store(void *buf, size_t idx, size_t elt, float v) {
-    if (elt == 4) ((float *)buf)[idx] = v;
-    else ((uint16_t *)buf)[idx] = lq_f32_to_f16(v);
+    if (elt == 4)
+        ((float *)buf)[idx] = v;
+    else
+        ((uint16_t *)buf)[idx] = lq_f32_to_f16(v);
+}
+
+/* Dot products and axpy in double with four independent accumulators (a
+ * fixed order, so still deterministic), one version per KV element type. */
+static double dot_f32(const float *q, const float *k, int n) {
+    double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        a0 += (double)q[i] * k[i];
+        a1 += (double)q[i + 1] * k[i + 1];
+        a2 += (double)q[i + 2] * k[i + 2];
+        a3 += (double)q[i + 3] * k[i + 3];
+    }
+    for (; i < n; i++)
+        a0 += (double)q[i] * k[i];
+    return (a0 + a1) + (a2 + a3);
+}
+
+static double dot_f16(const float *q, const uint16_t *k, int n) {
+    double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        a0 += (double)q[i] * g_f16_table[k[i]];
+        a1 += (double)q[i + 1] * g_f16_table[k[i + 1]];
+        a2 += (double)q[i + 2] * g_f16_table[k[i + 2]];
+        a3 += (double)q[i + 3] * g_f16_table[k[i + 3]];
+    }
+    for (; i < n; i++)
+        a0 += (double)q[i] * g_f16_table[k[i]];
+    return (a0 + a1) + (a2 + a3);
+}
+
+static void axpy_f32(double *acc, double p, const float *v, int n) {
+    for (int i = 0; i < n; i++)
+        acc[i] += p * v[i];
+}
+
+static void axpy_f16(double *acc, double p, const uint16_t *v, int n) {
+    for (int i = 0; i < n; i++)
+        acc[i] += p * g_f16_table[v[i]];
 }
 
 /* ------------------------------------------------------------- blocks -- */
 
 typedef struct {
     lfm_model *m;
-    int n;                  /* rows in this chunk */
-    lfm_seq *const *seqs;   /* (n) */
-    const int *pos;         /* (n) position of each row in its sequence */
-    float *x;               /* (n, E) residual stream */
-    float *h;               /* (n, E) normalized input of the current sub-block */
-    float *t;               /* (n, E) sub-block output before the residual add */
-    float *big;             /* (n, big_cols) projections */
+    int n;                /* rows in this chunk */
+    lfm_seq *const *seqs; /* (n) */
+    const int *pos;       /* (n) position of each row in its sequence */
+    float *x;             /* (n, E) residual stream */
+    float *h;             /* (n, E) normalized input of the current sub-block */
+    float *t;             /* (n, E) sub-block output before the residual add */
+    float *big;           /* (n, big_cols) projections */
 } fwd;
 
 /* Short-conv block: t = out_proj(C * conv_K(B * X)), [B|C|X] = in_proj(h).
@@ -118,10 +169,12 @@ static void conv_block(fwd *f, const lfm_layer *L) {
             const float *w = L->conv_w + (size_t)c * K;
             float u = (float)((double)B[c] * X[c]);
             double acc = (double)w[K - 1] * u;
-            for (int k = 0; k < K - 1; k++) acc += (double)w[k] * st[(size_t)k * E + c];
+            for (int k = 0; k < K - 1; k++)
+                acc += (double)w[k] * st[(size_t)k * E + c];
             y[c] = (float)((double)C[c] * acc);
             /* Roll the window: drop the oldest, append u. */
-            for (int k = 0; k + 1 < K - 1; k++) st[(size_t)k * E + c] = st[(size_t)(k + 1) * E + c];
+            for (int k = 0; k + 1 < K - 1; k++)
+                st[(size_t)k * E + c] = st[(size_t)(k + 1) * E + c];
             if (K > 1) st[(size_t)(K - 2) * E + c] = u;
         }
     }
@@ -148,23 +201,30 @@ static void attn_head(attn_job *j, int r, int h, double *sc) {
     const float *q = j->q + (size_t)r * H * hd + (size_t)h * hd;
     double *acc = sc + p + 1; /* (hd) */
     const double scale = 1.0 / sqrt((double)hd);
+    const int f16 = elt == 2;
     double mx = -INFINITY;
     for (int t = 0; t <= p; t++) {
         size_t base = (size_t)t * kvd + (size_t)kvh * hd;
-        double d = 0;
-        for (int i = 0; i < hd; i++) d += (double)q[i] * kv_load(Kc, base + i, elt);
+        double d = f16 ? dot_f16(q, (const uint16_t *)Kc + base, hd)
+                       : dot_f32(q, (const float *)Kc + base, hd);
         sc[t] = d * scale;
         if (sc[t] > mx) mx = sc[t];
     }
     double sum = 0;
-    for (int t = 0; t <= p; t++) sum += (sc[t] = exp(sc[t] - mx));
-    for (int i = 0; i < hd; i++) acc[i] = 0;
+    for (int t = 0; t <= p; t++)
+        sum += (sc[t] = exp(sc[t] - mx));
+    for (int i = 0; i < hd; i++)
+        acc[i] = 0;
     for (int t = 0; t <= p; t++) {
         size_t base = (size_t)t * kvd + (size_t)kvh * hd;
-        for (int i = 0; i < hd; i++) acc[i] += sc[t] * kv_load(Vc, base + i, elt);
+        if (f16)
+            axpy_f16(acc, sc[t], (const uint16_t *)Vc + base, hd);
+        else
+            axpy_f32(acc, sc[t], (const float *)Vc + base, hd);
     }
     float *o = j->out + (size_t)r * H * hd + (size_t)h * hd;
-    for (int i = 0; i < hd; i++) o[i] = (float)(acc[i] / sum);
+    for (int i = 0; i < hd; i++)
+        o[i] = (float)(acc[i] / sum);
 }
 
 static void attn_worker(void *ctx, int i, int n) {
@@ -182,9 +242,9 @@ static void attn_block(fwd *f, const lfm_layer *L) {
     lfm_model *m = f->m;
     const int E = m->hp.n_embd, hd = m->hp.head_dim, H = m->hp.n_head, Hkv = L->n_head_kv;
     const size_t kvd = (size_t)Hkv * hd;
-    float *q = f->big;                      /* (n, E) */
-    float *k = q + (size_t)f->n * E;        /* (n, Hkv*hd) */
-    float *v = k + (size_t)f->n * kvd;      /* (n, Hkv*hd) */
+    float *q = f->big;                 /* (n, E) */
+    float *k = q + (size_t)f->n * E;   /* (n, Hkv*hd) */
+    float *v = k + (size_t)f->n * kvd; /* (n, Hkv*hd) */
     matmul(m, &L->wq, f->h, f->n, q);
     matmul(m, &L->wk, f->h, f->n, k);
     matmul(m, &L->wv, f->h, f->n, v);
@@ -280,26 +340,31 @@ static void eval_chunk(lfm_model *m, int n, const int32_t *tokens, lfm_seq *cons
     size_t erb = lq_row_bytes(m->tok_embd.type, E);
     for (int r = 0; r < n; r++) {
         pos[r] = seqs[r]->pos++;
-        lq_dequant_row(m->tok_embd.type, (const uint8_t *)m->tok_embd.data + (size_t)tokens[r] * erb,
+        lq_dequant_row(m->tok_embd.type,
+                       (const uint8_t *)m->tok_embd.data + (size_t)tokens[r] * erb,
                        f.x + (size_t)r * E, E);
     }
     for (int l = 0; l < m->hp.n_layer; l++) {
         const lfm_layer *L = &m->layers[l];
         for (int r = 0; r < n; r++)
             rmsnorm(f.h + (size_t)r * E, f.x + (size_t)r * E, L->attn_norm, E, m->hp.rms_eps);
-        if (L->n_head_kv == 0) conv_block(&f, L);
-        else attn_block(&f, L);
-        for (size_t i = 0; i < (size_t)n * E; i++) f.x[i] += f.t[i];
+        if (L->n_head_kv == 0)
+            conv_block(&f, L);
+        else
+            attn_block(&f, L);
+        for (size_t i = 0; i < (size_t)n * E; i++)
+            f.x[i] += f.t[i];
         for (int r = 0; r < n; r++)
             rmsnorm(f.h + (size_t)r * E, f.x + (size_t)r * E, L->ffn_norm, E, m->hp.rms_eps);
         ffn(&f, L);
-        for (size_t i = 0; i < (size_t)n * E; i++) f.x[i] += f.t[i];
+        for (size_t i = 0; i < (size_t)n * E; i++)
+            f.x[i] += f.t[i];
     }
     /* Final norm only for wanted rows, packed, then one matmul over the vocab. */
     int nw = 0;
     for (int r = 0; r < n; r++)
-        if (want[r]) rmsnorm(f.h + (size_t)nw++ * E, f.x + (size_t)r * E, m->final_norm, E,
-                             m->hp.rms_eps);
+        if (want[r])
+            rmsnorm(f.h + (size_t)nw++ * E, f.x + (size_t)r * E, m->final_norm, E, m->hp.rms_eps);
     if (nw > 0) matmul(m, &m->output, f.h, nw, logits);
 }
 
@@ -311,13 +376,15 @@ static int eval_fail(char *err, size_t errlen, int code, const char *msg) {
 int lfm_eval(lfm_model *m, int n, const int32_t *tokens, lfm_seq *const *seqs,
              const uint8_t *want_logits, float *logits, char *err, size_t errlen) {
     if (err && errlen) err[0] = 0;
+    pthread_once(&g_f16_once, f16_table_init);
     if (!m || n < 0 || (n > 0 && (!tokens || !seqs)))
         return eval_fail(err, errlen, LFM_EINVAL, "lfm_eval: bad arguments");
     if (n == 0) return 0;
     int n_want = 0;
     for (int i = 0; i < n; i++) {
         if (!seqs[i] || seqs[i]->m != m)
-            return eval_fail(err, errlen, LFM_EINVAL, "lfm_eval: row has no sequence of this model");
+            return eval_fail(err, errlen, LFM_EINVAL,
+                             "lfm_eval: row has no sequence of this model");
         if (tokens[i] < 0 || tokens[i] >= m->hp.n_vocab) {
             if (err && errlen)
                 snprintf(err, errlen, "lfm_eval: token %d out of range [0, %d)", (int)tokens[i],
@@ -341,7 +408,8 @@ int lfm_eval(lfm_model *m, int n, const int32_t *tokens, lfm_seq *const *seqs,
     }
     for (int i = 0; i < n; i++) {
         int d = 0;
-        while (d < nd && ds[d] != seqs[i]) d++;
+        while (d < nd && ds[d] != seqs[i])
+            d++;
         if (d == nd) {
             ds[nd] = seqs[i];
             dn[nd++] = 0;

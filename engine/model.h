@@ -24,38 +24,38 @@ typedef struct {
 } lfm_mat;
 
 typedef struct {
-    int n_head_kv;        /* 0 = short-conv block */
-    float *attn_norm;     /* (E) operator norm before the mixer, owned f32 */
-    float *ffn_norm;      /* (E) */
-    lfm_mat ffn_gate;     /* (F, E) */
-    lfm_mat ffn_up;       /* (F, E) */
-    lfm_mat ffn_down;     /* (E, F) */
+    int n_head_kv;    /* 0 = short-conv block */
+    float *attn_norm; /* (E) operator norm before the mixer, owned f32 */
+    float *ffn_norm;  /* (E) */
+    lfm_mat ffn_gate; /* (F, E) */
+    lfm_mat ffn_up;   /* (F, E) */
+    lfm_mat ffn_down; /* (E, F) */
     /* short-conv block */
-    lfm_mat conv_in;      /* (3E, E): rows [B | C | X] */
-    lfm_mat conv_out;     /* (E, E) */
-    float *conv_w;        /* (E, K): channel c's taps at conv_w[c*K .. c*K+K-1], owned */
+    lfm_mat conv_in;  /* (3E, E): rows [B | C | X] */
+    lfm_mat conv_out; /* (E, E) */
+    float *conv_w;    /* (E, K): channel c's taps at conv_w[c*K .. c*K+K-1], owned */
     /* attention block */
-    lfm_mat wq;           /* (E, E) */
-    lfm_mat wk, wv;       /* (Hkv*hd, E) */
-    lfm_mat wo;           /* (E, E) */
-    float *q_norm;        /* (hd) */
-    float *k_norm;        /* (hd) */
-    int attn_index;       /* index among attention blocks (KV slot), -1 for conv */
-    int conv_index;       /* index among conv blocks (conv state slot), -1 for attn */
+    lfm_mat wq;     /* (E, E) */
+    lfm_mat wk, wv; /* (Hkv*hd, E) */
+    lfm_mat wo;     /* (E, E) */
+    float *q_norm;  /* (hd) */
+    float *k_norm;  /* (hd) */
+    int attn_index; /* index among attention blocks (KV slot), -1 for conv */
+    int conv_index; /* index among conv blocks (conv state slot), -1 for attn */
 } lfm_layer;
 
 struct lfm_model {
-    gguf_file *gguf;          /* keeps the mapping alive */
+    gguf_file *gguf; /* keeps the mapping alive */
     lfm_hparams hp;
     lfm_model_opts opts;
     lq_kernels kernels;
-    lfm_mat tok_embd;         /* (V, E) */
-    lfm_mat output;           /* (V, E): output.weight, or tok_embd when tied */
-    float *final_norm;        /* (E) token_embd_norm.weight, owned */
+    lfm_mat tok_embd;  /* (V, E) */
+    lfm_mat output;    /* (V, E): output.weight, or tok_embd when tied */
+    float *final_norm; /* (E) token_embd_norm.weight, owned */
     lfm_layer layers[LFM_MAX_LAYERS];
-    int n_attn, n_conv;       /* counts of each block kind */
-    lfm_tokenizer *tok;       /* NULL when the file has no usable vocabulary */
-    char *chat_template;      /* owned NUL-terminated copy, or NULL */
+    int n_attn, n_conv;  /* counts of each block kind */
+    lfm_tokenizer *tok;  /* NULL when the file has no usable vocabulary */
+    char *chat_template; /* owned NUL-terminated copy, or NULL */
     uint64_t weight_bytes;
 
     /* Evaluation: one caller at a time (mutex); scratch grows on demand. */
@@ -63,7 +63,7 @@ struct lfm_model {
     tp_pool *pool;
     float *scratch;
     size_t scratch_floats;
-    double *dscratch;         /* (n_threads, n_ctx + hd) attention scores + accumulators */
+    double *dscratch; /* (n_threads, n_ctx + hd) attention scores + accumulators */
     size_t dscratch_doubles;
 };
 
@@ -74,10 +74,10 @@ struct lfm_seq {
     lfm_model *m;
     int n_ctx;
     int pos;
-    int kv_cap;          /* positions allocated in each KV buffer (grows to n_ctx) */
-    size_t kv_elt;       /* 4 (f32) or 2 (f16) */
-    void **k, **v;       /* [n_attn] each (kv_cap, Hkv*hd) */
-    float *conv;         /* (n_conv, K-1, E) */
+    int kv_cap;    /* positions allocated in each KV buffer (grows to n_ctx) */
+    size_t kv_elt; /* 4 (f32) or 2 (f16) */
+    void **k, **v; /* [n_attn] each (kv_cap, Hkv*hd) */
+    float *conv;   /* (n_conv, K-1, E) */
 };
 
 /* Makes room in s's KV buffers for `need` positions (<= n_ctx). 0 or LFM_ENOMEM;

@@ -16,11 +16,11 @@
 
 /* Sanity limits: far above any published LFM2, low enough that products of
  * sizes cannot overflow size_t / int64 in the forward pass. */
-#define LIM_EMBD (1 << 16)
-#define LIM_FF (1 << 20)
+#define LIM_EMBD  (1 << 16)
+#define LIM_FF    (1 << 20)
 #define LIM_VOCAB (1 << 24)
 #define LIM_HEADS 1024
-#define LIM_CONV 64
+#define LIM_CONV  64
 
 /* ------------------------------------------------------------ errors -- */
 
@@ -77,7 +77,8 @@ static int read_hparams(const gguf_file *f, const char *path, lfm_hparams *hp, c
                         size_t errlen) {
     gguf_str s;
     int rc = gguf_get_str(f, "general.architecture", &s, NULL, 0);
-    if (rc != 0) return fail(err, errlen, LFM_EFORMAT, "not an LFM2 model (no general.architecture)");
+    if (rc != 0)
+        return fail(err, errlen, LFM_EFORMAT, "not an LFM2 model (no general.architecture)");
     if (s.len != 4 || memcmp(s.ptr, "lfm2", 4) != 0)
         return fail(err, errlen, LFM_EFORMAT, "not an LFM2 model (general.architecture = %.*s)",
                     (int)(s.len > 64 ? 64 : s.len), s.ptr);
@@ -143,8 +144,10 @@ static int read_hparams(const gguf_file *f, const char *path, lfm_hparams *hp, c
                         "head_count %d",
                         l, (long long)v, hp->n_head);
         hp->n_head_kv[l] = (int)v;
-        if (v > 0) any_attn = 1;
-        else any_conv = 1;
+        if (v > 0)
+            any_attn = 1;
+        else
+            any_conv = 1;
     }
     hp->conv_l_cache = 0;
     if ((rc = get_int(f, "lfm2.shortconv.l_cache", any_conv, 1, LIM_CONV, &hp->conv_l_cache, err,
@@ -267,8 +270,8 @@ static int load_layer(lfm_model *m, int l, char *err, size_t errlen) {
     if (L->n_head_kv == 0) {
         L->conv_index = m->n_conv++;
         L->attn_index = -1;
-        if ((rc = load_mat(f, NAME("shortconv.in_proj.weight"), E, 3 * E, &L->conv_in, err,
-                           errlen)))
+        if ((rc =
+                 load_mat(f, NAME("shortconv.in_proj.weight"), E, 3 * E, &L->conv_in, err, errlen)))
             return rc;
         if ((rc = load_mat(f, NAME("shortconv.out_proj.weight"), E, E, &L->conv_out, err, errlen)))
             return rc;
@@ -318,7 +321,8 @@ static int load_all(lfm_model *m, const char *path, char *err, size_t errlen) {
     for (int l = 0; l < hp->n_layer; l++)
         if ((rc = load_layer(m, l, err, errlen))) return rc;
 
-    for (size_t i = 0; i < gguf_tensor_count(f); i++) m->weight_bytes += gguf_tensor_at(f, i)->nbytes;
+    for (size_t i = 0; i < gguf_tensor_count(f); i++)
+        m->weight_bytes += gguf_tensor_at(f, i)->nbytes;
 
     gguf_str s;
     if (gguf_get_str(f, "tokenizer.chat_template", &s, NULL, 0) == 0) {
@@ -345,8 +349,10 @@ int lfm_model_load(const char *path, const lfm_model_opts *opts, lfm_model **out
     *out = NULL;
     lfm_model *m = calloc(1, sizeof *m);
     if (!m) return fail(err, errlen, LFM_ENOMEM, "out of memory");
-    if (opts) m->opts = *opts;
-    else lfm_model_opts_default(&m->opts);
+    if (opts)
+        m->opts = *opts;
+    else
+        lfm_model_opts_default(&m->opts);
     m->kernels = m->opts.kernels == LFM_KERNELS_SCALAR ? LQ_KERNELS_SCALAR : LQ_KERNELS_AUTO;
     pthread_mutex_init(&m->mu, NULL);
 
@@ -400,7 +406,15 @@ void lfm_model_free(lfm_model *m) {
     free(m);
 }
 
-const lfm_hparams *lfm_model_hparams(const lfm_model *m) { return &m->hp; }
-const lfm_tokenizer *lfm_model_tokenizer(const lfm_model *m) { return m->tok; }
-const char *lfm_model_chat_template(const lfm_model *m) { return m->chat_template; }
-uint64_t lfm_model_weight_bytes(const lfm_model *m) { return m->weight_bytes; }
+const lfm_hparams *lfm_model_hparams(const lfm_model *m) {
+    return &m->hp;
+}
+const lfm_tokenizer *lfm_model_tokenizer(const lfm_model *m) {
+    return m->tok;
+}
+const char *lfm_model_chat_template(const lfm_model *m) {
+    return m->chat_template;
+}
+uint64_t lfm_model_weight_bytes(const lfm_model *m) {
+    return m->weight_bytes;
+}

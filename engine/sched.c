@@ -31,19 +31,19 @@
 #include "engine/stopstr.h"
 
 #define SCHED_PREFILL_CHUNK 256
-#define SCHED_MAX_ACTIVE 256
-#define SCHED_CTX_CAP 8192
+#define SCHED_MAX_ACTIVE    256
+#define SCHED_CTX_CAP       8192
 
 typedef struct sched_job sched_job;
 struct sched_job {
     sched_job *next; /* queue link (under mu) */
     uint64_t id;
-    bool cancel;     /* set by lfm_sched_cancel (under mu) */
+    bool cancel; /* set by lfm_sched_cancel (under mu) */
 
-    int32_t *hist;   /* prompt then generated tokens, capacity hist_cap */
+    int32_t *hist; /* prompt then generated tokens, capacity hist_cap */
     int hist_cap;
     int n_prompt;
-    int n_hist;      /* prompt + generated so far */
+    int n_hist; /* prompt + generated so far */
     int max_tokens;
     lfm_sampler_params sp;
     lfm_event_cb cb;
@@ -52,9 +52,10 @@ struct sched_job {
 
     /* Scheduler-thread state while running. */
     int slot;
-    bool fresh;      /* admitted this step, not yet initialized */
+    uint64_t admit_seq; /* admission order: prefill budget goes oldest first */
+    bool fresh;         /* admitted this step, not yet initialized */
     bool cancel_seen;
-    int n_fed;       /* history tokens already evaluated into the sequence */
+    int n_fed; /* history tokens already evaluated into the sequence */
     int n_generated;
     lfm_sampler *sampler;
     lfm_detok detok;
@@ -70,21 +71,23 @@ struct lfm_sched {
     pthread_cond_t cv;
     sched_job *q_head, *q_tail; /* waiting jobs, FIFO */
     int q_len;
-    sched_job **active;         /* [max_active] slots, NULL = free; writes under mu */
+    sched_job **active; /* [max_active] slots, NULL = free; writes under mu */
     int n_active;
     bool stopping;
     uint64_t next_id;
+    uint64_t next_admit;
     pthread_t thread;
 
     /* Scheduler thread only. */
-    lfm_seq **seqs;             /* [max_active], one per slot */
+    lfm_seq **seqs; /* [max_active], one per slot */
     int row_cap;
+    int *order; /* [max_active] slots of running jobs, oldest first */
     int32_t *b_tok;
     lfm_seq **b_seq;
     uint8_t *b_want;
-    float *logits;              /* max_active * n_vocab */
-    tg_buf piece;               /* detokenized text of one token */
-    tg_buf text;                /* text cleared for release */
+    float *logits; /* max_active * n_vocab */
+    tg_buf piece;  /* detokenized text of one token */
+    tg_buf text;   /* text cleared for release */
     char err[256];
 };
 
@@ -184,14 +187,30 @@ static bool job_take_token(lfm_sched *s, sched_job *j, int32_t tok) {
 
 /* ------------------------------------------------------------- step -- */
 
+/* Fills s->order with the slots of running jobs, oldest admission first
+ * (insertion sort: at most max_active entries, nearly sorted already). */
+static int running_in_order(lfm_sched *s) {
+    int n = 0;
+    for (int i = 0; i < s->max_active; i++) {
+        if (!s->active[i]) continue;
+        int k = n++;
+        while (k > 0 && s->active[s->order[k - 1]]->admit_seq > s->active[i]->admit_seq) {
+            s->order[k] = s->order[k - 1];
+            k--;
+        }
+        s->order[k] = i;
+    }
+    return n;
+}
+
 /* One batched evaluation over every running job, then sampling. */
 static void sched_step(lfm_sched *s) {
     int rows = 0, budget = SCHED_PREFILL_CHUNK;
-    int take[SCHED_MAX_ACTIVE];
-    for (int i = 0; i < s->max_active; i++) {
-        take[i] = 0;
+    int take[SCHED_MAX_ACTIVE] = {0};
+    int n_run = running_in_order(s);
+    for (int o = 0; o < n_run; o++) {
+        int i = s->order[o];
         sched_job *j = s->active[i];
-        if (!j) continue;
         int pending = j->n_hist - j->n_fed;
         if (j->n_fed < j->n_prompt) { /* prefill: bounded per step */
             if (pending > budget) pending = budget;
@@ -208,18 +227,18 @@ static void sched_step(lfm_sched *s) {
     }
     if (rows == 0) return;
     s->err[0] = 0;
-    int rc = lfm_eval(s->m, rows, s->b_tok, s->b_seq, s->b_want, s->logits, s->err,
-                      sizeof s->err);
+    int rc = lfm_eval(s->m, rows, s->b_tok, s->b_seq, s->b_want, s->logits, s->err, sizeof s->err);
     if (rc != LFM_OK) {
         if (!s->err[0]) snprintf(s->err, sizeof s->err, "%s", lfm_strerror(rc));
         for (int i = 0; i < s->max_active; i++)
             if (s->active[i] && take[i]) job_finish(s, s->active[i], LFM_FINISH_ERROR, s->err);
         return;
     }
-    int k = 0;
-    for (int i = 0; i < s->max_active; i++) {
+    int k = 0; /* logits rows come in row order, i.e. in s->order */
+    for (int o = 0; o < n_run; o++) {
+        int i = s->order[o];
         sched_job *j = s->active[i];
-        if (!j || !take[i]) continue;
+        if (!take[i]) continue;
         j->n_fed += take[i];
         if (j->n_fed != j->n_hist) continue; /* still in prefill: no logits row */
         float *lg = s->logits + (size_t)k * (size_t)s->n_vocab;
@@ -240,7 +259,8 @@ static void *sched_main(void *arg) {
     for (;;) {
         sched_job *dead = NULL, **dead_tail = &dead;
         pthread_mutex_lock(&s->mu);
-        while (!s->stopping && s->q_len == 0 && s->n_active == 0) pthread_cond_wait(&s->cv, &s->mu);
+        while (!s->stopping && s->q_len == 0 && s->n_active == 0)
+            pthread_cond_wait(&s->cv, &s->mu);
         if (s->stopping) {
             pthread_mutex_unlock(&s->mu);
             break;
@@ -259,7 +279,8 @@ static void *sched_main(void *arg) {
             }
         }
         s->q_tail = NULL;
-        for (sched_job *j = s->q_head; j; j = j->next) s->q_tail = j;
+        for (sched_job *j = s->q_head; j; j = j->next)
+            s->q_tail = j;
         /* Admit waiting jobs into free slots, oldest first. */
         for (int i = 0; i < s->max_active && s->q_head; i++) {
             if (s->active[i]) continue;
@@ -270,6 +291,7 @@ static void *sched_main(void *arg) {
             j->next = NULL;
             j->slot = i;
             j->fresh = true;
+            j->admit_seq = ++s->next_admit;
             s->active[i] = j;
             s->n_active++;
         }
@@ -327,6 +349,7 @@ static void sched_destroy(lfm_sched *s) {
             if (s->seqs[i]) lfm_seq_free(s->seqs[i]);
     free(s->seqs);
     free(s->active);
+    free(s->order);
     free(s->b_tok);
     free(s->b_seq);
     free(s->b_want);
@@ -348,8 +371,7 @@ int lfm_sched_new(lfm_model *m, const lfm_sched_opts *o, lfm_sched **out, char *
         set_err(err, errlen, "scheduler: no model");
         return LFM_EINVAL;
     }
-    if (o->max_active < 1 || o->max_active > SCHED_MAX_ACTIVE || o->queue_cap < 1 ||
-        o->n_ctx < 0) {
+    if (o->max_active < 1 || o->max_active > SCHED_MAX_ACTIVE || o->queue_cap < 1 || o->n_ctx < 0) {
         if (err && errlen)
             snprintf(err, errlen,
                      "scheduler: bad options (max_active %d must be 1..%d, queue_cap %d >= 1, "
@@ -377,11 +399,12 @@ int lfm_sched_new(lfm_model *m, const lfm_sched_opts *o, lfm_sched **out, char *
     s->row_cap = o->max_active + SCHED_PREFILL_CHUNK;
     s->active = calloc((size_t)s->max_active, sizeof *s->active);
     s->seqs = calloc((size_t)s->max_active, sizeof *s->seqs);
+    s->order = calloc((size_t)s->max_active, sizeof *s->order);
     s->b_tok = calloc((size_t)s->row_cap, sizeof *s->b_tok);
     s->b_seq = calloc((size_t)s->row_cap, sizeof *s->b_seq);
     s->b_want = calloc((size_t)s->row_cap, sizeof *s->b_want);
     s->logits = malloc((size_t)s->max_active * (size_t)s->n_vocab * sizeof *s->logits);
-    if (!s->active || !s->seqs || !s->b_tok || !s->b_seq || !s->b_want || !s->logits) {
+    if (!s->active || !s->seqs || !s->order || !s->b_tok || !s->b_seq || !s->b_want || !s->logits) {
         sched_destroy(s);
         goto nomem;
     }
@@ -451,13 +474,17 @@ int lfm_sched_submit(lfm_sched *s, const lfm_job_params *p, uint64_t *job_id) {
 
     pthread_mutex_lock(&s->mu);
     int rc = LFM_OK;
-    if (s->stopping) rc = LFM_ECANCELED;
-    else if (s->q_len >= s->queue_cap) rc = LFM_EFULL;
+    if (s->stopping)
+        rc = LFM_ECANCELED;
+    else if (s->q_len >= s->queue_cap)
+        rc = LFM_EFULL;
     if (rc == LFM_OK) {
         j->id = ++s->next_id;
         j->t_submit = now_ms();
-        if (s->q_tail) s->q_tail->next = j;
-        else s->q_head = j;
+        if (s->q_tail)
+            s->q_tail->next = j;
+        else
+            s->q_head = j;
         s->q_tail = j;
         s->q_len++;
         if (job_id) *job_id = j->id;
@@ -494,4 +521,6 @@ int lfm_sched_active(lfm_sched *s) {
     return n;
 }
 
-int lfm_sched_n_ctx(const lfm_sched *s) { return s->n_ctx; }
+int lfm_sched_n_ctx(const lfm_sched *s) {
+    return s->n_ctx;
+}

@@ -23,7 +23,8 @@ uint64_t lfm_seq_state_bytes(const lfm_model *m, int n_ctx) {
     if (n_ctx <= 0 || n_ctx > m->hp.n_ctx_train) n_ctx = m->hp.n_ctx_train;
     uint64_t elt = m->opts.kv_type == LFM_KV_F16 ? 2 : 4;
     uint64_t b = sizeof(lfm_seq) + conv_floats(m) * sizeof(float);
-    for (int a = 0; a < m->n_attn; a++) b += 2 * (uint64_t)n_ctx * kv_row(m, a) * elt;
+    for (int a = 0; a < m->n_attn; a++)
+        b += 2 * (uint64_t)n_ctx * kv_row(m, a) * elt;
     return b;
 }
 
@@ -48,8 +49,10 @@ lfm_seq *lfm_seq_new(lfm_model *m, int n_ctx) {
 
 void lfm_seq_free(lfm_seq *s) {
     if (!s) return;
-    for (int a = 0; s->k && a < s->m->n_attn; a++) free(s->k[a]);
-    for (int a = 0; s->v && a < s->m->n_attn; a++) free(s->v[a]);
+    for (int a = 0; s->k && a < s->m->n_attn; a++)
+        free(s->k[a]);
+    for (int a = 0; s->v && a < s->m->n_attn; a++)
+        free(s->v[a]);
     free(s->k);
     free(s->v);
     free(s->conv);
@@ -63,15 +66,20 @@ void lfm_seq_reset(lfm_seq *s) {
     memset(s->conv, 0, conv_floats(s->m) * sizeof *s->conv);
 }
 
-int lfm_seq_pos(const lfm_seq *s) { return s->pos; }
-int lfm_seq_n_ctx(const lfm_seq *s) { return s->n_ctx; }
+int lfm_seq_pos(const lfm_seq *s) {
+    return s->pos;
+}
+int lfm_seq_n_ctx(const lfm_seq *s) {
+    return s->n_ctx;
+}
 
 int lfm_seq_reserve(lfm_seq *s, int need) {
     if (need <= s->kv_cap || s->m->n_attn == 0) return 0;
     if (need > s->n_ctx) return LFM_ECTX;
     /* Double (from 64) so a long decode reallocates O(log n) times. */
     int cap = s->kv_cap ? s->kv_cap : 64;
-    while (cap < need) cap = cap > s->n_ctx / 2 ? s->n_ctx : cap * 2;
+    while (cap < need)
+        cap = cap > s->n_ctx / 2 ? s->n_ctx : cap * 2;
     if (cap > s->n_ctx) cap = s->n_ctx;
     for (int a = 0; a < s->m->n_attn; a++) {
         size_t bytes = (size_t)cap * kv_row(s->m, a) * s->kv_elt;

@@ -29,7 +29,8 @@ void lfm_stop_init(lfm_stop *st, const char *const *stops, size_t n) {
 }
 
 void lfm_stop_free(lfm_stop *st) {
-    for (size_t i = 0; i < st->n; i++) free(st->stops[i]);
+    for (size_t i = 0; i < st->n; i++)
+        free(st->stops[i]);
     free(st->stops);
     free(st->lens);
     tg_buf_free(&st->held);
@@ -67,7 +68,8 @@ static size_t held_suffix(const lfm_stop *st, const char *s, size_t n) {
 
 /* Moves a split point back so it does not fall inside a UTF-8 character. */
 static size_t char_boundary(const char *s, size_t at) {
-    while (at > 0 && ((unsigned char)s[at] & 0xC0) == 0x80) at--;
+    while (at > 0 && ((unsigned char)s[at] & 0xC0) == 0x80)
+        at--;
     return at;
 }
 

@@ -17,11 +17,11 @@
 #include "common/tg_buf.h"
 
 typedef struct {
-    char **stops;    /* owned copies; empty strings are dropped */
+    char **stops; /* owned copies; empty strings are dropped */
     size_t *lens;
     size_t n;
-    tg_buf held;     /* text received but not yet released */
-    bool stopped;    /* a stop string was found: everything after is dropped */
+    tg_buf held;  /* text received but not yet released */
+    bool stopped; /* a stop string was found: everything after is dropped */
 } lfm_stop;
 
 /* Copies the stop strings (NULL entries and empty strings are ignored). */

@@ -13,12 +13,12 @@ typedef struct {
 } tp_worker_arg;
 
 struct tp_pool {
-    int n;                 /* total participants, caller included */
-    pthread_t *threads;    /* n - 1 */
-    tp_worker_arg *args;   /* n - 1 */
+    int n;               /* total participants, caller included */
+    pthread_t *threads;  /* n - 1 */
+    tp_worker_arg *args; /* n - 1 */
     pthread_mutex_t mu;
-    pthread_cond_t wake;   /* workers: new gen or stop */
-    pthread_cond_t done;   /* caller: pending reached 0 */
+    pthread_cond_t wake; /* workers: new gen or stop */
+    pthread_cond_t done; /* caller: pending reached 0 */
     unsigned long gen;
     int pending;
     int stop;
@@ -32,7 +32,8 @@ static void *tp_worker(void *arg) {
     unsigned long seen = 0;
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->stop && p->gen == seen) pthread_cond_wait(&p->wake, &p->mu);
+        while (!p->stop && p->gen == seen)
+            pthread_cond_wait(&p->wake, &p->mu);
         if (p->stop) break;
         seen = p->gen;
         tp_fn fn = p->fn;
@@ -80,7 +81,8 @@ void tp_free(tp_pool *p) {
     p->stop = 1;
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
-    for (int i = 0; i < p->n - 1; i++) pthread_join(p->threads[i], NULL);
+    for (int i = 0; i < p->n - 1; i++)
+        pthread_join(p->threads[i], NULL);
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->done);
     pthread_mutex_destroy(&p->mu);
@@ -89,7 +91,9 @@ void tp_free(tp_pool *p) {
     free(p);
 }
 
-int tp_size(const tp_pool *p) { return p ? p->n : 1; }
+int tp_size(const tp_pool *p) {
+    return p ? p->n : 1;
+}
 
 void tp_run(tp_pool *p, tp_fn fn, void *ctx) {
     if (!p || p->n == 1) {
@@ -105,6 +109,7 @@ void tp_run(tp_pool *p, tp_fn fn, void *ctx) {
     pthread_mutex_unlock(&p->mu);
     fn(ctx, 0, p->n);
     pthread_mutex_lock(&p->mu);
-    while (p->pending > 0) pthread_cond_wait(&p->done, &p->mu);
+    while (p->pending > 0)
+        pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
 }

@@ -16,13 +16,15 @@
 #include <string.h>
 #include <time.h>
 
+#include <uv.h>
+
 #include "common/tg_log.h"
 #include "gateway/api_routes.h"
 #include "gateway/openai_api.h"
 #include "gateway/sse.h"
+#include "gateway/toolstream.h"
 
-#define ROUTE      "/v1/chat/completions"
-#define TOOL_START "<|tool_call_start|>"
+#define ROUTE "/v1/chat/completions"
 
 struct tg_chat {
     tg_api *api;
@@ -35,12 +37,25 @@ struct tg_chat {
     char id[48];
     int64_t created;
     bool stream;
-    bool tools;     /* tools were offered: output may be a tool call */
-    bool capturing; /* streaming: the tool-call marker was seen */
+    bool tools; /* tools were offered: output may be a tool call */
     bool got_text;
     int n_prompt;
 
-    tg_buf text; /* non-streaming: everything; streaming with tools: held text */
+    tg_buf text;      /* non-streaming: the whole output */
+    tg_toolstream ts; /* streaming with tools: what may be a tool call */
+
+    /* Prompt preparation (template + tokenizer) runs on the libuv thread
+     * pool: a large prompt must not stall every other stream on the loop. */
+    uv_work_t work;
+    bool preparing;
+    bool gone; /* exchange ended while preparing: free when the work returns */
+    int32_t *ids;
+    size_t n_ids;
+    int prep_rc;
+    bool prep_render_failed;
+    char prep_err[256];
+
+    bool linked;
     tg_chat *prev, *next;
 };
 
@@ -51,20 +66,28 @@ static void chat_link(tg_api *api, tg_chat *c) {
     if (api->chats) api->chats->prev = c;
     api->chats = c;
     api->n_chats++;
+    c->linked = true;
+}
+
+static void chat_unlink(tg_chat *c) {
+    if (!c->linked) return;
+    tg_api *api = c->api;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        api->chats = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    api->n_chats--;
+    c->linked = false;
 }
 
 static void chat_free(tg_chat *c) {
-    tg_api *api = c->api;
-    if (c->prev || api->chats == c) {
-        if (c->prev)
-            c->prev->next = c->next;
-        else
-            api->chats = c->next;
-        if (c->next) c->next->prev = c->prev;
-        api->n_chats--;
-    }
+    chat_unlink(c);
     tg_oai_request_free(&c->oai);
     tg_buf_free(&c->text);
+    tg_toolstream_free(&c->ts);
+    free(c->ids);
     free(c);
 }
 
@@ -93,31 +116,12 @@ static void send_content(tg_chat *c, const char *s, size_t n) {
     send_chunk(c, &k);
 }
 
-/* Length of the longest suffix of (s, n) that is a proper prefix of the
- * tool-call marker: those bytes must wait for the next token. */
-static size_t marker_suffix(const char *s, size_t n) {
-    size_t m = strlen(TOOL_START);
-    size_t max = n < m - 1 ? n : m - 1;
-    for (size_t k = max; k > 0; k--)
-        if (!memcmp(s + n - k, TOOL_START, k)) return k;
-    return 0;
-}
-
 /* Streaming with tools: forward what cannot be part of a tool call. */
 static void stream_tool_text(tg_chat *c, const char *s, size_t n) {
-    tg_buf_append(&c->text, s, n);
-    if (c->capturing) return;
-    const char *hit = memmem(c->text.data, c->text.len, TOOL_START, strlen(TOOL_START));
-    if (hit) {
-        size_t pre = (size_t)(hit - c->text.data);
-        send_content(c, c->text.data, pre);
-        tg_buf_consume(&c->text, pre);
-        c->capturing = true;
-        return;
-    }
-    size_t keep = marker_suffix(c->text.data, c->text.len);
-    send_content(c, c->text.data, c->text.len - keep);
-    tg_buf_consume(&c->text, c->text.len - keep);
+    tg_buf now = TG_BUF_INIT;
+    tg_toolstream_push(&c->ts, s, n, &now);
+    send_content(c, now.data, now.len);
+    tg_buf_free(&now);
 }
 
 /* -------------------------------------------------------- engine events -- */
@@ -180,9 +184,11 @@ static void finish_stream(tg_chat *c, const lfm_event *ev) {
                           ev->error ? ev->error : "generation was canceled");
     } else {
         bool has_calls = false;
-        if (c->tools && c->text.len) {
+        size_t held_len;
+        const char *held = tg_toolstream_held(&c->ts, &held_len);
+        if (c->tools && held_len) {
             tg_buf content = TG_BUF_INIT, calls = TG_BUF_INIT;
-            has_calls = parse_calls(c->text.data, c->text.len, &content, &calls, true) > 0;
+            has_calls = parse_calls(held, held_len, &content, &calls, true) > 0;
             send_content(c, content.data, content.len);
             if (has_calls) {
                 tg_oai_chunk k = {.tool_calls_json = calls.data};
@@ -251,6 +257,14 @@ static void on_done(void *user, const lfm_event *ev) {
 /* The client went away: stop the engine at its next token and free. */
 static void on_abort(void *arg) {
     tg_chat *c = arg;
+    if (c->preparing) { /* the worker still uses c: prep_done frees it */
+        tg_api_count(c->api, c->req, ROUTE, 499);
+        tg_http_respond(c->ex, 499, "text/plain", "", 0); /* frees only */
+        c->ex = NULL;
+        c->gone = true;
+        chat_unlink(c);
+        return;
+    }
     if (c->job) tg_bridge_detach(c->job);
     c->job = NULL;
     tg_api_count(c->api, c->req, ROUTE, 499); /* nginx's "client closed request" */
@@ -263,75 +277,95 @@ static void on_abort(void *arg) {
 
 /* ------------------------------------------------------------ targets -- */
 
-/* Runs the engine target. Returns 0 once the job is submitted (the chat now
- * belongs to the bridge callbacks), -1 after answering an error. */
-static int run_engine(tg_chat *c) {
+/* Worker thread: render the chat template and tokenize. Touches only c's
+ * request (not used by the loop meanwhile) and the read-only tokenizer. */
+static void prep_work(uv_work_t *w) {
+    tg_chat *c = w->data;
     tg_api *api = c->api;
-    char err[256] = "";
     lfm_chat_msg *msgs = tg_oai_chat_msgs(&c->oai);
     tg_buf prompt = TG_BUF_INIT;
-    int rc = lfm_chat_render(api->tmpl, msgs, c->oai.n_msgs, c->oai.tools_json, true, &prompt, err,
-                             sizeof err);
+    int rc = lfm_chat_render(api->tmpl, msgs, c->oai.n_msgs, c->oai.tools_json, true, &prompt,
+                             c->prep_err, sizeof c->prep_err);
     free(msgs);
     if (rc != LFM_OK) {
-        tg_buf_free(&prompt);
-        chat_fail(c, 400, "invalid_request_error", "invalid_messages", "messages",
-                  err[0] ? err : "messages could not be rendered with the chat template");
-        return -1;
+        c->prep_rc = rc;
+        c->prep_render_failed = true;
+    } else {
+        c->prep_rc = lfm_tokenize(api->tok, prompt.data ? prompt.data : "", prompt.len, true, true,
+                                  &c->ids, &c->n_ids);
     }
-    int32_t *ids = NULL;
-    size_t n_ids = 0;
-    rc = lfm_tokenize(api->tok, prompt.data ? prompt.data : "", prompt.len, true, true, &ids,
-                      &n_ids);
     tg_buf_free(&prompt);
-    if (rc != LFM_OK) {
-        free(ids);
+}
+
+/* Loop thread: the prompt is ready; check it and submit. */
+static void prep_done(uv_work_t *w, int status) {
+    tg_chat *c = w->data;
+    tg_api *api = c->api;
+    c->preparing = false;
+    api->n_preparing--;
+    if (c->gone) {
+        chat_free(c);
+        /* Shutdown may be waiting for the last worker to leave the model. */
+        if (api->n_preparing == 0 && api->on_prep_idle) api->on_prep_idle(api->on_prep_idle_arg);
+        return;
+    }
+    if (status != 0 || !api->bridge) {
+        chat_fail(c, 503, "server_error", "engine_unavailable", NULL,
+                  "the engine is not available");
+        return;
+    }
+    if (c->prep_render_failed) {
+        chat_fail(c, 400, "invalid_request_error", "invalid_messages", "messages",
+                  c->prep_err[0] ? c->prep_err
+                                 : "messages could not be rendered with the chat template");
+        return;
+    }
+    if (c->prep_rc != LFM_OK) {
         chat_fail(c, 500, "server_error", NULL, NULL, "tokenization failed");
-        return -1;
+        return;
     }
     /* At least one generated token must fit after the prompt. */
-    if (n_ids >= (size_t)api->n_ctx) {
+    if (c->n_ids >= (size_t)api->n_ctx) {
         char msg[200];
         snprintf(msg, sizeof msg,
                  "This model's maximum context length is %d tokens. However, your messages "
                  "resulted in %zu tokens.",
-                 api->n_ctx, n_ids);
-        free(ids);
+                 api->n_ctx, c->n_ids);
         chat_fail(c, 400, "invalid_request_error", "context_length_exceeded", "messages", msg);
-        return -1;
+        return;
     }
-    c->n_prompt = (int)n_ids;
+    c->n_prompt = (int)c->n_ids;
 
     lfm_job_params jp = {0};
-    jp.prompt = ids;
-    jp.n_prompt = n_ids;
+    jp.prompt = c->ids;
+    jp.n_prompt = c->n_ids;
     jp.max_tokens = c->oai.has_max_tokens ? c->oai.max_tokens : 0;
     tg_oai_sampling(&c->oai, &jp.sampling);
     jp.stop = (const char *const *)c->oai.stop;
     jp.n_stop = c->oai.n_stop;
     tg_bridge_cbs cbs = {on_text, on_done};
-    rc = tg_bridge_submit(api->bridge, &jp, &cbs, c, &c->job);
-    free(ids);
+    int rc = tg_bridge_submit(api->bridge, &jp, &cbs, c, &c->job);
+    free(c->ids); /* copied by submit */
+    c->ids = NULL;
     if (rc == LFM_EFULL) {
         tg_http_add_header(c->ex, "Retry-After", "1");
         chat_fail(c, 429, "requests", "rate_limit_exceeded", NULL,
                   "The engine queue is full; retry shortly");
-        return -1;
+        return;
     }
     if (rc == LFM_ECTX) {
         chat_fail(c, 400, "invalid_request_error", "context_length_exceeded", "messages",
                   "the prompt does not fit the model's context");
-        return -1;
+        return;
     }
     if (rc != LFM_OK) {
         chat_fail(c, 500, "server_error", NULL, NULL, lfm_strerror(rc));
-        return -1;
+        return;
     }
 
-    chat_link(api, c);
-    tg_http_set_on_abort(c->ex, on_abort, c);
     tg_http_set_route(c->ex, c->plan.targets[0].name);
     tg_http_add_header(c->ex, "x-tidegate-route", c->plan.targets[0].name);
+    tg_http_add_header(c->ex, "x-tidegate-reason", c->plan.reason);
     if (c->stream) {
         tg_http_add_header(c->ex, "Cache-Control", "no-cache");
         tg_http_add_header(c->ex, "X-Accel-Buffering", "no");
@@ -339,12 +373,28 @@ static int run_engine(tg_chat *c) {
         tg_oai_chunk first = {.role = "assistant", .content = "", .content_len = 0};
         send_chunk(c, &first);
     }
-    return 0;
+}
+
+/* Runs the engine target: prompt preparation goes to the thread pool, the
+ * rest continues in prep_done. */
+static void run_engine(tg_chat *c) {
+    tg_api *api = c->api;
+    chat_link(api, c);
+    tg_http_set_on_abort(c->ex, on_abort, c);
+    c->work.data = c;
+    c->preparing = true;
+    api->n_preparing++;
+    if (uv_queue_work(api->loop, &c->work, prep_work, prep_done) != 0) {
+        c->preparing = false;
+        api->n_preparing--;
+        chat_fail(c, 500, "server_error", NULL, NULL, "could not queue prompt preparation");
+    }
 }
 
 void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
     tg_chat *c = calloc(1, sizeof *c);
     if (!c) abort();
+    tg_toolstream_init(&c->ts);
     c->api = api;
     c->ex = ex;
     c->req = req;
@@ -386,8 +436,17 @@ void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) 
 void tg_api_chat_end_all(tg_api *api, const char *why) {
     while (api->chats) {
         tg_chat *c = api->chats;
+        chat_unlink(c);
         if (c->job) tg_bridge_detach(c->job);
         c->job = NULL;
+        if (c->preparing) {
+            /* Not answered yet: a plain 503; the worker's return frees c. */
+            tg_api_error(api, c->ex, ROUTE, 503, "server_error", "server_shutting_down", NULL, "%s",
+                         why);
+            c->ex = NULL;
+            c->gone = true;
+            continue;
+        }
         if (c->stream) {
             send_stream_error(c, "server_error", "server_shutting_down", why);
             tg_api_count(api, c->req, ROUTE, 200);

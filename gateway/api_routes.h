@@ -53,6 +53,11 @@ typedef struct tg_api {
 
     tg_chat *chats; /* live chat completions (for shutdown) */
     size_t n_chats;
+    /* Prompts being prepared on the thread pool; they read the model, so
+     * the engine is freed only once this is 0 (on_prep_idle tells). */
+    size_t n_preparing;
+    void (*on_prep_idle)(void *arg);
+    void *on_prep_idle_arg;
 } tg_api;
 
 /* The tg_http_handler for the server; user is the tg_api. */

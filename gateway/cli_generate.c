@@ -106,8 +106,7 @@ static int parse_args(int argc, char **argv, gen_args *a) {
             a->chat = true;
             continue;
         }
-        if (f[0] != '-')
-            return cli_usage_error("generate", k_usage, "unexpected argument '%s'", f);
+        if (f[0] != '-') return cli_usage_error("generate", k_usage, "unexpected argument '%s'", f);
         if (i + 1 >= argc) return cli_usage_error("generate", k_usage, "%s needs a value", f);
         const char *v = argv[++i];
         int rc = 0;
@@ -147,9 +146,12 @@ static int parse_args(int argc, char **argv, gen_args *a) {
             if (cli_parse_int(v, 0, 1024, &a->threads))
                 return cli_usage_error("generate", k_usage, "%s: expected 0..1024", f);
         } else if (!strcmp(f, "--kernels")) {
-            if (!strcmp(v, "scalar")) a->kernels = LFM_KERNELS_SCALAR;
-            else if (!strcmp(v, "auto")) a->kernels = LFM_KERNELS_AUTO;
-            else return cli_usage_error("generate", k_usage, "--kernels: expected scalar or auto");
+            if (!strcmp(v, "scalar"))
+                a->kernels = LFM_KERNELS_SCALAR;
+            else if (!strcmp(v, "auto"))
+                a->kernels = LFM_KERNELS_AUTO;
+            else
+                return cli_usage_error("generate", k_usage, "--kernels: expected scalar or auto");
         } else if (!strcmp(f, "--stop")) {
             if (a->n_stops == GEN_MAX_STOPS)
                 return cli_usage_error("generate", k_usage, "at most %d --stop strings",

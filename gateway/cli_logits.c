@@ -88,11 +88,16 @@ int cmd_engine_logits(int argc, char **argv) {
         }
         if (i + 1 >= argc) return cli_usage_error("engine logits", k_usage, "%s needs a value", a);
         const char *val = argv[++i];
-        if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = val;
-        else if (!strcmp(a, "--tokens")) tokens_arg = val;
-        else if (!strcmp(a, "--tokens-file")) tokens_file = val;
-        else if (!strcmp(a, "--rows")) rows_arg = val;
-        else if (!strcmp(a, "--out")) out_path = val;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model"))
+            model = val;
+        else if (!strcmp(a, "--tokens"))
+            tokens_arg = val;
+        else if (!strcmp(a, "--tokens-file"))
+            tokens_file = val;
+        else if (!strcmp(a, "--rows"))
+            rows_arg = val;
+        else if (!strcmp(a, "--out"))
+            out_path = val;
         else if (!strcmp(a, "--prefill")) {
             if (cli_parse_int(val, 0, 1L << 30, &prefill))
                 return cli_usage_error("engine logits", k_usage, "bad --prefill '%s'", val);
@@ -101,20 +106,27 @@ int cmd_engine_logits(int argc, char **argv) {
                 return cli_usage_error("engine logits", k_usage, "bad --threads '%s'", val);
             opts.n_threads = (int)threads;
         } else if (!strcmp(a, "--kernels")) {
-            if (!strcmp(val, "scalar")) opts.kernels = LFM_KERNELS_SCALAR;
-            else if (!strcmp(val, "auto")) opts.kernels = LFM_KERNELS_AUTO;
-            else return cli_usage_error("engine logits", k_usage, "bad --kernels '%s'", val);
+            if (!strcmp(val, "scalar"))
+                opts.kernels = LFM_KERNELS_SCALAR;
+            else if (!strcmp(val, "auto"))
+                opts.kernels = LFM_KERNELS_AUTO;
+            else
+                return cli_usage_error("engine logits", k_usage, "bad --kernels '%s'", val);
         } else if (!strcmp(a, "--kv")) {
-            if (!strcmp(val, "f32")) opts.kv_type = LFM_KV_F32;
-            else if (!strcmp(val, "f16")) opts.kv_type = LFM_KV_F16;
-            else return cli_usage_error("engine logits", k_usage, "bad --kv '%s'", val);
+            if (!strcmp(val, "f32"))
+                opts.kv_type = LFM_KV_F32;
+            else if (!strcmp(val, "f16"))
+                opts.kv_type = LFM_KV_F16;
+            else
+                return cli_usage_error("engine logits", k_usage, "bad --kv '%s'", val);
         } else {
             return cli_usage_error("engine logits", k_usage, "unknown flag '%s'", a);
         }
     }
     if (!model) return cli_usage_error("engine logits", k_usage, "missing -m MODEL");
     if (!tokens_arg == !tokens_file)
-        return cli_usage_error("engine logits", k_usage, "give exactly one of --tokens, --tokens-file");
+        return cli_usage_error("engine logits", k_usage,
+                               "give exactly one of --tokens, --tokens-file");
     if (prefill < 0) return cli_usage_error("engine logits", k_usage, "missing --prefill N");
     if (!rows_arg) return cli_usage_error("engine logits", k_usage, "missing --rows");
     if (!out_path) return cli_usage_error("engine logits", k_usage, "missing --out FILE");
@@ -132,7 +144,9 @@ int cmd_engine_logits(int argc, char **argv) {
         }
         int bad = parse_ids(b.data ? b.data : "", b.len, 1, &toks, &ntok);
         tg_buf_free(&b);
-        if (bad) return fail1("%s: %s", tokens_file, "expected token ids separated by commas/whitespace or a JSON array");
+        if (bad)
+            return fail1("%s: %s", tokens_file,
+                         "expected token ids separated by commas/whitespace or a JSON array");
     }
     if (parse_ids(rows_arg, strlen(rows_arg), 0, &rows, &nrows) || nrows == 0) {
         free(toks);
@@ -180,16 +194,19 @@ int cmd_engine_logits(int argc, char **argv) {
         goto done;
     }
     size_t k = 0; /* next listed row */
-    for (size_t i = 0; i < nrows; i++) want[rows[i]] = 1;
+    for (size_t i = 0; i < nrows; i++)
+        want[rows[i]] = 1;
     if (prefill > 0) {
         size_t nw = 0;
-        for (long i = 0; i < prefill; i++) nw += want[i];
+        for (long i = 0; i < prefill; i++)
+            nw += want[i];
         lfm_seq **seqs = malloc((size_t)prefill * sizeof *seqs);
         if (!seqs) {
             fail1("%s%s", "out of memory", "");
             goto done;
         }
-        for (long i = 0; i < prefill; i++) seqs[i] = s;
+        for (long i = 0; i < prefill; i++)
+            seqs[i] = s;
         int e = lfm_eval(m, (int)prefill, toks, seqs, want, logits, err, sizeof err);
         free(seqs);
         if (e) {

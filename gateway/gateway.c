@@ -13,9 +13,7 @@ typedef struct {
     tg_api api;
     uv_signal_t sig_term, sig_int;
     uv_timer_t grace;
-    bool grace_started;
     bool server_closed;
-    int exit_code;
 } gw;
 
 static void on_handle_closed(uv_handle_t *h) {
@@ -29,6 +27,13 @@ static void close_any(uv_handle_t *h, void *arg) {
 
 static void stop_engine(tg_api *api);
 
+static void on_prep_idle(void *arg) {
+    gw *g = arg;
+    if (!g->server_closed) return;
+    g->api.on_prep_idle = NULL;
+    stop_engine(&g->api);
+}
+
 /* Last step of shutdown: every exchange has ended and the server is gone. */
 static void on_server_closed(void *arg) {
     gw *g = arg;
@@ -39,8 +44,12 @@ static void on_server_closed(void *arg) {
     uv_close((uv_handle_t *)&g->sig_term, on_handle_closed);
     uv_close((uv_handle_t *)&g->sig_int, on_handle_closed);
     /* Nothing is in flight any more: the engine can go (its async handle is
-     * the last thing keeping the loop alive). */
-    stop_engine(&g->api);
+     * the last thing keeping the loop alive), once no prompt preparation
+     * on the thread pool still reads the model. */
+    if (g->api.n_preparing == 0)
+        stop_engine(&g->api);
+    else
+        g->api.on_prep_idle = on_prep_idle;
     tg_log_info("shutdown_done", "status=ok");
 }
 
@@ -162,6 +171,7 @@ int tg_gateway_run(const tg_config *cfg) {
     api->loop = &loop;
     api->cfg = cfg;
     api->started_at = (int64_t)time(NULL);
+    api->on_prep_idle_arg = &g;
     api->metrics = tg_metrics_new();
     tg_metrics_std_init(&api->std, api->metrics);
     tg_api_register_metrics(api);

@@ -39,6 +39,7 @@ pt=$(jget "$BODY" usage.prompt_tokens)
 [ "$pt" -gt 5 ] 2>/dev/null && ok "chat prompt_tokens $pt" || bad "chat prompt_tokens '$pt'"
 check "chat total_tokens" $((pt + 12)) "$(jget "$BODY" usage.total_tokens)"
 check "chat route header" engine "$(header x-tidegate-route "$TMP/chat.hdr")"
+check "chat reason header" "auto: engine (no cloud upstream configured)" "$(header x-tidegate-reason "$TMP/chat.hdr")"
 TEXT1=$(jget "$BODY" choices.0.message.content)
 [ -n "$TEXT1" ] && ok "chat content non-empty" || bad "chat content empty"
 
@@ -198,7 +199,7 @@ start_server c -- -c "$TMP/c.yaml"
 pids=()
 for i in 1 2 3 4 5; do
     curl -s -o "$TMP/q$i.body" -D "$TMP/q$i.hdr" -w '%{http_code}' --max-time 60 "$BASE/v1/chat/completions" \
-        -d '{"messages":[{"role":"user","content":"x"}],"max_tokens":60}' >"$TMP/q$i.code" &
+        -d '{"messages":[{"role":"user","content":"x"}],"max_tokens":200}' >"$TMP/q$i.code" &
     pids+=($!)
 done
 wait "${pids[@]}"
@@ -217,8 +218,24 @@ done
 check "every request answered" 5 $((n429 + n200))
 req c_health GET /healthz
 check "loop responsive after 429s" 200 "$STATUS"
-stop_server
-check "server c exit 0" 0 "$RC"
+# A second signal ends in-flight streams at once (no waiting for the grace).
+curl -sN --max-time 30 "$BASE/v1/chat/completions" \
+    -d '{"messages":[{"role":"user","content":"x"}],"max_tokens":100000,"stream":true}' >"$TMP/int.sse" &
+CURL=$!
+sleep 0.5
+t0=$(date +%s%N)
+kill -TERM "$PID"
+sleep 0.2
+kill -INT "$PID"
+RC=0
+wait "$PID" || RC=$?
+t1=$(date +%s%N)
+wait $CURL
+check "second signal: exit 0" 0 "$RC"
+ms=$(((t1 - t0) / 1000000))
+[ "$ms" -lt 2500 ] && ok "second signal: ended in ${ms} ms (grace 3000)" || bad "second signal took ${ms} ms"
+grep -q server_shutting_down "$TMP/int.sse" && ok "second signal: stream got the error event" ||
+    bad "second signal: no error event: $(tail -c 200 "$TMP/int.sse")"
 
 # A bad config file stops serve with file:line:col and exit 1.
 printf 'engine:\n  max_active: lots\n' >"$TMP/bad.yaml"

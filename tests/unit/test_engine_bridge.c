@@ -69,7 +69,8 @@ static int setup(void **st) {
     if (lfm_sched_new(f->m, &so, &f->s, err, sizeof err) != LFM_OK) return -1;
     uv_loop_init(&f->loop);
     if (tg_bridge_new(&f->loop, f->s, &f->b) != LFM_OK) return -1;
-    for (int i = 0; i < 8; i++) f->prompt[i] = 20 + i * 3;
+    for (int i = 0; i < 8; i++)
+        f->prompt[i] = 20 + i * 3;
     *st = f;
     return 0;
 }
@@ -101,7 +102,8 @@ static int submit(fx *f, owner *o, int max_tokens, uint64_t seed) {
 static void run_until_done(fx *f, owner **os, int n) {
     for (int iter = 0; iter < 100000; iter++) {
         int done = 0;
-        for (int i = 0; i < n; i++) done += os[i]->n_done > 0;
+        for (int i = 0; i < n; i++)
+            done += os[i]->n_done > 0;
         if (done == n && tg_bridge_live_jobs(f->b) == 0) return;
         uv_run(&f->loop, UV_RUN_ONCE);
     }
@@ -177,7 +179,8 @@ static void test_detach_stops_callbacks(void **st) {
     owner *os[] = {&b};
     run_until_done(f, os, 1);
     /* Wait for the detached job to be freed too (its DONE arrives unseen). */
-    for (int i = 0; i < 100000 && tg_bridge_live_jobs(f->b); i++) uv_run(&f->loop, UV_RUN_ONCE);
+    for (int i = 0; i < 100000 && tg_bridge_live_jobs(f->b); i++)
+        uv_run(&f->loop, UV_RUN_ONCE);
     assert_int_equal(tg_bridge_live_jobs(f->b), 0);
     assert_int_equal(a.n_text, 1);
     assert_int_equal(a.n_done, 0);

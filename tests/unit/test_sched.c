@@ -21,8 +21,8 @@
 #include "engine/synth.h"
 
 #define F32_MODEL TG_FIXTURES "/models/lfm2-tiny-f32.gguf"
-#define Q4_MODEL TG_FIXTURES "/models/lfm2-tiny-q4_0.gguf"
-#define REF_DIR TG_FIXTURES "/reference/tiny-f32/"
+#define Q4_MODEL  TG_FIXTURES "/models/lfm2-tiny-q4_0.gguf"
+#define REF_DIR   TG_FIXTURES "/reference/tiny-f32/"
 
 /* ------------------------------------------------------- event sink -- */
 
@@ -34,8 +34,10 @@ typedef struct {
     int n_done;
     int events_after_done;
     int last_n_generated;
-    bool monotonic; /* n_generated never decreased across events */
-    bool split_utf8; /* a TEXT chunk was not complete UTF-8 */
+    bool monotonic;   /* n_generated never decreased across events */
+    bool split_utf8;  /* a TEXT chunk was not complete UTF-8 */
+    lfm_sched *sched; /* when set: record how many jobs ran alongside */
+    int max_active;
     lfm_event ev_done; /* copy of the DONE event (error pointer not kept) */
     uint64_t job_id;
 } sink;
@@ -69,7 +71,9 @@ static bool utf8_whole(const char *s, size_t n) {
 
 static void on_event(void *user, const lfm_event *ev) {
     sink *k = user;
+    int active = k->sched ? lfm_sched_active(k->sched) : 0;
     pthread_mutex_lock(&k->mu);
+    if (active > k->max_active) k->max_active = active;
     if (k->n_done) k->events_after_done++;
     if (ev->n_generated < k->last_n_generated) k->monotonic = false;
     k->last_n_generated = ev->n_generated;
@@ -91,7 +95,7 @@ static void on_event(void *user, const lfm_event *ev) {
 static bool sink_wait(sink *k, int min_gen) {
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += 60;
+    dl.tv_sec += 300; /* generous: valgrind runs are slow */
     pthread_mutex_lock(&k->mu);
     int rc = 0;
     while (rc != ETIMEDOUT && !k->n_done && !(min_gen > 0 && k->last_n_generated >= min_gen))
@@ -127,7 +131,8 @@ static size_t read_ints(const char *json, const char *key, int32_t *out, size_t 
     p++;
     size_t n = 0;
     for (;;) {
-        while (*p == ' ' || *p == '\n' || *p == ',') p++;
+        while (*p == ' ' || *p == '\n' || *p == ',')
+            p++;
         if (*p == ']') break;
         char *end;
         long v = strtol(p, &end, 10);
@@ -155,7 +160,8 @@ static void detok_all(const lfm_model *m, const int32_t *toks, size_t n, tg_buf 
     assert_non_null(t);
     lfm_detok d;
     lfm_detok_init(&d);
-    for (size_t i = 0; i < n; i++) lfm_detok_push(&d, t, toks[i], out);
+    for (size_t i = 0; i < n; i++)
+        lfm_detok_push(&d, t, toks[i], out);
     lfm_detok_flush(&d, out);
     if (!out->data) tg_buf_puts(out, "");
 }
@@ -288,10 +294,10 @@ static void test_greedy_long_chunked_prefill(void **state) {
 }
 
 /* Same seeded request alone and among 3 other concurrent jobs: same text. */
-static void run_sampled(lfm_model *m, const int32_t *prompt, size_t n, uint64_t seed,
-                        int n_others, tg_buf *out) {
-    static const int32_t other_prompt[] = {1, 300, 301, 302, 303, 304, 305, 306,
-                                          307, 308, 309, 310, 311, 312, 313, 314};
+static void run_sampled(lfm_model *m, const int32_t *prompt, size_t n, uint64_t seed, int n_others,
+                        tg_buf *out) {
+    static const int32_t other_prompt[] = {1,   300, 301, 302, 303, 304, 305, 306,
+                                           307, 308, 309, 310, 311, 312, 313, 314};
     lfm_sched *s = new_sched(m, 4, 8, 0);
     sink k[4];
     lfm_job_params p[4];
@@ -320,9 +326,11 @@ static void run_sampled(lfm_model *m, const int32_t *prompt, size_t n, uint64_t 
         p[i].max_tokens = 6 + 9 * i;
         p[i].sampling.seed = seed + 1000 * (uint64_t)i;
     }
+    k[0].sched = s;
     if (n_others) assert_int_equal(lfm_sched_submit(s, &p[1], NULL), LFM_OK);
     assert_int_equal(lfm_sched_submit(s, &p[0], NULL), LFM_OK);
-    for (int i = 2; i <= n_others; i++) assert_int_equal(lfm_sched_submit(s, &p[i], NULL), LFM_OK);
+    for (int i = 2; i <= n_others; i++)
+        assert_int_equal(lfm_sched_submit(s, &p[i], NULL), LFM_OK);
     for (int i = 0; i <= n_others; i++) {
         assert_true(sink_wait(&k[i], 0));
         assert_int_equal(k[i].n_done, 1);
@@ -333,11 +341,14 @@ static void run_sampled(lfm_model *m, const int32_t *prompt, size_t n, uint64_t 
             assert_int_equal(k[i].ev_done.finish, LFM_FINISH_STOP);
         assert_true(k[i].ev_done.n_generated <= p[i].max_tokens);
     }
+    /* Batched really means batched: others were running beside job 0. */
+    if (n_others) assert_true(k[0].max_active >= 3);
     /* The record compared between runs: finish, count and text. */
     tg_buf_printf(out, "%d/%d:", (int)k[0].ev_done.finish, k[0].ev_done.n_generated);
     if (k[0].text.len) tg_buf_append(out, k[0].text.data, k[0].text.len);
     lfm_sched_free(s);
-    for (int i = 0; i <= n_others; i++) sink_free(&k[i]);
+    for (int i = 0; i <= n_others; i++)
+        sink_free(&k[i]);
 }
 
 static void test_seeded_alone_vs_batched(void **state) {
@@ -492,7 +503,8 @@ static void test_queue_full(void **state) {
     assert_int_equal(k[1].n_done, 1);
     assert_int_equal(k[2].n_done, 0); /* rejected: no events at all */
     assert_int_equal(k[2].n_text_events, 0);
-    for (int i = 0; i < 3; i++) sink_free(&k[i]);
+    for (int i = 0; i < 3; i++)
+        sink_free(&k[i]);
 }
 
 /* Stop string cut out of the greedy text: the output is exactly what comes
@@ -506,9 +518,11 @@ static void test_stop_strings_end_to_end(void **state) {
     assert_true(full.len >= 12);
     /* A 6-byte window from the middle (moved to whole UTF-8 characters). */
     size_t a = full.len / 3, e;
-    while (a > 0 && ((unsigned char)full.data[a] & 0xC0) == 0x80) a--;
+    while (a > 0 && ((unsigned char)full.data[a] & 0xC0) == 0x80)
+        a--;
     e = a + 6;
-    while (e < full.len && ((unsigned char)full.data[e] & 0xC0) == 0x80) e++;
+    while (e < full.len && ((unsigned char)full.data[e] & 0xC0) == 0x80)
+        e++;
     char stop[64];
     snprintf(stop, sizeof stop, "%.*s", (int)(e - a), full.data + a);
     const char *first = strstr(full.data, stop);
@@ -557,11 +571,63 @@ static void test_free_with_jobs(void **state) {
     }
 }
 
+/* While a long prompt is prefilled (853 tokens, in chunks over 4 steps) a
+ * job that is already decoding keeps getting a token every step. Without
+ * chunking it would get one or two tokens while the prompt is evaluated. */
+typedef struct {
+    sink base;
+    sink *other;
+    int other_gen_at_done; /* other's n_generated when this job finished */
+} watch_sink;
+
+static void on_watch_event(void *user, const lfm_event *ev) {
+    watch_sink *w = user;
+    if (ev->type == LFM_EV_DONE) {
+        pthread_mutex_lock(&w->other->mu);
+        w->other_gen_at_done = w->other->last_n_generated;
+        pthread_mutex_unlock(&w->other->mu);
+    }
+    on_event(&w->base, ev);
+}
+
+static void test_prefill_does_not_stall_decode(void **state) {
+    models *ms = *state;
+    ref_case hello, lng;
+    load_case("hello", &hello);
+    load_case("long", &lng);
+    lfm_sched *s = new_sched(ms->f32, 2, 2, 0);
+    sink ka;
+    sink_init(&ka);
+    watch_sink kb;
+    sink_init(&kb.base);
+    kb.other = &ka;
+    lfm_job_params pa, pb;
+    greedy_params(&pa, hello.prompt, hello.n_prompt, 0, &ka);
+    greedy_params(&pb, lng.prompt, lng.n_prompt, 1, &kb.base);
+    pb.cb = on_watch_event;
+    pb.user = &kb;
+    uint64_t ida = 0;
+    assert_int_equal(lfm_sched_submit(s, &pa, &ida), LFM_OK);
+    assert_true(sink_wait(&ka, 3));
+    pthread_mutex_lock(&ka.mu);
+    int before = ka.last_n_generated;
+    assert_int_equal(lfm_sched_submit(s, &pb, NULL), LFM_OK);
+    pthread_mutex_unlock(&ka.mu);
+    assert_true(sink_wait(&kb.base, 0));
+    assert_int_equal(kb.base.ev_done.finish, LFM_FINISH_LENGTH);
+    assert_int_equal(kb.base.ev_done.n_generated, 1);
+    assert_true(kb.other_gen_at_done - before >= 3);
+    lfm_sched_cancel(s, ida);
+    assert_true(sink_wait(&ka, 0));
+    lfm_sched_free(s);
+    sink_free(&ka);
+    sink_free(&kb.base);
+}
 
 /* Runs the scripted model with the given stops; returns the finish reason
  * and appends the text. */
-static lfm_finish run_script(lfm_model *m, const char *const *stops, size_t n_stops,
-                             bool greedy, tg_buf *out, int *n_gen) {
+static lfm_finish run_script(lfm_model *m, const char *const *stops, size_t n_stops, bool greedy,
+                             tg_buf *out, int *n_gen) {
     static const int32_t prompt[] = {1, 20, 21};
     lfm_sched *s = new_sched(m, 2, 2, 0);
     sink k;
@@ -608,10 +674,10 @@ static void test_script_stop_strings(void **state) {
         size_t want_len; /* bytes of k_script before the cut; SIZE_MAX = no stop */
     } cases[] = {
         {{"\nUser:"}, 1, 32},
-        {{"\xC3\xB6"}, 1, 8},          /* the o-umlaut */
+        {{"\xC3\xB6"}, 1, 8},         /* the o-umlaut */
         {{"\xE6\x9C\xAC end"}, 1, 0}, /* filled in below: before the 2nd CJK char */
         {{"42.\nUs"}, 1, 29},
-        {{"Hel"}, 1, 0},               /* at the very start: nothing emitted */
+        {{"Hel"}, 1, 0}, /* at the very start: nothing emitted */
         {{"zzz", "answer"}, 2, 19},
         {{"<|tool_call_start|>"}, 1, 39},
         {{"nope", "not there"}, 2, (size_t)-1},
@@ -643,6 +709,7 @@ int main(void) {
         cmocka_unit_test(test_queue_full),
         cmocka_unit_test(test_stop_strings_end_to_end),
         cmocka_unit_test(test_free_with_jobs),
+        cmocka_unit_test(test_prefill_does_not_stall_decode),
         cmocka_unit_test(test_script_eog),
         cmocka_unit_test(test_script_stop_strings),
     };

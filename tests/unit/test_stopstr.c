@@ -180,6 +180,66 @@ static void test_stop_at_start(void **state) {
     tg_buf_free(&r.out);
 }
 
+/* Random texts over a tiny alphabet (so stop strings really occur and
+ * overlap), cut into random chunks at character boundaries: the streamed
+ * result always equals the whole-text answer, and what was released at any
+ * moment is a prefix of it. */
+static uint32_t rng_next(uint32_t *x) {
+    *x ^= *x << 13;
+    *x ^= *x >> 17;
+    *x ^= *x << 5;
+    return *x;
+}
+
+static void test_random_chunkings(void **state) {
+    (void)state;
+    static const char *const alpha[] = {"a", "b", "\xC3\xA9", "\n"};
+    uint32_t seed = 12345;
+    for (int iter = 0; iter < 3000; iter++) {
+        char text[128] = "", stops_buf[3][16];
+        const char *stops[3];
+        size_t n_stops = 1 + rng_next(&seed) % 3;
+        for (size_t i = 0; i < n_stops; i++) {
+            stops_buf[i][0] = 0;
+            int len = 1 + (int)(rng_next(&seed) % 3);
+            for (int k = 0; k < len; k++)
+                strcat(stops_buf[i], alpha[rng_next(&seed) % 4]);
+            stops[i] = stops_buf[i];
+        }
+        int n_chars = (int)(rng_next(&seed) % 24);
+        size_t cuts[64], n_cuts = 0;
+        for (int k = 0; k < n_chars; k++) {
+            if (rng_next(&seed) % 3 == 0) cuts[n_cuts++] = strlen(text);
+            strcat(text, alpha[rng_next(&seed) % 4]);
+        }
+        size_t len = strlen(text);
+        /* Whole-text answer: cut at the earliest occurrence of any stop. */
+        size_t want = len;
+        for (size_t i = 0; i < n_stops; i++) {
+            const char *m = strstr(text, stops[i]);
+            if (m && (size_t)(m - text) < want) want = (size_t)(m - text);
+        }
+        lfm_stop st;
+        lfm_stop_init(&st, stops, n_stops);
+        tg_buf out = TG_BUF_INIT;
+        size_t from = 0;
+        bool stopped = false;
+        for (size_t c = 0; c <= n_cuts; c++) {
+            size_t to = c < n_cuts ? cuts[c] : len;
+            stopped = lfm_stop_push(&st, text + from, to - from, &out);
+            from = to;
+            assert_true(out.len <= want);
+            if (out.len) assert_memory_equal(out.data, text, out.len);
+        }
+        if (!stopped) lfm_stop_flush(&st, &out);
+        assert_int_equal(stopped, want < len);
+        assert_int_equal(out.len, want);
+        if (want) assert_memory_equal(out.data, text, want);
+        lfm_stop_free(&st);
+        tg_buf_free(&out);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_stops_passthrough),
@@ -193,6 +253,7 @@ int main(void) {
         cmocka_unit_test(test_release_on_char_boundary),
         cmocka_unit_test(test_after_stop_ignored),
         cmocka_unit_test(test_stop_at_start),
+        cmocka_unit_test(test_random_chunkings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

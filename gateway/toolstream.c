@@ -1,0 +1,44 @@
+/* toolstream: hold back possible tool calls in streamed text. */
+#include "gateway/toolstream.h"
+
+#include <string.h>
+
+void tg_toolstream_init(tg_toolstream *t) {
+    memset(t, 0, sizeof *t);
+}
+
+void tg_toolstream_free(tg_toolstream *t) {
+    tg_buf_free(&t->held);
+}
+
+/* Length of the longest suffix of (s, n) that is a proper prefix of the
+ * marker: those bytes must wait for the next piece. */
+static size_t marker_suffix(const char *s, size_t n) {
+    size_t m = strlen(TG_TOOLSTREAM_MARKER);
+    size_t max = n < m - 1 ? n : m - 1;
+    for (size_t k = max; k > 0; k--)
+        if (!memcmp(s + n - k, TG_TOOLSTREAM_MARKER, k)) return k;
+    return 0;
+}
+
+void tg_toolstream_push(tg_toolstream *t, const char *s, size_t n, tg_buf *out) {
+    tg_buf_append(&t->held, s, n);
+    if (t->capturing || !t->held.len) return;
+    const char *hit =
+        memmem(t->held.data, t->held.len, TG_TOOLSTREAM_MARKER, strlen(TG_TOOLSTREAM_MARKER));
+    if (hit) {
+        size_t pre = (size_t)(hit - t->held.data);
+        tg_buf_append(out, t->held.data, pre);
+        tg_buf_consume(&t->held, pre);
+        t->capturing = true;
+        return;
+    }
+    size_t keep = marker_suffix(t->held.data, t->held.len);
+    tg_buf_append(out, t->held.data, t->held.len - keep);
+    tg_buf_consume(&t->held, t->held.len - keep);
+}
+
+const char *tg_toolstream_held(const tg_toolstream *t, size_t *len) {
+    *len = t->held.len;
+    return t->held.data ? t->held.data : "";
+}
