@@ -24,10 +24,16 @@
  * tools: [...]" without the list tokens; tool turns are NOT wrapped in
  * <|tool_response_start|>/<|tool_response_end|>; and every assistant turn but
  * the last assistant turn keeps only what follows its last </think>,
- * trimmed (`content.split("</think>")[-1] | trim`). */
+ * trimmed (`content.split("</think>")[-1] | trim`).
+ *
+ * Rendering goes through tagged segments (chat_segs.h) so that
+ * lfm_chat_tokenize can tell the template's own control markers from
+ * caller-provided text; lfm_chat_render just concatenates them. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "engine/chat_segs.h"
 #include "engine/ljson.h"
 #include "engine/lfm.h"
 
@@ -47,21 +53,77 @@ static const char *role_name(lfm_role r) {
     return NULL;
 }
 
-/* One argument value, by the LFM2.5 template's format_arg rules. */
-static void write_argval(tg_buf *b, const ljson *v) {
-    switch (v->type) {
-    case LJ_NULL: tg_buf_puts(b, "null"); break;
-    case LJ_TRUE: tg_buf_puts(b, "True"); break;
-    case LJ_FALSE: tg_buf_puts(b, "False"); break;
-    case LJ_NUM: tg_buf_append(b, v->str, v->len); break;
-    case LJ_STR:
-        tg_buf_putc(b, '"');
-        tg_buf_append(b, v->str, v->len);
-        tg_buf_putc(b, '"');
-        break;
-    case LJ_ARR:
-    case LJ_OBJ: ljson_write(b, v, LJSON_PYTHON); break;
+/* ------------------------------------------------------------ segments -- */
+
+void chat_segs_free(chat_segs *cs) {
+    tg_buf_free(&cs->text);
+    free(cs->seg);
+    *cs = (chat_segs)CHAT_SEGS_INIT;
+}
+
+static void segs_clear(chat_segs *cs) {
+    cs->text.len = 0;
+    if (cs->text.data) cs->text.data[0] = 0;
+    cs->n_seg = 0;
+}
+
+/* Tags the bytes appended since `start`. Neighbouring TEXT or CONTENT runs
+ * of the same kind merge; markers stay one segment each (one token each).
+ * Allocation failure aborts, as tg_buf does. */
+static void seg_close(chat_segs *cs, chat_seg_kind kind, size_t start) {
+    size_t len = cs->text.len - start;
+    if (len == 0) return;
+    chat_seg *last = cs->n_seg ? &cs->seg[cs->n_seg - 1] : NULL;
+    if (last && last->kind == kind && (kind == CHAT_SEG_TEXT || kind == CHAT_SEG_CONTENT)) {
+        last->len += len;
+        return;
     }
+    if (cs->n_seg == cs->cap_seg) {
+        size_t cap = cs->cap_seg ? cs->cap_seg * 2 : 32;
+        chat_seg *p = realloc(cs->seg, cap * sizeof *p);
+        if (!p) abort();
+        cs->seg = p;
+        cs->cap_seg = cap;
+    }
+    cs->seg[cs->n_seg++] = (chat_seg){start, len, kind};
+}
+
+static void seg_put(chat_segs *cs, chat_seg_kind kind, const char *s, size_t n) {
+    size_t start = cs->text.len;
+    tg_buf_append(&cs->text, s, n);
+    seg_close(cs, kind, start);
+}
+
+static void seg_puts(chat_segs *cs, chat_seg_kind kind, const char *s) {
+    seg_put(cs, kind, s, strlen(s));
+}
+
+/* Appends all of src's segments to dst. */
+static void segs_append(chat_segs *dst, const chat_segs *src) {
+    for (size_t i = 0; i < src->n_seg; i++)
+        seg_put(dst, src->seg[i].kind, src->text.data + src->seg[i].off, src->seg[i].len);
+}
+
+/* ----------------------------------------------------------- rendering -- */
+
+/* One argument value, by the LFM2.5 template's format_arg rules. The quotes
+ * around a string are template text; the value is the caller's. */
+static void write_argval(chat_segs *cs, const ljson *v) {
+    size_t start = cs->text.len;
+    switch (v->type) {
+    case LJ_NULL: tg_buf_puts(&cs->text, "null"); break;
+    case LJ_TRUE: tg_buf_puts(&cs->text, "True"); break;
+    case LJ_FALSE: tg_buf_puts(&cs->text, "False"); break;
+    case LJ_NUM: tg_buf_append(&cs->text, v->str, v->len); break;
+    case LJ_STR:
+        seg_puts(cs, CHAT_SEG_TEXT, "\"");
+        seg_put(cs, CHAT_SEG_CONTENT, v->str, v->len);
+        seg_puts(cs, CHAT_SEG_TEXT, "\"");
+        return;
+    case LJ_ARR:
+    case LJ_OBJ: ljson_write(&cs->text, v, LJSON_PYTHON); break;
+    }
+    seg_close(cs, CHAT_SEG_CONTENT, start);
 }
 
 /* OpenAI function names: [A-Za-z0-9_-]+ (dots allowed for namespaces). */
@@ -77,7 +139,7 @@ static bool is_ident(const char *s, size_t n) {
 }
 
 /* OpenAI tool_calls array -> <|tool_call_start|>[f(a="x"), g()]<|tool_call_end|>. */
-static int render_tool_calls(tg_buf *out, const char *json, char *err, size_t errlen) {
+static int render_tool_calls(chat_segs *out, const char *json, char *err, size_t errlen) {
     char jerr[160];
     ljson *arr = ljson_parse(json, strlen(json), jerr, sizeof jerr);
     if (!arr || arr->type != LJ_ARR) {
@@ -87,7 +149,8 @@ static int render_tool_calls(tg_buf *out, const char *json, char *err, size_t er
     }
     int rc = 0;
     if (arr->n == 0) goto done;
-    tg_buf_puts(out, "<|tool_call_start|>[");
+    seg_puts(out, CHAT_SEG_MARK, "<|tool_call_start|>");
+    seg_puts(out, CHAT_SEG_TEXT, "[");
     for (size_t i = 0; i < arr->n && !rc; i++) {
         const ljson *call = arr->items[i];
         const ljson *fn = ljson_get(call, "function");
@@ -122,26 +185,29 @@ static int render_tool_calls(tg_buf *out, const char *json, char *err, size_t er
             rc = LFM_EINVAL;
             break;
         }
-        if (i) tg_buf_puts(out, ", ");
-        tg_buf_append(out, name->str, name->len);
-        tg_buf_putc(out, '(');
+        if (i) seg_puts(out, CHAT_SEG_TEXT, ", ");
+        seg_put(out, CHAT_SEG_CONTENT, name->str, name->len);
+        seg_puts(out, CHAT_SEG_TEXT, "(");
         for (size_t a = 0; args && a < args->n; a++) {
-            if (a) tg_buf_puts(out, ", ");
-            tg_buf_append(out, args->keys[a]->str, args->keys[a]->len);
-            tg_buf_putc(out, '=');
+            if (a) seg_puts(out, CHAT_SEG_TEXT, ", ");
+            seg_put(out, CHAT_SEG_CONTENT, args->keys[a]->str, args->keys[a]->len);
+            seg_puts(out, CHAT_SEG_TEXT, "=");
             write_argval(out, args->items[a]);
         }
-        tg_buf_putc(out, ')');
+        seg_puts(out, CHAT_SEG_TEXT, ")");
         ljson_free(parsed);
     }
-    if (!rc) tg_buf_puts(out, "]<|tool_call_end|>");
+    if (!rc) {
+        seg_puts(out, CHAT_SEG_TEXT, "]");
+        seg_puts(out, CHAT_SEG_MARK, "<|tool_call_end|>");
+    }
 done:
     ljson_free(arr);
     return rc;
 }
 
 /* Appends "List of tools: ..." for a non-empty tools array. */
-static int render_tools(tg_buf *sys, lfm_template_kind kind, const char *json, char *err,
+static int render_tools(chat_segs *sys, lfm_template_kind kind, const char *json, char *err,
                         size_t errlen) {
     char jerr[160];
     ljson *arr = ljson_parse(json, strlen(json), jerr, sizeof jerr);
@@ -151,18 +217,22 @@ static int render_tools(tg_buf *sys, lfm_template_kind kind, const char *json, c
         return LFM_EINVAL;
     }
     if (arr->n > 0) { /* Jinja: an empty list is false */
-        if (sys->len) tg_buf_putc(sys, '\n');
-        tg_buf_puts(sys, kind == LFM_TEMPLATE_LFM2 ? "List of tools: <|tool_list_start|>["
-                                                   : "List of tools: [");
+        if (sys->text.len) seg_puts(sys, CHAT_SEG_TEXT, "\n");
+        seg_puts(sys, CHAT_SEG_TEXT, "List of tools: ");
+        if (kind == LFM_TEMPLATE_LFM2) seg_puts(sys, CHAT_SEG_MARK, "<|tool_list_start|>");
+        seg_puts(sys, CHAT_SEG_TEXT, "[");
         for (size_t i = 0; i < arr->n; i++) {
-            if (i) tg_buf_puts(sys, ", ");
+            if (i) seg_puts(sys, CHAT_SEG_TEXT, ", ");
             const ljson *t = arr->items[i];
+            size_t start = sys->text.len;
             if (t->type == LJ_STR)
-                tg_buf_append(sys, t->str, t->len);
+                tg_buf_append(&sys->text, t->str, t->len);
             else
-                ljson_write(sys, t, LJSON_PYTHON);
+                ljson_write(&sys->text, t, LJSON_PYTHON);
+            seg_close(sys, CHAT_SEG_CONTENT, start);
         }
-        tg_buf_puts(sys, kind == LFM_TEMPLATE_LFM2 ? "]<|tool_list_end|>" : "]");
+        seg_puts(sys, CHAT_SEG_TEXT, "]");
+        if (kind == LFM_TEMPLATE_LFM2) seg_puts(sys, CHAT_SEG_MARK, "<|tool_list_end|>");
     }
     ljson_free(arr);
     return 0;
@@ -173,12 +243,12 @@ static bool is_pyspace(char c) {
 }
 
 /* LFM2.5: keep what follows the last </think>, stripped. */
-static void append_without_think(tg_buf *out, const char *c) {
+static void append_without_think(chat_segs *out, const char *c) {
     const char *p = NULL, *q = c;
     while ((q = strstr(q, "</think>")) != NULL)
         p = q++;
     if (!p) {
-        tg_buf_puts(out, c);
+        seg_puts(out, CHAT_SEG_CONTENT, c);
         return;
     }
     p += 8;
@@ -187,12 +257,12 @@ static void append_without_think(tg_buf *out, const char *c) {
         p++;
     while (e > p && is_pyspace(e[-1]))
         e--;
-    tg_buf_append(out, p, (size_t)(e - p));
+    seg_put(out, CHAT_SEG_CONTENT, p, (size_t)(e - p));
 }
 
-int lfm_chat_render(lfm_template_kind kind, const lfm_chat_msg *msgs, size_t n,
-                    const char *tools_json, bool add_generation_prompt, tg_buf *out, char *err,
-                    size_t errlen) {
+int chat_render_segs(lfm_template_kind kind, const lfm_chat_msg *msgs, size_t n,
+                     const char *tools_json, bool add_generation_prompt, chat_segs *out, char *err,
+                     size_t errlen) {
     char dummy[8];
     if (!err || !errlen) {
         err = dummy;
@@ -203,20 +273,22 @@ int lfm_chat_render(lfm_template_kind kind, const lfm_chat_msg *msgs, size_t n,
         snprintf(err, errlen, "chat: bad arguments");
         return LFM_EINVAL;
     }
-    size_t start_len = out->len;
-    tg_buf sys = TG_BUF_INIT;
+    segs_clear(out);
+    chat_segs sys = CHAT_SEGS_INIT;
     size_t first = 0;
     int rc = 0;
-    tg_buf_puts(out, "<|startoftext|>");
+    seg_puts(out, CHAT_SEG_BOS, "<|startoftext|>");
     if (n > 0 && msgs[0].role == LFM_ROLE_SYSTEM) {
-        if (msgs[0].content) tg_buf_puts(&sys, msgs[0].content);
+        if (msgs[0].content) seg_puts(&sys, CHAT_SEG_CONTENT, msgs[0].content);
         first = 1;
     }
     if (tools_json) rc = render_tools(&sys, kind, tools_json, err, errlen);
-    if (!rc && sys.len) {
-        tg_buf_puts(out, "<|im_start|>system\n");
-        tg_buf_append(out, sys.data, sys.len);
-        tg_buf_puts(out, "<|im_end|>\n");
+    if (!rc && sys.text.len) {
+        seg_puts(out, CHAT_SEG_MARK, "<|im_start|>");
+        seg_puts(out, CHAT_SEG_TEXT, "system\n");
+        segs_append(out, &sys);
+        seg_puts(out, CHAT_SEG_MARK, "<|im_end|>");
+        seg_puts(out, CHAT_SEG_TEXT, "\n");
     }
     size_t last_asst = n; /* n: none */
     for (size_t i = first; i < n; i++)
@@ -230,9 +302,9 @@ int lfm_chat_render(lfm_template_kind kind, const lfm_chat_msg *msgs, size_t n,
             break;
         }
         const char *content = m->content ? m->content : "";
-        tg_buf_puts(out, "<|im_start|>");
-        tg_buf_puts(out, role);
-        tg_buf_putc(out, '\n');
+        seg_puts(out, CHAT_SEG_MARK, "<|im_start|>");
+        seg_puts(out, CHAT_SEG_TEXT, role);
+        seg_puts(out, CHAT_SEG_TEXT, "\n");
         if (m->role == LFM_ROLE_ASSISTANT) {
             if (m->tool_calls_json) {
                 rc = render_tool_calls(out, m->tool_calls_json, err, errlen);
@@ -241,21 +313,36 @@ int lfm_chat_render(lfm_template_kind kind, const lfm_chat_msg *msgs, size_t n,
             if (kind == LFM_TEMPLATE_LFM25 && i != last_asst)
                 append_without_think(out, content);
             else
-                tg_buf_puts(out, content);
+                seg_puts(out, CHAT_SEG_CONTENT, content);
         } else if (m->role == LFM_ROLE_TOOL && kind == LFM_TEMPLATE_LFM2) {
-            tg_buf_puts(out, "<|tool_response_start|>");
-            tg_buf_puts(out, content);
-            tg_buf_puts(out, "<|tool_response_end|>");
+            seg_puts(out, CHAT_SEG_MARK, "<|tool_response_start|>");
+            seg_puts(out, CHAT_SEG_CONTENT, content);
+            seg_puts(out, CHAT_SEG_MARK, "<|tool_response_end|>");
         } else {
-            tg_buf_puts(out, content);
+            seg_puts(out, CHAT_SEG_CONTENT, content);
         }
-        tg_buf_puts(out, "<|im_end|>\n");
+        seg_puts(out, CHAT_SEG_MARK, "<|im_end|>");
+        seg_puts(out, CHAT_SEG_TEXT, "\n");
     }
-    if (!rc && add_generation_prompt) tg_buf_puts(out, "<|im_start|>assistant\n");
-    tg_buf_free(&sys);
-    if (rc) { /* leave out as it was */
-        out->len = start_len;
-        if (out->data) out->data[start_len] = 0;
+    if (!rc && add_generation_prompt) {
+        seg_puts(out, CHAT_SEG_MARK, "<|im_start|>");
+        seg_puts(out, CHAT_SEG_TEXT, "assistant\n");
     }
+    chat_segs_free(&sys);
+    if (rc) segs_clear(out);
+    return rc;
+}
+
+int lfm_chat_render(lfm_template_kind kind, const lfm_chat_msg *msgs, size_t n,
+                    const char *tools_json, bool add_generation_prompt, tg_buf *out, char *err,
+                    size_t errlen) {
+    if (!out) {
+        if (err && errlen) snprintf(err, errlen, "chat: bad arguments");
+        return LFM_EINVAL;
+    }
+    chat_segs cs = CHAT_SEGS_INIT;
+    int rc = chat_render_segs(kind, msgs, n, tools_json, add_generation_prompt, &cs, err, errlen);
+    if (!rc) tg_buf_append(out, cs.text.data, cs.text.len); /* on error out stays as it was */
+    chat_segs_free(&cs);
     return rc;
 }

@@ -157,6 +157,18 @@ lfm_template_kind lfm_chat_template_kind(const char *jinja);
 int lfm_chat_render(lfm_template_kind kind, const lfm_chat_msg *msgs, size_t n,
                     const char *tools_json, bool add_generation_prompt, tg_buf *out, char *err,
                     size_t errlen);
+/* Token ids of the same rendering, safe against role/turn injection: only
+ * the template's own markers (<|startoftext|> as BOS, <|im_start|>,
+ * <|im_end|>, tool list / call / response markers) become control tokens;
+ * all other text -- role names and caller-provided content, tool JSON and
+ * tool-call arguments alike -- is tokenized with parse_special=false. Equals
+ * lfm_tokenize(render, add_bos=true, parse_special=true) whenever no control
+ * token's text appears in caller text. BOS exactly once. *out is malloc'd.
+ * Returns LFM_EINVAL when the messages cannot be rendered (err says why) or
+ * on bad arguments, LFM_ENOMEM when tokenization runs out of memory. */
+int lfm_chat_tokenize(const lfm_tokenizer *t, lfm_template_kind kind, const lfm_chat_msg *msgs,
+                      size_t n, const char *tools_json, bool add_generation_prompt, int32_t **out,
+                      size_t *n_out, char *err, size_t errlen);
 
 typedef struct {
     char *name;

@@ -283,18 +283,14 @@ static void prep_work(uv_work_t *w) {
     tg_chat *c = w->data;
     tg_api *api = c->api;
     lfm_chat_msg *msgs = tg_oai_chat_msgs(&c->oai);
-    tg_buf prompt = TG_BUF_INIT;
-    int rc = lfm_chat_render(api->tmpl, msgs, c->oai.n_msgs, c->oai.tools_json, true, &prompt,
-                             c->prep_err, sizeof c->prep_err);
+    /* Message text is tokenized as plain text: a literal "<|im_end|>" in
+     * content must not become a control token (role/turn injection). */
+    int rc = lfm_chat_tokenize(api->tok, api->tmpl, msgs, c->oai.n_msgs, c->oai.tools_json, true,
+                               &c->ids, &c->n_ids, c->prep_err, sizeof c->prep_err);
     free(msgs);
-    if (rc != LFM_OK) {
-        c->prep_rc = rc;
-        c->prep_render_failed = true;
-    } else {
-        c->prep_rc = lfm_tokenize(api->tok, prompt.data ? prompt.data : "", prompt.len, true, true,
-                                  &c->ids, &c->n_ids);
-    }
-    tg_buf_free(&prompt);
+    c->prep_rc = rc;
+    /* LFM_EINVAL: the messages could not be rendered (err says why). */
+    if (rc == LFM_EINVAL) c->prep_render_failed = true;
 }
 
 /* Loop thread: the prompt is ready; check it and submit. */

@@ -176,7 +176,7 @@ static int build_prompt(const gen_args *a, const lfm_model *m, int32_t **toks, s
         fprintf(stderr, "tidegate generate: %s: model has no tokenizer\n", a->model);
         return 1;
     }
-    tg_buf text = TG_BUF_INIT;
+    int rc;
     if (a->chat) {
         lfm_chat_msg msgs[2];
         size_t nm = 0;
@@ -184,16 +184,15 @@ static int build_prompt(const gen_args *a, const lfm_model *m, int32_t **toks, s
         msgs[nm++] = (lfm_chat_msg){LFM_ROLE_USER, a->prompt, NULL};
         char err[256] = "";
         lfm_template_kind kind = lfm_chat_template_kind(lfm_model_chat_template(m));
-        if (lfm_chat_render(kind, msgs, nm, NULL, true, &text, err, sizeof err) != LFM_OK) {
+        /* The prompt and system text stay plain text (no control tokens). */
+        rc = lfm_chat_tokenize(tok, kind, msgs, nm, NULL, true, toks, n, err, sizeof err);
+        if (rc == LFM_EINVAL) {
             fprintf(stderr, "tidegate generate: chat template: %s\n", err);
-            tg_buf_free(&text);
             return 1;
         }
     } else {
-        tg_buf_puts(&text, a->prompt);
+        rc = lfm_tokenize(tok, a->prompt, strlen(a->prompt), true, true, toks, n);
     }
-    int rc = lfm_tokenize(tok, text.data ? text.data : "", text.len, true, true, toks, n);
-    tg_buf_free(&text);
     if (rc != LFM_OK || *n == 0) {
         fprintf(stderr, "tidegate generate: cannot tokenize the prompt: %s\n", lfm_strerror(rc));
         return 1;

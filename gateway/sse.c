@@ -86,8 +86,12 @@ static int process_line(tg_sse_parser *p, const char *l, size_t n, tg_sse_cb cb,
         tg_buf_putc(&p->data, '\n');
         p->has_data = true;
     } else if (flen == 5 && !memcmp(l, "event", 5)) {
-        tg_buf_clear(&p->event);
-        tg_buf_append(&p->event, v, vlen);
+        /* A NUL inside the name would make it read as a different (or
+         * empty) C string than the bytes received: ignore such a field. */
+        if (!memchr(v, 0, vlen)) {
+            tg_buf_clear(&p->event);
+            tg_buf_append(&p->event, v, vlen);
+        }
     } else if (flen == 2 && !memcmp(l, "id", 2)) {
         if (!memchr(v, 0, vlen)) {
             tg_buf_clear(&p->id);

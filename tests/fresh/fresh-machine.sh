@@ -149,7 +149,32 @@ EOF
     log "Node.js $(in_root "$BASE" node --version): $how"
 }
 
+# network_trust: the host's own network setup, like /etc/resolv.conf. When
+# the host reaches the internet through a TLS-intercepting egress proxy, its
+# CA sits in /usr/local/share/ca-certificates and npm is pointed at the
+# system bundle (/etc/npmrc, /usr/etc/npmrc: cafile=...); the fresh root
+# gets the same, or npm fails with SELF_SIGNED_CERT_IN_CHAIN. Nothing is
+# copied on a host without local CAs.
+network_trust() {
+    local crts=(/usr/local/share/ca-certificates/*.crt) f
+    [ -e "${crts[0]}" ] || return 0
+    mkdir -p "$BASE/usr/local/share/ca-certificates" "$BASE/usr/etc"
+    cp "${crts[@]}" "$BASE/usr/local/share/ca-certificates/"
+    for f in /etc/npmrc /usr/etc/npmrc; do
+        if [ -f "$f" ] && grep -q '^cafile=' "$f"; then grep '^cafile=' "$f" >"$BASE$f"; fi
+    done
+    in_root "$BASE" update-ca-certificates >/dev/null
+    echo "${#crts[@]} local CA certificate(s) of the host's network" >"$BASE/etc/fresh-machine.trust"
+    log "network trust: copied ${crts[*]} (and npm's cafile setting)"
+}
+
 make_base() {
+    if [ -f "$BASE/etc/fresh-machine.ready" ] && [ ! -f "$BASE/etc/fresh-machine.trust" ] &&
+        [ -e /usr/local/share/ca-certificates ]; then
+        mount_root "$BASE"
+        network_trust
+        umount_all
+    fi
     if [ -f "$BASE/etc/fresh-machine.ready" ]; then
         log "base root ready: $BASE ($(cat "$BASE/etc/fresh-machine.node"))"
         return
@@ -188,6 +213,7 @@ EOF
     mount_root "$BASE"
     in_root "$BASE" apt-get update -q
     install_node
+    network_trust
     # git: a new user cloned the repository, so git is there; nothing else is.
     in_root "$BASE" apt-get install -y -q --no-install-recommends git
     # Like Debian's cloud and container images: no package lists, no cache.
@@ -330,7 +356,7 @@ while True:
         in_root "$ROOTFS" timeout 300 bash -c \
             "cd /root/tidegate && HF_ENDPOINT=$url TIDEGATE_LISTEN=127.0.0.1:$port ./scripts/quickstart --help" \
             >"$RUN/offline-$case.log" 2>&1 || rc=$?
-        if [ -n "$pid" ]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; pid=""; fi
+        if [ -n "$pid" ]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; pid=""; fi
         took=$(secs "$t0")
         if [ "$rc" = 124 ]; then
             log "FAIL offline/$case: quickstart still downloading after 300s"

@@ -89,6 +89,17 @@ static void test_parse_basic_fields(void **st) {
     free(r);
 }
 
+/* Found by fuzz_sse: an event name holding a NUL read as an empty name. */
+static void test_parse_event_with_nul_ignored(void **st) {
+    (void)st;
+    static const char in[] = "event: up\ndata: a\n\nevent:\0x\ndata: b\n\n";
+    int n;
+    char *r = parse_all(in, sizeof in - 1, 3, &n);
+    assert_int_equal(n, 2);
+    assert_string_equal(r, "up||a\x1emessage||b");
+    free(r);
+}
+
 static void test_parse_line_endings_and_splits(void **st) {
     (void)st;
     const char *in = "data: a\r\ndata: b\r\r"
@@ -198,6 +209,7 @@ int main(void) {
         cmocka_unit_test(test_frame_simple),
         cmocka_unit_test(test_frame_splits_lines),
         cmocka_unit_test(test_parse_basic_fields),
+        cmocka_unit_test(test_parse_event_with_nul_ignored),
         cmocka_unit_test(test_parse_line_endings_and_splits),
         cmocka_unit_test(test_parse_bom),
         cmocka_unit_test(test_parse_limit),
