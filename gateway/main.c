@@ -11,8 +11,11 @@
 #endif
 
 static int cmd_version(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
+    if (argc > 1 && strcmp(argv[1], "--help") && strcmp(argv[1], "-h")) {
+        fprintf(stderr, "tidegate version: unexpected argument '%s'\nusage: tidegate version\n",
+                argv[1]);
+        return 2;
+    }
     printf("tidegate %s\n", TIDEGATE_VERSION);
     return 0;
 }
