@@ -40,33 +40,56 @@ static const route k_routes[] = {
 
 /* ------------------------------------------------------------ counting -- */
 
-static double elapsed_s(tg_http_exchange *ex) {
-    const tg_http_request *r = tg_http_exchange_request(ex);
-    if (!r) return 0;
-    uint64_t now = uv_hrtime();
-    return now > r->start_ns ? (double)(now - r->start_ns) / 1e9 : 0;
+/* Every response is counted once, by tg_api_on_response, which the HTTP
+ * server calls when an exchange ends (also for the answers it makes by
+ * itself). The helpers below only answer. */
+
+static const route *find_route(const tg_http_request *req, bool *path_known);
+
+/* The metrics label of a request the handler saw: the matched route
+ * pattern, "other" for unknown paths and methods (bounded cardinality, never
+ * the raw path). */
+static const char *route_label(const tg_http_request *req) {
+    bool known = false;
+    const route *r = find_route(req, &known);
+    if (!r) return "other";
+    return r->prefix ? "/admin/*" : r->path;
+}
+
+void tg_api_on_response(void *user, const tg_http_done *d) {
+    tg_api *api = user;
+    /* "-": the server answered before any route was involved (limits,
+     * malformed requests, connection limit). A client that left before the
+     * end is a 499 whatever head had gone out (nginx's "client closed
+     * request"). */
+    const char *label = d->handled ? route_label(d->req) : "-";
+    int status = d->aborted ? 499 : d->status;
+    tg_metrics_std_request(&api->std, label, status, d->ms / 1000.0);
+    /* A handler that finishes normally counts its tokens itself when the
+     * engine reports them (api_chat.c on_done). One told that the client
+     * left never gets there: the tokens it reported so far count here. */
+    if (d->abort_notified) tg_metrics_std_tokens(&api->std, d->tokens_in, d->tokens_out);
 }
 
 void tg_api_count(tg_api *api, const tg_http_request *req, const char *route_label, int status) {
-    uint64_t now = uv_hrtime();
-    double s = req && now > req->start_ns ? (double)(now - req->start_ns) / 1e9 : 0;
-    tg_metrics_std_request(&api->std, route_label, status, s);
+    /* Kept for existing callers; tg_api_on_response counts every exchange. */
+    (void)api, (void)req, (void)route_label, (void)status;
 }
 
 void tg_api_respond(tg_api *api, tg_http_exchange *ex, const char *route_label, int status,
                     const char *content_type, const char *body, size_t len) {
-    tg_metrics_std_request(&api->std, route_label, status, elapsed_s(ex));
+    (void)api, (void)route_label;
     tg_http_respond(ex, status, content_type, body, len);
 }
 
 void tg_api_error(tg_api *api, tg_http_exchange *ex, const char *route_label, int status,
                   const char *type, const char *code, const char *param, const char *fmt, ...) {
+    (void)api, (void)route_label;
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    tg_metrics_std_request(&api->std, route_label, status, elapsed_s(ex));
     tg_http_respond_error(ex, status, type, code && *code ? code : NULL,
                           param && *param ? param : NULL, "%s", msg);
 }
@@ -111,8 +134,7 @@ static void route_readyz(tg_api *api, tg_http_exchange *ex, const tg_http_reques
 
 static void route_metrics(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
     tg_buf b = TG_BUF_INIT;
-    /* Counted before rendering so a scrape sees itself (as every later one will). */
-    tg_metrics_std_request(&api->std, "/metrics", 200, elapsed_s(ex));
+    /* This scrape is counted once it has been sent: the next one sees it. */
     tg_metrics_render(api->metrics, &b);
     tg_http_respond(ex, 200, TG_METRICS_CONTENT_TYPE, b.data ? b.data : "", b.len);
     tg_buf_free(&b);
@@ -179,21 +201,25 @@ static bool check_access(tg_api *api, tg_http_exchange *ex, const tg_http_reques
     return false;
 }
 
-void tg_api_handle(tg_http_exchange *ex, const tg_http_request *req, void *user) {
-    tg_api *api = user;
-    const route *match = NULL;
-    bool path_known = false;
+/* The first route whose path matches and whose method fits, or NULL;
+ * path_known tells a wrong method (405) from an unknown path (404). */
+static const route *find_route(const tg_http_request *req, bool *path_known) {
+    *path_known = false;
     for (size_t i = 0; i < N_ROUTES; i++) {
         const route *r = &k_routes[i];
         bool hit =
             r->prefix ? !strncmp(req->path, r->path, strlen(r->path)) : !strcmp(req->path, r->path);
         if (!hit) continue;
-        path_known = true;
-        if (!r->method || !strcmp(req->method, r->method)) {
-            match = r;
-            break;
-        }
+        *path_known = true;
+        if (!r->method || !strcmp(req->method, r->method)) return r;
     }
+    return NULL;
+}
+
+void tg_api_handle(tg_http_exchange *ex, const tg_http_request *req, void *user) {
+    tg_api *api = user;
+    bool path_known = false;
+    const route *match = find_route(req, &path_known);
     if (!match) {
         if (path_known) {
             /* Allow lists every method the path takes. */
@@ -213,7 +239,7 @@ void tg_api_handle(tg_http_exchange *ex, const tg_http_request *req, void *user)
         }
         return;
     }
-    const char *label = match->prefix ? "/admin/*" : match->path;
+    const char *label = route_label(req);
     if (!check_access(api, ex, req, match, label)) return;
     match->fn(api, ex, req);
 }

@@ -63,19 +63,27 @@ typedef struct tg_api {
 /* The tg_http_handler for the server; user is the tg_api. */
 void tg_api_handle(tg_http_exchange *ex, const tg_http_request *req, void *user);
 
+/* The server's on_response hook (tg_http_opts.on_response, user = the
+ * tg_api): counts every finished exchange in tidegate_http_requests_total
+ * and the duration histogram, server-made answers under route "-", and the
+ * tokens of requests whose client left before the end. */
+void tg_api_on_response(void *user, const tg_http_done *d);
+
 /* Registers the gauges that read api state (queue depth, connections). */
 void tg_api_register_metrics(tg_api *api);
 
 /* ---- shared by the route files ---- */
 
-/* Ends ex with an OpenAI error and counts it under route. */
+/* Ends ex with an OpenAI error. route is unused (tg_api_on_response counts
+ * every response); kept so existing callers build. */
 void tg_api_error(tg_api *api, tg_http_exchange *ex, const char *route, int status,
                   const char *type, const char *code, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 8, 9)));
-/* Ends ex with a complete response and counts it. */
+/* Ends ex with a complete response (counted by tg_api_on_response). */
 void tg_api_respond(tg_api *api, tg_http_exchange *ex, const char *route, int status,
                     const char *content_type, const char *body, size_t len);
-/* Counts a request that ended some other way (streams). */
+/* No-op kept for existing callers: every exchange is counted once by
+ * tg_api_on_response when it ends. */
 void tg_api_count(tg_api *api, const tg_http_request *req, const char *route, int status);
 
 /* api_chat.c */

@@ -179,8 +179,10 @@ int tg_gateway_run(const tg_config *cfg) {
     int code = 1;
     if (start_engine(api, cfg) < 0) goto out;
 
-    tg_http_opts ho;
+    tg_http_opts ho = {0};
     opts_from_config(&ho, cfg);
+    ho.on_response = tg_api_on_response; /* every response is counted there */
+    ho.on_response_user = api;
     char err[512] = "";
     if (tg_http_server_start(&loop, &ho, tg_api_handle, api, &api->server, err, sizeof err) != 0) {
         tg_log_error("startup_failed", "reason=\"listen %s:%d: %s\"", ho.host, ho.port, err);

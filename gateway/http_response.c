@@ -146,8 +146,11 @@ void tg_http_add_header(tg_http_exchange *ex, const char *name, const char *valu
 
 /* ---------------------------------------------------------- access log -- */
 
+/* The access-log line and the on_response hook: both describe the same
+ * finished exchange, so they are produced together, once, from ex_end. */
 static void access_log(tg_http_exchange *ex) {
-    double ms = (double)(uv_hrtime() - ex->req.start_ns) / 1e6;
+    uint64_t now = uv_hrtime();
+    double ms = now > ex->req.start_ns ? (double)(now - ex->req.start_ns) / 1e6 : 0;
     int status = ex->status ? ex->status : 499;
     tg_log_level lvl = status >= 500 ? TG_LOG_WARN : TG_LOG_INFO;
     /* The path only (a query string may carry credentials), capped. */
@@ -158,6 +161,22 @@ static void access_log(tg_http_exchange *ex) {
                  ex->req.method, ex->req.path, ex->route[0] ? ex->route : "-", status, ms,
                  ex->tokens_in, ex->tokens_out, ex->req.body_len, (unsigned long long)ex->bytes_out,
                  ex->conn->peer, ex->aborted ? " aborted=1" : "");
+    const tg_http_opts *o = &ex->conn->srv->o;
+    if (o->on_response) {
+        tg_http_done d = {
+            .req = &ex->req,
+            .route = ex->route,
+            .status = status,
+            .handled = ex->dispatched,
+            .aborted = ex->aborted,
+            .abort_notified = ex->abort_fired,
+            .tokens_in = ex->tokens_in,
+            .tokens_out = ex->tokens_out,
+            .bytes_out = ex->bytes_out,
+            .ms = ms,
+        };
+        o->on_response(o->on_response_user, &d);
+    }
 }
 
 /* Ends the exchange: log, free, and let the connection go on. */

@@ -72,6 +72,27 @@ typedef struct {
 
 typedef void (*tg_http_handler)(tg_http_exchange *ex, const tg_http_request *req, void *user);
 
+/* One finished exchange, as the access log records it. Passed to
+ * tg_http_opts.on_response exactly once per response the server makes,
+ * whoever made it: the handler, or the server itself (413, 431, 400, 408,
+ * 417, 505, and the 503 over max_connections). A request that was never
+ * answered (the client left mid-head) is not reported. */
+typedef struct {
+    /* The request as far as it was parsed: method and path are "-" when the
+     * head never completed. Valid only during the callback. */
+    const tg_http_request *req;
+    const char *route;   /* tg_http_set_route label, "" when none was set */
+    int status;          /* status of the head sent (or meant to be); 499 when none */
+    bool handled;        /* false: answered by the server, the handler never saw it */
+    bool aborted;        /* the client was gone before the response ended */
+    bool abort_notified; /* on_abort ran: the handler was told the client left */
+    int tokens_in, tokens_out; /* tg_http_set_tokens values */
+    uint64_t bytes_out;        /* response body bytes */
+    double ms;                 /* from the request's first byte to the end */
+} tg_http_done;
+
+typedef void (*tg_http_done_fn)(void *user, const tg_http_done *d);
+
 /* Zero fields mean the defaults below (tg_http_opts_defaults fills them). */
 typedef struct {
     const char *host;           /* "127.0.0.1", "::", "0.0.0.0", "::1"; default 127.0.0.1 */
@@ -87,6 +108,10 @@ typedef struct {
     const char *tls_cert_file;  /* PEM; both set = TLS on the listener */
     const char *tls_key_file;
     int backlog; /* listen backlog; default 511 */
+    /* Optional: called on the loop thread when an exchange ends, right after
+     * its access-log line (metrics). Must not call back into the exchange. */
+    tg_http_done_fn on_response;
+    void *on_response_user;
 } tg_http_opts;
 
 void tg_http_opts_defaults(tg_http_opts *o);

@@ -10,6 +10,8 @@
 #   tests/fresh/fresh-machine.sh ci          clone; ./.ci/run only (CI's path)
 #   tests/fresh/fresh-machine.sh offline     quickstart's download must fail fast on an
 #                                            unresolvable, black-holed or stalling endpoint
+#   tests/fresh/fresh-machine.sh nonode      no Node.js at all: install-deps brings Debian's
+#                                            nodejs + npm; integration tests on Release
 #   tests/fresh/fresh-machine.sh shell RUN   a shell in run RUN's root
 #   tests/fresh/fresh-machine.sh clean       unmount everything, delete the runs
 #
@@ -397,6 +399,26 @@ case "$cmd" in
         in_root "$ROOTFS" bash -c 'cd /root/tidegate && ./scripts/install-deps && ./scripts/build release' \
             >"$RUN/build.log" 2>&1 || die "install-deps/build failed: $RUN/build.log"
         run_offline
+        ;;
+    nonode)
+        # A Debian 12 machine without any Node.js: install-deps must bring
+        # one that runs the SDK tests (Debian's nodejs via node-llhttp, plus npm).
+        make_base
+        new_run nonode
+        in_root "$ROOTFS" dpkg --purge nodejs >/dev/null
+        rm -rf "$ROOTFS/usr/lib/node_modules/npm"
+        clone_repo
+        t0=$(date +%s)
+        rc=0
+        in_root "$ROOTFS" bash -c 'cd /root/tidegate && ./scripts/install-deps && node --version &&
+            npm --version && ./scripts/build release &&
+            ctest --test-dir build/release -L integration --output-on-failure' \
+            >"$RUN/nonode.log" 2>&1 || rc=$?
+        grep -E '^v[0-9]+\.|^[0-9]+\.[0-9]+\.[0-9]+$|tests passed|Failed' "$RUN/nonode.log" | sed 's/^/    /'
+        if [ "$rc" = 0 ]; then log "PASS nonode: install-deps + integration tests in $(secs "$t0")s"; else
+            log "FAIL nonode: exit $rc in $(secs "$t0")s (log: $RUN/nonode.log)"
+            exit 1
+        fi
         ;;
     shell)
         RUN="$FRESH_ROOT/runs/${2:?run name}"

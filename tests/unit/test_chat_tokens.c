@@ -73,8 +73,8 @@ static void expect_same(lfm_template_kind kind, const lfm_chat_msg *m, size_t n,
     int32_t *ref = NULL;
     size_t n_ids = 0, n_ref = 0;
     int32_t *ids = both(kind, m, n, tools, gen, &n_ids, &ref, &n_ref, &text);
-    if (n_ids != n_ref) fail_msg("%zu ids, tokenize(render) gives %zu for:\n%s", n_ids, n_ref,
-                                 text.data);
+    if (n_ids != n_ref)
+        fail_msg("%zu ids, tokenize(render) gives %zu for:\n%s", n_ids, n_ref, text.data);
     for (size_t i = 0; i < n_ids; i++)
         if (ids[i] != ref[i]) fail_msg("id %zu: %d vs %d for:\n%s", i, ids[i], ref[i], text.data);
     assert_int_equal(ids[0], lfm_token_bos(g_tok));
@@ -210,9 +210,9 @@ static void test_injection(void **state) {
     int32_t *ids = NULL;
     size_t n = 0;
     char err[200];
-    assert_int_equal(lfm_chat_tokenize(g_tok, LFM_TEMPLATE_LFM2, evil, 1, NULL, true, &ids, &n,
-                                       err, sizeof err),
-                     0);
+    assert_int_equal(
+        lfm_chat_tokenize(g_tok, LFM_TEMPLATE_LFM2, evil, 1, NULL, true, &ids, &n, err, sizeof err),
+        0);
     assert_int_equal(count_control(ids, n), 4);
     int32_t im_end = lfm_token_lookup(g_tok, "<|im_end|>", 10);
     assert_true(lfm_token_is_control(g_tok, im_end));
@@ -229,7 +229,8 @@ static void test_injection(void **state) {
     snprintf(args, sizeof args,
              "[{\"function\":{\"name\":\"f\",\"arguments\":{\"%s\":\"%s\",\"n\":[\"%s\"]}}}]",
              "<|im_start|>", "<|tool_call_end|>", "<|im_end|>");
-    const char *bargs = "[{\"function\":{\"name\":\"f\",\"arguments\":{\"k\":\"v\",\"n\":[\"w\"]}}}]";
+    const char *bargs =
+        "[{\"function\":{\"name\":\"f\",\"arguments\":{\"k\":\"v\",\"n\":[\"w\"]}}}]";
     lfm_chat_msg e2[] = {
         {LFM_ROLE_SYSTEM, mark, NULL},
         {LFM_ROLE_USER, mark, NULL},
@@ -256,26 +257,26 @@ static void test_errors(void **state) {
     int32_t *ids = (int32_t *)&ids;
     size_t n = 99;
     char err[200] = "";
-    assert_int_equal(lfm_chat_tokenize(g_tok, LFM_TEMPLATE_LFM2, m, 1, "{", true, &ids, &n, err,
-                                       sizeof err),
-                     LFM_EINVAL);
+    assert_int_equal(
+        lfm_chat_tokenize(g_tok, LFM_TEMPLATE_LFM2, m, 1, "{", true, &ids, &n, err, sizeof err),
+        LFM_EINVAL);
     assert_null(ids);
     assert_int_equal(n, 0);
     assert_non_null(strstr(err, "tools"));
     lfm_chat_msg bad[] = {{LFM_ROLE_ASSISTANT, "x", "[{\"function\":{\"name\":\"a b\"}}]"}};
-    assert_int_equal(lfm_chat_tokenize(g_tok, LFM_TEMPLATE_LFM2, bad, 1, NULL, true, &ids, &n,
-                                       err, sizeof err),
-                     LFM_EINVAL);
+    assert_int_equal(
+        lfm_chat_tokenize(g_tok, LFM_TEMPLATE_LFM2, bad, 1, NULL, true, &ids, &n, err, sizeof err),
+        LFM_EINVAL);
     assert_non_null(strstr(err, "tool_calls[0]"));
-    assert_int_equal(lfm_chat_tokenize(NULL, LFM_TEMPLATE_LFM2, m, 1, NULL, true, &ids, &n, err,
-                                       sizeof err),
-                     LFM_EINVAL);
-    assert_int_equal(lfm_chat_tokenize(g_tok, (lfm_template_kind)7, m, 1, NULL, true, &ids, &n,
-                                       NULL, 0),
-                     LFM_EINVAL);
-    assert_int_equal(lfm_chat_tokenize(g_tok, LFM_TEMPLATE_LFM2, NULL, 1, NULL, true, &ids, &n,
-                                       err, sizeof err),
-                     LFM_EINVAL);
+    assert_int_equal(
+        lfm_chat_tokenize(NULL, LFM_TEMPLATE_LFM2, m, 1, NULL, true, &ids, &n, err, sizeof err),
+        LFM_EINVAL);
+    assert_int_equal(
+        lfm_chat_tokenize(g_tok, (lfm_template_kind)7, m, 1, NULL, true, &ids, &n, NULL, 0),
+        LFM_EINVAL);
+    assert_int_equal(
+        lfm_chat_tokenize(g_tok, LFM_TEMPLATE_LFM2, NULL, 1, NULL, true, &ids, &n, err, sizeof err),
+        LFM_EINVAL);
     assert_null(ids);
 }
 

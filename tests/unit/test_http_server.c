@@ -5,6 +5,9 @@
  * The harness (loop thread + blocking client) is in http_test_harness.h. */
 #include "tests/unit/http_test_harness.h"
 
+#include "gateway/api_routes.h"
+#include "gateway/metrics.h"
+
 /* -------------------------------------------------------------- tests -- */
 
 static void test_reqid(void **state) {
@@ -559,6 +562,118 @@ static void on_fuzz_req(const tg_http_request *req, void *arg) {
     s->n++;
 }
 
+/* ------------------------------------------------------------ metrics -- */
+
+/* The server reports every finished exchange to on_response, including the
+ * answers it makes by itself; the gateway's hook (tg_api_on_response)
+ * counts them. Exact counter values after each kind of answer. */
+typedef struct {
+    tg_api *api;
+    tg_buf out;
+} render_q;
+
+static void q_render(harness *h, void *arg) {
+    render_q *q = arg;
+    tg_buf_clear(&q->out);
+    tg_metrics_render(q->api->metrics, &q->out);
+}
+
+/* The value of the series line starting with `series` ("name{...}"), or -1. */
+static double metric_value(harness *h, tg_api *api, const char *series) {
+    render_q q = {api, TG_BUF_INIT};
+    h_call(h, q_render, &q);
+    double v = -1;
+    size_t n = strlen(series);
+    for (const char *p = q.out.data; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (strncmp(p, series, n) == 0 && p[n] == ' ') v = strtod(p + n + 1, NULL);
+    tg_buf_free(&q.out);
+    return v;
+}
+
+#define REQS(route, status) "tidegate_http_requests_total{route=\"" route "\",status=\"" status "\"}"
+
+static void test_metrics_count_every_response(void **state) {
+    harness *h = *state;
+    tg_api api = {0};
+    api.metrics = tg_metrics_new();
+    tg_metrics_std_init(&api.std, api.metrics);
+    tg_http_opts o = {.max_body_bytes = 1024,
+                      .max_headers = 8,
+                      .max_connections = 2,
+                      .on_response = tg_api_on_response,
+                      .on_response_user = &api};
+    h_start(h, &o);
+    resp r = {0};
+
+    /* Handled: the harness answers /hello; not an API route -> "other". */
+    cl *a = cl_open(h->port), *b = cl_open(h->port);
+    assert_int_equal(get(a, "/hello", &r), 0);
+    assert_int_equal(get(b, "/hello", &r), 0);
+    /* 503 over max_connections, made by the server alone */
+    cl *x = cl_open(h->port);
+    assert_int_equal(cl_read_resp(x, &r), 0);
+    assert_error_json(&r, 503, "too_many_connections");
+    cl_close(x);
+    cl_close(a);
+    cl_close(b);
+    WAIT_FOR(h_stat(h, q_active) == 0, 2000);
+    assert_int_equal(h_stat(h, q_active), 0);
+
+    /* 413 from Content-Length (the body is never read) */
+    cl *c = cl_open(h->port);
+    cl_puts(c, "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n");
+    assert_int_equal(cl_read_resp(c, &r), 0);
+    assert_error_json(&r, 413, "request_too_large");
+    cl_close(c);
+    WAIT_FOR(h_stat(h, q_active) == 0, 2000);
+
+    /* 431: too many headers */
+    c = cl_open(h->port);
+    tg_buf req = TG_BUF_INIT;
+    tg_buf_puts(&req, "GET /healthz HTTP/1.1\r\nHost: t\r\n");
+    for (int i = 0; i < 12; i++)
+        tg_buf_printf(&req, "X-H%d: v\r\n", i);
+    tg_buf_puts(&req, "\r\n");
+    cl_send(c, req.data, req.len);
+    assert_int_equal(cl_read_resp(c, &r), 0);
+    assert_error_json(&r, 431, "request_header_fields_too_large");
+    cl_close(c);
+    tg_buf_free(&req);
+    WAIT_FOR(h_stat(h, q_active) == 0, 2000);
+
+    /* A stream that completes: 200; its tokens are the handler's to count. */
+    c = cl_open(h->port);
+    cl_puts(c, "GET /stream?n=2&ms=5 HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(cl_read_resp(c, &r), 0);
+    assert_int_equal(r.status, 200);
+    cl_close(c);
+
+    /* A stream whose client vanishes: 499, and the tokens reported so far
+     * (the harness sets 3 in, 4 out) count although it never finished. */
+    c = cl_open(h->port);
+    cl_puts(c, "GET /stream?n=1000&ms=10 HTTP/1.1\r\nHost: t\r\n\r\n");
+    while (!memmem(c->buf, c->len, "data: ", 6))
+        assert_true(cl_fill(c) > 0);
+    cl_close(c);
+    WAIT_FOR(metric_value(h, &api, REQS("other", "499")) == 1, 3000);
+
+    assert_true(metric_value(h, &api, REQS("other", "200")) == 3);
+    assert_true(metric_value(h, &api, REQS("-", "503")) == 1);
+    assert_true(metric_value(h, &api, REQS("-", "413")) == 1);
+    assert_true(metric_value(h, &api, REQS("-", "431")) == 1);
+    assert_true(metric_value(h, &api, REQS("other", "499")) == 1);
+    /* nothing counted under the raw path of a refused request */
+    assert_true(metric_value(h, &api, REQS("/v1/chat/completions", "413")) == -1);
+    assert_true(metric_value(h, &api, "tidegate_request_duration_seconds_count{route=\"-\"}") ==
+                3);
+    assert_true(metric_value(h, &api, "tidegate_tokens_total{direction=\"in\"}") == 3);
+    assert_true(metric_value(h, &api, "tidegate_tokens_total{direction=\"out\"}") == 4);
+    assert_int_equal(atomic_load(&h->n_requests), 4); /* the handler saw 2 + 2 */
+    resp_free(&r);
+    h_stop(h);
+    tg_metrics_free(api.metrics);
+}
+
 static void test_feed_byte_by_byte(void **state) {
     static const char in[] =
         "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -632,6 +747,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_graceful_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_flood, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abort_inflight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_count_every_response, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
