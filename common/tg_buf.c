@@ -46,6 +46,32 @@ void tg_buf_printf(tg_buf *b, const char *fmt, ...) {
     va_end(ap);
 }
 
+void tg_buf_put_utf8(tg_buf *b, unsigned long cp) {
+    char o[4];
+    size_t k;
+    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) cp = 0xFFFD;
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        k = 1;
+    } else if (cp < 0x800) {
+        o[0] = (char)(0xC0 | (cp >> 6));
+        o[1] = (char)(0x80 | (cp & 0x3F));
+        k = 2;
+    } else if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | (cp >> 12));
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F));
+        k = 3;
+    } else {
+        o[0] = (char)(0xF0 | (cp >> 18));
+        o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[3] = (char)(0x80 | (cp & 0x3F));
+        k = 4;
+    }
+    tg_buf_append(b, o, k);
+}
+
 void tg_buf_json_str(tg_buf *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
     tg_buf_reserve(b, n + 2);

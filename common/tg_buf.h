@@ -22,6 +22,9 @@ void tg_buf_puts(tg_buf *b, const char *s);
 void tg_buf_putc(tg_buf *b, char c);
 void tg_buf_printf(tg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void tg_buf_vprintf(tg_buf *b, const char *fmt, va_list ap);
+/* Appends code point cp as UTF-8; surrogates and values past U+10FFFF
+ * become U+FFFD, so the output is always valid UTF-8. */
+void tg_buf_put_utf8(tg_buf *b, unsigned long cp);
 /* Appends s as a JSON string literal, quotes included. */
 void tg_buf_json_str(tg_buf *b, const char *s, size_t n);
 void tg_buf_clear(tg_buf *b);

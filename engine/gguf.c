@@ -141,8 +141,7 @@ static int rd_str(cursor *c, const char *field, gguf_str *out) {
     return 0;
 }
 
-/* Bytes of one scalar value of type t; 0 for STRING/ARRAY, -1 if unknown. */
-static int scalar_size(uint32_t t) {
+int gguf_vtype_size(uint32_t t) {
     switch (t) {
     case GGUF_T_UINT8:
     case GGUF_T_INT8:
@@ -238,12 +237,12 @@ static int read_value(cursor *c, gguf_file *f, gguf_kv *kv, const char *field) {
     uint64_t at = c->pos;
     uint32_t t;
     if (rd_u32(c, field, &t)) return -1;
-    if (scalar_size(t) < 0) return fail(c, at, field, "unknown value type %" PRIu32, t);
+    if (gguf_vtype_size(t) < 0) return fail(c, at, field, "unknown value type %" PRIu32, t);
     kv->type = (gguf_vtype)t;
     at = c->pos;
     if (t == GGUF_T_STRING) return rd_str(c, field, &kv->v.s);
     if (t != GGUF_T_ARRAY) {
-        int sz = scalar_size(t);
+        int sz = gguf_vtype_size(t);
         if (remaining(c) < (uint64_t)sz)
             return fail(c, at, field, "file truncated (need %d bytes, %" PRIu64 " left)", sz,
                         remaining(c));
@@ -256,12 +255,12 @@ static int read_value(cursor *c, gguf_file *f, gguf_kv *kv, const char *field) {
     uint32_t et;
     if (rd_u32(c, field, &et)) return -1;
     if (et == GGUF_T_ARRAY) return fail(c, at, field, "nested arrays are not supported");
-    if (scalar_size(et) < 0) return fail(c, at, field, "unknown array element type %" PRIu32, et);
+    if (gguf_vtype_size(et) < 0) return fail(c, at, field, "unknown array element type %" PRIu32, et);
     kv->arr_type = (gguf_vtype)et;
     uint64_t n_at = c->pos, n;
     if (rd_u64(c, field, &n)) return -1;
     /* Smallest encoding of one element: 8 bytes for a string (its length). */
-    uint64_t min = et == GGUF_T_STRING ? 8 : (uint64_t)scalar_size(et);
+    uint64_t min = et == GGUF_T_STRING ? 8 : (uint64_t)gguf_vtype_size(et);
     if (n > remaining(c) / min)
         return fail(c, n_at, field,
                     "array count %" PRIu64 " exceeds what the %" PRIu64 " bytes left can hold", n,
@@ -685,7 +684,7 @@ int gguf_get_str(const gguf_file *f, const char *key, gguf_str *out, char *err, 
 
 int gguf_arr_get_i64(const gguf_kv *kv, uint64_t i, int64_t *out) {
     if (!kv || kv->type != GGUF_T_ARRAY || i >= kv->arr_n || !kv->arr_data) return -1;
-    int sz = scalar_size(kv->arr_type);
+    int sz = gguf_vtype_size(kv->arr_type);
     const uint8_t *p = kv->arr_data + i * (uint64_t)sz;
     switch (kv->arr_type) {
     case GGUF_T_UINT8: *out = p[0]; return 0;

@@ -97,5 +97,7 @@ const gguf_tensor *gguf_tensor_at(const gguf_file *f, size_t i);
 const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
 
 const char *gguf_vtype_name(gguf_vtype t);
+/* Bytes of one scalar value of type t; 0 for STRING/ARRAY, -1 if unknown. */
+int gguf_vtype_size(uint32_t t);
 
 #endif

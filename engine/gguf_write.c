@@ -118,23 +118,6 @@ void gguf_w_add_strn(gguf_writer *w, const char *key, const char *s, size_t len)
     put_str(&w->kv, s, len);
 }
 
-static int elem_size(gguf_vtype t) {
-    switch (t) {
-    case GGUF_T_UINT8:
-    case GGUF_T_INT8:
-    case GGUF_T_BOOL: return 1;
-    case GGUF_T_UINT16:
-    case GGUF_T_INT16: return 2;
-    case GGUF_T_UINT32:
-    case GGUF_T_INT32:
-    case GGUF_T_FLOAT32: return 4;
-    case GGUF_T_UINT64:
-    case GGUF_T_INT64:
-    case GGUF_T_FLOAT64: return 8;
-    default: return 0;
-    }
-}
-
 void gguf_w_add_arr(gguf_writer *w, const char *key, gguf_vtype elem_type, const void *data,
                     uint64_t n) {
     kv_head(w, key, GGUF_T_ARRAY);
@@ -142,7 +125,8 @@ void gguf_w_add_arr(gguf_writer *w, const char *key, gguf_vtype elem_type, const
     put_le(&w->kv, n, 8);
     /* Host order is little-endian on every target we build for (x86-64,
      * aarch64); the reader decodes explicitly either way. */
-    size_t es = (size_t)elem_size(elem_type);
+    int es_signed = gguf_vtype_size(elem_type);
+    size_t es = es_signed > 0 ? (size_t)es_signed : 0;
     if (n && es) tg_buf_append(&w->kv, data, (size_t)n * es);
 }
 

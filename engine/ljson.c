@@ -55,31 +55,6 @@ static ljson *node(parser *p, ljson_type t) {
     return v;
 }
 
-static void put_utf8(tg_buf *b, unsigned cp) {
-    char o[4];
-    size_t k;
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        k = 1;
-    } else if (cp < 0x800) {
-        o[0] = (char)(0xC0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        k = 2;
-    } else if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        k = 3;
-    } else {
-        o[0] = (char)(0xF0 | (cp >> 18));
-        o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[3] = (char)(0x80 | (cp & 0x3F));
-        k = 4;
-    }
-    tg_buf_append(b, o, k);
-}
-
 static int hex4(parser *p, unsigned *out) {
     if (p->n - p->i < 4) return -1;
     unsigned v = 0;
@@ -159,12 +134,12 @@ static ljson *parse_string(parser *p) {
                 unsigned lo;
                 p->i += 2;
                 if (hex4(p, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF) {
-                    put_utf8(&b, 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00));
+                    tg_buf_put_utf8(&b, 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00));
                     break;
                 }
                 p->i = save;
             }
-            put_utf8(&b, (u >= 0xD800 && u <= 0xDFFF) ? 0xFFFD : u);
+            tg_buf_put_utf8(&b, (u >= 0xD800 && u <= 0xDFFF) ? 0xFFFD : u);
             break;
         }
         default:

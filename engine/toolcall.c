@@ -42,32 +42,6 @@ static bool is_digit(char ch) {
     return ch >= '0' && ch <= '9';
 }
 
-static void put_cp(tg_buf *b, unsigned long cp) {
-    char o[4];
-    size_t k;
-    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) cp = 0xFFFD;
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        k = 1;
-    } else if (cp < 0x800) {
-        o[0] = (char)(0xC0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        k = 2;
-    } else if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        k = 3;
-    } else {
-        o[0] = (char)(0xF0 | (cp >> 18));
-        o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[3] = (char)(0x80 | (cp & 0x3F));
-        k = 4;
-    }
-    tg_buf_append(b, o, k);
-}
-
 static bool hexn(cur *c, int digits, unsigned long *out) {
     if (c->n - c->i < (size_t)digits) return false;
     unsigned long v = 0;
@@ -118,15 +92,15 @@ static bool py_string(cur *c, tg_buf *raw) {
         case '\n': break; /* line continuation */
         case 'x':
             if (!hexn(c, 2, &v)) return false;
-            put_cp(raw, v);
+            tg_buf_put_utf8(raw, v);
             break;
         case 'u':
             if (!hexn(c, 4, &v)) return false;
-            put_cp(raw, v);
+            tg_buf_put_utf8(raw, v);
             break;
         case 'U':
             if (!hexn(c, 8, &v)) return false;
-            put_cp(raw, v);
+            tg_buf_put_utf8(raw, v);
             break;
         default: /* Python keeps unknown escapes as written */
             tg_buf_putc(raw, '\\');

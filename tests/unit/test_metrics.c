@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "gateway/api_routes.h"
 #include "gateway/metrics.h"
 
 static double g_depth = 3;
@@ -154,12 +155,67 @@ static void test_misuse(void **st) {
     tg_metrics_free(reg);
 }
 
+/* The gateway's on_response hook, fed finished exchanges the way the HTTP
+ * server reports them: route labels from the route table, "-" for answers
+ * the server made itself, 499 for a client gone, tokens of abandoned
+ * requests. Exact exposition lines. */
+static void test_on_response_hook(void **st) {
+    (void)st;
+    tg_api api = {0};
+    api.metrics = tg_metrics_new();
+    tg_metrics_std_init(&api.std, api.metrics);
+    tg_http_request chat = {.method = "POST", .path = "/v1/chat/completions", .body = ""};
+    tg_http_request adm = {.method = "GET", .path = "/admin/state", .body = ""};
+    tg_http_request wrong = {.method = "DELETE", .path = "/v1/models", .body = ""};
+    tg_http_request unparsed = {.method = "-", .path = "-", .body = ""};
+    /* 413 on the chat path, answered by the server: not a chat request */
+    tg_http_done d = {.req = &chat, .status = 413, .ms = 2};
+    tg_api_on_response(&api, &d);
+    d = (tg_http_done){.req = &unparsed, .status = 431, .ms = 1};
+    tg_api_on_response(&api, &d);
+    d = (tg_http_done){.req = &unparsed, .status = 431, .ms = 1};
+    tg_api_on_response(&api, &d);
+    /* handled chats: one finished (its tokens are counted by the handler),
+     * one whose client left mid-stream after 9 in / 5 out */
+    d = (tg_http_done){.req = &chat, .status = 200, .handled = true, .tokens_in = 7,
+                       .tokens_out = 3, .ms = 30};
+    tg_api_on_response(&api, &d);
+    d = (tg_http_done){.req = &chat, .status = 200, .handled = true, .aborted = true,
+                       .abort_notified = true, .tokens_in = 9, .tokens_out = 5, .ms = 40};
+    tg_api_on_response(&api, &d);
+    d = (tg_http_done){.req = &adm, .status = 404, .handled = true};
+    tg_api_on_response(&api, &d);
+    d = (tg_http_done){.req = &wrong, .status = 405, .handled = true};
+    tg_api_on_response(&api, &d);
+    tg_buf out = TG_BUF_INIT;
+    tg_metrics_render(api.metrics, &out);
+    const char *want_lines[] = {
+        "tidegate_http_requests_total{route=\"-\",status=\"413\"} 1\n",
+        "tidegate_http_requests_total{route=\"-\",status=\"431\"} 2\n",
+        "tidegate_http_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 1\n",
+        "tidegate_http_requests_total{route=\"/v1/chat/completions\",status=\"499\"} 1\n",
+        "tidegate_http_requests_total{route=\"/admin/*\",status=\"404\"} 1\n",
+        "tidegate_http_requests_total{route=\"other\",status=\"405\"} 1\n",
+        "tidegate_request_duration_seconds_count{route=\"-\"} 3\n",
+        "tidegate_request_duration_seconds_sum{route=\"/v1/chat/completions\"} 0.07\n",
+        "tidegate_tokens_total{direction=\"in\"} 9\n",
+        "tidegate_tokens_total{direction=\"out\"} 5\n",
+    };
+    for (size_t i = 0; i < sizeof want_lines / sizeof want_lines[0]; i++) {
+        if (!strstr(out.data, want_lines[i])) fail_msg("missing: %s\nin:\n%s", want_lines[i], out.data);
+    }
+    assert_null(strstr(out.data, "route=\"/v1/chat/completions\",status=\"413\""));
+    tg_buf_free(&out);
+    tg_metrics_free(api.metrics);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_text),
         cmocka_unit_test(test_escaping),
         cmocka_unit_test(test_unlabelled_histogram_and_std),
         cmocka_unit_test(test_misuse),
+        cmocka_unit_test(test_on_response_hook),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
