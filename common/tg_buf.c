@@ -25,8 +25,12 @@ void tg_buf_append(tg_buf *b, const void *p, size_t n) {
     b->data[b->len] = 0;
 }
 
-void tg_buf_puts(tg_buf *b, const char *s) { tg_buf_append(b, s, strlen(s)); }
-void tg_buf_putc(tg_buf *b, char c) { tg_buf_append(b, &c, 1); }
+void tg_buf_puts(tg_buf *b, const char *s) {
+    tg_buf_append(b, s, strlen(s));
+}
+void tg_buf_putc(tg_buf *b, char c) {
+    tg_buf_append(b, &c, 1);
+}
 
 void tg_buf_vprintf(tg_buf *b, const char *fmt, va_list ap) {
     va_list ap2;
@@ -129,7 +133,8 @@ int tg_buf_read_file(tg_buf *b, const char *path) {
     if (!f) return -1;
     char chunk[65536];
     size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) tg_buf_append(b, chunk, n);
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        tg_buf_append(b, chunk, n);
     int err = ferror(f);
     fclose(f);
     if (err) {

@@ -14,7 +14,8 @@ typedef struct {
     size_t cap;
 } tg_buf;
 
-#define TG_BUF_INIT {NULL, 0, 0}
+#define TG_BUF_INIT                                                                                \
+    { NULL, 0, 0 }
 
 void tg_buf_reserve(tg_buf *b, size_t extra);
 void tg_buf_append(tg_buf *b, const void *p, size_t n);

@@ -10,8 +10,12 @@
 static atomic_int g_level = TG_LOG_INFO;
 static const char *const k_names[] = {"debug", "info", "warn", "error", "off"};
 
-void tg_log_set_level(tg_log_level lvl) { atomic_store(&g_level, (int)lvl); }
-tg_log_level tg_log_get_level(void) { return (tg_log_level)atomic_load(&g_level); }
+void tg_log_set_level(tg_log_level lvl) {
+    atomic_store(&g_level, (int)lvl);
+}
+tg_log_level tg_log_get_level(void) {
+    return (tg_log_level)atomic_load(&g_level);
+}
 
 int tg_log_level_parse(const char *s, tg_log_level *out) {
     for (int i = 0; i <= TG_LOG_OFF; i++) {
@@ -37,8 +41,8 @@ void tg_log_vwrite(tg_log_level lvl, const char *event, const char *fmt, va_list
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
     int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, k_names[lvl], event ? event : "-");
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, k_names[lvl], event ? event : "-");
     if (n < 0) return;
     if (fmt && *fmt && (size_t)n < sizeof line - 2) {
         line[n++] = ' ';

@@ -24,8 +24,8 @@ void tg_log_write(tg_log_level lvl, const char *event, const char *fmt, ...)
 void tg_log_vwrite(tg_log_level lvl, const char *event, const char *fmt, va_list ap);
 
 #define tg_log_debug(ev, ...) tg_log_write(TG_LOG_DEBUG, ev, __VA_ARGS__)
-#define tg_log_info(ev, ...) tg_log_write(TG_LOG_INFO, ev, __VA_ARGS__)
-#define tg_log_warn(ev, ...) tg_log_write(TG_LOG_WARN, ev, __VA_ARGS__)
+#define tg_log_info(ev, ...)  tg_log_write(TG_LOG_INFO, ev, __VA_ARGS__)
+#define tg_log_warn(ev, ...)  tg_log_write(TG_LOG_WARN, ev, __VA_ARGS__)
 #define tg_log_error(ev, ...) tg_log_write(TG_LOG_ERROR, ev, __VA_ARGS__)
 
 #endif

@@ -34,7 +34,8 @@ typedef struct {
     size_t n_seg, cap_seg;
 } chat_segs;
 
-#define CHAT_SEGS_INIT {TG_BUF_INIT, NULL, 0, 0}
+#define CHAT_SEGS_INIT                                                                             \
+    { TG_BUF_INIT, NULL, 0, 0 }
 
 /* Renders like lfm_chat_render into *cs (which must be CHAT_SEGS_INIT or
  * cleared). On error *cs is left empty and err says why (LFM_EINVAL). */

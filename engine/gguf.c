@@ -255,7 +255,8 @@ static int read_value(cursor *c, gguf_file *f, gguf_kv *kv, const char *field) {
     uint32_t et;
     if (rd_u32(c, field, &et)) return -1;
     if (et == GGUF_T_ARRAY) return fail(c, at, field, "nested arrays are not supported");
-    if (gguf_vtype_size(et) < 0) return fail(c, at, field, "unknown array element type %" PRIu32, et);
+    if (gguf_vtype_size(et) < 0)
+        return fail(c, at, field, "unknown array element type %" PRIu32, et);
     kv->arr_type = (gguf_vtype)et;
     uint64_t n_at = c->pos, n;
     if (rd_u64(c, field, &n)) return -1;

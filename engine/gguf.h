@@ -38,11 +38,11 @@ typedef struct {
     gguf_str key;
     gguf_vtype type;
     union {
-        uint64_t u;  /* unsigned integer types */
-        int64_t i;   /* signed integer types */
-        double f;    /* FLOAT32 / FLOAT64 */
-        bool b;      /* BOOL */
-        gguf_str s;  /* STRING */
+        uint64_t u; /* unsigned integer types */
+        int64_t i;  /* signed integer types */
+        double f;   /* FLOAT32 / FLOAT64 */
+        bool b;     /* BOOL */
+        gguf_str s; /* STRING */
     } v;
     /* type == GGUF_T_ARRAY: */
     gguf_vtype arr_type;
@@ -54,10 +54,10 @@ typedef struct {
 typedef struct {
     gguf_str name;
     uint32_t n_dims;
-    uint64_t dims[4];   /* innermost first, unused dims are 1 */
-    uint32_t type;      /* ggml type id (see quant.h lq_type) */
-    uint64_t offset;    /* relative to the data section */
-    const void *data;   /* pointer into the mapping */
+    uint64_t dims[4]; /* innermost first, unused dims are 1 */
+    uint32_t type;    /* ggml type id (see quant.h lq_type) */
+    uint64_t offset;  /* relative to the data section */
+    const void *data; /* pointer into the mapping */
     uint64_t n_elems;
     uint64_t nbytes;
 } gguf_tensor;

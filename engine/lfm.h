@@ -18,11 +18,11 @@
 
 enum {
     LFM_OK = 0,
-    LFM_EINVAL = -1,   /* bad argument or malformed input */
-    LFM_EIO = -2,      /* file could not be read */
-    LFM_EFORMAT = -3,  /* GGUF is malformed or not an LFM2 model */
-    LFM_ECTX = -4,     /* context length exceeded */
-    LFM_EFULL = -5,    /* scheduler queue full */
+    LFM_EINVAL = -1,  /* bad argument or malformed input */
+    LFM_EIO = -2,     /* file could not be read */
+    LFM_EFORMAT = -3, /* GGUF is malformed or not an LFM2 model */
+    LFM_ECTX = -4,    /* context length exceeded */
+    LFM_EFULL = -5,   /* scheduler queue full */
     LFM_ENOMEM = -6,
     LFM_ECANCELED = -7,
 };
@@ -49,15 +49,15 @@ typedef struct {
 
 typedef struct {
     char arch[32];
-    char name[128];           /* general.name, or file stem */
+    char name[128]; /* general.name, or file stem */
     int n_vocab;
-    int n_embd;               /* E */
-    int n_ff;                 /* F */
+    int n_embd; /* E */
+    int n_ff;   /* F */
     int n_layer;
-    int n_head;               /* H */
-    int head_dim;             /* E / H */
+    int n_head;                    /* H */
+    int head_dim;                  /* E / H */
     int n_head_kv[LFM_MAX_LAYERS]; /* 0 = short-conv block */
-    int conv_l_cache;         /* K */
+    int conv_l_cache;              /* K */
     int n_ctx_train;
     float rope_theta;
     float rms_eps;
@@ -81,7 +81,7 @@ uint64_t lfm_seq_state_bytes(const lfm_model *m, int n_ctx);
 lfm_seq *lfm_seq_new(lfm_model *m, int n_ctx);
 void lfm_seq_free(lfm_seq *s);
 void lfm_seq_reset(lfm_seq *s);
-int lfm_seq_pos(const lfm_seq *s);   /* tokens consumed so far */
+int lfm_seq_pos(const lfm_seq *s); /* tokens consumed so far */
 int lfm_seq_n_ctx(const lfm_seq *s);
 
 /* Evaluates n token rows. Row i is token tokens[i] at the next position of

@@ -19,15 +19,15 @@
 
 typedef enum {
     LFM_FINISH_NONE = 0,
-    LFM_FINISH_STOP,      /* EOG token or stop string */
-    LFM_FINISH_LENGTH,    /* max_tokens or context reached */
-    LFM_FINISH_CANCELED,  /* lfm_sched_cancel or scheduler shutdown */
+    LFM_FINISH_STOP,     /* EOG token or stop string */
+    LFM_FINISH_LENGTH,   /* max_tokens or context reached */
+    LFM_FINISH_CANCELED, /* lfm_sched_cancel or scheduler shutdown */
     LFM_FINISH_ERROR,
 } lfm_finish;
 
 typedef enum {
-    LFM_EV_TEXT,  /* a chunk of generated text (text, len; n_generated so far) */
-    LFM_EV_DONE,  /* terminal: finish says why; counts are final */
+    LFM_EV_TEXT, /* a chunk of generated text (text, len; n_generated so far) */
+    LFM_EV_DONE, /* terminal: finish says why; counts are final */
 } lfm_event_type;
 
 typedef struct {
@@ -35,11 +35,11 @@ typedef struct {
     uint64_t job_id;
     const char *text; /* LFM_EV_TEXT: valid only during the callback */
     size_t len;
-    lfm_finish finish;   /* LFM_EV_DONE */
-    const char *error;   /* LFM_EV_DONE with LFM_FINISH_ERROR */
-    int n_prompt;        /* prompt tokens */
-    int n_generated;     /* tokens generated so far */
-    double ttft_ms;      /* time from submit to first token (DONE, TEXT) */
+    lfm_finish finish; /* LFM_EV_DONE */
+    const char *error; /* LFM_EV_DONE with LFM_FINISH_ERROR */
+    int n_prompt;      /* prompt tokens */
+    int n_generated;   /* tokens generated so far */
+    double ttft_ms;    /* time from submit to first token (DONE, TEXT) */
 } lfm_event;
 
 typedef void (*lfm_event_cb)(void *user, const lfm_event *ev);
@@ -47,7 +47,7 @@ typedef void (*lfm_event_cb)(void *user, const lfm_event *ev);
 typedef struct {
     const int32_t *prompt; /* copied by submit */
     size_t n_prompt;
-    int max_tokens;        /* <= 0: until context end */
+    int max_tokens; /* <= 0: until context end */
     lfm_sampler_params sampling;
     const char *const *stop; /* stop strings (copied), may be NULL */
     size_t n_stop;
@@ -56,9 +56,9 @@ typedef struct {
 } lfm_job_params;
 
 typedef struct {
-    int max_active;  /* sequences decoded together (batch width) */
-    int queue_cap;   /* waiting jobs before submit returns LFM_EFULL */
-    int n_ctx;       /* per-sequence context (0 = model's, capped at 8192) */
+    int max_active; /* sequences decoded together (batch width) */
+    int queue_cap;  /* waiting jobs before submit returns LFM_EFULL */
+    int n_ctx;      /* per-sequence context (0 = model's, capped at 8192) */
 } lfm_sched_opts;
 
 typedef struct lfm_sched lfm_sched;

@@ -49,8 +49,8 @@ void lq_quantize_row(lq_type t, const float *src, void *dst, int64_t n);
  * o in [o0, o1). W is n_out rows of lq_row_bytes(t, n_in) bytes each. */
 void lq_matmul_range(lq_type t, const void *W, int64_t n_out, int64_t n_in, const float *x,
                      int64_t n_rows, float *y, int64_t o0, int64_t o1, lq_kernels k);
-static inline void lq_matmul(lq_type t, const void *W, int64_t n_out, int64_t n_in,
-                             const float *x, int64_t n_rows, float *y, lq_kernels k) {
+static inline void lq_matmul(lq_type t, const void *W, int64_t n_out, int64_t n_in, const float *x,
+                             int64_t n_rows, float *y, lq_kernels k) {
     lq_matmul_range(t, W, n_out, n_in, x, n_rows, y, 0, n_out, k);
 }
 

@@ -8,7 +8,8 @@ int cmd_engine(int argc, char **argv) {
     if (argc < 2) return cli_usage_error("engine", usage, "missing verb");
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         printf("usage: %s\n\n  tokenize  print token ids of a file's bytes as a JSON array\n"
-               "  logits    write next-token logits rows as float32\n", usage);
+               "  logits    write next-token logits rows as float32\n",
+               usage);
         return 0;
     }
     if (!strcmp(argv[1], "tokenize")) return cmd_engine_tokenize(argc - 1, argv + 1);

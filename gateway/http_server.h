@@ -81,11 +81,11 @@ typedef struct {
     /* The request as far as it was parsed: method and path are "-" when the
      * head never completed. Valid only during the callback. */
     const tg_http_request *req;
-    const char *route;   /* tg_http_set_route label, "" when none was set */
-    int status;          /* status of the head sent (or meant to be); 499 when none */
-    bool handled;        /* false: answered by the server, the handler never saw it */
-    bool aborted;        /* the client was gone before the response ended */
-    bool abort_notified; /* on_abort ran: the handler was told the client left */
+    const char *route;         /* tg_http_set_route label, "" when none was set */
+    int status;                /* status of the head sent (or meant to be); 499 when none */
+    bool handled;              /* false: answered by the server, the handler never saw it */
+    bool aborted;              /* the client was gone before the response ended */
+    bool abort_notified;       /* on_abort ran: the handler was told the client left */
     int tokens_in, tokens_out; /* tg_http_set_tokens values */
     uint64_t bytes_out;        /* response body bytes */
     double ms;                 /* from the request's first byte to the end */

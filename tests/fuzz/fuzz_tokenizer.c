@@ -159,8 +159,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         /* The gateway's path: caller text must never become control tokens. */
         int32_t *ids = NULL;
         size_t n_ids = 0;
-        if (g_tok && lfm_chat_tokenize(g_tok, (data[0] & 4) ? LFM_TEMPLATE_LFM25 : LFM_TEMPLATE_LFM2,
-                                       m, 4, z, true, &ids, &n_ids, err, sizeof err) == 0)
+        if (g_tok &&
+            lfm_chat_tokenize(g_tok, (data[0] & 4) ? LFM_TEMPLATE_LFM25 : LFM_TEMPLATE_LFM2, m, 4,
+                              z, true, &ids, &n_ids, err, sizeof err) == 0)
             free(ids);
         free(z);
         break;

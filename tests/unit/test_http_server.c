@@ -590,7 +590,8 @@ static double metric_value(harness *h, tg_api *api, const char *series) {
     return v;
 }
 
-#define REQS(route, status) "tidegate_http_requests_total{route=\"" route "\",status=\"" status "\"}"
+#define REQS(route, status)                                                                        \
+    "tidegate_http_requests_total{route=\"" route "\",status=\"" status "\"}"
 
 static void test_metrics_count_every_response(void **state) {
     harness *h = *state;
@@ -664,8 +665,7 @@ static void test_metrics_count_every_response(void **state) {
     assert_true(metric_value(h, &api, REQS("other", "499")) == 1);
     /* nothing counted under the raw path of a refused request */
     assert_true(metric_value(h, &api, REQS("/v1/chat/completions", "413")) == -1);
-    assert_true(metric_value(h, &api, "tidegate_request_duration_seconds_count{route=\"-\"}") ==
-                3);
+    assert_true(metric_value(h, &api, "tidegate_request_duration_seconds_count{route=\"-\"}") == 3);
     assert_true(metric_value(h, &api, "tidegate_tokens_total{direction=\"in\"}") == 3);
     assert_true(metric_value(h, &api, "tidegate_tokens_total{direction=\"out\"}") == 4);
     assert_int_equal(atomic_load(&h->n_requests), 4); /* the handler saw 2 + 2 */

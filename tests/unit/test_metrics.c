@@ -177,11 +177,17 @@ static void test_on_response_hook(void **st) {
     tg_api_on_response(&api, &d);
     /* handled chats: one finished (its tokens are counted by the handler),
      * one whose client left mid-stream after 9 in / 5 out */
-    d = (tg_http_done){.req = &chat, .status = 200, .handled = true, .tokens_in = 7,
-                       .tokens_out = 3, .ms = 30};
+    d = (tg_http_done){
+        .req = &chat, .status = 200, .handled = true, .tokens_in = 7, .tokens_out = 3, .ms = 30};
     tg_api_on_response(&api, &d);
-    d = (tg_http_done){.req = &chat, .status = 200, .handled = true, .aborted = true,
-                       .abort_notified = true, .tokens_in = 9, .tokens_out = 5, .ms = 40};
+    d = (tg_http_done){.req = &chat,
+                       .status = 200,
+                       .handled = true,
+                       .aborted = true,
+                       .abort_notified = true,
+                       .tokens_in = 9,
+                       .tokens_out = 5,
+                       .ms = 40};
     tg_api_on_response(&api, &d);
     d = (tg_http_done){.req = &adm, .status = 404, .handled = true};
     tg_api_on_response(&api, &d);
@@ -202,7 +208,8 @@ static void test_on_response_hook(void **st) {
         "tidegate_tokens_total{direction=\"out\"} 5\n",
     };
     for (size_t i = 0; i < sizeof want_lines / sizeof want_lines[0]; i++) {
-        if (!strstr(out.data, want_lines[i])) fail_msg("missing: %s\nin:\n%s", want_lines[i], out.data);
+        if (!strstr(out.data, want_lines[i]))
+            fail_msg("missing: %s\nin:\n%s", want_lines[i], out.data);
     }
     assert_null(strstr(out.data, "route=\"/v1/chat/completions\",status=\"413\""));
     tg_buf_free(&out);
