@@ -209,7 +209,6 @@ static void finish_stream(tg_chat *c, const lfm_event *ev) {
         (void)tg_http_stream_write(c->ex, d.data, d.len);
         tg_buf_free(&d);
     }
-    tg_api_count(c->api, c->req, ROUTE, 200);
     tg_http_stream_end(c->ex);
 }
 
@@ -245,7 +244,6 @@ static void finish_once(tg_chat *c, const lfm_event *ev) {
 static void on_done(void *user, const lfm_event *ev) {
     tg_chat *c = user;
     c->job = NULL; /* the bridge frees it after this returns */
-    tg_metrics_std_tokens(&c->api->std, ev->n_prompt, ev->n_generated);
     tg_http_set_tokens(c->ex, ev->n_prompt, ev->n_generated);
     if (c->stream)
         finish_stream(c, ev);
@@ -258,7 +256,6 @@ static void on_done(void *user, const lfm_event *ev) {
 static void on_abort(void *arg) {
     tg_chat *c = arg;
     if (c->preparing) { /* the worker still uses c: prep_done frees it */
-        tg_api_count(c->api, c->req, ROUTE, 499);
         tg_http_respond(c->ex, 499, "text/plain", "", 0); /* frees only */
         c->ex = NULL;
         c->gone = true;
@@ -267,7 +264,6 @@ static void on_abort(void *arg) {
     }
     if (c->job) tg_bridge_detach(c->job);
     c->job = NULL;
-    tg_api_count(c->api, c->req, ROUTE, 499); /* nginx's "client closed request" */
     if (c->stream)
         tg_http_stream_end(c->ex);
     else
@@ -445,7 +441,6 @@ void tg_api_chat_end_all(tg_api *api, const char *why) {
         }
         if (c->stream) {
             send_stream_error(c, "server_error", "server_shutting_down", why);
-            tg_api_count(api, c->req, ROUTE, 200);
             tg_http_stream_end(c->ex);
         } else {
             tg_api_error(api, c->ex, ROUTE, 503, "server_error", "server_shutting_down", NULL, "%s",

@@ -65,15 +65,9 @@ void tg_api_on_response(void *user, const tg_http_done *d) {
     const char *label = d->handled ? route_label(d->req) : "-";
     int status = d->aborted ? 499 : d->status;
     tg_metrics_std_request(&api->std, label, status, d->ms / 1000.0);
-    /* A handler that finishes normally counts its tokens itself when the
-     * engine reports them (api_chat.c on_done). One told that the client
-     * left never gets there: the tokens it reported so far count here. */
-    if (d->abort_notified) tg_metrics_std_tokens(&api->std, d->tokens_in, d->tokens_out);
-}
-
-void tg_api_count(tg_api *api, const tg_http_request *req, const char *route_label, int status) {
-    /* Kept for existing callers; tg_api_on_response counts every exchange. */
-    (void)api, (void)req, (void)route_label, (void)status;
+    /* Tokens as the handler last reported them (tg_http_set_tokens), so a
+     * request cut short by the client or by shutdown counts what it used. */
+    if (d->tokens_in || d->tokens_out) tg_metrics_std_tokens(&api->std, d->tokens_in, d->tokens_out);
 }
 
 void tg_api_respond(tg_api *api, tg_http_exchange *ex, const char *route_label, int status,

@@ -82,9 +82,6 @@ void tg_api_error(tg_api *api, tg_http_exchange *ex, const char *route, int stat
 /* Ends ex with a complete response (counted by tg_api_on_response). */
 void tg_api_respond(tg_api *api, tg_http_exchange *ex, const char *route, int status,
                     const char *content_type, const char *body, size_t len);
-/* No-op kept for existing callers: every exchange is counted once by
- * tg_api_on_response when it ends. */
-void tg_api_count(tg_api *api, const tg_http_request *req, const char *route, int status);
 
 /* api_chat.c */
 void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);

@@ -175,8 +175,8 @@ static void test_on_response_hook(void **st) {
     tg_api_on_response(&api, &d);
     d = (tg_http_done){.req = &unparsed, .status = 431, .ms = 1};
     tg_api_on_response(&api, &d);
-    /* handled chats: one finished (its tokens are counted by the handler),
-     * one whose client left mid-stream after 9 in / 5 out */
+    /* handled chats: one finished after 7 in / 3 out, one whose client left
+     * mid-stream after 9 in / 5 out: both count what they used */
     d = (tg_http_done){
         .req = &chat, .status = 200, .handled = true, .tokens_in = 7, .tokens_out = 3, .ms = 30};
     tg_api_on_response(&api, &d);
@@ -204,8 +204,8 @@ static void test_on_response_hook(void **st) {
         "tidegate_http_requests_total{route=\"other\",status=\"405\"} 1\n",
         "tidegate_request_duration_seconds_count{route=\"-\"} 3\n",
         "tidegate_request_duration_seconds_sum{route=\"/v1/chat/completions\"} 0.07\n",
-        "tidegate_tokens_total{direction=\"in\"} 9\n",
-        "tidegate_tokens_total{direction=\"out\"} 5\n",
+        "tidegate_tokens_total{direction=\"in\"} 16\n",
+        "tidegate_tokens_total{direction=\"out\"} 8\n",
     };
     for (size_t i = 0; i < sizeof want_lines / sizeof want_lines[0]; i++) {
         if (!strstr(out.data, want_lines[i]))
