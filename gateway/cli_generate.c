@@ -107,6 +107,14 @@ static int parse_args(int argc, char **argv, gen_args *a) {
             continue;
         }
         if (f[0] != '-') return cli_usage_error("generate", k_usage, "unexpected argument '%s'", f);
+        static const char *const k_value_flags[] = {
+            "-m", "--model", "-p", "--prompt", "--system", "-n", "--max-tokens", "-c", "--ctx",
+            "--temp", "--temperature", "--top-k", "--top-p", "--min-p", "--repeat-penalty",
+            "--seed", "--threads", "-t", "--kernels", "--stop"};
+        bool known = false;
+        for (size_t k = 0; k < sizeof k_value_flags / sizeof k_value_flags[0]; k++)
+            known = known || !strcmp(f, k_value_flags[k]);
+        if (!known) return cli_usage_error("generate", k_usage, "unknown flag '%s'", f);
         if (i + 1 >= argc) return cli_usage_error("generate", k_usage, "%s needs a value", f);
         const char *v = argv[++i];
         int rc = 0;

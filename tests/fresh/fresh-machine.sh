@@ -370,6 +370,20 @@ while True:
             fail=1
         fi
     done
+    # A model already in the model directory is found (and a non-LFM2 GGUF
+    # next to it skipped) without any download attempt.
+    in_root "$ROOTFS" bash -c 'd=/root/models && mkdir -p $d &&
+        printf "GGUF junk" >$d/a-not-lfm2.gguf &&
+        cp /root/tidegate/tests/fixtures/models/lfm2-tiny-q8_0.gguf $d/b-lfm2.gguf &&
+        cd /root/tidegate && HF_ENDPOINT=http://huggingface.invalid TIDEGATE_MODEL_DIR=$d \
+        ./scripts/quickstart --help' >"$RUN/offline-modeldir.log" 2>&1 || true
+    if grep -q 'quickstart: found /root/models/b-lfm2.gguf' "$RUN/offline-modeldir.log" &&
+        ! grep -q 'downloading\|DEMO MODEL' "$RUN/offline-modeldir.log"; then
+        log "PASS offline/modeldir: found /root/models/b-lfm2.gguf, skipped the non-LFM2 file, no download"
+    else
+        log "FAIL offline/modeldir: $(grep 'quickstart:' "$RUN/offline-modeldir.log" | head -3)"
+        fail=1
+    fi
     return $fail
 }
 
@@ -405,7 +419,7 @@ case "$cmd" in
         # one that runs the SDK tests (Debian's nodejs via node-llhttp, plus npm).
         make_base
         new_run nonode
-        in_root "$ROOTFS" dpkg --purge nodejs >/dev/null
+        in_root "$ROOTFS" dpkg --purge nodejs >/dev/null 2>&1
         rm -rf "$ROOTFS/usr/lib/node_modules/npm"
         clone_repo
         t0=$(date +%s)
