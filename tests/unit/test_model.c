@@ -451,7 +451,7 @@ static void test_zero_block_model(void **state) {
 }
 
 /* 1,000 tokens through a 350M-width model (E 1024, 16 heads, 8 KV heads,
- * 65536 vocab; F 2048) cut to one conv and one attention block, in Q4_K_M:
+ * 65536 vocab, F 4608: the real preset) cut to one conv and one attention block, in Q4_K_M:
  * crosses chunk boundaries, grows the KV cache, runs every quantized kernel
  * at real widths. The point is ASan/UBSan/LSan silence; the value check is
  * that the logits are finite and not all equal. */
@@ -460,7 +460,6 @@ static void test_350m_long_prompt(void **state) {
     synth_opts o;
     synth_opts_default(&o);
     assert_int_equal(synth_preset("350m", &o), 0);
-    o.n_ff = 2048; /* preset 4608: narrowed only to keep the ASan run short */
     o.n_layer = 2;
     o.n_attn = 1;
     o.attn_layers[0] = 1;
