@@ -437,6 +437,7 @@ case "$cmd" in
     shell)
         RUN="$FRESH_ROOT/runs/${2:?run name}"
         ROOTFS="$RUN/merged"
+        mkdir -p "$RUN/upper" "$RUN/work" "$ROOTFS"
         findmnt "$ROOTFS" >/dev/null || {
             mount -t overlay overlay -o "lowerdir=$BASE,upperdir=$RUN/upper,workdir=$RUN/work" "$ROOTFS"
             MOUNTED+=("$ROOTFS")
