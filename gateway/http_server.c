@@ -164,8 +164,10 @@ void tg_http_server_close(tg_http_server *s, void (*done)(void *), void *arg) {
     s->done_arg = arg;
     s->draining = true;
     tg_http_server_stop_accepting(s);
-    /* Connections without a dispatched exchange have nothing in flight:
-     * close them (a half-read request was never accepted). The others
+    /* Idle keep-alive connections have nothing in flight: close them. A
+     * request whose first bytes already arrived finishes reading within its
+     * header/body timeouts and gets an answer (the API says 503 draining to
+     * anything new), so a client is never cut mid-request; dispatched ones
      * close after their responses (keep-alive is off while draining).
      * Closing only marks the conn; it is freed from a later callback, so
      * walking the list is safe. */
@@ -173,14 +175,20 @@ void tg_http_server_close(tg_http_server *s, void (*done)(void *), void *arg) {
         if (c->closing) continue;
         if (c->cur && c->cur->dispatched) continue;
         if (c->phase == TG_CONN_LINGER) continue; /* already on its way out */
+        if (c->phase == TG_CONN_HEAD || c->phase == TG_CONN_BODY) continue;
         tg_http_conn_close(c);
     }
     maybe_finish(s);
 }
 
 void tg_http_server_abort_inflight(tg_http_server *s) {
-    for (tg_http_conn *c = s->conns; c; c = c->next)
-        if (!c->closing && c->cur && c->cur->dispatched) tg_http_conn_close(c);
+    /* Dispatched exchanges, and while draining also requests still being
+     * read: past the deadline a slow client must not hold the exit. */
+    for (tg_http_conn *c = s->conns; c; c = c->next) {
+        if (c->closing) continue;
+        bool reading = c->phase == TG_CONN_HEAD || c->phase == TG_CONN_BODY;
+        if ((c->cur && c->cur->dispatched) || (s->draining && reading)) tg_http_conn_close(c);
+    }
 }
 
 int tg_http_server_port(const tg_http_server *s) {

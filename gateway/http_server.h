@@ -125,15 +125,17 @@ int tg_http_server_start(uv_loop_t *loop, const tg_http_opts *o, tg_http_handler
 /* Graceful shutdown, step 1: close the listener (no new connections). */
 void tg_http_server_stop_accepting(tg_http_server *s);
 
-/* Step 2: stop accepting (if not done), close idle and half-read
- * connections, let in-flight exchanges finish (their responses go out with
+/* Step 2: stop accepting (if not done), close idle connections, let
+ * requests already arriving finish reading (within their timeouts) and
+ * in-flight exchanges finish (their responses go out with
  * `connection: close`), then free the server and call done(arg) once every
  * handle is closed. The serve layer decides a deadline; past it, it ends its
  * streams itself or calls tg_http_server_abort_inflight. */
 void tg_http_server_close(tg_http_server *s, void (*done)(void *), void *arg);
 
-/* Cuts every connection with an in-flight exchange: their on_abort
- * callbacks fire (the handlers still have to end the exchanges). */
+/* Cuts every connection with an in-flight exchange (and, while draining,
+ * any request still being read): on_abort callbacks fire (the handlers
+ * still have to end the exchanges). */
 void tg_http_server_abort_inflight(tg_http_server *s);
 
 int tg_http_server_port(const tg_http_server *s);

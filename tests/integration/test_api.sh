@@ -273,9 +273,18 @@ curl -sN --max-time 30 "$BASE/v1/chat/completions" \
     -d '{"messages":[{"role":"user","content":"x"}],"max_tokens":100000,"stream":true}' >"$TMP/int.sse" &
 CURL=$!
 sleep 0.5
+# /readyz while draining: a client that was already sending its request when
+# SIGTERM arrived (so its connection was not idle) sees 503 draining.
+exec 3<>"/dev/tcp/127.0.0.1/$PORT"
+printf 'GET /readyz HTTP/1.1\r\nHost: t\r\n' >&3
+sleep 0.2
 t0=$(date +%s%N)
 kill -TERM "$PID"
-sleep 0.2
+sleep 0.1
+printf 'Connection: close\r\n\r\n' >&3
+READYZ_STATUS=$(timeout 5 head -n 1 <&3 | tr -d '\r')
+exec 3<&-
+check "readyz while draining" "HTTP/1.1 503 Service Unavailable" "$READYZ_STATUS"
 kill -INT "$PID"
 RC=0
 wait "$PID" || RC=$?
