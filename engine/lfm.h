@@ -193,6 +193,18 @@ typedef struct {
     float repeat_penalty; /* 1 = off */
     int repeat_last_n;    /* window for the penalty */
     uint64_t seed;
+    /* OpenAI penalties, over the GENERATED tokens only (see
+     * lfm_sampler_set_prompt_len): logit[t] -= frequency_penalty * count(t)
+     * + presence_penalty * (count(t) > 0). 0 = off; OpenAI range -2..2. */
+    float frequency_penalty;
+    float presence_penalty;
+    /* Logit bias: bias_values[i] is added to logit[bias_tokens[i]] before
+     * sampling (after the penalties). -100 effectively bans a token, +100
+     * effectively forces it. lfm_sampler_new copies both arrays; a token
+     * outside [0, n_vocab) or a non-finite value makes it fail. */
+    const int32_t *bias_tokens;
+    const float *bias_values;
+    size_t n_bias;
 } lfm_sampler_params;
 
 /* LFM2's recommended defaults: temperature 0.3, min_p 0.15, repetition
@@ -202,7 +214,11 @@ typedef struct lfm_sampler lfm_sampler;
 lfm_sampler *lfm_sampler_new(const lfm_sampler_params *p, int n_vocab);
 void lfm_sampler_free(lfm_sampler *s);
 /* logits is scratch (may be modified). history: tokens so far (prompt and
- * generated), for the repetition penalty. */
+ * generated), for the repetition penalty. The frequency/presence penalties
+ * count only history[n_prompt..n_history), n_prompt as set below (0 until
+ * set: then the whole history counts). */
 int32_t lfm_sampler_sample(lfm_sampler *s, float *logits, const int32_t *history, size_t n_history);
+/* Tells the sampler how many leading history entries are prompt. */
+void lfm_sampler_set_prompt_len(lfm_sampler *s, size_t n_prompt);
 
 #endif

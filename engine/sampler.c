@@ -3,7 +3,9 @@
  * Order: repetition penalty (llama.cpp style: over the distinct tokens of
  * the last repeat_last_n history entries, positive logits are divided by the
  * penalty and negative ones multiplied; applied in place, also before greedy
- * picking) -> greedy argmax when temperature <= 0 -> top-k -> temperature ->
+ * picking) -> OpenAI frequency/presence penalties (over generated tokens
+ * only, i.e. history past n_prompt) -> logit bias (last, so a -100/+100
+ * bias bans/forces regardless of the penalties) -> greedy argmax when temperature <= 0 -> top-k -> temperature ->
  * min-p (kept: p >= min_p * p_max, done in logit space so nothing has to be
  * sorted first) -> softmax -> top-p (smallest prefix of the sorted
  * distribution reaching top_p) -> a draw from a per-sampler xoshiro256**
@@ -23,6 +25,10 @@ struct lfm_sampler {
     uint32_t call;
     int32_t *idx; /* candidate ids */
     float *val;   /* candidate logits, then probabilities */
+    uint32_t *cnt; /* per token: generated count (zero between calls) */
+    size_t n_prompt; /* leading history entries not counted by freq/presence */
+    int32_t *bias_tok; /* own copies of p.bias_tokens / p.bias_values */
+    float *bias_val;
 };
 
 static uint64_t splitmix64(uint64_t *x) {
@@ -63,10 +69,21 @@ void lfm_sampler_defaults(lfm_sampler_params *p) {
     p->repeat_penalty = 1.05f;
     p->repeat_last_n = 64;
     p->seed = splitmix64(&x);
+    p->frequency_penalty = 0.0f;
+    p->presence_penalty = 0.0f;
+    p->bias_tokens = NULL;
+    p->bias_values = NULL;
+    p->n_bias = 0;
 }
 
 lfm_sampler *lfm_sampler_new(const lfm_sampler_params *p, int n_vocab) {
     if (!p || n_vocab <= 0) return NULL;
+    if (p->n_bias && (!p->bias_tokens || !p->bias_values)) return NULL;
+    if (p->n_bias > (size_t)n_vocab * 4) return NULL; /* duplicates allowed, not unbounded */
+    for (size_t i = 0; i < p->n_bias; i++)
+        if (p->bias_tokens[i] < 0 || p->bias_tokens[i] >= n_vocab || !isfinite(p->bias_values[i]))
+            return NULL;
+    if (!isfinite(p->frequency_penalty) || !isfinite(p->presence_penalty)) return NULL;
     lfm_sampler *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->p = *p;
@@ -74,10 +91,23 @@ lfm_sampler *lfm_sampler_new(const lfm_sampler_params *p, int n_vocab) {
     s->stamp = calloc((size_t)n_vocab, sizeof *s->stamp);
     s->idx = malloc((size_t)n_vocab * sizeof *s->idx);
     s->val = malloc((size_t)n_vocab * sizeof *s->val);
-    if (!s->stamp || !s->idx || !s->val) {
+    s->cnt = calloc((size_t)n_vocab, sizeof *s->cnt);
+    if (p->n_bias) {
+        s->bias_tok = malloc(p->n_bias * sizeof *s->bias_tok);
+        s->bias_val = malloc(p->n_bias * sizeof *s->bias_val);
+    }
+    if (!s->stamp || !s->idx || !s->val || !s->cnt ||
+        (p->n_bias && (!s->bias_tok || !s->bias_val))) {
         lfm_sampler_free(s);
         return NULL;
     }
+    if (p->n_bias) {
+        memcpy(s->bias_tok, p->bias_tokens, p->n_bias * sizeof *s->bias_tok);
+        memcpy(s->bias_val, p->bias_values, p->n_bias * sizeof *s->bias_val);
+    }
+    /* The caller's arrays may go away: only the copies are used from here. */
+    s->p.bias_tokens = s->bias_tok;
+    s->p.bias_values = s->bias_val;
     uint64_t x = p->seed;
     for (int i = 0; i < 4; i++)
         s->rng[i] = splitmix64(&x);
@@ -89,7 +119,14 @@ void lfm_sampler_free(lfm_sampler *s) {
     free(s->stamp);
     free(s->idx);
     free(s->val);
+    free(s->cnt);
+    free(s->bias_tok);
+    free(s->bias_val);
     free(s);
+}
+
+void lfm_sampler_set_prompt_len(lfm_sampler *s, size_t n_prompt) {
+    if (s) s->n_prompt = n_prompt;
 }
 
 static void apply_penalty(lfm_sampler *s, float *logits, const int32_t *hist, size_t n_hist) {
@@ -107,6 +144,30 @@ static void apply_penalty(lfm_sampler *s, float *logits, const int32_t *hist, si
         s->stamp[t] = s->call;
         logits[t] = logits[t] > 0.0f ? logits[t] / pen : logits[t] * pen;
     }
+}
+
+/* OpenAI frequency/presence penalties over history[n_prompt..n_hist). Two
+ * passes: count, then apply once per distinct token while zeroing its
+ * count, so cnt is all zero again between calls. */
+static void apply_openai_penalties(lfm_sampler *s, float *logits, const int32_t *hist,
+                                   size_t n_hist) {
+    float fp = s->p.frequency_penalty, pp = s->p.presence_penalty;
+    if ((fp == 0.0f && pp == 0.0f) || !hist || n_hist <= s->n_prompt) return;
+    for (size_t i = s->n_prompt; i < n_hist; i++) {
+        int32_t t = hist[i];
+        if (t >= 0 && t < s->n_vocab && s->cnt[t] < UINT32_MAX) s->cnt[t]++;
+    }
+    for (size_t i = s->n_prompt; i < n_hist; i++) {
+        int32_t t = hist[i];
+        if (t < 0 || t >= s->n_vocab || s->cnt[t] == 0) continue;
+        logits[t] -= fp * (float)s->cnt[t] + pp;
+        s->cnt[t] = 0;
+    }
+}
+
+static void apply_bias(const lfm_sampler *s, float *logits) {
+    for (size_t i = 0; i < s->p.n_bias; i++)
+        logits[s->bias_tok[i]] += s->bias_val[i];
 }
 
 /* Total order for candidates: higher logit first, lower id on ties. */
@@ -183,6 +244,8 @@ int32_t lfm_sampler_sample(lfm_sampler *s, float *logits, const int32_t *history
                            size_t n_history) {
     if (!s || !logits) return -1;
     apply_penalty(s, logits, history, n_history);
+    apply_openai_penalties(s, logits, history, n_history);
+    apply_bias(s, logits);
     int nv = s->n_vocab;
     int32_t best = -1;
     for (int32_t i = 0; i < nv; i++)
