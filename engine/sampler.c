@@ -4,12 +4,13 @@
  * the last repeat_last_n history entries, positive logits are divided by the
  * penalty and negative ones multiplied; applied in place, also before greedy
  * picking) -> OpenAI frequency/presence penalties (over generated tokens
- * only, i.e. history past n_prompt) -> logit bias (last, so a -100/+100
- * bias bans/forces regardless of the penalties) -> greedy argmax when temperature <= 0 -> top-k -> temperature ->
- * min-p (kept: p >= min_p * p_max, done in logit space so nothing has to be
- * sorted first) -> softmax -> top-p (smallest prefix of the sorted
- * distribution reaching top_p) -> a draw from a per-sampler xoshiro256**
- * stream seeded through splitmix64 (same seed, same logits -> same tokens). */
+ * only, i.e. history past n_prompt) -> logit bias (last, so a -100/+100 bias
+ * bans/forces whatever the penalties did) -> greedy argmax when temperature
+ * <= 0 -> top-k -> temperature -> min-p (kept: p >= min_p * p_max, done in
+ * logit space so nothing has to be sorted first) -> softmax -> top-p
+ * (smallest prefix of the sorted distribution reaching top_p) -> a draw from
+ * a per-sampler xoshiro256** stream seeded through splitmix64 (same seed,
+ * same logits -> same tokens). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,10 +24,10 @@ struct lfm_sampler {
     uint64_t rng[4];
     uint32_t *stamp; /* per token: call number that last penalized it */
     uint32_t call;
-    int32_t *idx; /* candidate ids */
-    float *val;   /* candidate logits, then probabilities */
-    uint32_t *cnt; /* per token: generated count (zero between calls) */
-    size_t n_prompt; /* leading history entries not counted by freq/presence */
+    int32_t *idx;      /* candidate ids */
+    float *val;        /* candidate logits, then probabilities */
+    uint32_t *cnt;     /* per token: generated count (zero between calls) */
+    size_t n_prompt;   /* leading history entries not counted by freq/presence */
     int32_t *bias_tok; /* own copies of p.bias_tokens / p.bias_values */
     float *bias_val;
 };
@@ -79,7 +80,6 @@ void lfm_sampler_defaults(lfm_sampler_params *p) {
 lfm_sampler *lfm_sampler_new(const lfm_sampler_params *p, int n_vocab) {
     if (!p || n_vocab <= 0) return NULL;
     if (p->n_bias && (!p->bias_tokens || !p->bias_values)) return NULL;
-    if (p->n_bias > (size_t)n_vocab * 4) return NULL; /* duplicates allowed, not unbounded */
     for (size_t i = 0; i < p->n_bias; i++)
         if (p->bias_tokens[i] < 0 || p->bias_tokens[i] >= n_vocab || !isfinite(p->bias_values[i]))
             return NULL;

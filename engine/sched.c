@@ -22,6 +22,7 @@
  * job counts as generated but is not shown as text. */
 #include "engine/lfm_sched.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +46,9 @@ struct sched_job {
     int n_prompt;
     int n_hist; /* prompt + generated so far */
     int max_tokens;
-    lfm_sampler_params sp;
+    lfm_sampler_params sp; /* bias arrays point at bias_tok/bias_val below */
+    int32_t *bias_tok;     /* owned copies: the submitter's memory may go away */
+    float *bias_val;
     lfm_event_cb cb;
     void *user;
     double t_submit, t_first; /* ms, monotonic; t_first < 0 until the first token */
@@ -106,6 +109,8 @@ static void set_err(char *err, size_t errlen, const char *msg) {
 static void job_free(sched_job *j) {
     if (!j) return;
     free(j->hist);
+    free(j->bias_tok);
+    free(j->bias_val);
     if (j->sampler) lfm_sampler_free(j->sampler);
     lfm_stop_free(&j->stop);
     free(j);
@@ -154,6 +159,8 @@ static int job_start(lfm_sched *s, sched_job *j) {
     lfm_seq_reset(s->seqs[j->slot]);
     j->sampler = lfm_sampler_new(&j->sp, s->n_vocab);
     if (!j->sampler) return LFM_ENOMEM;
+    /* Frequency/presence penalties count generated tokens only. */
+    lfm_sampler_set_prompt_len(j->sampler, (size_t)j->n_prompt);
     lfm_detok_init(&j->detok);
     return LFM_OK;
 }
@@ -450,6 +457,14 @@ int lfm_sched_submit(lfm_sched *s, const lfm_job_params *p, uint64_t *job_id) {
     if (p->n_prompt >= (size_t)s->n_ctx) return LFM_ECTX;
     for (size_t i = 0; i < p->n_prompt; i++)
         if (p->prompt[i] < 0 || p->prompt[i] >= s->n_vocab) return LFM_EINVAL;
+    const lfm_sampler_params *sp = &p->sampling;
+    /* What lfm_sampler_new would refuse is refused here, not at job start. */
+    if (!isfinite(sp->frequency_penalty) || !isfinite(sp->presence_penalty)) return LFM_EINVAL;
+    if (sp->n_bias && (!sp->bias_tokens || !sp->bias_values)) return LFM_EINVAL;
+    for (size_t i = 0; i < sp->n_bias; i++)
+        if (sp->bias_tokens[i] < 0 || sp->bias_tokens[i] >= s->n_vocab ||
+            !isfinite(sp->bias_values[i]))
+            return LFM_EINVAL;
 
     /* Everything is copied before taking the lock. */
     sched_job *j = calloc(1, sizeof *j);
@@ -467,6 +482,20 @@ int lfm_sched_submit(lfm_sched *s, const lfm_job_params *p, uint64_t *job_id) {
     j->n_hist = j->n_prompt;
     j->max_tokens = p->max_tokens;
     j->sp = p->sampling;
+    j->sp.bias_tokens = NULL;
+    j->sp.bias_values = NULL;
+    if (sp->n_bias) {
+        j->bias_tok = malloc(sp->n_bias * sizeof *j->bias_tok);
+        j->bias_val = malloc(sp->n_bias * sizeof *j->bias_val);
+        if (!j->bias_tok || !j->bias_val) {
+            job_free(j);
+            return LFM_ENOMEM;
+        }
+        memcpy(j->bias_tok, sp->bias_tokens, sp->n_bias * sizeof *j->bias_tok);
+        memcpy(j->bias_val, sp->bias_values, sp->n_bias * sizeof *j->bias_val);
+        j->sp.bias_tokens = j->bias_tok;
+        j->sp.bias_values = j->bias_val;
+    }
     j->cb = p->cb;
     j->user = p->user;
     j->t_first = -1;

@@ -371,6 +371,12 @@ static void prep_done(uv_work_t *w, int status) {
  * rest continues in prep_done. */
 static void run_engine(tg_chat *c) {
     tg_api *api = c->api;
+    /* logit_bias ids can only be checked once the model is known. */
+    tg_oai_error be;
+    if (api->model && tg_oai_check_bias(&c->oai, lfm_model_hparams(api->model)->n_vocab, &be) < 0) {
+        chat_fail(c, be.status, be.type, be.code, be.param, be.message);
+        return;
+    }
     chat_link(api, c);
     tg_http_set_on_abort(c->ex, on_abort, c);
     c->work.data = c;

@@ -422,6 +422,64 @@ static int add_stop(tg_oai_request *r, json_object *s, const char *param, tg_oai
     return 0;
 }
 
+/* logit_bias: {"<token id>": number in -100..100, ...}. Keys must be plain
+ * decimal integers (no sign, spaces or exponent) so "1e3" or "-1" cannot
+ * alias a token. */
+static int parse_logit_bias(json_object *lb, tg_oai_request *r, tg_oai_error *e) {
+    if (!json_object_is_type(lb, json_type_object))
+        return wrong_type(e, "logit_bias", "an object", lb);
+    size_t n = (size_t)json_object_object_length(lb);
+    if (n > TG_OAI_MAX_BIAS) {
+        tg_oai_error_set(e, 400, ERR_INVALID, "invalid_value", "logit_bias",
+                         "logit_bias may hold at most %d entries", TG_OAI_MAX_BIAS);
+        return -1;
+    }
+    r->has_logit_bias = true;
+    r->bias_tokens = calloc(n ? n : 1, sizeof *r->bias_tokens);
+    r->bias_values = calloc(n ? n : 1, sizeof *r->bias_values);
+    if (!r->bias_tokens || !r->bias_values) abort();
+    json_object_object_foreach(lb, key, val) {
+        size_t kl = strlen(key);
+        bool ok = kl > 0 && kl <= 10;
+        int64_t id = 0;
+        for (size_t i = 0; ok && i < kl; i++) {
+            if (key[i] < '0' || key[i] > '9')
+                ok = false;
+            else
+                id = id * 10 + (key[i] - '0');
+        }
+        if (!ok || id > INT32_MAX) {
+            tg_oai_error_set(e, 400, ERR_INVALID, "invalid_value", "logit_bias",
+                             "logit_bias keys must be token ids (decimal integers)");
+            return -1;
+        }
+        if (!val || (!json_object_is_type(val, json_type_double) &&
+                     !json_object_is_type(val, json_type_int)))
+            return wrong_type(e, "logit_bias", "an object of numbers", val);
+        double d = json_object_get_double(val);
+        if (!isfinite(d) || d < -100 || d > 100) {
+            tg_oai_error_set(e, 400, ERR_INVALID, "invalid_value", "logit_bias",
+                             "logit_bias values must be between -100 and 100");
+            return -1;
+        }
+        r->bias_tokens[r->n_bias] = (int32_t)id;
+        r->bias_values[r->n_bias] = (float)d;
+        r->n_bias++;
+    }
+    return 0;
+}
+
+int tg_oai_check_bias(const tg_oai_request *r, int n_vocab, tg_oai_error *err) {
+    for (size_t i = 0; i < r->n_bias; i++)
+        if (r->bias_tokens[i] >= n_vocab) {
+            tg_oai_error_set(err, 400, ERR_INVALID, "invalid_value", "logit_bias",
+                             "logit_bias token %d is outside the vocabulary (size %d)",
+                             (int)r->bias_tokens[i], n_vocab);
+            return -1;
+        }
+    return 0;
+}
+
 static int parse_stop(json_object *stop, tg_oai_request *r, tg_oai_error *e) {
     r->stop = calloc(TG_OAI_MAX_STOP, sizeof *r->stop);
     if (!r->stop) abort();
@@ -504,6 +562,15 @@ static int parse_root(json_object *root, tg_oai_request *r, tg_oai_error *e) {
         if (get_int(v, "seed", INT64_MIN, INT64_MAX, &r->seed, e) < 0) return -1;
         r->has_seed = true;
     }
+    if ((v = field(root, "frequency_penalty"))) {
+        if (get_number(v, "frequency_penalty", -2, 2, &r->frequency_penalty, e) < 0) return -1;
+        r->has_frequency_penalty = true;
+    }
+    if ((v = field(root, "presence_penalty"))) {
+        if (get_number(v, "presence_penalty", -2, 2, &r->presence_penalty, e) < 0) return -1;
+        r->has_presence_penalty = true;
+    }
+    if ((v = field(root, "logit_bias")) && parse_logit_bias(v, r, e) < 0) return -1;
     if ((v = field(root, "n"))) {
         if (get_int(v, "n", 1, 1 << 20, &x, e) < 0) return -1;
         if (x != 1) {
@@ -593,6 +660,8 @@ void tg_oai_request_free(tg_oai_request *r) {
     free(r->tools_json);
     free(r->tool_choice_name);
     free(r->user);
+    free(r->bias_tokens);
+    free(r->bias_values);
     json_object_put(r->raw);
     memset(r, 0, sizeof *r);
 }
@@ -602,6 +671,13 @@ void tg_oai_sampling(const tg_oai_request *r, lfm_sampler_params *p) {
     if (r->has_temperature) p->temperature = (float)r->temperature;
     if (r->has_top_p) p->top_p = (float)r->top_p;
     if (r->has_seed) p->seed = (uint64_t)r->seed;
+    if (r->has_frequency_penalty) p->frequency_penalty = (float)r->frequency_penalty;
+    if (r->has_presence_penalty) p->presence_penalty = (float)r->presence_penalty;
+    if (r->n_bias) {
+        p->bias_tokens = r->bias_tokens;
+        p->bias_values = r->bias_values;
+        p->n_bias = r->n_bias;
+    }
 }
 
 lfm_chat_msg *tg_oai_chat_msgs(const tg_oai_request *r) {

@@ -27,6 +27,7 @@
 #define TG_OAI_MAX_STOP_LEN 256
 #define TG_OAI_MAX_TOOLS    128
 #define TG_OAI_JSON_DEPTH   64
+#define TG_OAI_MAX_BIAS     1024 /* logit_bias entries */
 
 typedef struct {
     int status;     /* HTTP status: 400, 404, 413, 429, 500, 503 ... */
@@ -66,6 +67,17 @@ typedef struct {
     double top_p;
     bool has_seed;
     int64_t seed;
+    bool has_frequency_penalty;
+    double frequency_penalty; /* -2..2 */
+    bool has_presence_penalty;
+    double presence_penalty; /* -2..2 */
+    /* logit_bias: token ids (decimal keys, >= 0; the vocabulary bound is
+     * checked where the model is known, see tg_oai_check_bias) and values
+     * in -100..100. has_logit_bias with n_bias 0 for an empty object. */
+    bool has_logit_bias;
+    int32_t *bias_tokens;
+    float *bias_values;
+    size_t n_bias;
 
     char **stop; /* stop strings, n_stop of them */
     size_t n_stop;
@@ -93,8 +105,12 @@ void tg_oai_error_set(tg_oai_error *e, int status, const char *type, const char 
     __attribute__((format(printf, 6, 7)));
 
 /* Starts from LFM2's defaults (lfm_sampler_defaults) and applies what the
- * caller gave. */
+ * caller gave. The bias arrays point into r (the engine copies them). */
 void tg_oai_sampling(const tg_oai_request *r, lfm_sampler_params *p);
+
+/* Checks logit_bias token ids against the model's vocabulary. Returns 0, or
+ * -1 with *err filled (400, param "logit_bias"). */
+int tg_oai_check_bias(const tg_oai_request *r, int n_vocab, tg_oai_error *err);
 
 /* Converts the messages to the engine's chat form. The array is malloc'd; the
  * strings point into r. */

@@ -106,6 +106,16 @@ req e_json POST /v1/chat/completions -d '{"messages": [ '
 expect_error "invalid JSON" 400 invalid_json
 req e_type POST /v1/chat/completions -d '{"messages":[{"role":"user","content":"x"}],"temperature":"hot"}'
 expect_error "wrong type" 400 invalid_type temperature
+req e_lb POST /v1/chat/completions -d '{"messages":[{"role":"user","content":"x"}],"logit_bias":{"1.5":10}}'
+expect_error "logit_bias non-integer key" 400 invalid_value logit_bias
+req e_lb2 POST /v1/chat/completions -d '{"messages":[{"role":"user","content":"x"}],"logit_bias":{"1024":10}}'
+expect_error "logit_bias id outside the vocabulary" 400 invalid_value logit_bias
+req e_lb3 POST /v1/chat/completions -d '{"messages":[{"role":"user","content":"x"}],"logit_bias":{"5":101}}'
+expect_error "logit_bias value out of range" 400 invalid_value logit_bias
+req e_fp POST /v1/chat/completions -d '{"messages":[{"role":"user","content":"x"}],"frequency_penalty":2.5}'
+expect_error "frequency_penalty out of range" 400 invalid_value frequency_penalty
+req e_pp POST /v1/chat/completions -d '{"messages":[{"role":"user","content":"x"}],"presence_penalty":"high"}'
+expect_error "presence_penalty wrong type" 400 invalid_type presence_penalty
 req e_type2 POST /v1/chat/completions -d '{"messages":[{"role":"user","content":"x"},{"role":"user","content":5}]}'
 expect_error "wrong type (nested)" 400 invalid_type "messages[1].content"
 req e_rf POST /v1/chat/completions -d '{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}'
@@ -247,6 +257,49 @@ check "unknown flag exit 2" 2 "$?"
 "$TIDEGATE_BIN" serve --listen 127.0.0.1:0 -m "$TMP/missing.gguf" >"$TMP/nomodel.out" 2>&1
 check "missing model exit 1" 1 "$?"
 grep -q 'startup_failed' "$TMP/nomodel.out" && ok "missing model reported" || bad "missing model: $(cat "$TMP/nomodel.out")"
+
+# ------------------------------------------------------------ server P ----
+# logit_bias on a scripted model whose greedy answer is exactly "Yes.". The
+# first greedy token is found independently of the server: the argmax of the
+# model's logits after the rendered prompt (`engine tokenize` + `engine
+# logits`). Banning it (-100) must change the answer; +100 forces a token.
+"$TIDEGATE_BIN" synth-model -o "$TMP/yes.gguf" --script "Yes." >/dev/null
+printf '%s' "<|startoftext|><|im_start|>user${NL}hi<|im_end|>${NL}<|im_start|>assistant${NL}" \
+    >"$TMP/yes_prompt.txt"
+YES_IDS=$("$TIDEGATE_BIN" engine tokenize -m "$TMP/yes.gguf" --text-file "$TMP/yes_prompt.txt" 2>/dev/null |
+    node -e 'console.log(JSON.parse(require("fs").readFileSync(0, "utf8")).join(","))')
+YES_N=$(($(tr -cd , <<<"$YES_IDS" | wc -c) + 1))
+"$TIDEGATE_BIN" engine logits -m "$TMP/yes.gguf" --tokens "$YES_IDS" --prefill "$YES_N" \
+    --rows $((YES_N - 1)) --out "$TMP/yes_logits.bin" >/dev/null 2>&1
+FIRST=$(node -e 'const b = require("fs").readFileSync(process.argv[1]);
+const f = new Float32Array(b.buffer, b.byteOffset, b.length / 4);
+let m = 0; for (let i = 1; i < f.length; i++) if (f[i] > f[m]) m = i; console.log(m)' "$TMP/yes_logits.bin")
+SAVED_MODEL=$MODEL MODEL=$TMP/yes.gguf
+start_server p
+MODEL=$SAVED_MODEL
+GREEDY='"messages":[{"role":"user","content":"hi"}],"temperature":0'
+req p_plain POST /v1/chat/completions -d "{$GREEDY}"
+check "scripted greedy answer" "200 Yes." "$STATUS $(jget "$BODY" choices.0.message.content)"
+check "scripted prompt = tokenize(render)" "$YES_N" "$(jget "$BODY" usage.prompt_tokens)"
+req p_ban POST /v1/chat/completions -d "{$GREEDY,\"max_tokens\":3,\"logit_bias\":{\"$FIRST\":-100}}"
+check "logit_bias ban: 200" 200 "$STATUS"
+ban=$(jget "$BODY" choices.0.message.content)
+[ -n "$FIRST" ] && [[ $ban != Y* ]] && ok "logit_bias -100 on token $FIRST changes the answer ('$ban')" ||
+    bad "logit_bias ban on '$FIRST' still answered '$ban'"
+# +100 forces a token every step: the id of "Z" (tokenized after its BOS).
+printf 'Z' >"$TMP/z.txt"
+ZID=$("$TIDEGATE_BIN" engine tokenize -m "$TMP/yes.gguf" --text-file "$TMP/z.txt" 2>/dev/null |
+    node -e 'const a = JSON.parse(require("fs").readFileSync(0, "utf8")); console.log(a[a.length - 1])')
+req p_force POST /v1/chat/completions -d "{$GREEDY,\"max_tokens\":3,\"logit_bias\":{\"$ZID\":100}}"
+check "logit_bias +100 forces token $ZID ('Z') each step" "200 length 3 ZZZ" \
+    "$STATUS $(jget "$BODY" choices.0.finish_reason) $(jget "$BODY" usage.completion_tokens) $(jget "$BODY" choices.0.message.content)"
+# Penalties are accepted (prompt tokens are not counted; the scripted
+# margin of ~32 outweighs the penalty on generated tokens).
+req p_pen POST /v1/chat/completions -d "{$GREEDY,\"frequency_penalty\":2,\"presence_penalty\":-2}"
+check "penalties: greedy scripted answer kept (margin ~32)" "200 Yes." \
+    "$STATUS $(jget "$BODY" choices.0.message.content)"
+stop_server
+check "server p exit 0" 0 "$RC"
 
 # ------------------------------------------------------------ server E ----
 # A second signal ends in-flight streams at once (no waiting for the grace).

@@ -308,6 +308,106 @@ static void test_sampling_defaults_and_overrides(void **st) {
     tg_oai_request_free(&r);
 }
 
+static void test_penalties_and_logit_bias(void **st) {
+    (void)st;
+    lfm_sampler_params p;
+    tg_oai_request r;
+    tg_oai_error e;
+    /* Omitted: flags false, engine defaults (0 / no bias). */
+    assert_int_equal(parse("{" MSG "}", &r, &e), 0);
+    assert_false(r.has_frequency_penalty);
+    assert_false(r.has_presence_penalty);
+    assert_false(r.has_logit_bias);
+    tg_oai_sampling(&r, &p);
+    assert_true(p.frequency_penalty == 0.0f && p.presence_penalty == 0.0f);
+    assert_int_equal(p.n_bias, 0);
+    assert_null(p.bias_tokens);
+    tg_oai_request_free(&r);
+    /* null counts as omitted. */
+    assert_int_equal(parse("{" MSG ",\"frequency_penalty\":null,\"logit_bias\":null}", &r, &e), 0);
+    assert_false(r.has_frequency_penalty);
+    assert_false(r.has_logit_bias);
+    tg_oai_request_free(&r);
+
+    assert_int_equal(parse("{" MSG ",\"frequency_penalty\":-2,\"presence_penalty\":1.5,"
+                           "\"logit_bias\":{\"0\":-100,\"42\":100,\"7\":0.25}}",
+                           &r, &e),
+                     0);
+    assert_true(r.has_frequency_penalty && r.has_presence_penalty && r.has_logit_bias);
+    tg_oai_sampling(&r, &p);
+    assert_true(p.frequency_penalty == -2.0f);
+    assert_true(p.presence_penalty == 1.5f);
+    assert_int_equal(p.n_bias, 3);
+    float got[64] = {0};
+    int seen = 0;
+    for (size_t i = 0; i < p.n_bias; i++) {
+        assert_true(p.bias_tokens[i] >= 0 && p.bias_tokens[i] < 64);
+        got[p.bias_tokens[i]] = p.bias_values[i];
+        seen |= 1 << (p.bias_tokens[i] % 31);
+    }
+    assert_true(got[0] == -100.0f && got[42] == 100.0f && got[7] == 0.25f);
+    assert_int_equal(seen, (1 << 0) | (1 << 11) | (1 << 7));
+    /* Vocabulary bound: 42 needs a vocabulary of at least 43. */
+    assert_int_equal(tg_oai_check_bias(&r, 43, &e), 0);
+    memset(&e, 0, sizeof e);
+    assert_int_equal(tg_oai_check_bias(&r, 42, &e), -1);
+    assert_int_equal(e.status, 400);
+    assert_string_equal(e.param, "logit_bias");
+    assert_non_null(strstr(e.message, "42"));
+    tg_oai_request_free(&r);
+    /* Empty object: given, nothing to apply. */
+    assert_int_equal(parse("{" MSG ",\"logit_bias\":{}}", &r, &e), 0);
+    assert_true(r.has_logit_bias);
+    assert_int_equal(r.n_bias, 0);
+    tg_oai_sampling(&r, &p);
+    assert_int_equal(p.n_bias, 0);
+    tg_oai_request_free(&r);
+
+    /* Errors: types, ranges, keys. */
+    expect_400("{" MSG ",\"frequency_penalty\":\"1\"}", "frequency_penalty", "invalid_type");
+    expect_400("{" MSG ",\"frequency_penalty\":2.01}", "frequency_penalty", "invalid_value");
+    expect_400("{" MSG ",\"frequency_penalty\":-3}", "frequency_penalty", "invalid_value");
+    expect_400("{" MSG ",\"presence_penalty\":true}", "presence_penalty", "invalid_type");
+    expect_400("{" MSG ",\"presence_penalty\":-2.5}", "presence_penalty", "invalid_value");
+    expect_400("{" MSG ",\"logit_bias\":[1]}", "logit_bias", "invalid_type");
+    expect_400("{" MSG ",\"logit_bias\":\"x\"}", "logit_bias", "invalid_type");
+    expect_400("{" MSG ",\"logit_bias\":{\"1\":\"5\"}}", "logit_bias", "invalid_type");
+    expect_400("{" MSG ",\"logit_bias\":{\"1\":null}}", "logit_bias", "invalid_type");
+    expect_400("{" MSG ",\"logit_bias\":{\"1\":100.5}}", "logit_bias", "invalid_value");
+    expect_400("{" MSG ",\"logit_bias\":{\"1\":-101}}", "logit_bias", "invalid_value");
+    const char *bad_keys[] = {"abc", "",   "-1",   "+1",         "1.5",        "1e3",
+                              " 1",  "1 ", "0x10", "2147483648", "99999999999"};
+    for (size_t i = 0; i < sizeof bad_keys / sizeof *bad_keys; i++) {
+        char body[256];
+        snprintf(body, sizeof body, "{" MSG ",\"logit_bias\":{\"%s\":1}}", bad_keys[i]);
+        expect_400(body, "logit_bias", "invalid_value");
+    }
+    /* 2147483647 is a valid key (the vocabulary check rejects it later). */
+    assert_int_equal(parse("{" MSG ",\"logit_bias\":{\"2147483647\":1}}", &r, &e), 0);
+    assert_int_equal(r.bias_tokens[0], 2147483647);
+    assert_int_equal(tg_oai_check_bias(&r, 65536, &e), -1);
+    tg_oai_request_free(&r);
+    /* Entry limit: TG_OAI_MAX_BIAS passes, one more is refused. */
+    for (int extra = 0; extra < 2; extra++) {
+        tg_buf b = TG_BUF_INIT;
+        tg_buf_puts(&b, "{" MSG ",\"logit_bias\":{");
+        for (int i = 0; i < TG_OAI_MAX_BIAS + extra; i++)
+            tg_buf_printf(&b, "%s\"%d\":-1", i ? "," : "", i);
+        tg_buf_puts(&b, "}}");
+        memset(&e, 0, sizeof e);
+        int rc = tg_oai_parse_request(b.data, b.len, &r, &e);
+        if (extra == 0) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(r.n_bias, TG_OAI_MAX_BIAS);
+        } else {
+            assert_int_equal(rc, -1);
+            assert_string_equal(e.param, "logit_bias");
+        }
+        tg_oai_request_free(&r);
+        tg_buf_free(&b);
+    }
+}
+
 /* ------------------------------------------------------------ builders -- */
 
 static void test_completion_json(void **st) {
@@ -495,6 +595,7 @@ int main(void) {
         cmocka_unit_test(test_wrong_types_name_the_field),
         cmocka_unit_test(test_tools),
         cmocka_unit_test(test_sampling_defaults_and_overrides),
+        cmocka_unit_test(test_penalties_and_logit_bias),
         cmocka_unit_test(test_completion_json),
         cmocka_unit_test(test_chunk_json),
         cmocka_unit_test(test_error_and_models_json),

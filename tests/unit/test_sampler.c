@@ -1,7 +1,9 @@
 /* tg-test-links: lfm */
 /* Sampler: greedy, seeds, top-k, min-p, top-p, repetition penalty (exact
- * numbers) and the sampled distribution against softmax. */
+ * numbers), OpenAI frequency/presence penalties and logit bias, and the
+ * sampled distribution against softmax. */
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +15,9 @@
 #include <cmocka.h>
 
 #include "engine/lfm.h"
+#include "engine/lfm_sched.h"
+
+#define Q4_MODEL TG_FIXTURES "/models/lfm2-tiny-q4_0.gguf"
 
 #define NV 1000
 
@@ -57,6 +62,173 @@ static void test_defaults(void **state) {
     assert_true(a.seed != b.seed); /* from the clock */
     assert_null(lfm_sampler_new(&a, 0));
     assert_null(lfm_sampler_new(NULL, 10));
+    assert_float_equal(a.frequency_penalty, 0.0f, 0);
+    assert_float_equal(a.presence_penalty, 0.0f, 0);
+    assert_null(a.bias_tokens);
+    assert_null(a.bias_values);
+    assert_int_equal(a.n_bias, 0);
+}
+
+/* Greedy pick over two logits {3, 2} after the generated history gen (the
+ * prompt being n_prompt leading entries of hist). */
+static int32_t pick_pen(float fp, float pp, const int32_t *hist, size_t n_hist, size_t n_prompt,
+                        float *l0_out) {
+    lfm_sampler_params p = params(0.0f, 0, 1.0f, 0.0f, 1.0f, 1);
+    p.frequency_penalty = fp;
+    p.presence_penalty = pp;
+    lfm_sampler *s = lfm_sampler_new(&p, 2);
+    assert_non_null(s);
+    lfm_sampler_set_prompt_len(s, n_prompt);
+    float l[2] = {3.0f, 2.0f};
+    int32_t t = lfm_sampler_sample(s, l, hist, n_hist);
+    if (l0_out) *l0_out = l[0];
+    lfm_sampler_free(s);
+    return t;
+}
+
+static void test_frequency_presence(void **state) {
+    (void)state;
+    /* Prompt {1, 0, 0, 0}, generated {0, 0, 1}: count(0) = 2, count(1) = 1. */
+    int32_t h[] = {1, 0, 0, 0, 0, 0, 1};
+    float l0;
+    /* Exact logits: 3 - 0.25*2 - 0.5 = 2; 2 - 0.25*1 - 0.5 = 1.25. */
+    {
+        lfm_sampler_params p = params(0.0f, 0, 1.0f, 0.0f, 1.0f, 1);
+        p.frequency_penalty = 0.25f;
+        p.presence_penalty = 0.5f;
+        lfm_sampler *s = lfm_sampler_new(&p, 3);
+        lfm_sampler_set_prompt_len(s, 4);
+        float l[3] = {3.0f, 2.0f, 1.0f};
+        assert_int_equal(lfm_sampler_sample(s, l, h, 7), 0);
+        assert_float_equal(l[0], 2.0f, 0);
+        assert_float_equal(l[1], 1.25f, 0);
+        assert_float_equal(l[2], 1.0f, 0); /* never generated: untouched */
+        /* Counts do not leak into the next call: same input, same output. */
+        float m[3] = {3.0f, 2.0f, 1.0f};
+        lfm_sampler_sample(s, m, h, 7);
+        assert_float_equal(m[0], 2.0f, 0);
+        assert_float_equal(m[1], 1.25f, 0);
+        lfm_sampler_free(s);
+    }
+    /* Frequency only, history {0, 0} generated after a 1-token prompt of 1
+     * (token 1 in the prompt must not count). Logit 0 = 3 - 2 fp against
+     * logit 1 = 2: the pick flips when fp > 0.5 (a tie keeps the lower id). */
+    int32_t g[] = {1, 0, 0};
+    assert_int_equal(pick_pen(0.4375f, 0.0f, g, 3, 1, &l0), 0);
+    assert_float_equal(l0, 2.125f, 0);
+    assert_int_equal(pick_pen(0.5f, 0.0f, g, 3, 1, &l0), 0);
+    assert_float_equal(l0, 2.0f, 0);
+    assert_int_equal(pick_pen(0.5625f, 0.0f, g, 3, 1, &l0), 1);
+    assert_float_equal(l0, 1.875f, 0);
+    /* Presence only: 3 - pp, counted once however often 0 was generated. */
+    assert_int_equal(pick_pen(0.0f, 1.0f, g, 3, 1, &l0), 0);
+    assert_float_equal(l0, 2.0f, 0);
+    assert_int_equal(pick_pen(0.0f, 1.0625f, g, 3, 1, &l0), 1);
+    assert_float_equal(l0, 1.9375f, 0);
+    /* Prompt tokens never count: all of g as prompt leaves logits alone. */
+    assert_int_equal(pick_pen(2.0f, 2.0f, g, 3, 3, &l0), 0);
+    assert_float_equal(l0, 3.0f, 0);
+    /* Negative penalties raise the logit: 3 + 2*0.5 + 1 = 5. */
+    assert_int_equal(pick_pen(-0.5f, -1.0f, g, 3, 1, &l0), 0);
+    assert_float_equal(l0, 5.0f, 0);
+    /* Without a prompt length the whole history counts (1 generated once):
+     * logit 1 = 2 - 2 = 0, logit 0 = 3 - 2*2 = -1 -> pick 1. */
+    {
+        lfm_sampler_params p = params(0.0f, 0, 1.0f, 0.0f, 1.0f, 1);
+        p.frequency_penalty = 2.0f;
+        lfm_sampler *s = lfm_sampler_new(&p, 2);
+        float l[2] = {3.0f, 2.0f};
+        assert_int_equal(lfm_sampler_sample(s, l, g, 3), 1);
+        assert_float_equal(l[0], -1.0f, 0);
+        assert_float_equal(l[1], 0.0f, 0);
+        lfm_sampler_free(s);
+    }
+    /* Non-finite penalties are refused. */
+    lfm_sampler_params bad = params(0.0f, 0, 1.0f, 0.0f, 1.0f, 1);
+    bad.frequency_penalty = NAN;
+    assert_null(lfm_sampler_new(&bad, 2));
+}
+
+static void test_logit_bias(void **state) {
+    (void)state;
+    static float l[NV], c[NV];
+    fill_logits(l, 77);
+    int am = argmax(l, NV);
+    int lo = 0;
+    for (int i = 1; i < NV; i++)
+        if (l[i] < l[lo]) lo = i;
+    /* The runner-up, which greedy must pick once the argmax is banned. */
+    memcpy(c, l, sizeof l);
+    c[am] = -INFINITY;
+    int second = argmax(c, NV);
+
+    /* Bias arrays on the heap, freed (and scribbled over first) right after
+     * lfm_sampler_new: the sampler must work from its own copies. */
+    int32_t *toks = malloc(2 * sizeof *toks);
+    float *vals = malloc(2 * sizeof *vals);
+    toks[0] = am;
+    vals[0] = -100.0f;
+    toks[1] = 5; /* a +0.5 nudge elsewhere, exact */
+    vals[1] = 0.5f;
+    lfm_sampler_params p = params(0.0f, 0, 1.0f, 0.0f, 1.0f, 1);
+    p.bias_tokens = toks;
+    p.bias_values = vals;
+    p.n_bias = 2;
+    lfm_sampler *s = lfm_sampler_new(&p, NV);
+    assert_non_null(s);
+    toks[0] = toks[1] = 0;
+    vals[0] = vals[1] = 0.0f;
+    free(toks);
+    free(vals);
+    memcpy(c, l, sizeof l);
+    int32_t t = lfm_sampler_sample(s, c, NULL, 0);
+    assert_int_not_equal(t, am);
+    assert_int_equal(t, second == 5 || l[5] + 0.5f <= l[second] ? second : 5);
+    assert_float_equal(c[am], l[am] - 100.0f, 0);
+    assert_float_equal(c[5], l[5] + 0.5f, 0);
+    lfm_sampler_free(s);
+
+    /* +100 forces the worst token, greedy and sampled (T = 1, no filters). */
+    int32_t ft = lo;
+    float fv = 100.0f;
+    for (int k = 0; k < 2; k++) {
+        p = params(k ? 1.0f : 0.0f, 0, 1.0f, 0.0f, 1.0f, 9);
+        p.bias_tokens = &ft;
+        p.bias_values = &fv;
+        p.n_bias = 1;
+        s = lfm_sampler_new(&p, NV);
+        for (int r = 0; r < 500; r++) {
+            memcpy(c, l, sizeof l);
+            assert_int_equal(lfm_sampler_sample(s, c, NULL, 0), lo);
+        }
+        lfm_sampler_free(s);
+    }
+    /* -100 on the argmax when sampling at T = 1: never drawn (e^-90). */
+    int32_t bt = am;
+    float bv = -100.0f;
+    p = params(1.0f, 0, 1.0f, 0.0f, 1.0f, 11);
+    p.bias_tokens = &bt;
+    p.bias_values = &bv;
+    p.n_bias = 1;
+    s = lfm_sampler_new(&p, NV);
+    for (int r = 0; r < 2000; r++) {
+        memcpy(c, l, sizeof l);
+        assert_int_not_equal(lfm_sampler_sample(s, c, NULL, 0), am);
+    }
+    lfm_sampler_free(s);
+
+    /* Invalid lists are refused: id out of range, negative, NULL arrays, NaN. */
+    int32_t badt = NV;
+    p.bias_tokens = &badt;
+    assert_null(lfm_sampler_new(&p, NV));
+    badt = -1;
+    assert_null(lfm_sampler_new(&p, NV));
+    p.bias_tokens = NULL;
+    assert_null(lfm_sampler_new(&p, NV));
+    badt = 3;
+    p.bias_tokens = &badt;
+    bv = NAN;
+    assert_null(lfm_sampler_new(&p, NV));
 }
 
 static void test_greedy_and_topk1(void **state) {
@@ -259,11 +431,160 @@ static void test_large_sets(void **state) {
     lfm_sampler_free(s);
 }
 
+/* ------------------------------------------- through the scheduler -- */
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    tg_buf text;
+    bool done;
+    int n_generated;
+} job_sink;
+
+static void on_job(void *user, const lfm_event *ev) {
+    job_sink *k = user;
+    pthread_mutex_lock(&k->mu);
+    if (ev->type == LFM_EV_TEXT)
+        tg_buf_append(&k->text, ev->text, ev->len);
+    else {
+        k->done = true;
+        k->n_generated = ev->n_generated;
+    }
+    pthread_cond_broadcast(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+}
+
+/* Runs one greedy job and returns its text (malloc'd, NUL-terminated). The
+ * bias arrays are heap copies of tok/val freed right after submit, so the
+ * scheduler must hold its own copies (ASan reports a use after free
+ * otherwise). */
+static char *run_job(lfm_sched *s, const int32_t *prompt, size_t n, int max_tokens, float fp,
+                     float pp, const int32_t *tok, const float *val, size_t n_bias) {
+    job_sink k = {.text = TG_BUF_INIT};
+    pthread_mutex_init(&k.mu, NULL);
+    pthread_cond_init(&k.cv, NULL);
+    lfm_job_params p;
+    memset(&p, 0, sizeof p);
+    p.prompt = prompt;
+    p.n_prompt = n;
+    p.max_tokens = max_tokens;
+    p.sampling = params(0.0f, 0, 1.0f, 0.0f, 1.0f, 1);
+    p.sampling.frequency_penalty = fp;
+    p.sampling.presence_penalty = pp;
+    int32_t *bt = NULL;
+    float *bv = NULL;
+    if (n_bias) {
+        bt = malloc(n_bias * sizeof *bt);
+        bv = malloc(n_bias * sizeof *bv);
+        memcpy(bt, tok, n_bias * sizeof *bt);
+        memcpy(bv, val, n_bias * sizeof *bv);
+        p.sampling.bias_tokens = bt;
+        p.sampling.bias_values = bv;
+        p.sampling.n_bias = n_bias;
+    }
+    p.cb = on_job;
+    p.user = &k;
+    assert_int_equal(lfm_sched_submit(s, &p, NULL), LFM_OK);
+    free(bt);
+    free(bv);
+    pthread_mutex_lock(&k.mu);
+    while (!k.done)
+        pthread_cond_wait(&k.cv, &k.mu);
+    pthread_mutex_unlock(&k.mu);
+    assert_int_equal(k.n_generated, max_tokens);
+    tg_buf_putc(&k.text, 0);
+    char *out = k.text.data;
+    pthread_mutex_destroy(&k.mu);
+    pthread_cond_destroy(&k.cv);
+    return out;
+}
+
+static void test_sched_penalties_and_bias(void **state) {
+    (void)state;
+    lfm_model_opts o;
+    lfm_model_opts_default(&o);
+    o.n_threads = 1;
+    lfm_model *m = NULL;
+    char err[256];
+    assert_int_equal(lfm_model_load(Q4_MODEL, &o, &m, err, sizeof err), LFM_OK);
+    const lfm_tokenizer *tk = lfm_model_tokenizer(m);
+    lfm_sched_opts so;
+    lfm_sched_opts_default(&so);
+    so.max_active = 1;
+    so.n_ctx = 256;
+    lfm_sched *s = NULL;
+    assert_int_equal(lfm_sched_new(m, &so, &s, err, sizeof err), LFM_OK);
+
+    int32_t *ids = NULL;
+    size_t n = 0;
+    const char *txt = "The tide comes in and goes out.";
+    assert_int_equal(lfm_tokenize(tk, txt, strlen(txt), true, false, &ids, &n), LFM_OK);
+    assert_true(n > 3);
+    /* The unpenalized greedy first token, as text. */
+    char *a = run_job(s, ids, n, 1, 0, 0, NULL, NULL, 0);
+    assert_true(a[0] != 0);
+    /* Negative penalties boost each counted token by 100: were the prompt
+     * counted, one of its tokens would win the first pick. Only generated
+     * tokens count, so the first pick is unchanged... */
+    char *b = run_job(s, ids, n, 1, -50.0f, -50.0f, NULL, NULL, 0);
+    assert_string_equal(b, a);
+    /* ...and the second pick repeats the first (+100 over logits of a few
+     * units), so the penalties do reach the sampler. */
+    char *c = run_job(s, ids, n, 2, -50.0f, -50.0f, NULL, NULL, 0);
+    char *aa = malloc(2 * strlen(a) + 1);
+    sprintf(aa, "%s%s", a, a);
+    assert_string_equal(c, aa);
+
+    /* +100 forces "Z" every step; the caller's arrays are freed at submit. */
+    int32_t *z = NULL;
+    size_t nz = 0;
+    assert_int_equal(lfm_tokenize(tk, "Z", 1, false, false, &z, &nz), LFM_OK);
+    assert_int_equal(nz, 1);
+    int32_t bt[2] = {z[0], 3};
+    float bv[2] = {100.0f, -100.0f};
+    char *f = run_job(s, ids, n, 3, 0, 0, bt, bv, 2);
+    assert_string_equal(f, "ZZZ");
+    /* A bias id outside the vocabulary is refused at submit. */
+    {
+        lfm_job_params p;
+        memset(&p, 0, sizeof p);
+        p.prompt = ids;
+        p.n_prompt = n;
+        p.max_tokens = 1;
+        p.sampling = params(0.0f, 0, 1.0f, 0.0f, 1.0f, 1);
+        int32_t badt = lfm_vocab_size(tk);
+        float badv = 1.0f;
+        p.sampling.bias_tokens = &badt;
+        p.sampling.bias_values = &badv;
+        p.sampling.n_bias = 1;
+        p.cb = on_job;
+        p.user = NULL;
+        assert_int_equal(lfm_sched_submit(s, &p, NULL), LFM_EINVAL);
+        p.sampling.bias_tokens = NULL;
+        assert_int_equal(lfm_sched_submit(s, &p, NULL), LFM_EINVAL);
+    }
+    free(a);
+    free(b);
+    free(c);
+    free(aa);
+    free(f);
+    free(z);
+    free(ids);
+    lfm_sched_free(s);
+    lfm_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),           cmocka_unit_test(test_greedy_and_topk1),
-        cmocka_unit_test(test_seed_determinism),   cmocka_unit_test(test_distribution_minp_topp),
-        cmocka_unit_test(test_repetition_penalty), cmocka_unit_test(test_large_sets),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_greedy_and_topk1),
+        cmocka_unit_test(test_seed_determinism),
+        cmocka_unit_test(test_distribution_minp_topp),
+        cmocka_unit_test(test_repetition_penalty),
+        cmocka_unit_test(test_large_sets),
+        cmocka_unit_test(test_frequency_presence),
+        cmocka_unit_test(test_logit_bias),
+        cmocka_unit_test(test_sched_penalties_and_bias),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
