@@ -67,7 +67,8 @@ void tg_api_on_response(void *user, const tg_http_done *d) {
     tg_metrics_std_request(&api->std, label, status, d->ms / 1000.0);
     /* Tokens as the handler last reported them (tg_http_set_tokens), so a
      * request cut short by the client or by shutdown counts what it used. */
-    if (d->tokens_in || d->tokens_out) tg_metrics_std_tokens(&api->std, d->tokens_in, d->tokens_out);
+    if (d->tokens_in || d->tokens_out)
+        tg_metrics_std_tokens(&api->std, d->tokens_in, d->tokens_out);
 }
 
 void tg_api_respond(tg_api *api, tg_http_exchange *ex, const char *route_label, int status,

@@ -107,10 +107,26 @@ static int parse_args(int argc, char **argv, gen_args *a) {
             continue;
         }
         if (f[0] != '-') return cli_usage_error("generate", k_usage, "unexpected argument '%s'", f);
-        static const char *const k_value_flags[] = {
-            "-m", "--model", "-p", "--prompt", "--system", "-n", "--max-tokens", "-c", "--ctx",
-            "--temp", "--temperature", "--top-k", "--top-p", "--min-p", "--repeat-penalty",
-            "--seed", "--threads", "-t", "--kernels", "--stop"};
+        static const char *const k_value_flags[] = {"-m",
+                                                    "--model",
+                                                    "-p",
+                                                    "--prompt",
+                                                    "--system",
+                                                    "-n",
+                                                    "--max-tokens",
+                                                    "-c",
+                                                    "--ctx",
+                                                    "--temp",
+                                                    "--temperature",
+                                                    "--top-k",
+                                                    "--top-p",
+                                                    "--min-p",
+                                                    "--repeat-penalty",
+                                                    "--seed",
+                                                    "--threads",
+                                                    "-t",
+                                                    "--kernels",
+                                                    "--stop"};
         bool known = false;
         for (size_t k = 0; k < sizeof k_value_flags / sizeof k_value_flags[0]; k++)
             known = known || !strcmp(f, k_value_flags[k]);
