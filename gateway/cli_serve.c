@@ -5,6 +5,7 @@
  * environment variables, then the flags below. */
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/tg_log.h"
@@ -18,7 +19,8 @@ static const char k_usage[] =
 static void print_help(void) {
     printf("usage: %s\n\n"
            "Runs the OpenAI-compatible gateway with the embedded LFM2 engine.\n\n"
-           "  -c, --config FILE     YAML config (default ./config/tidegate.yaml if present)\n"
+           "  -c, --config FILE     YAML config (else $TIDEGATE_CONFIG, else\n"
+           "                        ./config/tidegate.yaml if present)\n"
            "  --listen HOST:PORT    listen address (default 127.0.0.1:8080; port 0 = ephemeral)\n"
            "  -m, --model PATH      GGUF model file (engine.model)\n"
            "  --threads N           engine compute threads (0 = number of CPUs)\n\n"
@@ -67,6 +69,11 @@ int cmd_serve(int argc, char **argv) {
         }
         if (!matched) return cli_usage_error("serve", k_usage, "unknown argument '%s'", a);
     }
+
+    /* The file itself can come from the environment (containers, units);
+     * the flag still wins. An explicitly named file must exist. */
+    const char *env_config = getenv("TIDEGATE_CONFIG");
+    if (!config_path && env_config && *env_config) config_path = env_config;
 
     tg_config cfg;
     char err[2048] = "";

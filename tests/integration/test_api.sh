@@ -252,6 +252,11 @@ printf 'engine:\n  max_active: lots\n' >"$TMP/bad.yaml"
 check "bad config exit 1" 1 "$?"
 grep -q 'bad.yaml:2:[0-9]*: engine.max_active' "$TMP/bad.out" && ok "bad config error has file:line:col" ||
     bad "bad config message: $(cat "$TMP/bad.out")"
+# The config file may also come from TIDEGATE_CONFIG (the flag still wins).
+TIDEGATE_CONFIG="$TMP/bad.yaml" "$TIDEGATE_BIN" serve -m "$MODEL" >"$TMP/badenv.out" 2>&1
+check "TIDEGATE_CONFIG bad file exit 1" 1 "$?"
+grep -q 'bad.yaml:2:[0-9]*: engine.max_active' "$TMP/badenv.out" && ok "TIDEGATE_CONFIG is read" ||
+    bad "TIDEGATE_CONFIG message: $(cat "$TMP/badenv.out")"
 "$TIDEGATE_BIN" serve --bogus >/dev/null 2>&1
 check "unknown flag exit 2" 2 "$?"
 "$TIDEGATE_BIN" serve --listen 127.0.0.1:0 -m "$TMP/missing.gguf" >"$TMP/nomodel.out" 2>&1
