@@ -80,23 +80,27 @@ void tg_buf_json_str(tg_buf *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
     tg_buf_reserve(b, n + 2);
     tg_buf_putc(b, '"');
+    size_t run = 0; /* start of the bytes that need no escape */
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        tg_buf_append(b, s + run, i - run);
+        run = i + 1;
         switch (c) {
         case '"': tg_buf_append(b, "\\\"", 2); break;
         case '\\': tg_buf_append(b, "\\\\", 2); break;
         case '\n': tg_buf_append(b, "\\n", 2); break;
         case '\r': tg_buf_append(b, "\\r", 2); break;
         case '\t': tg_buf_append(b, "\\t", 2); break;
-        default:
-            if (c < 0x20) {
-                char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-                tg_buf_append(b, u, 6);
-            } else {
-                tg_buf_putc(b, (char)c);
-            }
+        case '\b': tg_buf_append(b, "\\b", 2); break;
+        case '\f': tg_buf_append(b, "\\f", 2); break;
+        default: {
+            char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            tg_buf_append(b, u, 6);
+        }
         }
     }
+    tg_buf_append(b, s + run, n - run);
     tg_buf_putc(b, '"');
 }
 

@@ -26,7 +26,9 @@ void tg_buf_vprintf(tg_buf *b, const char *fmt, va_list ap);
 /* Appends code point cp as UTF-8; surrogates and values past U+10FFFF
  * become U+FFFD, so the output is always valid UTF-8. */
 void tg_buf_put_utf8(tg_buf *b, unsigned long cp);
-/* Appends s as a JSON string literal, quotes included. */
+/* Appends s as a JSON string literal, quotes included. Escapes only what
+ * JSON requires (quote, backslash, control characters), as Python's
+ * json.dumps(ensure_ascii=False) does, so chat templates match byte for byte. */
 void tg_buf_json_str(tg_buf *b, const char *s, size_t n);
 void tg_buf_clear(tg_buf *b);
 /* Drops the first n bytes (consumed input). */

@@ -328,33 +328,6 @@ const ljson *ljson_get(const ljson *obj, const char *key) {
     return NULL;
 }
 
-void ljson_write_str(tg_buf *b, const char *s, size_t n) {
-    static const char hex[] = "0123456789abcdef";
-    tg_buf_putc(b, '"');
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        tg_buf_append(b, s + run, i - run);
-        run = i + 1;
-        switch (c) {
-        case '"': tg_buf_append(b, "\\\"", 2); break;
-        case '\\': tg_buf_append(b, "\\\\", 2); break;
-        case '\n': tg_buf_append(b, "\\n", 2); break;
-        case '\r': tg_buf_append(b, "\\r", 2); break;
-        case '\t': tg_buf_append(b, "\\t", 2); break;
-        case '\b': tg_buf_append(b, "\\b", 2); break;
-        case '\f': tg_buf_append(b, "\\f", 2); break;
-        default: {
-            char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            tg_buf_append(b, u, 6);
-        }
-        }
-    }
-    tg_buf_append(b, s + run, n - run);
-    tg_buf_putc(b, '"');
-}
-
 void ljson_write(tg_buf *b, const ljson *v, ljson_style style) {
     const char *comma = style == LJSON_PYTHON ? ", " : ",";
     const char *colon = style == LJSON_PYTHON ? ": " : ":";
@@ -363,14 +336,14 @@ void ljson_write(tg_buf *b, const ljson *v, ljson_style style) {
     case LJ_TRUE: tg_buf_puts(b, "true"); break;
     case LJ_FALSE: tg_buf_puts(b, "false"); break;
     case LJ_NUM: tg_buf_append(b, v->str, v->len); break;
-    case LJ_STR: ljson_write_str(b, v->str, v->len); break;
+    case LJ_STR: tg_buf_json_str(b, v->str, v->len); break;
     case LJ_ARR:
     case LJ_OBJ:
         tg_buf_putc(b, v->type == LJ_ARR ? '[' : '{');
         for (size_t i = 0; i < v->n; i++) {
             if (i) tg_buf_puts(b, comma);
             if (v->type == LJ_OBJ) {
-                ljson_write_str(b, v->keys[i]->str, v->keys[i]->len);
+                tg_buf_json_str(b, v->keys[i]->str, v->keys[i]->len);
                 tg_buf_puts(b, colon);
             }
             ljson_write(b, v->items[i], style);

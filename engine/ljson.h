@@ -40,6 +40,5 @@ typedef enum {
 /* Writes v as JSON. Strings are escaped as Python's json.dumps with
  * ensure_ascii=False does: only quote, backslash and control characters. */
 void ljson_write(tg_buf *b, const ljson *v, ljson_style style);
-void ljson_write_str(tg_buf *b, const char *s, size_t n);
 
 #endif

@@ -193,7 +193,7 @@ static bool py_dict(cur *c, tg_buf *out, int depth) {
         if (c->i >= c->n || (c->s[c->i] != '"' && c->s[c->i] != '\'')) return false;
         tg_buf key = TG_BUF_INIT;
         bool ok = py_string(c, &key);
-        if (ok) ljson_write_str(out, key.data ? key.data : "", key.len);
+        if (ok) tg_buf_json_str(out, key.data ? key.data : "", key.len);
         tg_buf_free(&key);
         if (!ok || !eat(c, ':')) return false;
         tg_buf_putc(out, ':');
@@ -220,7 +220,7 @@ static bool py_value(cur *c, tg_buf *out, int depth) {
     if (ch == '"' || ch == '\'') {
         tg_buf raw = TG_BUF_INIT;
         bool ok = py_string(c, &raw);
-        if (ok) ljson_write_str(out, raw.data ? raw.data : "", raw.len);
+        if (ok) tg_buf_json_str(out, raw.data ? raw.data : "", raw.len);
         tg_buf_free(&raw);
         return ok;
     }
@@ -291,7 +291,7 @@ static bool py_call(cur *c, callvec *cv) {
         while (c->i < c->n && (is_alpha(c->s[c->i]) || (c->i > ks && is_digit(c->s[c->i]))))
             c->i++;
         if (c->i == ks) break;
-        ljson_write_str(&args, c->s + ks, c->i - ks);
+        tg_buf_json_str(&args, c->s + ks, c->i - ks);
         if (!eat(c, '=')) break;
         tg_buf_putc(&args, ':');
         if (!py_value(c, &args, 1)) break;
