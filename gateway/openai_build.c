@@ -4,11 +4,10 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
 #include "engine/lfm_sched.h"
 #include "gateway/openai_api.h"
+#include "gateway/reqid.h"
 
 /* ------------------------------------------------------------- builders -- */
 
@@ -41,24 +40,8 @@ const char *tg_oai_finish_reason(int lfm_finish, bool has_tool_calls) {
 }
 
 void tg_oai_new_id(const char *prefix, char *out, size_t cap) {
-    static const char hex[] = "0123456789abcdef";
-    unsigned char r[12];
-    if (getrandom(r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
-        /* No entropy yet (early boot): ids only need to be unique-ish. */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)(uintptr_t)out;
-        for (size_t i = 0; i < sizeof r; i++) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            r[i] = (unsigned char)x;
-        }
-    }
-    char h[2 * sizeof r + 1];
-    for (size_t i = 0; i < sizeof r; i++) {
-        h[2 * i] = hex[r[i] >> 4];
-        h[2 * i + 1] = hex[r[i] & 15];
-    }
-    h[2 * sizeof r] = 0;
+    char h[2 * 12 + 1]; /* 96 random bits */
+    tg_random_hex(h, 12);
     snprintf(out, cap, "%s%s", prefix, h);
 }
 

@@ -9,7 +9,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-/* 16 random bytes. getrandom() only fails before the kernel's pool is
+/* n random bytes. getrandom() only fails before the kernel's pool is
  * seeded (it blocks instead) or on EINTR; a process that cannot get
  * randomness must not hand out guessable ids, so it stops. */
 static void random_bytes(uint8_t *p, size_t n) {
@@ -25,16 +25,24 @@ static void random_bytes(uint8_t *p, size_t n) {
     }
 }
 
-void tg_reqid_new(char out[TG_REQID_LEN + 1]) {
+void tg_random_hex(char *out, size_t n_bytes) {
     static const char hex[] = "0123456789abcdef";
-    uint8_t b[16];
-    random_bytes(b, sizeof b);
-    memcpy(out, "req_", 4);
-    for (size_t i = 0; i < sizeof b; i++) {
-        out[4 + 2 * i] = hex[b[i] >> 4];
-        out[5 + 2 * i] = hex[b[i] & 15];
+    uint8_t b[64];
+    while (n_bytes) {
+        size_t k = n_bytes < sizeof b ? n_bytes : sizeof b;
+        random_bytes(b, k);
+        for (size_t i = 0; i < k; i++) {
+            *out++ = hex[b[i] >> 4];
+            *out++ = hex[b[i] & 15];
+        }
+        n_bytes -= k;
     }
-    out[TG_REQID_LEN] = 0;
+    *out = 0;
+}
+
+void tg_reqid_new(char out[TG_REQID_LEN + 1]) {
+    memcpy(out, "req_", 4);
+    tg_random_hex(out + 4, (TG_REQID_LEN - 4) / 2);
 }
 
 bool tg_reqid_is_valid(const char *s) {

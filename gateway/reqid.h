@@ -15,6 +15,11 @@
 #define TG_REQID_LEN        36  /* strlen("req_") + 32 */
 #define TG_REQID_CLIENT_MAX 128 /* longest client id kept */
 
+/* Writes 2 * n_bytes lowercase hex characters of fresh randomness and a
+ * NUL into out (2 * n_bytes + 1 bytes). Shared by every id the gateway
+ * mints (request ids, chatcmpl-/call_ ids). */
+void tg_random_hex(char *out, size_t n_bytes);
+
 /* Writes a fresh id and its NUL into out (TG_REQID_LEN + 1 bytes). */
 void tg_reqid_new(char out[TG_REQID_LEN + 1]);
 
