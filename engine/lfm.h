@@ -211,6 +211,10 @@ typedef struct {
  * penalty 1.05; seed from the clock. */
 void lfm_sampler_defaults(lfm_sampler_params *p);
 typedef struct lfm_sampler lfm_sampler;
+/* True when lfm_sampler_new would accept p for a vocabulary of n_vocab:
+ * bias ids inside the vocabulary, finite bias values and penalties. */
+bool lfm_sampler_params_valid(const lfm_sampler_params *p, int n_vocab);
+/* NULL when !lfm_sampler_params_valid(p, n_vocab) or out of memory. */
 lfm_sampler *lfm_sampler_new(const lfm_sampler_params *p, int n_vocab);
 void lfm_sampler_free(lfm_sampler *s);
 /* logits is scratch (may be modified). history: tokens so far (prompt and

@@ -77,13 +77,17 @@ void lfm_sampler_defaults(lfm_sampler_params *p) {
     p->n_bias = 0;
 }
 
-lfm_sampler *lfm_sampler_new(const lfm_sampler_params *p, int n_vocab) {
-    if (!p || n_vocab <= 0) return NULL;
-    if (p->n_bias && (!p->bias_tokens || !p->bias_values)) return NULL;
+bool lfm_sampler_params_valid(const lfm_sampler_params *p, int n_vocab) {
+    if (!p || n_vocab <= 0) return false;
+    if (p->n_bias && (!p->bias_tokens || !p->bias_values)) return false;
     for (size_t i = 0; i < p->n_bias; i++)
         if (p->bias_tokens[i] < 0 || p->bias_tokens[i] >= n_vocab || !isfinite(p->bias_values[i]))
-            return NULL;
-    if (!isfinite(p->frequency_penalty) || !isfinite(p->presence_penalty)) return NULL;
+            return false;
+    return isfinite(p->frequency_penalty) && isfinite(p->presence_penalty);
+}
+
+lfm_sampler *lfm_sampler_new(const lfm_sampler_params *p, int n_vocab) {
+    if (!lfm_sampler_params_valid(p, n_vocab)) return NULL;
     lfm_sampler *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->p = *p;

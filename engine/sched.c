@@ -22,7 +22,6 @@
  * job counts as generated but is not shown as text. */
 #include "engine/lfm_sched.h"
 
-#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,9 +45,6 @@ struct sched_job {
     int n_prompt;
     int n_hist; /* prompt + generated so far */
     int max_tokens;
-    lfm_sampler_params sp; /* bias arrays point at bias_tok/bias_val below */
-    int32_t *bias_tok;     /* owned copies: the submitter's memory may go away */
-    float *bias_val;
     lfm_event_cb cb;
     void *user;
     double t_submit, t_first; /* ms, monotonic; t_first < 0 until the first token */
@@ -109,8 +105,6 @@ static void set_err(char *err, size_t errlen, const char *msg) {
 static void job_free(sched_job *j) {
     if (!j) return;
     free(j->hist);
-    free(j->bias_tok);
-    free(j->bias_val);
     if (j->sampler) lfm_sampler_free(j->sampler);
     lfm_stop_free(&j->stop);
     free(j);
@@ -153,16 +147,11 @@ static void job_finish(lfm_sched *s, sched_job *j, lfm_finish finish, const char
 }
 
 /* Gets a freshly admitted job ready to run (scheduler thread, no lock). */
-static int job_start(lfm_sched *s, sched_job *j) {
+static void job_start(lfm_sched *s, sched_job *j) {
     j->fresh = false;
     j->n_fed = 0;
     lfm_seq_reset(s->seqs[j->slot]);
-    j->sampler = lfm_sampler_new(&j->sp, s->n_vocab);
-    if (!j->sampler) return LFM_ENOMEM;
-    /* Frequency/presence penalties count generated tokens only. */
-    lfm_sampler_set_prompt_len(j->sampler, (size_t)j->n_prompt);
     lfm_detok_init(&j->detok);
-    return LFM_OK;
 }
 
 /* Handles the token just sampled for j. Returns true when j finished. */
@@ -319,8 +308,7 @@ static void *sched_main(void *arg) {
                 job_finish(s, j, LFM_FINISH_CANCELED, NULL);
                 continue;
             }
-            if (j->fresh && job_start(s, j) != LFM_OK)
-                job_finish(s, j, LFM_FINISH_ERROR, "out of memory starting job");
+            if (j->fresh) job_start(s, j);
         }
         sched_step(s);
     }
@@ -458,13 +446,7 @@ int lfm_sched_submit(lfm_sched *s, const lfm_job_params *p, uint64_t *job_id) {
     for (size_t i = 0; i < p->n_prompt; i++)
         if (p->prompt[i] < 0 || p->prompt[i] >= s->n_vocab) return LFM_EINVAL;
     const lfm_sampler_params *sp = &p->sampling;
-    /* What lfm_sampler_new would refuse is refused here, not at job start. */
-    if (!isfinite(sp->frequency_penalty) || !isfinite(sp->presence_penalty)) return LFM_EINVAL;
-    if (sp->n_bias && (!sp->bias_tokens || !sp->bias_values)) return LFM_EINVAL;
-    for (size_t i = 0; i < sp->n_bias; i++)
-        if (sp->bias_tokens[i] < 0 || sp->bias_tokens[i] >= s->n_vocab ||
-            !isfinite(sp->bias_values[i]))
-            return LFM_EINVAL;
+    if (!lfm_sampler_params_valid(sp, s->n_vocab)) return LFM_EINVAL;
 
     /* Everything is copied before taking the lock. */
     sched_job *j = calloc(1, sizeof *j);
@@ -481,21 +463,15 @@ int lfm_sched_submit(lfm_sched *s, const lfm_job_params *p, uint64_t *job_id) {
     memcpy(j->hist, p->prompt, p->n_prompt * sizeof *j->hist);
     j->n_hist = j->n_prompt;
     j->max_tokens = p->max_tokens;
-    j->sp = p->sampling;
-    j->sp.bias_tokens = NULL;
-    j->sp.bias_values = NULL;
-    if (sp->n_bias) {
-        j->bias_tok = malloc(sp->n_bias * sizeof *j->bias_tok);
-        j->bias_val = malloc(sp->n_bias * sizeof *j->bias_val);
-        if (!j->bias_tok || !j->bias_val) {
-            job_free(j);
-            return LFM_ENOMEM;
-        }
-        memcpy(j->bias_tok, sp->bias_tokens, sp->n_bias * sizeof *j->bias_tok);
-        memcpy(j->bias_val, sp->bias_values, sp->n_bias * sizeof *j->bias_val);
-        j->sp.bias_tokens = j->bias_tok;
-        j->sp.bias_values = j->bias_val;
+    /* The sampler copies the bias arrays (the submitter's memory may go
+     * away) and keeps its own seeded state from here on. */
+    j->sampler = lfm_sampler_new(sp, s->n_vocab);
+    if (!j->sampler) {
+        job_free(j);
+        return LFM_ENOMEM;
     }
+    /* Frequency/presence penalties count generated tokens only. */
+    lfm_sampler_set_prompt_len(j->sampler, p->n_prompt);
     j->cb = p->cb;
     j->user = p->user;
     j->t_first = -1;
