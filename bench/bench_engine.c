@@ -20,7 +20,7 @@
 
 #include "engine/lfm.h"
 #include "engine/lfm_sched.h"
-#include "engine/synth.h"
+#include "tools/synth/synth.h"
 
 #define PHASE_SECONDS 6.0
 

@@ -1,7 +1,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "gateway/cli.h"
+#include "cli/cli.h"
 
 /* 'bench' arrives with the engine speed issue; until then it says so and fails. */
 int cmd_bench(int argc, char **argv) {

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "gateway/cli.h"
+#include "cli/cli.h"
 
 int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...) {
     va_list ap;

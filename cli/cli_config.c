@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "config/config.h"
-#include "gateway/auth.h"
-#include "gateway/cli.h"
+#include "gateway/api/auth.h"
+#include "cli/cli.h"
 
 static const char k_usage[] =
     "tidegate config check FILE... | show [FILE] [--keys] | hash-key < keyfile";

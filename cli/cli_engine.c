@@ -1,7 +1,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "gateway/cli.h"
+#include "cli/cli.h"
 
 int cmd_engine(int argc, char **argv) {
     static const char *usage = "tidegate engine tokenize|logits [options]";

@@ -13,7 +13,7 @@
 
 #include "engine/lfm.h"
 #include "engine/lfm_sched.h"
-#include "gateway/cli.h"
+#include "cli/cli.h"
 
 static const char k_usage[] =
     "tidegate generate -m MODEL -p TEXT [--chat] [--system TEXT] [-n N] [-c CTX] [--temp T] "

@@ -9,8 +9,7 @@
 
 #include "common/tg_buf.h"
 #include "engine/gguf.h"
-#include "engine/quant.h"
-#include "gateway/cli.h"
+#include "cli/cli.h"
 
 static const char USAGE[] = "tidegate inspect -m MODEL [--json]";
 
@@ -181,10 +180,10 @@ static void report(const gguf_file *f, const char *path, bool json, tg_buf *b) {
             tg_buf_printf(b, "%s%" PRIu64, d ? ", " : "", t->dims[d]);
         if (json)
             tg_buf_printf(b, "],\"type\":\"%s\",\"bytes\":%" PRIu64 ",\"offset\":%" PRIu64 "}",
-                          lq_type_name(t->type), t->nbytes, t->offset);
+                          gguf_tensor_type_name(t->type), t->nbytes, t->offset);
         else
-            tg_buf_printf(b, "]  %s  %" PRIu64 " bytes  @%" PRIu64 "\n", lq_type_name(t->type),
-                          t->nbytes, t->offset);
+            tg_buf_printf(b, "]  %s  %" PRIu64 " bytes  @%" PRIu64 "\n",
+                          gguf_tensor_type_name(t->type), t->nbytes, t->offset);
     }
     if (json)
         tg_buf_puts(b, "],\"totals\":{");
@@ -197,12 +196,12 @@ static void report(const gguf_file *f, const char *path, bool json, tg_buf *b) {
             tg_buf_printf(b,
                           "%s\"%s\":{\"tensors\":%" PRIu64 ",\"elements\":%" PRIu64
                           ",\"bytes\":%" PRIu64 "}",
-                          first ? "" : ",", lq_type_name((uint32_t)ty), tot[ty].count,
+                          first ? "" : ",", gguf_tensor_type_name((uint32_t)ty), tot[ty].count,
                           tot[ty].elems, tot[ty].bytes);
         else
             tg_buf_printf(
                 b, "  %-6s %4" PRIu64 " tensors  %12" PRIu64 " elements  %12" PRIu64 " bytes\n",
-                lq_type_name((uint32_t)ty), tot[ty].count, tot[ty].elems, tot[ty].bytes);
+                gguf_tensor_type_name((uint32_t)ty), tot[ty].count, tot[ty].elems, tot[ty].bytes);
         first = false;
     }
     if (json)

@@ -1,7 +1,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "gateway/cli.h"
+#include "cli/cli.h"
 
 /* 'journal' arrives with the journal issue; until then it says so and fails. */
 int cmd_journal(int argc, char **argv) {

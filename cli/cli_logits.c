@@ -13,7 +13,7 @@
 
 #include "common/tg_buf.h"
 #include "engine/lfm.h"
-#include "gateway/cli.h"
+#include "cli/cli.h"
 
 static const char *k_usage =
     "tidegate engine logits -m MODEL (--tokens 1,2,3 | --tokens-file FILE) --prefill N "

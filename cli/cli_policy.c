@@ -1,7 +1,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "gateway/cli.h"
+#include "cli/cli.h"
 
 /* 'policy' arrives with the routing issue; until then it says so and fails. */
 int cmd_policy(int argc, char **argv) {

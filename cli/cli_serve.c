@@ -10,7 +10,7 @@
 
 #include "common/tg_log.h"
 #include "config/config.h"
-#include "gateway/cli.h"
+#include "cli/cli.h"
 #include "gateway/gateway.h"
 
 static const char k_usage[] =

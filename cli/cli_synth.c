@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 
 #include "common/tg_buf.h"
-#include "engine/synth.h"
-#include "gateway/cli.h"
+#include "tools/synth/synth.h"
+#include "cli/cli.h"
 
 static const char USAGE[] =
     "tidegate synth-model -o OUT.gguf [--preset tiny|350m|700m|1.2b|2.6b | "

@@ -14,7 +14,7 @@
 #include "engine/gguf.h"
 #include "engine/lfm.h"
 #include "engine/tokenizer.h"
-#include "gateway/cli.h"
+#include "cli/cli.h"
 
 static const char USAGE[] = "tidegate engine tokenize -m MODEL --text-file FILE";
 

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "common/tg_log.h"
-#include "gateway/cli.h"
+#include "cli/cli.h"
 
 #ifndef TIDEGATE_VERSION
 #define TIDEGATE_VERSION "0.1.0"

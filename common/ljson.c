@@ -1,5 +1,5 @@
 /* ljson.c: see ljson.h. */
-#include "engine/ljson.h"
+#include "common/ljson.h"
 
 #include <stdarg.h>
 #include <stdio.h>

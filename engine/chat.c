@@ -34,7 +34,7 @@
 #include <string.h>
 
 #include "engine/chat_segs.h"
-#include "engine/ljson.h"
+#include "common/ljson.h"
 #include "engine/lfm.h"
 
 lfm_template_kind lfm_chat_template_kind(const char *jinja) {

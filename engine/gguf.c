@@ -587,6 +587,10 @@ const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name) {
     return f->t_hash[s] ? &f->tensors[f->t_hash[s] - 1] : NULL;
 }
 
+const char *gguf_tensor_type_name(uint32_t type) {
+    return lq_type_name(type);
+}
+
 const char *gguf_vtype_name(gguf_vtype t) {
     static const char *names[] = {"u8",   "i8",  "u16",   "i16", "u32", "i32", "f32",
                                   "bool", "str", "array", "u64", "i64", "f64"};

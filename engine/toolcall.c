@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/ljson.h"
+#include "common/ljson.h"
 #include "engine/lfm.h"
 
 #define TC_START     "<|tool_call_start|>"

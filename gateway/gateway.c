@@ -7,7 +7,7 @@
 #include <time.h>
 
 #include "common/tg_log.h"
-#include "gateway/api_routes.h"
+#include "gateway/api/api_routes.h"
 
 typedef struct {
     tg_api api;

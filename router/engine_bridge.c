@@ -1,5 +1,5 @@
 /* engine_bridge: scheduler-thread events -> mutex queue -> uv_async -> loop. */
-#include "gateway/engine_bridge.h"
+#include "router/engine_bridge.h"
 
 #include <pthread.h>
 #include <stdbool.h>

@@ -97,6 +97,9 @@ const gguf_tensor *gguf_tensor_at(const gguf_file *f, size_t i);
 const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
 
 const char *gguf_vtype_name(gguf_vtype t);
+/* Name of a tensor's storage type ("f32", "q4_0", ...), for inspection
+ * tools that do not link the quant kernels' header. */
+const char *gguf_tensor_type_name(uint32_t type);
 /* Bytes of one scalar value of type t; 0 for STRING/ARRAY, -1 if unknown. */
 int gguf_vtype_size(uint32_t t);
 

@@ -19,10 +19,10 @@
 #include <uv.h>
 
 #include "common/tg_log.h"
-#include "gateway/api_routes.h"
-#include "gateway/openai_api.h"
-#include "gateway/sse.h"
-#include "gateway/toolstream.h"
+#include "gateway/api/api_routes.h"
+#include "gateway/api/openai_api.h"
+#include "gateway/api/sse.h"
+#include "gateway/api/toolstream.h"
 
 #define ROUTE "/v1/chat/completions"
 

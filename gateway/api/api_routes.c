@@ -1,13 +1,13 @@
 /* api_routes: the route table, access rules and the small routes. The chat
  * route lives in api_chat.c. */
-#include "gateway/api_routes.h"
+#include "gateway/api/api_routes.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "gateway/auth.h"
-#include "gateway/openai_api.h"
+#include "gateway/api/auth.h"
+#include "gateway/api/openai_api.h"
 
 typedef enum { ACCESS_OPEN, ACCESS_API, ACCESS_ADMIN } access_rule;
 

@@ -23,8 +23,8 @@
 #include "config/config.h"
 #include "engine/lfm.h"
 #include "engine/lfm_sched.h"
-#include "gateway/engine_bridge.h"
-#include "gateway/http_server.h"
+#include "router/engine_bridge.h"
+#include "gateway/http/http_server.h"
 #include "gateway/metrics.h"
 #include "router/dispatch.h"
 

@@ -1,5 +1,5 @@
 /* auth: bearer keys checked against configured SHA-256 hashes. */
-#include "gateway/auth.h"
+#include "gateway/api/auth.h"
 
 #include <netinet/in.h>
 #include <openssl/crypto.h>

@@ -2,7 +2,7 @@
  * are in openai_build.c).
  * Parsing walks the json-c tree field by field; every accessor checks the
  * JSON type first, so a hostile body can only produce a 400. */
-#include "gateway/openai_api.h"
+#include "gateway/api/openai_api.h"
 
 #include <inttypes.h>
 #include <math.h>

@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "engine/lfm_sched.h"
-#include "gateway/openai_api.h"
-#include "gateway/reqid.h"
+#include "gateway/api/openai_api.h"
+#include "gateway/http/reqid.h"
 
 /* ------------------------------------------------------------- builders -- */
 

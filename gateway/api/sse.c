@@ -1,5 +1,5 @@
 /* sse: event-stream framing and an incremental parser. */
-#include "gateway/sse.h"
+#include "gateway/api/sse.h"
 
 #include <string.h>
 

@@ -1,5 +1,5 @@
 /* toolstream: hold back possible tool calls in streamed text. */
-#include "gateway/toolstream.h"
+#include "gateway/api/toolstream.h"
 
 #include <string.h>
 

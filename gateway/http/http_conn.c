@@ -26,7 +26,7 @@
 #include <strings.h>
 
 #include "common/tg_log.h"
-#include "gateway/http_internal.h"
+#include "gateway/http/http_internal.h"
 
 /* Buffered-but-unparsed input beyond which reading pauses (a client
  * pipelining faster than we answer). */

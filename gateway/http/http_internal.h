@@ -15,7 +15,7 @@
 #include <openssl/ssl.h>
 
 #include "common/tg_buf.h"
-#include "gateway/http_server.h"
+#include "gateway/http/http_server.h"
 
 typedef struct tg_http_conn tg_http_conn;
 

@@ -10,7 +10,7 @@
 #include <time.h>
 
 #include "common/tg_log.h"
-#include "gateway/http_internal.h"
+#include "gateway/http/http_internal.h"
 
 /* ------------------------------------------------------------ lifetime -- */
 

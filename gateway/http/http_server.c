@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "common/tg_log.h"
-#include "gateway/http_internal.h"
+#include "gateway/http/http_internal.h"
 
 void tg_http_opts_defaults(tg_http_opts *o) {
     if (!o->host || !*o->host) o->host = "127.0.0.1";

@@ -36,7 +36,7 @@
 
 #include <uv.h>
 
-#include "gateway/reqid.h"
+#include "gateway/http/reqid.h"
 
 typedef struct {
     const char *name; /* lowercased, NUL-terminated */

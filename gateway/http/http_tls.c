@@ -12,7 +12,7 @@
 #include <openssl/err.h>
 
 #include "common/tg_log.h"
-#include "gateway/http_internal.h"
+#include "gateway/http/http_internal.h"
 
 static void last_error(char *err, size_t errlen, const char *what, const char *file) {
     char e[256] = "unknown error";

@@ -1,4 +1,4 @@
-#include "gateway/reqid.h"
+#include "gateway/http/reqid.h"
 
 #include <errno.h>
 #include <fcntl.h>

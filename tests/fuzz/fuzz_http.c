@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "common/tg_log.h"
-#include "gateway/http_internal.h"
-#include "gateway/openai_api.h"
+#include "gateway/http/http_internal.h"
+#include "gateway/api/openai_api.h"
 
 static void on_request(const tg_http_request *req, void *arg) {
     (void)arg;

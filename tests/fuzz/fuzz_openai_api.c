@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/openai_api.h"
+#include "gateway/api/openai_api.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     tg_oai_request r;

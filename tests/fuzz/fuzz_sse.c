@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/sse.h"
+#include "gateway/api/sse.h"
 
 static int on_msg(void *user, const tg_sse_msg *m) {
     size_t *total = user;

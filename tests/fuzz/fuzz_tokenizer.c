@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "engine/gguf.h"
-#include "engine/ljson.h"
+#include "common/ljson.h"
 #include "engine/lfm.h"
 #include "engine/tokenizer.h"
 

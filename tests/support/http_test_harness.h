@@ -36,9 +36,9 @@
 
 #include "common/tg_buf.h"
 #include "common/tg_log.h"
-#include "gateway/http_internal.h"
-#include "gateway/http_server.h"
-#include "gateway/reqid.h"
+#include "gateway/http/http_internal.h"
+#include "gateway/http/http_server.h"
+#include "gateway/http/reqid.h"
 
 /* Each test file uses a subset of these helpers. */
 #pragma GCC diagnostic ignored "-Wunused-function"

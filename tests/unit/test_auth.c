@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "gateway/auth.h"
+#include "gateway/api/auth.h"
 
 /* FIPS 180-2 / well-known vectors. */
 static void test_sha256_vectors(void **st) {

@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "engine/gguf.h"
-#include "engine/ljson.h"
+#include "common/ljson.h"
 #include "engine/lfm.h"
 #include "engine/tokenizer.h"
 

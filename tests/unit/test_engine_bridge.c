@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "gateway/engine_bridge.h"
+#include "router/engine_bridge.h"
 
 #define MODEL TG_FIXTURES "/models/lfm2-tiny-q4_0.gguf"
 

@@ -16,7 +16,7 @@
 
 #include "common/tg_buf.h"
 #include "engine/gguf.h"
-#include "engine/gguf_write.h"
+#include "tools/synth/gguf_write.h"
 #include "engine/quant.h"
 
 #define FIX TG_FIXTURES "/models/"

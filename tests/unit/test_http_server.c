@@ -3,9 +3,9 @@
  * bodies, limits, timeouts, request ids, access log, aborts, backpressure,
  * connection limit, graceful close; and the parser glue without sockets.
  * The harness (loop thread + blocking client) is in http_test_harness.h. */
-#include "tests/unit/http_test_harness.h"
+#include "tests/support/http_test_harness.h"
 
-#include "gateway/api_routes.h"
+#include "gateway/api/api_routes.h"
 #include "gateway/metrics.h"
 
 /* -------------------------------------------------------------- tests -- */

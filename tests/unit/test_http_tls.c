@@ -2,7 +2,7 @@
 /* HTTP server tests for listener variants: TLS (OpenSSL over memory BIOs,
  * a throwaway self-signed certificate made with the openssl CLI) and IPv6,
  * plus start-up errors. Harness: http_test_harness.h. */
-#include "tests/unit/http_test_harness.h"
+#include "tests/support/http_test_harness.h"
 
 /* ---------------------------------------------------------------- TLS -- */
 

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "gateway/api_routes.h"
+#include "gateway/api/api_routes.h"
 #include "gateway/metrics.h"
 
 static double g_depth = 3;

@@ -18,9 +18,9 @@
 #include <unistd.h>
 
 #include "engine/gguf.h"
-#include "engine/gguf_write.h"
+#include "tools/synth/gguf_write.h"
 #include "engine/lfm.h"
-#include "engine/synth.h"
+#include "tools/synth/synth.h"
 #include "engine/threadpool.h"
 
 #define FX_MODEL(name) TG_FIXTURES "/models/" name

@@ -12,7 +12,7 @@
 #include <cmocka.h>
 #include <json-c/json.h>
 
-#include "gateway/openai_api.h"
+#include "gateway/api/openai_api.h"
 
 static int parse(const char *body, tg_oai_request *r, tg_oai_error *e) {
     memset(e, 0, sizeof *e);

@@ -18,7 +18,7 @@
 #include <cmocka.h>
 
 #include "engine/lfm_sched.h"
-#include "engine/synth.h"
+#include "tools/synth/synth.h"
 
 #define F32_MODEL TG_FIXTURES "/models/lfm2-tiny-f32.gguf"
 #define Q4_MODEL  TG_FIXTURES "/models/lfm2-tiny-q4_0.gguf"

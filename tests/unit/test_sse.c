@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "gateway/sse.h"
+#include "gateway/api/sse.h"
 
 /* Collected events: "event|id|data" joined with 0x1e between events. */
 typedef struct {

@@ -18,7 +18,7 @@
 #include "engine/gguf.h"
 #include "engine/lfm.h"
 #include "engine/quant.h"
-#include "engine/synth.h"
+#include "tools/synth/synth.h"
 
 static gguf_file *open_buf(const tg_buf *b) {
     gguf_file *f;

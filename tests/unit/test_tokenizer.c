@@ -17,8 +17,8 @@
 #include <cmocka.h>
 
 #include "engine/gguf.h"
-#include "engine/gguf_write.h"
-#include "engine/ljson.h"
+#include "tools/synth/gguf_write.h"
+#include "common/ljson.h"
 #include "engine/lfm.h"
 #include "engine/tokenizer.h"
 

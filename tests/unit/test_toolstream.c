@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "gateway/toolstream.h"
+#include "gateway/api/toolstream.h"
 
 /* Feeds text split at cut points a and b (three pieces); checks the
  * streamed part and what is held at the end. */

@@ -1,5 +1,5 @@
 /* gguf_write: GGUF v3 writer. See gguf_write.h. */
-#include "engine/gguf_write.h"
+#include "tools/synth/gguf_write.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,14 +1,14 @@
 /* synth: random-weight and scripted LFM2 GGUF writers. See synth.h. */
-#include "engine/synth.h"
+#include "tools/synth/synth.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "engine/gguf_write.h"
+#include "tools/synth/gguf_write.h"
 #include "engine/quant.h"
-#include "engine/synth_vocab.h"
+#include "tools/synth/synth_vocab.h"
 
 /* Our own rendering of the LFM2 instruct template's shape (tool list between
  * <|tool_list_start|>/<|tool_list_end|>, tool turns wrapped in

@@ -1,5 +1,5 @@
 /* synth_vocab: deterministic byte-level BPE vocabularies. See synth_vocab.h. */
-#include "engine/synth_vocab.h"
+#include "tools/synth/synth_vocab.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
