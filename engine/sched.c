@@ -45,6 +45,8 @@ struct sched_job {
     int n_prompt;
     int n_hist; /* prompt + generated so far */
     int max_tokens;
+    bool logprobs; /* report LFM_EV_TOKEN with top_logprobs alternatives */
+    int top_logprobs;
     lfm_event_cb cb;
     void *user;
     double t_submit, t_first; /* ms, monotonic; t_first < 0 until the first token */
@@ -85,6 +87,7 @@ struct lfm_sched {
     lfm_seq **b_seq;
     uint8_t *b_want;
     float *logits; /* max_active * n_vocab */
+    float *raw;    /* n_vocab: a logits row before the sampler edits it */
     tg_buf piece;  /* detokenized text of one token */
     tg_buf text;   /* text cleared for release */
     char err[256];
@@ -181,6 +184,29 @@ static bool job_take_token(lfm_sched *s, sched_job *j, int32_t tok) {
     return false;
 }
 
+/* Reports the token just sampled with its logprobs, computed from the raw
+ * logits row saved before sampling (see lfm_logprobs for why raw). */
+static void emit_token(lfm_sched *s, const sched_job *j, int32_t tok) {
+    int32_t ids[LFM_MAX_TOP_LOGPROBS];
+    float lps[LFM_MAX_TOP_LOGPROBS];
+    float lp = 0.0f;
+    int n = lfm_logprobs(s->raw, s->n_vocab, tok, j->top_logprobs, &lp, ids, lps);
+    lfm_event ev = {
+        .type = LFM_EV_TOKEN,
+        .job_id = j->id,
+        .n_prompt = j->n_prompt,
+        .n_generated = j->n_generated + 1,
+        .ttft_ms = j->t_first >= 0 ? j->t_first - j->t_submit : 0.0,
+        .token = tok,
+        .eog = s->tok && lfm_token_is_eog(s->tok, tok),
+        .logprob = lp,
+        .n_top = n > 0 ? n : 0,
+        .top_ids = ids,
+        .top_logprobs = lps,
+    };
+    j->cb(j->user, &ev);
+}
+
 /* ------------------------------------------------------------- step -- */
 
 /* Fills s->order with the slots of running jobs, oldest admission first
@@ -239,10 +265,17 @@ static void sched_step(lfm_sched *s) {
         if (j->n_fed != j->n_hist) continue; /* still in prefill: no logits row */
         float *lg = s->logits + (size_t)k * (size_t)s->n_vocab;
         k++;
+        /* The sampler edits its row in place (penalties, bias): keep the
+         * raw row when logprobs are wanted. */
+        if (j->logprobs) memcpy(s->raw, lg, (size_t)s->n_vocab * sizeof *lg);
         int32_t tok = lfm_sampler_sample(j->sampler, lg, j->hist, (size_t)j->n_hist);
         if (tok < 0 || tok >= s->n_vocab) {
             job_finish(s, j, LFM_FINISH_ERROR, "sampler returned an invalid token");
             continue;
+        }
+        if (j->logprobs) {
+            if (j->t_first < 0) j->t_first = now_ms();
+            emit_token(s, j, tok);
         }
         job_take_token(s, j, tok);
     }
@@ -349,6 +382,7 @@ static void sched_destroy(lfm_sched *s) {
     free(s->b_seq);
     free(s->b_want);
     free(s->logits);
+    free(s->raw);
     tg_buf_free(&s->piece);
     tg_buf_free(&s->text);
     free(s);
@@ -399,7 +433,9 @@ int lfm_sched_new(lfm_model *m, const lfm_sched_opts *o, lfm_sched **out, char *
     s->b_seq = calloc((size_t)s->row_cap, sizeof *s->b_seq);
     s->b_want = calloc((size_t)s->row_cap, sizeof *s->b_want);
     s->logits = malloc((size_t)s->max_active * (size_t)s->n_vocab * sizeof *s->logits);
-    if (!s->active || !s->seqs || !s->order || !s->b_tok || !s->b_seq || !s->b_want || !s->logits) {
+    s->raw = malloc((size_t)s->n_vocab * sizeof *s->raw);
+    if (!s->active || !s->seqs || !s->order || !s->b_tok || !s->b_seq || !s->b_want || !s->logits ||
+        !s->raw) {
         sched_destroy(s);
         goto nomem;
     }
@@ -440,7 +476,8 @@ void lfm_sched_free(lfm_sched *s) {
 
 int lfm_sched_submit(lfm_sched *s, const lfm_job_params *p, uint64_t *job_id) {
     if (job_id) *job_id = 0;
-    if (!s || !p || !p->cb || !p->prompt || p->n_prompt == 0 || (p->n_stop && !p->stop))
+    if (!s || !p || !p->cb || !p->prompt || p->n_prompt == 0 || (p->n_stop && !p->stop) ||
+        p->top_logprobs < 0 || p->top_logprobs > LFM_MAX_TOP_LOGPROBS)
         return LFM_EINVAL;
     if (p->n_prompt >= (size_t)s->n_ctx) return LFM_ECTX;
     for (size_t i = 0; i < p->n_prompt; i++)
@@ -463,6 +500,8 @@ int lfm_sched_submit(lfm_sched *s, const lfm_job_params *p, uint64_t *job_id) {
     memcpy(j->hist, p->prompt, p->n_prompt * sizeof *j->hist);
     j->n_hist = j->n_prompt;
     j->max_tokens = p->max_tokens;
+    j->logprobs = p->logprobs;
+    j->top_logprobs = p->logprobs ? p->top_logprobs : 0;
     /* The sampler copies the bias arrays (the submitter's memory may go
      * away) and keeps its own seeded state from here on. */
     j->sampler = lfm_sampler_new(sp, s->n_vocab);

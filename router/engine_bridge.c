@@ -15,12 +15,13 @@ struct tg_bridge_job {
     tg_bridge_job *prev, *next; /* live list (loop thread only) */
 };
 
-/* One copied event. Text and error live in the flexible tail. */
+/* One copied event. Top-logprob arrays, text and error live in the
+ * flexible tail (arrays first: the tail is suitably aligned for them). */
 typedef struct ev_node {
     struct ev_node *next;
     tg_bridge_job *job;
     lfm_event ev;
-    char bytes[];
+    _Alignas(8) char bytes[];
 } ev_node;
 
 struct tg_bridge {
@@ -39,12 +40,27 @@ static void on_sched_event(void *user, const lfm_event *ev) {
     tg_bridge *b = j->b;
     size_t tl = (ev->type == LFM_EV_TEXT && ev->text) ? ev->len : 0;
     size_t el = ev->error ? strlen(ev->error) : 0;
-    ev_node *n = malloc(sizeof *n + tl + el + 2);
+    /* TOKEN: the top arrays are copied too (aligned ahead of the text). */
+    size_t nt = ev->type == LFM_EV_TOKEN && ev->n_top > 0 ? (size_t)ev->n_top : 0;
+    size_t al = nt * (sizeof(int32_t) + sizeof(float));
+    ev_node *n = malloc(sizeof *n + al + tl + el + 2);
     if (!n) abort();
     n->next = NULL;
     n->job = j;
     n->ev = *ev;
-    char *t = n->bytes;
+    if (nt) {
+        int32_t *ids = (int32_t *)(void *)n->bytes;
+        float *lps = (float *)(void *)(n->bytes + nt * sizeof(int32_t));
+        memcpy(ids, ev->top_ids, nt * sizeof *ids);
+        memcpy(lps, ev->top_logprobs, nt * sizeof *lps);
+        n->ev.top_ids = ids;
+        n->ev.top_logprobs = lps;
+    } else {
+        n->ev.top_ids = NULL;
+        n->ev.top_logprobs = NULL;
+        n->ev.n_top = 0;
+    }
+    char *t = n->bytes + al;
     if (tl) memcpy(t, ev->text, tl);
     t[tl] = 0;
     n->ev.text = t;
@@ -84,6 +100,8 @@ void tg_bridge_drain(tg_bridge *b) {
             tg_bridge_job *j = n->job;
             if (n->ev.type == LFM_EV_TEXT) {
                 if (!j->detached && j->cbs.on_text) j->cbs.on_text(j->user, &n->ev);
+            } else if (n->ev.type == LFM_EV_TOKEN) {
+                if (!j->detached && j->cbs.on_token) j->cbs.on_token(j->user, &n->ev);
             } else {
                 if (!j->detached && j->cbs.on_done) j->cbs.on_done(j->user, &n->ev);
                 job_unlink(b, j);

@@ -31,6 +31,9 @@ typedef struct {
     void (*on_text)(void *user, const lfm_event *ev);
     /* LFM_EV_DONE: the job is freed when this returns. */
     void (*on_done)(void *user, const lfm_event *ev);
+    /* LFM_EV_TOKEN (jobs submitted with logprobs): top arrays valid during
+     * the call. May be NULL. */
+    void (*on_token)(void *user, const lfm_event *ev);
 } tg_bridge_cbs;
 
 /* The bridge does not own sched; the caller frees the scheduler (which

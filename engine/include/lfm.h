@@ -225,4 +225,17 @@ int32_t lfm_sampler_sample(lfm_sampler *s, float *logits, const int32_t *history
 /* Tells the sampler how many leading history entries are prompt. */
 void lfm_sampler_set_prompt_len(lfm_sampler *s, size_t n_prompt);
 
+/* -------------------------------------------------------------- logprobs -- */
+
+#define LFM_MAX_TOP_LOGPROBS 20
+
+/* Log-probabilities under softmax(logits) at temperature 1, where logits
+ * are one step's RAW model logits (before penalties, bias, constraint mask
+ * and truncation; see engine/logprobs.c for why). Writes token's logprob to
+ * *token_lp and the k (0..LFM_MAX_TOP_LOGPROBS) most likely tokens, best
+ * first (ties: lower id first), to top_ids/top_lps. Returns how many top
+ * entries were written (min(k, n_vocab)) or LFM_EINVAL. */
+int lfm_logprobs(const float *logits, int n_vocab, int32_t token, int k, float *token_lp,
+                 int32_t *top_ids, float *top_lps);
+
 #endif

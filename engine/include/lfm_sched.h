@@ -28,6 +28,13 @@ typedef enum {
 typedef enum {
     LFM_EV_TEXT, /* a chunk of generated text (text, len; n_generated so far) */
     LFM_EV_DONE, /* terminal: finish says why; counts are final */
+    /* One sampled token with its logprobs; only for jobs that asked
+     * (lfm_job_params.logprobs). Comes before the TEXT event the token's
+     * text ends up in (text may be held back across tokens, so TOKEN and
+     * TEXT events do not pair up one to one). Also sent for the EOG token
+     * that ends a job (eog set); a token that completes a stop string is
+     * reported although its text is not. */
+    LFM_EV_TOKEN,
 } lfm_event_type;
 
 typedef struct {
@@ -40,6 +47,16 @@ typedef struct {
     int n_prompt;      /* prompt tokens */
     int n_generated;   /* tokens generated so far */
     double ttft_ms;    /* time from submit to first token (DONE, TEXT) */
+    /* LFM_EV_TOKEN: the sampled token, its logprob and the n_top most likely
+     * tokens of that step, best first (arrays valid only during the
+     * callback). Logprobs are log softmax of the step's RAW logits: before
+     * penalties, logit_bias, constraint mask and truncation (lfm_logprobs). */
+    int32_t token;
+    bool eog;
+    float logprob;
+    int n_top;
+    const int32_t *top_ids;
+    const float *top_logprobs;
 } lfm_event;
 
 typedef void (*lfm_event_cb)(void *user, const lfm_event *ev);
@@ -53,6 +70,10 @@ typedef struct {
     size_t n_stop;
     lfm_event_cb cb;
     void *user;
+    /* Report LFM_EV_TOKEN events with logprobs and the top_logprobs
+     * (0..LFM_MAX_TOP_LOGPROBS) best alternatives of every step. */
+    bool logprobs;
+    int top_logprobs;
 } lfm_job_params;
 
 typedef struct {

@@ -42,6 +42,8 @@ struct tg_chat {
     int n_prompt;
 
     tg_buf text;      /* non-streaming: the whole output */
+    tg_buf lp;        /* logprobs: content entries not yet sent, comma-separated */
+    bool lp_any;      /* lp holds at least one entry */
     tg_toolstream ts; /* streaming with tools: what may be a tool call */
 
     /* Prompt preparation (template + tokenizer) runs on the libuv thread
@@ -86,6 +88,7 @@ static void chat_free(tg_chat *c) {
     chat_unlink(c);
     tg_oai_request_free(&c->oai);
     tg_buf_free(&c->text);
+    tg_buf_free(&c->lp);
     tg_toolstream_free(&c->ts);
     free(c->ids);
     free(c);
@@ -100,9 +103,28 @@ static void chat_fail(tg_chat *c, int status, const char *type, const char *code
 
 /* ------------------------------------------------------------ streaming -- */
 
+/* The logprobs entries gathered since the last chunk as a JSON array, or
+ * NULL when the request did not ask for logprobs. Clears the gathered
+ * entries; *arr is the caller's to free. */
+static const char *take_logprobs(tg_chat *c, tg_buf *arr) {
+    if (!c->oai.logprobs) return NULL;
+    tg_buf_putc(arr, '[');
+    if (c->lp_any) tg_buf_append(arr, c->lp.data, c->lp.len);
+    tg_buf_putc(arr, ']');
+    tg_buf_clear(&c->lp);
+    c->lp_any = false;
+    return arr->data;
+}
+
 static void send_chunk(tg_chat *c, const tg_oai_chunk *k) {
-    tg_buf j = TG_BUF_INIT, ev = TG_BUF_INIT;
-    tg_oai_chunk_json(&j, c->id, c->created, c->plan.response_model, k);
+    tg_buf j = TG_BUF_INIT, ev = TG_BUF_INIT, lp = TG_BUF_INIT;
+    tg_oai_chunk kk = *k;
+    /* Streamed logprobs ride on the next content or finish chunk after
+     * their tokens (text can be held back across tokens). */
+    if (!k->usage_only && !k->role && (k->content_len || k->finish_reason || k->tool_calls_json))
+        kk.logprobs_content = take_logprobs(c, &lp);
+    tg_oai_chunk_json(&j, c->id, c->created, c->plan.response_model, &kk);
+    tg_buf_free(&lp);
     tg_sse_data(&ev, j.data, j.len);
     /* -1 means the client is gone; on_abort cleans up, nothing to do here. */
     (void)tg_http_stream_write(c->ex, ev.data, ev.len);
@@ -125,6 +147,17 @@ static void stream_tool_text(tg_chat *c, const char *s, size_t n) {
 }
 
 /* -------------------------------------------------------- engine events -- */
+
+/* A sampled token with its logprobs (requests with logprobs only). The EOG
+ * token that ends the answer is not part of the content: left out, as
+ * OpenAI does. */
+static void on_token(void *user, const lfm_event *ev) {
+    tg_chat *c = user;
+    if (ev->eog) return;
+    if (c->lp_any) tg_buf_putc(&c->lp, ',');
+    tg_oai_logprob_entry(&c->lp, c->api->tok, ev);
+    c->lp_any = true;
+}
 
 static void on_text(void *user, const lfm_event *ev) {
     tg_chat *c = user;
@@ -231,10 +264,12 @@ static void finish_once(tg_chat *c, const lfm_event *ev) {
     else
         tg_buf_append(&content, c->text.data ? c->text.data : "", c->text.len);
     const char *text = content.data ? content.data : "";
-    tg_oai_completion_json(&body, c->id, c->created, c->plan.response_model,
-                           has_calls && content.len == 0 ? NULL : text, content.len,
-                           has_calls ? calls.data : NULL,
-                           tg_oai_finish_reason(ev->finish, has_calls), &usage);
+    tg_buf lp = TG_BUF_INIT;
+    tg_oai_completion_json(
+        &body, c->id, c->created, c->plan.response_model,
+        has_calls && content.len == 0 ? NULL : text, content.len, has_calls ? calls.data : NULL,
+        tg_oai_finish_reason(ev->finish, has_calls), &usage, take_logprobs(c, &lp));
+    tg_buf_free(&lp);
     tg_api_respond(c->api, c->ex, ROUTE, 200, "application/json", body.data, body.len);
     tg_buf_free(&content);
     tg_buf_free(&calls);
@@ -335,7 +370,9 @@ static void prep_done(uv_work_t *w, int status) {
     tg_oai_sampling(&c->oai, &jp.sampling);
     jp.stop = (const char *const *)c->oai.stop;
     jp.n_stop = c->oai.n_stop;
-    tg_bridge_cbs cbs = {on_text, on_done};
+    jp.logprobs = c->oai.logprobs;
+    jp.top_logprobs = c->oai.top_logprobs;
+    tg_bridge_cbs cbs = {on_text, on_done, on_token};
     int rc = tg_bridge_submit(api->bridge, &jp, &cbs, c, &c->job);
     free(c->ids); /* copied by submit */
     c->ids = NULL;

@@ -581,6 +581,18 @@ static int parse_root(json_object *root, tg_oai_request *r, tg_oai_error *e) {
     }
     if ((v = field(root, "stop")) && parse_stop(v, r, e) < 0) return -1;
     if ((v = field(root, "user")) && dup_string(v, "user", &r->user, e) < 0) return -1;
+    if ((v = field(root, "logprobs")) && !json_object_is_type(v, json_type_null) &&
+        get_bool(v, "logprobs", &r->logprobs, e) < 0)
+        return -1;
+    if ((v = field(root, "top_logprobs")) && !json_object_is_type(v, json_type_null)) {
+        if (get_int(v, "top_logprobs", 0, LFM_MAX_TOP_LOGPROBS, &x, e) < 0) return -1;
+        if (!r->logprobs) {
+            tg_oai_error_set(e, 400, ERR_INVALID, "invalid_value", "top_logprobs",
+                             "top_logprobs needs logprobs set to true");
+            return -1;
+        }
+        r->top_logprobs = (int)x;
+    }
     if ((v = field(root, "response_format"))) {
         if (!json_object_is_type(v, json_type_object))
             return wrong_type(e, "response_format", "an object", v);

@@ -20,6 +20,7 @@
 
 #include "common/tg_buf.h"
 #include "engine/lfm.h"
+#include "engine/lfm_sched.h"
 
 /* Limits on what one request may carry (beyond the HTTP body limit). */
 #define TG_OAI_MAX_MESSAGES 4096
@@ -89,6 +90,9 @@ typedef struct {
 
     char *user; /* `user` field, NULL when absent */
 
+    bool logprobs;    /* `logprobs`: report the sampled tokens' logprobs */
+    int top_logprobs; /* 0..20, needs logprobs */
+
     /* The parsed body, kept so a cloud upstream can forward it untouched.
      * Owned (one reference). */
     json_object *raw;
@@ -138,11 +142,18 @@ void tg_oai_new_id(const char *prefix, char *out, size_t cap);
  * "index" field (the streaming delta form). */
 void tg_oai_tool_calls_json(tg_buf *out, const lfm_tool_call *calls, size_t n, bool index);
 
-/* A full non-streaming chat.completion. content may be NULL (JSON null);
- * tool_calls_json is a ready JSON array or NULL. */
+/* One entry of a choice's logprobs.content array (no separating comma):
+ * {"token","logprob","bytes","top_logprobs":[{"token","logprob","bytes"}]}
+ * from an LFM_EV_TOKEN event. */
+void tg_oai_logprob_entry(tg_buf *out, const lfm_tokenizer *t, const lfm_event *ev);
+
+/* A full non-streaming chat.completion. logprobs_content is a ready JSON
+ * array for choices[0].logprobs.content, or NULL for "logprobs":null. content may be NULL (JSON
+ * null); tool_calls_json is a ready JSON array or NULL. */
 void tg_oai_completion_json(tg_buf *out, const char *id, int64_t created, const char *model,
                             const char *content, size_t content_len, const char *tool_calls_json,
-                            const char *finish_reason, const tg_oai_usage *usage);
+                            const char *finish_reason, const tg_oai_usage *usage,
+                            const char *logprobs_content);
 
 /* One chat.completion.chunk. Any of role / content / tool_calls_json may be
  * NULL (left out of the delta); finish_reason NULL gives JSON null. When
@@ -155,6 +166,7 @@ typedef struct {
     const char *finish_reason;
     const tg_oai_usage *usage; /* with usage_only */
     bool usage_only;
+    const char *logprobs_content; /* JSON array, or NULL for "logprobs":null */
 } tg_oai_chunk;
 void tg_oai_chunk_json(tg_buf *out, const char *id, int64_t created, const char *model,
                        const tg_oai_chunk *c);

@@ -2,6 +2,7 @@
  * model-list, tool-call and error JSON, and response ids. Strings go
  * through tg_buf_json_str, so any text (model output included) is escaped. */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -81,9 +82,77 @@ static void put_usage(tg_buf *out, const tg_oai_usage *u) {
                   u->prompt_tokens, u->completion_tokens, u->prompt_tokens + u->completion_tokens);
 }
 
+/* {"content":[...],"refusal":null} or null. */
+static void put_logprobs(tg_buf *out, const char *content) {
+    if (!content) {
+        tg_buf_puts(out, "null");
+        return;
+    }
+    tg_buf_puts(out, "{\"content\":");
+    tg_buf_puts(out, content);
+    tg_buf_puts(out, ",\"refusal\":null}");
+}
+
+/* A token's text as a JSON string: its bytes with any invalid UTF-8 (a
+ * token may hold part of a character) shown as U+FFFD, as OpenAI does; the
+ * exact bytes go in "bytes". */
+static void put_token_text(tg_buf *out, const char *s, size_t n) {
+    tg_buf clean = TG_BUF_INIT;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        bool ok = len > 0 && i + len <= n;
+        for (size_t k = 1; ok && k < len; k++)
+            ok = ((unsigned char)s[i + k] & 0xC0) == 0x80;
+        if (ok && len > 1) { /* no overlongs, surrogates or > U+10FFFF */
+            unsigned long cp = len == 2 ? (c & 0x1Ful) : len == 3 ? (c & 0x0Ful) : (c & 0x07ul);
+            for (size_t k = 1; k < len; k++)
+                cp = (cp << 6) | ((unsigned char)s[i + k] & 0x3Ful);
+            ok = (len == 2 && cp >= 0x80) ||
+                 (len == 3 && cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF)) ||
+                 (len == 4 && cp >= 0x10000 && cp <= 0x10FFFF);
+        }
+        if (ok) {
+            tg_buf_append(&clean, s + i, len);
+            i += len;
+        } else {
+            tg_buf_put_utf8(&clean, 0xFFFD);
+            i++;
+        }
+    }
+    tg_buf_json_str(out, clean.data ? clean.data : "", clean.len);
+    tg_buf_free(&clean);
+}
+
+static void put_token_lp(tg_buf *out, const lfm_tokenizer *t, int32_t id, float lp) {
+    char bytes[256];
+    size_t n = lfm_token_bytes(t, id, bytes, sizeof bytes);
+    if (n > sizeof bytes) n = sizeof bytes;
+    tg_buf_puts(out, "{\"token\":");
+    put_token_text(out, bytes, n);
+    /* -inf is not JSON: OpenAI clients expect a number; -9999 is what
+     * OpenAI itself reports for "impossible". */
+    tg_buf_printf(out, ",\"logprob\":%.9g,\"bytes\":[", isfinite(lp) ? (double)lp : -9999.0);
+    for (size_t i = 0; i < n; i++)
+        tg_buf_printf(out, i ? ",%u" : "%u", (unsigned)(unsigned char)bytes[i]);
+    tg_buf_putc(out, ']');
+}
+
+void tg_oai_logprob_entry(tg_buf *out, const lfm_tokenizer *t, const lfm_event *ev) {
+    put_token_lp(out, t, ev->token, ev->logprob);
+    tg_buf_puts(out, ",\"top_logprobs\":[");
+    for (int i = 0; i < ev->n_top; i++) {
+        if (i) tg_buf_putc(out, ',');
+        put_token_lp(out, t, ev->top_ids[i], ev->top_logprobs[i]);
+        tg_buf_putc(out, '}');
+    }
+    tg_buf_puts(out, "]}");
+}
+
 void tg_oai_completion_json(tg_buf *out, const char *id, int64_t created, const char *model,
                             const char *content, size_t content_len, const char *tool_calls_json,
-                            const char *finish_reason, const tg_oai_usage *usage) {
+                            const char *finish_reason, const tg_oai_usage *usage,
+                            const char *logprobs_content) {
     put_head(out, id, "chat.completion", created, model);
     tg_buf_puts(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
     if (content)
@@ -94,7 +163,9 @@ void tg_oai_completion_json(tg_buf *out, const char *id, int64_t created, const 
         tg_buf_puts(out, ",\"tool_calls\":");
         tg_buf_puts(out, tool_calls_json);
     }
-    tg_buf_puts(out, "},\"logprobs\":null,\"finish_reason\":");
+    tg_buf_puts(out, "},\"logprobs\":");
+    put_logprobs(out, logprobs_content);
+    tg_buf_puts(out, ",\"finish_reason\":");
     put_opt_str(out, finish_reason);
     tg_buf_puts(out, "}],");
     tg_oai_usage zero = {0, 0};
@@ -128,7 +199,9 @@ void tg_oai_chunk_json(tg_buf *out, const char *id, int64_t created, const char 
         tg_buf_puts(out, first ? "\"tool_calls\":" : ",\"tool_calls\":");
         tg_buf_puts(out, c->tool_calls_json);
     }
-    tg_buf_puts(out, "},\"logprobs\":null,\"finish_reason\":");
+    tg_buf_puts(out, "},\"logprobs\":");
+    put_logprobs(out, c->logprobs_content);
+    tg_buf_puts(out, ",\"finish_reason\":");
     put_opt_str(out, c->finish_reason);
     tg_buf_puts(out, "}]}");
 }

@@ -94,7 +94,7 @@ static int submit(fx *f, owner *o, int max_tokens, uint64_t seed) {
     lfm_sampler_defaults(&p.sampling);
     p.sampling.seed = seed;
     o->loop_thread = pthread_self();
-    tg_bridge_cbs cbs = {on_text, on_done};
+    tg_bridge_cbs cbs = {.on_text = on_text, .on_done = on_done};
     return tg_bridge_submit(f->b, &p, &cbs, o, &o->job);
 }
 

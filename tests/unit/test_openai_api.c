@@ -415,7 +415,7 @@ static void test_completion_json(void **st) {
     tg_buf b = TG_BUF_INIT;
     tg_oai_usage u = {7, 3};
     tg_oai_completion_json(&b, "chatcmpl-abc", 1700000000, "lfm2-tiny", "he said \"hi\"\n", 13,
-                           NULL, "stop", &u);
+                           NULL, "stop", &u, NULL);
     json_object *o = jparse(b.data);
     assert_string_equal(jstr(o, "id"), "chatcmpl-abc");
     assert_string_equal(jstr(o, "object"), "chat.completion");
@@ -437,7 +437,7 @@ static void test_completion_json(void **st) {
     tg_oai_tool_calls_json(&tc, calls, 2, false);
     tg_buf_clear(&b);
     tg_oai_completion_json(&b, "chatcmpl-x", 1, "m", NULL, 0, tc.data,
-                           tg_oai_finish_reason(1, true), &u);
+                           tg_oai_finish_reason(1, true), &u, NULL);
     o = jparse(b.data);
     json_object *content;
     assert_true(json_object_object_get_ex(
