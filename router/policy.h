@@ -1,0 +1,104 @@
+/* policy: the routing policy (policies/NAME.yaml) and its evaluation.
+ *
+ * A policy is an ordered list of rules; the first rule whose conditions all
+ * hold decides. Conditions look at the complexity score, the request's
+ * features (raw values), the device health and the connectivity mode; the
+ * last rule has no conditions (the default). A rule's action is a target
+ * (edge, cloud or cloud:<upstream>), ordered fallbacks, per-target time to
+ * first token, a retry budget, the mid-stream behaviour when a target fails
+ * after the first token (continue on the next target, or error), and an
+ * optional cascade (answer on the edge, escalate to the cloud when the
+ * edge's confidence over its first N tokens is low). policies/README.md is
+ * the language reference.
+ *
+ * rt_policy_load*() parses and validates a whole file (libyaml document API)
+ * and returns a new immutable policy or NULL with every error as one line
+ * `file:line:col: path: message`. Hot reload swaps whole policies; a
+ * decision is a value, so in-flight requests keep theirs.
+ *
+ * rt_policy_decide() is pure (no I/O, no allocation): request features +
+ * health + mode -> rt_decision. Thread-safe on a shared policy. */
+#ifndef RT_POLICY_H
+#define RT_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/tg_buf.h"
+#include "router/health.h"
+#include "router/score.h"
+
+#define RT_POLICY_MAX_BYTES   (256u << 10)
+#define RT_POLICY_MAX_RULES   64
+#define RT_POLICY_MAX_CONDS   32 /* per rule, nested `any` included */
+#define RT_POLICY_MAX_DEPTH   4  /* `any` nesting */
+#define RT_POLICY_MAX_TARGETS 4  /* target + fallbacks */
+#define RT_POLICY_NAME_MAX    64
+
+typedef enum { RT_MODE_ONLINE = 0, RT_MODE_DEGRADED, RT_MODE_OFFLINE, RT_MODE_COUNT } rt_mode;
+typedef enum { RT_ROUTE_EDGE = 0, RT_ROUTE_CLOUD } rt_route;
+typedef enum { RT_MIDSTREAM_CONTINUE = 0, RT_MIDSTREAM_ERROR } rt_midstream;
+
+typedef struct {
+    rt_route route;
+    char name[RT_POLICY_NAME_MAX]; /* "edge", "cloud", "cloud:<upstream>" */
+    int timeout_ms;                /* time to first token; 0 = the default */
+} rt_policy_target;
+
+typedef struct {
+    bool enabled;
+    int tokens;       /* N: tokens judged (and held back on streams) */
+    bool has_logprob; /* escalate when mean logprob < min_mean_logprob */
+    double min_mean_logprob;
+    bool has_entropy; /* escalate when mean entropy > max_mean_entropy */
+    double max_mean_entropy;
+} rt_cascade;
+
+typedef struct rt_policy rt_policy;
+
+typedef struct {
+    char rule[RT_POLICY_NAME_MAX]; /* the rule that fired */
+    int rule_index;
+    double score;
+    double contrib[RT_F_COUNT];
+    rt_policy_target targets[RT_POLICY_MAX_TARGETS];
+    size_t n_targets;
+    int retry_budget;
+    rt_midstream mid_stream;
+    rt_cascade cascade;
+    char note[96]; /* the rule's `reason` text, or "" */
+} rt_decision;
+
+/* Loading. err gets '\n'-joined lines (no trailing newline). */
+rt_policy *rt_policy_load_file(const char *path, char *err, size_t errlen);
+rt_policy *rt_policy_load_mem(const char *data, size_t len, const char *name, char *err,
+                              size_t errlen);
+void rt_policy_free(rt_policy *p);
+
+/* The policy used when none is configured and no cloud upstream exists:
+ * edge only, default weights. */
+rt_policy *rt_policy_builtin_edge(void);
+/* policies/hybrid.yaml as compiled in: the default with a cloud upstream. */
+rt_policy *rt_policy_builtin_hybrid(void);
+
+const char *rt_policy_source(const rt_policy *p); /* file name it came from */
+const rt_score_weights *rt_policy_weights(const rt_policy *p);
+size_t rt_policy_rule_count(const rt_policy *p);
+const char *rt_policy_rule_name(const rt_policy *p, size_t i);
+
+void rt_policy_decide(const rt_policy *p, const rt_features *f, const rt_health *h, rt_mode mode,
+                      rt_decision *out);
+
+/* "rule=<name>; score=0.731 -> cloud; <note>" (ASCII, for headers/logs). */
+void rt_decision_reason(const rt_decision *d, char *out, size_t cap);
+
+/* Writes a policy: the given weights and the rules of `base` (or of the
+ * shipped hybrid shape when base is NULL), as YAML text. */
+void rt_policy_write_yaml(const rt_policy *base, const rt_score_weights *w, const char *comment,
+                          tg_buf *out);
+
+const char *rt_mode_name(rt_mode m);
+int rt_mode_by_name(const char *s); /* -1 when unknown */
+const char *rt_route_name(rt_route r);
+
+#endif
