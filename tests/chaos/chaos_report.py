@@ -1,0 +1,344 @@
+"""The drill's evidence and verdict: metric samples from the gateway, the
+journal check, the client ledger, and the report with its timeline chart."""
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import threading
+import time
+
+SERIES_RE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
+LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = SERIES_RE.match(line)
+        if not m:
+            continue
+        try:
+            v = float(m.group(3))
+        except ValueError:
+            continue
+        labels = tuple(sorted(LABEL_RE.findall(m.group(2) or "")))
+        out[(m.group(1), labels)] = v
+    return out
+
+
+class Sampler:
+    """Scrapes /metrics and /admin/state every half second (admin listener)."""
+
+    def __init__(self, env, log, period=0.5):
+        self.env, self.log, self.period = env, log, period
+        self.samples = []  # (t, metrics dict, mode, gateway incarnation)
+        self.stop_ev = threading.Event()
+        self.t0 = time.time()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self.thread.start()
+
+    def stop(self):
+        self.sample_once()
+        self.stop_ev.set()
+        self.thread.join()
+
+    def sample_once(self):
+        gw = self.env.gateway
+        st, raw = gw.admin_get("/metrics")
+        if st != 200:
+            return
+        mets = parse_metrics(raw.decode("utf-8", "replace"))
+        mode = None
+        st2, raw2 = gw.admin_get("/admin/state")
+        if st2 == 200:
+            try:
+                mode = json.loads(raw2).get("mode")
+                if isinstance(mode, dict):
+                    mode = mode.get("effective") or mode.get("current") or json.dumps(mode)
+            except ValueError:
+                pass
+        self.samples.append((time.time() - self.t0, mets, mode, gw.starts))
+
+    def _run(self):
+        while not self.stop_ev.wait(self.period):
+            try:
+                self.sample_once()
+            except Exception as e:  # the gateway may be down right now
+                self.log("sampler: %s" % e)
+
+
+def _match(key, name_part, labels):
+    name, lab = key
+    if name_part not in name:
+        return False
+    d = dict(lab)
+    for k, v in labels.items():
+        if d.get(k) != v:
+            return False
+    return True
+
+
+def increase(samples, t0, t1, name_part, **labels):
+    """How much matching counters grew within [t0, t1], counting across
+    gateway restarts (a restart starts counters at zero again)."""
+    total, prev = 0.0, {}
+    for t, mets, _mode, inc in samples:
+        if t > t1:
+            break
+        cur = {}
+        for k, v in mets.items():
+            if _match(k, name_part, labels):
+                cur[k] = v
+        for k, v in cur.items():
+            p = prev.get(k)
+            if t >= t0 and p is not None and p[1] == inc and v > p[0]:
+                total += v - p[0]
+            elif t >= t0 and p is not None and p[1] != inc:
+                total += v  # new incarnation counted from zero
+        prev = {k: (v, inc) for k, v in cur.items()}
+    return total
+
+
+def modes_seen(samples, t0, t1):
+    return sorted({m for t, _x, m, _i in samples if t0 <= t <= t1 and m})
+
+
+# Each fault type: how the gateway's own metrics show it was felt. A check is
+# (description, function(samples, start, end) -> number > 0 when seen).
+def _evidence_checks(fault):
+    win = 6.0  # breakers and probes act within a few seconds after a fault
+
+    def inc(name, **lab):
+        return lambda s, a, b: increase(s, a, b + win, name, **lab)
+
+    def mode(m):
+        return lambda s, a, b: 1.0 if any(m in (x or "") for x in modes_seen(s, a, b + win)) else 0.0
+
+    return {
+        "cloud_kill": [("failovers (any cause)", inc("failover")),
+                       ("breaker transitions", inc("breaker"))],
+        "cloud_5xx": [("failovers cause=5xx", inc("failover", cause="5xx"))],
+        "cloud_429": [("failovers cause=429", inc("failover", cause="429"))],
+        "tls_wrong_cert": [("failovers cause=tls", inc("failover", cause="tls"))],
+        "latency": [("cloud requests during latency", inc("decision", route="cloud")),
+                    ("cloud answers", inc("requests"))],
+        "loss": [("requests answered during loss", inc("requests"))],
+        "partition": [("mode offline", mode("offline"))],
+        "stall_first_byte": [("failovers cause=first_byte_timeout", inc("failover", cause="first_byte_timeout"))],
+        "reset_midstream": [("failovers cause=reset", inc("failover", cause="reset"))],
+        "engine_flood": [("429 answers", inc("responses", status="429")),
+                         ("engine queue", inc("requests"))],
+        "policy_reload": [("policy reloads", inc("reload"))],
+        "mode_switch": [("forced mode seen", lambda s, a, b: 1.0 if modes_seen(s, a, b) else 0.0)],
+        "gateway_kill": [("gateway restarted and answering", lambda s, a, b: 1.0 if any(
+            a <= t <= b + win for t, _m, _x, _i in s) else 0.0)],
+    }.get(fault, [])
+
+
+def _journal_check(env):
+    r = subprocess.run([env.gateway.bin, "journal", "check", env.gateway.journal],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return r.returncode, r.stdout
+
+
+def _pct(xs, p):
+    if not xs:
+        return None
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
+
+
+def verify(env, load, runner, sched, out, log):
+    entries = load.ledger.snapshot()
+    budgets = sched.get("budgets", {})
+    gw = env.gateway
+    # 1. every id a client was given must be journaled and terminal
+    ids = {}
+    for e in entries:
+        for a in e["attempts"]:
+            rid = a.get("request_id")
+            if rid:
+                ids.setdefault(rid, e["key"])
+    status_by_id, lost = {}, []
+    deadline = time.time() + float(budgets.get("settle_s", 90))
+    pending = set(ids)
+    while pending and time.time() < deadline:
+        for rid in sorted(pending):
+            st, raw = gw.get("/v1/requests/" + rid)
+            if st == 200:
+                s = json.loads(raw).get("status")
+                status_by_id[rid] = s
+                if s in ("completed", "failed", "cancelled"):
+                    pending.discard(rid)
+            elif st == 404:
+                status_by_id[rid] = "missing"
+                pending.discard(rid)
+        if pending:
+            time.sleep(1)
+    for rid in ids:
+        if status_by_id.get(rid) not in ("completed", "failed", "cancelled"):
+            lost.append({"id": rid, "key": ids[rid], "status": status_by_id.get(rid)})
+    # 2. at most one run and one result per idempotency key
+    double = []
+    for e in entries:
+        done = [a for a in e["attempts"] if a.get("status") == 200 and a.get("content") is not None
+                and (not e["stream"] or a.get("done"))]
+        rids = {a.get("request_id") for a in e["attempts"] if a.get("request_id")}
+        contents = {a.get("content") for a in done}
+        if len(rids) > 1 or len(contents) > 1:
+            double.append({"key": e["key"], "request_ids": sorted(rids), "results": len(contents)})
+    jrc, jout = _journal_check(env)
+    # 3. failover times
+    fo = {}
+    for e in entries:
+        for a in e["attempts"]:
+            h = a.get("failover")
+            if h:
+                m = re.search(r"cause=([a-z_0-9]+); ms=(\d+)", h)
+                if m:
+                    fo.setdefault(m.group(1), []).append(int(m.group(2)))
+    fo_budget = {"first_byte_timeout": budgets.get("first_byte_failover_ms", 12000)}
+    fo_rows, fo_ok = [], True
+    for cause, xs in sorted(fo.items()):
+        b = fo_budget.get(cause, budgets.get("failover_ms", 1000))
+        mx = max(xs)
+        ok = mx <= b
+        fo_ok &= ok
+        fo_rows.append({"cause": cause, "n": len(xs), "p50_ms": _pct(xs, 50), "p99_ms": _pct(xs, 99),
+                        "max_ms": mx, "budget_ms": b, "ok": ok})
+    # 4. every fault felt by the gateway
+    samples = env_samples = getattr(load, "sampler_samples", None)
+    samples = env_samples if env_samples is not None else []
+    evid_rows, evid_ok = [], True
+    for ap in runner.applied:
+        checks = _evidence_checks(ap["fault"])
+        seen = []
+        for desc, fn in checks:
+            v = fn(samples, ap["at"], ap["end"])
+            seen.append({"what": desc, "value": v})
+        ok = not ap.get("error") and any(s["value"] > 0 for s in seen)
+        evid_ok &= ok
+        evid_rows.append(dict(ap, evidence=seen, ok=ok))
+    # 5. outcomes
+    outcome = {}
+    route = {}
+    for e in entries:
+        outcome[e.get("outcome", "unfinished")] = outcome.get(e.get("outcome", "unfinished"), 0) + 1
+        last = e["attempts"][-1] if e["attempts"] else {}
+        r = (last.get("route") or "none").split(":")[0]
+        if e.get("outcome") == "completed":
+            route[r] = route.get(r, 0) + 1
+    silent_cuts = sum(1 for e in entries for a in e["attempts"]
+                      if e["stream"] and a.get("status") == 200 and not a.get("done") and not a.get("stream_error")
+                      and "error" not in a)
+    verdict = {
+        "requests": len(entries), "ids_given": len(ids), "outcomes": outcome, "routes": route,
+        "lost": lost, "double_run": double, "journal_check_rc": jrc, "journal_check": jout.strip()[-3000:],
+        "failover": fo_rows, "faults": evid_rows, "silent_stream_cuts": silent_cuts,
+        "gateway_restarts": gw.starts - 1,
+        "lateness_p99_s": _pct([e["started"] - e.get("due", e["started"]) for e in entries if "started" in e], 99),
+    }
+    verdict["pass"] = (not lost and not double and jrc == 0 and fo_ok and evid_ok and silent_cuts == 0
+                       and len(ids) > 0)
+    with open(os.path.join(out, "report.json"), "w") as f:
+        json.dump(dict(verdict, ledger=entries), f, indent=1, default=str)
+    _timeline(entries, runner.applied, samples, out)
+    _markdown(verdict, sched, out)
+    log("requests %d, ids %d, outcomes %s, routes %s" % (len(entries), len(ids), outcome, route))
+    log("lost %d, double-run %d, silent stream cuts %d, journal check rc=%d"
+        % (len(lost), len(double), silent_cuts, jrc))
+    for r in fo_rows:
+        log("failover %-20s n=%-4d p50=%s p99=%s max=%s budget=%s %s"
+            % (r["cause"], r["n"], r["p50_ms"], r["p99_ms"], r["max_ms"], r["budget_ms"], "ok" if r["ok"] else "OVER"))
+    for r in evid_rows:
+        log("fault %-16s %s %s" % (r["fault"], "seen" if r["ok"] else "NOT SEEN",
+                                   ", ".join("%s=%g" % (s["what"], s["value"]) for s in r["evidence"])))
+    return verdict
+
+
+def _timeline(entries, applied, samples, out):
+    """timeline.csv: per second, answers by route (edge, cloud, failed) and the
+    mode; timeline.png: the same drawn with the fault intervals."""
+    end = int(max([e.get("finished", 0) for e in entries] + [1])) + 1
+    rows = [{"t": t, "edge": 0, "cloud": 0, "failed": 0, "midstream": 0} for t in range(end + 1)]
+    for e in entries:
+        t = int(e.get("finished", 0))
+        last = e["attempts"][-1] if e["attempts"] else {}
+        if e.get("outcome") == "completed":
+            r = (last.get("route") or "edge").split(":")[0]
+            rows[t]["cloud" if r == "cloud" else "edge"] += 1
+            if last.get("midstream"):
+                rows[t]["midstream"] += 1
+        else:
+            rows[t]["failed"] += 1
+    modes = {}
+    for t, _m, mode, _i in samples:
+        modes[int(t)] = mode or ""
+    with open(os.path.join(out, "timeline.csv"), "w") as f:
+        f.write("t,edge,cloud,failed,midstream_failover,mode\n")
+        for r in rows:
+            f.write("%d,%d,%d,%d,%d,%s\n" % (r["t"], r["edge"], r["cloud"], r["failed"], r["midstream"],
+                                           modes.get(r["t"], "")))
+    gp = os.path.join(out, "timeline.gp")
+    ymax = max([r["edge"] + r["cloud"] + r["failed"] for r in rows] + [1]) + 2
+    with open(gp, "w") as f:
+        f.write('set terminal pngcairo size 1400,520 font "sans,10"\n' if _has_cairo() else
+                "set terminal png size 1400,520\n")
+        f.write('set output "%s"\n' % os.path.join(out, "timeline.png"))
+        f.write('set datafile separator ","\nset key outside top center horizontal\n')
+        f.write('set xlabel "seconds"\nset ylabel "answers per second"\nset yrange [0:%d]\n' % (ymax + 3))
+        f.write('set title "tidegate chaos drill: where requests went while faults were injected"\n')
+        for i, ap in enumerate(applied):
+            f.write('set object %d rect from %g,0 to %g,%d fc rgb "#%s" fs solid 0.25 noborder\n'
+                    % (i + 1, ap["at"], max(ap["end"], ap["at"] + 0.5), ymax + 3,
+                       ["f4a261", "e76f51", "2a9d8f", "8ab17d", "b5838d", "6d6875"][i % 6]))
+            f.write('set label %d "%s" at %g,%g rotate by 90 font ",8"\n'
+                    % (i + 1, ap["fault"], ap["at"] + 0.2, ymax - 0.5))
+        f.write('plot "%s" using 1:2 skip 1 with steps lw 2 lc rgb "#1d3557" title "edge", '
+                '"" using 1:3 skip 1 with steps lw 2 lc rgb "#e63946" title "cloud", '
+                '"" using 1:4 skip 1 with impulses lw 3 lc rgb "black" title "failed", '
+                '"" using 1:5 skip 1 with points pt 7 lc rgb "#ffb703" title "mid-stream failover"\n'
+                % os.path.join(out, "timeline.csv"))
+    subprocess.run(["gnuplot", gp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _has_cairo():
+    try:
+        r = subprocess.run(["gnuplot", "-e", "set terminal"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+        return "pngcairo" in r.stdout
+    except OSError:
+        return False
+
+
+def _markdown(v, sched, out):
+    L = ["# Chaos drill report", "",
+         "Schedule `%s`. Verdict: **%s**." % (os.path.basename(sched["path"]), "PASS" if v["pass"] else "FAIL"), "",
+         "| measure | value |", "|---|---|",
+         "| requests sent | %d |" % v["requests"], "| request ids given to clients | %d |" % v["ids_given"],
+         "| outcomes | %s |" % json.dumps(v["outcomes"]), "| answered by route | %s |" % json.dumps(v["routes"]),
+         "| lost (id given, not terminal in the journal) | %d |" % len(v["lost"]),
+         "| ran twice (one key, two results) | %d |" % len(v["double_run"]),
+         "| streams cut silently | %d |" % v["silent_stream_cuts"],
+         "| gateway SIGKILL restarts | %d |" % v["gateway_restarts"],
+         "| `journal check` exit code | %d |" % v["journal_check_rc"], "",
+         "## Failover time (x-tidegate-failover, fault to first fallback token)", "",
+         "| cause | n | p50 ms | p99 ms | max ms | budget ms | |", "|---|---|---|---|---|---|---|"]
+    for r in v["failover"]:
+        L.append("| %s | %d | %s | %s | %s | %s | %s |" % (r["cause"], r["n"], r["p50_ms"], r["p99_ms"],
+                                                          r["max_ms"], r["budget_ms"], "ok" if r["ok"] else "OVER"))
+    L += ["", "## Faults injected and what the gateway's metrics show", "",
+          "| fault | from s | to s | detail | evidence | |", "|---|---|---|---|---|---|"]
+    for r in v["faults"]:
+        ev = ", ".join("%s: %g" % (s["what"], s["value"]) for s in r["evidence"])
+        L.append("| %s | %.1f | %.1f | %s | %s | %s |" % (r["fault"], r["at"], r["end"], r["detail"], ev,
+                                                         "seen" if r["ok"] else "NOT SEEN"))
+    L += ["", "![timeline](timeline.png)", "", "## journal check", "", "```", v["journal_check"], "```", ""]
+    with open(os.path.join(out, "report.md"), "w") as f:
+        f.write("\n".join(L))
