@@ -112,7 +112,7 @@ static int explain(int argc, char **argv) {
     }
     if (!file || !reqf)
         return cli_usage_error("policy explain", k_usage, "needs FILE and --request REQ.json");
-    int mode = rt_mode_by_name(modes);
+    int mode = rt_pmode_by_name(modes);
     if (mode < 0) return cli_usage_error("policy explain", k_usage, "unknown mode '%s'", modes);
     char err[8192];
     rt_policy *p = rt_policy_load_file(file, err, sizeof err);
@@ -144,7 +144,7 @@ static int explain(int argc, char **argv) {
     rt_reqfeat_extract(req, rt_reqfeat_hint(hints), &f);
     json_object_put(req);
     rt_decision d;
-    rt_policy_decide(p, &f, &h, (rt_mode)mode, &d);
+    rt_policy_decide(p, &f, &h, (rt_pmode)mode, &d);
     char reason[256];
     rt_decision_reason(&d, reason, sizeof reason);
     printf("route: %s\n", d.targets[0].name);
@@ -157,7 +157,7 @@ static int explain(int argc, char **argv) {
         if (d.targets[i].timeout_ms) printf("(%d ms)", d.targets[i].timeout_ms);
     }
     printf("\nretry_budget: %d\nmid_stream: %s\n", d.retry_budget,
-           d.mid_stream == RT_MIDSTREAM_ERROR ? "error" : "continue");
+           d.mid_stream == RT_PMID_ERROR ? "error" : "continue");
     if (d.cascade.enabled) {
         printf("cascade: first %d tokens", d.cascade.tokens);
         if (d.cascade.has_logprob)
@@ -166,7 +166,7 @@ static int explain(int argc, char **argv) {
             printf(", escalate if mean entropy > %g", d.cascade.max_mean_entropy);
         printf("\n");
     }
-    printf("mode: %s\n", rt_mode_name((rt_mode)mode));
+    printf("mode: %s\n", rt_pmode_name((rt_pmode)mode));
     const rt_score_weights *w = rt_policy_weights(p);
     printf("features (sorted by |contribution|; bias %+.3f):\n", w->bias);
     printf("  %-14s %10s %8s %8s %9s\n", "feature", "raw", "x", "weight", "contrib");

@@ -9,16 +9,16 @@
 
 #include "router/policy_impl.h"
 
-static const char *const k_modes[RT_MODE_COUNT] = {"online", "degraded", "offline"};
+static const char *const k_modes[RT_PMODE_COUNT] = {"online", "degraded", "offline"};
 static const char *const k_ops[] = {"lt", "lte", "gt", "gte", "eq", "ne"};
 static const char *const k_opsym[] = {"<", "<=", ">", ">=", "=", "!="};
 
-const char *rt_mode_name(rt_mode m) {
-    return (int)m >= 0 && m < RT_MODE_COUNT ? k_modes[m] : "unknown";
+const char *rt_pmode_name(rt_pmode m) {
+    return (int)m >= 0 && m < RT_PMODE_COUNT ? k_modes[m] : "unknown";
 }
 
-int rt_mode_by_name(const char *s) {
-    for (int i = 0; s && i < RT_MODE_COUNT; i++)
+int rt_pmode_by_name(const char *s) {
+    for (int i = 0; s && i < RT_PMODE_COUNT; i++)
         if (!strcmp(k_modes[i], s)) return i;
     return -1;
 }
@@ -78,7 +78,7 @@ typedef struct {
     double score;
     const rt_features *f;
     const rt_health *h;
-    rt_mode mode;
+    rt_pmode mode;
 } eval_ctx;
 
 static bool eval_list(const rt_rule *r, int i, const eval_ctx *c);
@@ -104,7 +104,7 @@ static bool eval_list(const rt_rule *r, int i, const eval_ctx *c) {
     return true;
 }
 
-void rt_policy_decide(const rt_policy *p, const rt_features *f, const rt_health *h, rt_mode mode,
+void rt_policy_decide(const rt_policy *p, const rt_features *f, const rt_health *h, rt_pmode mode,
                       rt_decision *out) {
     memset(out, 0, sizeof *out);
     out->score = rt_score_eval(&p->w, f, out->contrib);
@@ -173,7 +173,7 @@ static void put_cond(tg_buf *o, const rt_rule *r, const rt_cond *k, int indent) 
     case RT_C_MODE: {
         tg_buf_printf(o, "%*smode: [", indent, "");
         int first = 1;
-        for (int m = 0; m < RT_MODE_COUNT; m++)
+        for (int m = 0; m < RT_PMODE_COUNT; m++)
             if ((k->mode_mask >> m) & 1u) {
                 tg_buf_printf(o, "%s%s", first ? "" : ", ", k_modes[m]);
                 first = 0;
@@ -272,7 +272,7 @@ void rt_policy_write_yaml(const rt_policy *base, const rt_score_weights *w, cons
         if (r->retry_budget) tg_buf_printf(o, "    retry_budget: %d\n", r->retry_budget);
         if (r->n_targets > 1)
             tg_buf_printf(o, "    mid_stream: %s\n",
-                          r->mid_stream == RT_MIDSTREAM_ERROR ? "error" : "continue");
+                          r->mid_stream == RT_PMID_ERROR ? "error" : "continue");
         if (r->cascade.enabled) {
             tg_buf_printf(o, "    cascade:\n      tokens: %d\n", r->cascade.tokens);
             if (r->cascade.has_logprob)

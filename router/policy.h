@@ -35,9 +35,9 @@
 #define RT_POLICY_MAX_TARGETS 4  /* target + fallbacks */
 #define RT_POLICY_NAME_MAX    64
 
-typedef enum { RT_MODE_ONLINE = 0, RT_MODE_DEGRADED, RT_MODE_OFFLINE, RT_MODE_COUNT } rt_mode;
+typedef enum { RT_PMODE_ONLINE = 0, RT_PMODE_DEGRADED, RT_PMODE_OFFLINE, RT_PMODE_COUNT } rt_pmode;
 typedef enum { RT_ROUTE_EDGE = 0, RT_ROUTE_CLOUD } rt_route;
-typedef enum { RT_MIDSTREAM_CONTINUE = 0, RT_MIDSTREAM_ERROR } rt_midstream;
+typedef enum { RT_PMID_CONTINUE = 0, RT_PMID_ERROR } rt_pmid;
 
 typedef struct {
     rt_route route;
@@ -64,7 +64,7 @@ typedef struct {
     rt_policy_target targets[RT_POLICY_MAX_TARGETS];
     size_t n_targets;
     int retry_budget;
-    rt_midstream mid_stream;
+    rt_pmid mid_stream;
     rt_cascade cascade;
     char note[96]; /* the rule's `reason` text, or "" */
 } rt_decision;
@@ -86,7 +86,7 @@ const rt_score_weights *rt_policy_weights(const rt_policy *p);
 size_t rt_policy_rule_count(const rt_policy *p);
 const char *rt_policy_rule_name(const rt_policy *p, size_t i);
 
-void rt_policy_decide(const rt_policy *p, const rt_features *f, const rt_health *h, rt_mode mode,
+void rt_policy_decide(const rt_policy *p, const rt_features *f, const rt_health *h, rt_pmode mode,
                       rt_decision *out);
 
 /* "rule=<name>; score=0.731 -> cloud; <note>" (ASCII, for headers/logs). */
@@ -97,8 +97,8 @@ void rt_decision_reason(const rt_decision *d, char *out, size_t cap);
 void rt_policy_write_yaml(const rt_policy *base, const rt_score_weights *w, const char *comment,
                           tg_buf *out);
 
-const char *rt_mode_name(rt_mode m);
-int rt_mode_by_name(const char *s); /* -1 when unknown */
+const char *rt_pmode_name(rt_pmode m);
+int rt_pmode_by_name(const char *s); /* -1 when unknown */
 const char *rt_route_name(rt_route r);
 
 #endif

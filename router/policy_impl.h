@@ -37,7 +37,7 @@ typedef struct {
     rt_policy_target targets[RT_POLICY_MAX_TARGETS];
     size_t n_targets;
     int retry_budget;
-    rt_midstream mid_stream;
+    rt_pmid mid_stream;
     rt_cascade cascade;
 } rt_rule;
 

@@ -269,7 +269,7 @@ static void parse_when(loader *L, cond_build *b, yaml_node_t *v, const char *pat
 static uint32_t mode_bit(loader *L, yaml_node_t *n, const char *path) {
     const char *s = scalar(L, n, path);
     if (!s) return 0;
-    int m = rt_mode_by_name(s);
+    int m = rt_pmode_by_name(s);
     if (m < 0) {
         errf(L, n, path, "unknown mode '%.40s' (expected online, degraded, offline)", s);
         return 0;
@@ -504,9 +504,9 @@ static void on_rule(loader *L, const char *key, yaml_node_t *k, yaml_node_t *v, 
         const char *s = scalar(L, v, path);
         if (!s) return;
         if (!strcmp(s, "continue"))
-            r->mid_stream = RT_MIDSTREAM_CONTINUE;
+            r->mid_stream = RT_PMID_CONTINUE;
         else if (!strcmp(s, "error"))
-            r->mid_stream = RT_MIDSTREAM_ERROR;
+            r->mid_stream = RT_PMID_ERROR;
         else
             errf(L, v, path, "expected continue or error");
     } else if (!strcmp(key, "cascade")) {

@@ -18,8 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     rt_health_init(&h);
     rt_health_set(&h, RT_H_BATTERY_PCT, 10);
     rt_decision d;
-    for (int m = 0; m < RT_MODE_COUNT; m++)
-        rt_policy_decide(p, &f, &h, (rt_mode)m, &d);
+    for (int m = 0; m < RT_PMODE_COUNT; m++)
+        rt_policy_decide(p, &f, &h, (rt_pmode)m, &d);
     tg_buf y = TG_BUF_INIT;
     rt_policy_write_yaml(p, rt_policy_weights(p), "fuzz", &y);
     rt_policy *q = rt_policy_load_mem(y.data, y.len, "rewritten.yaml", err, sizeof err);

@@ -83,38 +83,38 @@ static void test_decide_walks_rules_in_order(void **st) {
     feats("```\nint x; int y; return x;\n```", -1, &code);
     feats("hello", 5000, &big);
     rt_decision d;
-    rt_policy_decide(p, &simple, &h, RT_MODE_OFFLINE, &d);
+    rt_policy_decide(p, &simple, &h, RT_PMODE_OFFLINE, &d);
     assert_string_equal(d.rule, "off");
     assert_int_equal(d.n_targets, 1);
-    rt_policy_decide(p, &simple, &h, RT_MODE_ONLINE, &d);
+    rt_policy_decide(p, &simple, &h, RT_PMODE_ONLINE, &d);
     assert_string_equal(d.rule, "default");
     assert_true(d.cascade.enabled);
     assert_int_equal(d.cascade.tokens, 8);
     assert_true(d.cascade.has_logprob && !d.cascade.has_entropy);
-    rt_policy_decide(p, &code, &h, RT_MODE_ONLINE, &d);
+    rt_policy_decide(p, &code, &h, RT_PMODE_ONLINE, &d);
     assert_string_equal(d.rule, "complex");
     assert_true(d.score >= 0.5);
     assert_string_equal(d.targets[0].name, "cloud");
-    rt_policy_decide(p, &big, &h, RT_MODE_ONLINE, &d);
+    rt_policy_decide(p, &big, &h, RT_PMODE_ONLINE, &d);
     assert_string_equal(d.rule, "big");
     /* Health: unknown values never match; battery needs both conditions. */
     rt_health_set(&h, RT_H_BATTERY_PCT, 10);
-    rt_policy_decide(p, &simple, &h, RT_MODE_ONLINE, &d);
+    rt_policy_decide(p, &simple, &h, RT_PMODE_ONLINE, &d);
     assert_string_equal(d.rule, "default");
     rt_health_set(&h, RT_H_AC_ONLINE, 0);
-    rt_policy_decide(p, &simple, &h, RT_MODE_ONLINE, &d);
+    rt_policy_decide(p, &simple, &h, RT_PMODE_ONLINE, &d);
     assert_string_equal(d.rule, "hot");
     assert_string_equal(d.targets[0].name, "cloud:main");
     assert_int_equal(d.targets[0].timeout_ms, 5000);
     assert_int_equal(d.retry_budget, 2);
-    assert_int_equal(d.mid_stream, RT_MIDSTREAM_ERROR);
+    assert_int_equal(d.mid_stream, RT_PMID_ERROR);
     char reason[200];
     rt_decision_reason(&d, reason, sizeof reason);
     assert_non_null(strstr(reason, "rule=hot; score="));
     assert_non_null(strstr(reason, "-> cloud:main; too hot"));
     rt_health_set(&h, RT_H_AC_ONLINE, 1);
     rt_health_set(&h, RT_H_THERMAL_MAX_C, 80);
-    rt_policy_decide(p, &simple, &h, RT_MODE_ONLINE, &d);
+    rt_policy_decide(p, &simple, &h, RT_PMODE_ONLINE, &d);
     assert_string_equal(d.rule, "hot");
     rt_policy_free(p);
 }
@@ -180,7 +180,7 @@ static void test_writer_round_trips(void **st) {
     /* Same decisions on a grid of inputs. */
     const char *texts[] = {"hi", "```\nint x;\n```", "Prove it rigorously."};
     for (int t = 0; t < 3; t++)
-        for (int mode = 0; mode < RT_MODE_COUNT; mode++)
+        for (int mode = 0; mode < RT_PMODE_COUNT; mode++)
             for (int hot = 0; hot < 2; hot++) {
                 rt_features f;
                 feats(texts[t], t == 0 && hot ? 2000 : -1, &f);
@@ -188,8 +188,8 @@ static void test_writer_round_trips(void **st) {
                 rt_health_init(&h);
                 if (hot) rt_health_set(&h, RT_H_THERMAL_MAX_C, 90);
                 rt_decision a, b;
-                rt_policy_decide(p, &f, &h, (rt_mode)mode, &a);
-                rt_policy_decide(q, &f, &h, (rt_mode)mode, &b);
+                rt_policy_decide(p, &f, &h, (rt_pmode)mode, &a);
+                rt_policy_decide(q, &f, &h, (rt_pmode)mode, &b);
                 assert_string_equal(a.rule, b.rule);
                 assert_true(a.score == b.score);
                 assert_int_equal(a.n_targets, b.n_targets);
@@ -222,7 +222,7 @@ static void test_hybrid_heldout_agreement(void **st) {
         rt_health h;
         rt_health_init(&h);
         rt_decision d;
-        rt_policy_decide(p, &ft, &h, RT_MODE_ONLINE, &d);
+        rt_policy_decide(p, &ft, &h, RT_PMODE_ONLINE, &d);
         int routed_cloud = d.targets[0].route == RT_ROUTE_CLOUD;
         agree += routed_cloud == cloud;
         edge += !routed_cloud;
