@@ -473,7 +473,8 @@ static void on_rule(loader *L, const char *key, yaml_node_t *k, yaml_node_t *v, 
         cond_build b = {r, &r->head, &tail, 0};
         parse_when(L, &b, v, path);
     } else if (!strcmp(key, "target")) {
-        if (parse_target(L, v, path, &r->targets[0])) rb->has_target = true;
+        parse_target(L, v, path, &r->targets[0]);
+        rb->has_target = true; /* given, even if wrong: one error is enough */
     } else if (!strcmp(key, "fallbacks")) {
         if (v->type != YAML_SEQUENCE_NODE) {
             errf(L, v, path, "expected a list of targets");

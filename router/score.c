@@ -341,19 +341,29 @@ void rt_features_extract(const rt_score_input *in, rt_features *out) {
     memset(out, 0, sizeof *out);
     scan_state s;
     memset(&s, 0, sizeof s);
-    size_t turns = 0;
+    size_t turns = 0, budget = RT_SCORE_SCAN_MAX;
     for (size_t i = 0; i < in->n_msgs; i++) {
         const rt_msg *m = &in->msgs[i];
         const char *role = m->role ? m->role : "user";
         if (!strcmp(role, "user") || !strcmp(role, "assistant")) turns++;
-        if (m->text) scan_text(&s, m->text, m->len);
+        if (!m->text) continue;
+        /* The scan is bounded (the loop thread runs it): text past the
+         * budget still counts toward tokens and block length, unread. */
+        size_t n = m->len < budget ? m->len : budget;
+        scan_text(&s, m->text, n);
+        budget -= n;
+        if (n < m->len) {
+            s.ascii += m->len - n;
+            if (m->len - n > s.longest_block) s.longest_block = m->len - n;
+        }
     }
     if (s.any_multibyte) {
         for (size_t k = 0; k < sizeof k_cjk / sizeof k_cjk[0]; k++) {
             size_t kl = strlen(k_cjk[k].s);
             for (size_t i = 0; i < in->n_msgs; i++) {
                 const rt_msg *m = &in->msgs[i];
-                if (m->text && memmem(m->text, m->len, k_cjk[k].s, kl)) s.kw[k_cjk[k].f] += 1;
+                size_t n = m->len < RT_SCORE_SCAN_MAX ? m->len : RT_SCORE_SCAN_MAX;
+                if (m->text && memmem(m->text, n, k_cjk[k].s, kl)) s.kw[k_cjk[k].f] += 1;
             }
         }
     }

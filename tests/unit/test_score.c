@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -70,6 +71,22 @@ static void test_tokens_script_and_blocks(void **st) {
     assert_int_equal((int)f.raw[RT_F_SIMPLE_TASK], 1);
     extract1("Résumé café", &f); /* accented Latin is not a foreign script */
     assert_true(f.raw[RT_F_NON_LATIN] == 0);
+}
+
+static void test_scan_is_bounded_but_counts_everything(void **st) {
+    (void)st;
+    size_t n = 200000;
+    char *big = malloc(n + 1);
+    assert_non_null(big);
+    memset(big, 'b', n);
+    big[n] = 0;
+    memcpy(big + n - 6, " prove", 6); /* past the scan budget: not seen */
+    rt_features f;
+    extract1(big, &f);
+    assert_int_equal((int)f.raw[RT_F_PROMPT_TOKENS], 50000);
+    assert_true(f.raw[RT_F_LONG_DOC] >= (double)(n - RT_SCORE_SCAN_MAX));
+    assert_int_equal((int)f.raw[RT_F_MATH], 0);
+    free(big);
 }
 
 static void test_request_fields(void **st) {
@@ -138,6 +155,7 @@ int main(void) {
         cmocka_unit_test(test_keywords_whole_words_case_folded),
         cmocka_unit_test(test_structure_markers),
         cmocka_unit_test(test_tokens_script_and_blocks),
+        cmocka_unit_test(test_scan_is_bounded_but_counts_everything),
         cmocka_unit_test(test_request_fields),
         cmocka_unit_test(test_eval_is_logistic_with_contributions),
         cmocka_unit_test(test_default_weights_order_simple_below_complex),
