@@ -76,6 +76,31 @@ void tg_buf_put_utf8(tg_buf *b, unsigned long cp) {
     tg_buf_append(b, o, k);
 }
 
+size_t tg_buf_utf8_seq_len(const char *str, size_t n) {
+    const unsigned char *s = (const unsigned char *)str;
+    unsigned char c = s[0];
+    if (c < 0x80) return 1;
+    size_t k;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+        k = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        k = 3;
+        if (c == 0xE0) lo = 0xA0; /* overlong */
+        if (c == 0xED) hi = 0x9F; /* surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        k = 4;
+        if (c == 0xF0) lo = 0x90; /* overlong */
+        if (c == 0xF4) hi = 0x8F; /* past U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (n < k || s[1] < lo || s[1] > hi) return 0;
+    for (size_t j = 2; j < k; j++)
+        if (s[j] < 0x80 || s[j] > 0xBF) return 0;
+    return k;
+}
+
 void tg_buf_json_str(tg_buf *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
     tg_buf_reserve(b, n + 2);
@@ -83,6 +108,17 @@ void tg_buf_json_str(tg_buf *b, const char *s, size_t n) {
     size_t run = 0; /* start of the bytes that need no escape */
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) {
+            size_t k = tg_buf_utf8_seq_len(s + i, n - i);
+            if (k) {
+                i += k - 1;
+                continue;
+            }
+            tg_buf_append(b, s + run, i - run);
+            run = i + 1;
+            tg_buf_append(b, "\xEF\xBF\xBD", 3); /* U+FFFD */
+            continue;
+        }
         if (c >= 0x20 && c != '"' && c != '\\') continue;
         tg_buf_append(b, s + run, i - run);
         run = i + 1;

@@ -26,9 +26,16 @@ void tg_buf_vprintf(tg_buf *b, const char *fmt, va_list ap);
 /* Appends code point cp as UTF-8; surrogates and values past U+10FFFF
  * become U+FFFD, so the output is always valid UTF-8. */
 void tg_buf_put_utf8(tg_buf *b, unsigned long cp);
+/* Length (1..4) of the well-formed UTF-8 sequence at s (n > 0 bytes left),
+ * or 0 when it is not one: overlong forms, surrogates, code points past
+ * U+10FFFF and truncated sequences are all refused. */
+size_t tg_buf_utf8_seq_len(const char *s, size_t n);
 /* Appends s as a JSON string literal, quotes included. Escapes only what
  * JSON requires (quote, backslash, control characters), as Python's
- * json.dumps(ensure_ascii=False) does, so chat templates match byte for byte. */
+ * json.dumps(ensure_ascii=False) does, so chat templates match byte for byte.
+ * Bytes that are not well-formed UTF-8 become U+FFFD, one per byte: the
+ * output is always valid JSON text, whatever s holds (error messages echo
+ * client input). */
 void tg_buf_json_str(tg_buf *b, const char *s, size_t n);
 void tg_buf_clear(tg_buf *b);
 /* Drops the first n bytes (consumed input). */

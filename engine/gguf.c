@@ -9,6 +9,8 @@
  * callers may use every pointer and size without further checks. */
 #include "engine/gguf.h"
 
+#include "common/tg_file.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -494,14 +496,12 @@ int gguf_open_mem(const void *data, size_t size, gguf_file **out, char *err, siz
 
 int gguf_open(const char *path, gguf_file **out, char *err, size_t errlen) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (err && errlen) snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return -1;
-    }
+    /* A FIFO, directory or device is refused before anything reads it. */
+    int fd = tg_file_open_regular(path, err, errlen);
+    if (fd < 0) return -1;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        if (err && errlen) snprintf(err, errlen, "%s: not a regular file", path);
+    if (fstat(fd, &st) != 0) {
+        if (err && errlen) snprintf(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
         close(fd);
         return -1;
     }

@@ -72,6 +72,9 @@ struct lfm_sched {
     pthread_cond_t cv;
     sched_job *q_head, *q_tail; /* waiting jobs, FIFO */
     int q_len;
+    /* Canceled while waiting: already out of the queue (so its capacity is
+     * free at once), their DONE still to be reported by the thread. */
+    sched_job *canceled;
     sched_job **active; /* [max_active] slots, NULL = free; writes under mu */
     int n_active;
     bool stopping;
@@ -286,30 +289,18 @@ static void sched_step(lfm_sched *s) {
 static void *sched_main(void *arg) {
     lfm_sched *s = arg;
     for (;;) {
-        sched_job *dead = NULL, **dead_tail = &dead;
+        sched_job *dead;
         pthread_mutex_lock(&s->mu);
-        while (!s->stopping && s->q_len == 0 && s->n_active == 0)
+        while (!s->stopping && s->q_len == 0 && s->n_active == 0 && !s->canceled)
             pthread_cond_wait(&s->cv, &s->mu);
         if (s->stopping) {
             pthread_mutex_unlock(&s->mu);
             break;
         }
-        /* Canceled while waiting: out of the queue, reported below. */
-        for (sched_job **pp = &s->q_head; *pp;) {
-            sched_job *j = *pp;
-            if (j->cancel) {
-                *pp = j->next;
-                j->next = NULL;
-                *dead_tail = j;
-                dead_tail = &j->next;
-                s->q_len--;
-            } else {
-                pp = &j->next;
-            }
-        }
-        s->q_tail = NULL;
-        for (sched_job *j = s->q_head; j; j = j->next)
-            s->q_tail = j;
+        /* Canceled while waiting: lfm_sched_cancel already took them out
+         * of the queue; reported below. */
+        dead = s->canceled;
+        s->canceled = NULL;
         /* Admit waiting jobs into free slots, oldest first. */
         for (int i = 0; i < s->max_active && s->q_head; i++) {
             if (s->active[i]) continue;
@@ -353,6 +344,11 @@ static void *sched_main(void *arg) {
     sched_job *rest = s->q_head;
     s->q_head = s->q_tail = NULL;
     s->q_len = 0;
+    sched_job **tail = &rest;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = s->canceled;
+    s->canceled = NULL;
     pthread_mutex_unlock(&s->mu);
     while (rest) {
         sched_job *j = rest;
@@ -543,8 +539,22 @@ void lfm_sched_cancel(lfm_sched *s, uint64_t job_id) {
     if (!s) return;
     pthread_mutex_lock(&s->mu);
     bool found = false;
-    for (sched_job *j = s->q_head; j && !found; j = j->next)
-        if (j->id == job_id) j->cancel = found = true;
+    /* A waiting job leaves the queue now, so the capacity it held is free
+     * for the next submit (not one scheduler step later). */
+    sched_job *prev = NULL;
+    for (sched_job *j = s->q_head; j; prev = j, j = j->next) {
+        if (j->id != job_id) continue;
+        if (prev)
+            prev->next = j->next;
+        else
+            s->q_head = j->next;
+        if (s->q_tail == j) s->q_tail = prev;
+        s->q_len--;
+        j->cancel = found = true;
+        j->next = s->canceled;
+        s->canceled = j;
+        break;
+    }
     for (int i = 0; i < s->max_active && !found; i++)
         if (s->active[i] && s->active[i]->id == job_id) s->active[i]->cancel = found = true;
     if (found) pthread_cond_signal(&s->cv);

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/tg_jstrict.h"
+
 #define ERR_INVALID "invalid_request_error"
 
 void tg_oai_error_set(tg_oai_error *e, int status, const char *type, const char *code,
@@ -627,6 +629,26 @@ int tg_oai_parse_request(const char *body, size_t len, tg_oai_request *out, tg_o
     }
     if (len > INT32_MAX) {
         tg_oai_error_set(err, 413, ERR_INVALID, "request_too_large", "", "request body too large");
+        return -1;
+    }
+    /* json-c's strict mode is not strict enough (see common/tg_jstrict.h):
+     * the text is checked first, so json-c only ever sees RFC 8259 JSON. */
+    tg_jstrict_err je;
+    if (tg_jstrict_check(body, len, TG_OAI_JSON_DEPTH, &je) != 0) {
+        switch (je.kind) {
+        case TG_JSTRICT_UTF8:
+            tg_oai_error_set(err, 400, ERR_INVALID, "invalid_utf8", je.path,
+                             "%s is not valid UTF-8: %s at byte %zu", je.path[0] ? je.path : "body",
+                             je.msg, je.offset);
+            break;
+        case TG_JSTRICT_DUPLICATE:
+            tg_oai_error_set(err, 400, ERR_INVALID, "duplicate_key", je.path,
+                             "duplicate key %s at byte %zu", je.path, je.offset);
+            break;
+        default:
+            tg_oai_error_set(err, 400, ERR_INVALID, "invalid_json", "",
+                             "request body is not valid JSON: %s at byte %zu", je.msg, je.offset);
+        }
         return -1;
     }
     json_tokener *tok = json_tokener_new_ex(TG_OAI_JSON_DEPTH);

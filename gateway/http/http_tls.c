@@ -11,6 +11,7 @@
 
 #include <openssl/err.h>
 
+#include "common/tg_file.h"
 #include "common/tg_log.h"
 #include "gateway/http/http_internal.h"
 
@@ -23,6 +24,16 @@ static void last_error(char *err, size_t errlen, const char *what, const char *f
 }
 
 SSL_CTX *tg_http_tls_ctx_new(const char *cert, const char *key, char *err, size_t errlen) {
+    /* OpenSSL opens the files by name; a FIFO there would hang startup. */
+    char why[512];
+    if (tg_file_check_regular(cert, why, sizeof why) != 0) {
+        snprintf(err, errlen, "cannot load TLS certificate: %s", why);
+        return NULL;
+    }
+    if (tg_file_check_regular(key, why, sizeof why) != 0) {
+        snprintf(err, errlen, "cannot load TLS key: %s", why);
+        return NULL;
+    }
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
         snprintf(err, errlen, "cannot create TLS context");

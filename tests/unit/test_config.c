@@ -352,7 +352,25 @@ static void test_files(void **st) {
     assert_int_equal(tg_config_load_file("missing.yaml", &c, g_err, sizeof g_err), -1);
     assert_string_equal(g_err, "missing.yaml: cannot open: No such file or directory");
     assert_int_equal(tg_config_load_file(".", &c, g_err, sizeof g_err), -1);
-    assert_string_equal(g_err, ".: not a regular file");
+    assert_string_equal(g_err, ".: is a directory, not a regular file");
+    /* A FIFO is refused at once instead of blocking the open for ever. */
+    assert_int_equal(mkfifo("fifo.yaml", 0600), 0);
+    assert_int_equal(tg_config_load_file("fifo.yaml", &c, g_err, sizeof g_err), -1);
+    assert_string_equal(g_err, "fifo.yaml: is a FIFO (named pipe), not a regular file");
+    unlink("fifo.yaml");
+    /* So is nesting past the limit, before libyaml builds the document. */
+    {
+        static char deep[40000 + 8];
+        memcpy(deep, "a: ", 3);
+        memset(deep + 3, '[', 40000);
+        deep[40003] = 0;
+        tg_config c2;
+        tg_config_defaults(&c2);
+        assert_int_equal(tg_config_load_mem(deep, strlen(deep), "d.yaml", &c2, g_err, sizeof g_err),
+                         -1);
+        assert_string_equal(g_err, "d.yaml:1:67: yaml: nested deeper than 64 levels");
+        tg_config_free(&c2);
+    }
     /* The default path is used when present. */
     assert_int_equal(mkdir("config", 0700), 0);
     FILE *f = fopen("config/tidegate.yaml", "w");

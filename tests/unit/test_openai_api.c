@@ -143,7 +143,20 @@ static void test_invalid_json(void **st) {
     expect_400("{\"messages\":[]} x", "", "invalid_json");
     expect_400("{\"a\":tru}", "", "invalid_json");
     expect_400("{\"a\":1,}", "", "invalid_json");
-    expect_400("{\"a\":\"\xff\xfe\"}", "", "invalid_json"); /* not UTF-8 */
+    expect_400("{'a':1}", "", "invalid_json");          /* single quotes */
+    expect_400("{\"a\":NaN}", "", "invalid_json");      /* not a JSON number */
+    expect_400("{\"a\":\"x\ty\"}", "", "invalid_json"); /* raw control character */
+    /* Not UTF-8, overlong, surrogate, lone \\u escape: 400 naming the field. */
+    expect_400("{\"a\":\"\xff\xfe\"}", "a", "invalid_utf8");
+    expect_400("{\"messages\":[{\"role\":\"user\",\"content\":\"\xc0\xaf\"}]}",
+               "messages[0].content", "invalid_utf8");
+    expect_400("{\"messages\":[{\"role\":\"user\",\"content\":\"\xed\xa0\x80\"}]}",
+               "messages[0].content", "invalid_utf8");
+    expect_400("{\"user\":\"\\ud800\"}", "user", "invalid_utf8");
+    /* Duplicate keys are refused, not last-wins. */
+    expect_400("{\"messages\":[{\"role\":\"user\",\"role\":\"system\",\"content\":\"x\"}]}",
+               "messages[0].role", "duplicate_key");
+    expect_400("{\"model\":\"a\",\"m\\u006fdel\":\"b\"}", "model", "duplicate_key");
     /* Nesting beyond the depth limit is refused, not recursed into. */
     char deep[400];
     memset(deep, '[', 200);

@@ -494,17 +494,30 @@ static void test_queue_full(void **state) {
     assert_int_equal(lfm_sched_submit(s, &p[2], &id[2]), LFM_EFULL);
     assert_int_equal(id[2], 0);
     assert_int_equal(lfm_sched_queue_depth(s), 1);
-    lfm_sched_cancel(s, id[0]);
+    /* A queued job canceled frees its queue place at once: the very next
+     * submit fits, without waiting for a scheduler step (issue 13). */
     lfm_sched_cancel(s, id[1]);
+    assert_int_equal(lfm_sched_queue_depth(s), 0);
+    sink k3;
+    lfm_job_params p3;
+    uint64_t id3 = 0;
+    sink_init(&k3);
+    greedy_params(&p3, c.prompt, c.n_prompt, 0, &k3);
+    assert_int_equal(lfm_sched_submit(s, &p3, &id3), LFM_OK);
+    lfm_sched_cancel(s, id[0]);
+    lfm_sched_cancel(s, id3);
     assert_true(sink_wait(&k[0], 0));
     assert_true(sink_wait(&k[1], 0));
+    assert_true(sink_wait(&k3, 0));
     lfm_sched_free(s);
     assert_int_equal(k[0].n_done, 1);
     assert_int_equal(k[1].n_done, 1);
+    assert_int_equal(k3.n_done, 1);
     assert_int_equal(k[2].n_done, 0); /* rejected: no events at all */
     assert_int_equal(k[2].n_text_events, 0);
     for (int i = 0; i < 3; i++)
         sink_free(&k[i]);
+    sink_free(&k3);
 }
 
 /* Stop string cut out of the greedy text: the output is exactly what comes
