@@ -2,6 +2,7 @@
  * The YAML loader is in yaml_doc.c, the key table in config_schema.c. */
 #include "config/config.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,10 @@ void tg_config_defaults(tg_config *cfg) {
     s->idle_timeout_ms = 60000;
     s->write_timeout_ms = 30000;
     s->shutdown_grace_ms = 10000;
+    s->conn_buffer_limit_bytes = 1u << 20;
+    s->memory_budget_bytes = 256u << 20;
+    strcpy(cfg->admin.listen_host, "127.0.0.1");
+    cfg->admin.listen_port = -1;
     cfg->auth.admin_loopback_only = 1;
     tg_config_engine *e = &cfg->engine;
     e->threads = 0;
@@ -47,6 +52,8 @@ void tg_config_free(tg_config *cfg) {
     if (!cfg) return;
     free(cfg->server.tls_cert);
     free(cfg->server.tls_key);
+    free(cfg->server.trusted_proxies);
+    cfg->server.trusted_proxies = NULL;
     free(cfg->engine.model);
     free(cfg->engine.model_id);
     free(cfg->source_path);
@@ -59,6 +66,7 @@ void tg_config_copy(tg_config *dst, const tg_config *src) {
     *dst = *src;
     dst->server.tls_cert = xstrdup(src->server.tls_cert);
     dst->server.tls_key = xstrdup(src->server.tls_key);
+    dst->server.trusted_proxies = xstrdup(src->server.trusted_proxies);
     dst->engine.model = xstrdup(src->engine.model);
     dst->engine.model_id = xstrdup(src->engine.model_id);
     dst->source_path = xstrdup(src->source_path);
@@ -141,6 +149,17 @@ int tg_config_apply_env(tg_config *cfg, char *err, size_t errlen) {
 
 /* ---- derived values -------------------------------------------------------------- */
 
+/* 127.0.0.0/8, ::1, ::ffff:127.x.y.z or "localhost". */
+static int host_is_loopback(const char *h) {
+    unsigned char a[16];
+    if (!strcasecmp(h, "localhost")) return 1;
+    if (inet_pton(AF_INET, h, a) == 1) return a[0] == 127;
+    if (inet_pton(AF_INET6, h, a) != 1) return 0;
+    static const unsigned char lo[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    static const unsigned char v4m[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    return !memcmp(a, lo, 16) || (!memcmp(a, v4m, 12) && a[12] == 127);
+}
+
 int tg_config_finalize(tg_config *cfg, char *err, size_t errlen) {
     tg_config_errs errs = {TG_BUF_INIT, 0};
     const char *src = cfg->source_path ? cfg->source_path : "config";
@@ -158,6 +177,33 @@ int tg_config_finalize(tg_config *cfg, char *err, size_t errlen) {
             memcpy(cfg->engine.model_id, base, n);
             cfg->engine.model_id[n] = 0;
         }
+    }
+    /* The admin listener defaults next to the API one; an ephemeral API
+     * port (tests) gets an ephemeral admin port, so parallel servers never
+     * collide on a fixed one. */
+    if (cfg->admin.listen_port < 0) {
+        strcpy(cfg->admin.listen_host, "127.0.0.1");
+        int p = cfg->server.listen_port;
+        cfg->admin.listen_port = p == 0 ? 0 : p == 65535 ? 0 : p + 1;
+    }
+    if (!host_is_loopback(cfg->admin.listen_host) && cfg->auth.n_admin_keys == 0)
+        tg_config_errs_add(&errs, src, "admin.listen",
+                           "%s is not a loopback address and no admin key is set "
+                           "(auth.admin_key_sha256): refusing to serve /metrics and /admin/* "
+                           "to the network without a key",
+                           cfg->admin.listen_host);
+    if (cfg->server.trusted_proxies) {
+        char *list = xstrdup(cfg->server.trusted_proxies), *save = NULL;
+        for (char *it = strtok_r(list, ", ", &save); it; it = strtok_r(NULL, ", ", &save)) {
+            unsigned char a[16];
+            if (inet_pton(AF_INET, it, a) != 1 && inet_pton(AF_INET6, it, a) != 1) {
+                char shown[72];
+                tg_config_sanitize(it, shown, sizeof shown);
+                tg_config_errs_add(&errs, src, "server.trusted_proxies",
+                                   "'%s' is not an IPv4 or IPv6 address", shown);
+            }
+        }
+        free(list);
     }
     if (!cfg->server.tls_cert != !cfg->server.tls_key)
         tg_config_errs_add(&errs, src, "server.tls",
@@ -253,7 +299,10 @@ char *tg_config_to_yaml(const tg_config *cfg) {
         case TG_CK_LISTEN: {
             const char *h = base + k->off;
             int port = *(const int *)(base + k->off2);
-            tg_buf_printf(&b, strchr(h, ':') ? " \"[%s]:%d\"" : " \"%s:%d\"", h, port);
+            if (port < 0)
+                tg_buf_puts(&b, " null"); /* derived at finalize */
+            else
+                tg_buf_printf(&b, strchr(h, ':') ? " \"[%s]:%d\"" : " \"%s:%d\"", h, port);
             break;
         }
         case TG_CK_HASHES:

@@ -63,7 +63,20 @@ typedef struct {
     uint32_t idle_timeout_ms;             /* default 60000: keep-alive idle close */
     uint32_t write_timeout_ms;            /* default 30000: a write must make progress */
     uint32_t shutdown_grace_ms;           /* default 10000: drain on SIGTERM; 0 = immediate */
+    size_t conn_buffer_limit_bytes;       /* default 1 MiB: unsent output per connection before
+                                             its next pipelined request waits */
+    size_t memory_budget_bytes;           /* default 256 MiB: buffered bodies + input + queued
+                                             output, all connections; past it new work gets 503 */
+    char *trusted_proxies;                /* comma-separated IPs whose X-Forwarded-For is
+                                             believed (access log); NULL = none */
 } tg_config_server;
+
+/* The admin listener: /metrics and the /admin routes are served there, never on
+ * server.listen. */
+typedef struct {
+    char listen_host[TG_CONFIG_HOST_MAX];
+    int listen_port; /* -1 until finalize: unset = 127.0.0.1, API port + 1 (0 when that is 0) */
+} tg_config_admin;
 
 typedef struct {
     tg_config_sha256 api_keys[TG_CONFIG_MAX_KEYS]; /* SHA-256 of accepted bearer tokens */
@@ -90,6 +103,7 @@ typedef struct {
 
 typedef struct {
     tg_config_server server;
+    tg_config_admin admin;
     tg_config_auth auth;
     tg_config_engine engine;
     tg_config_log log;

@@ -51,6 +51,20 @@ static const tg_config_schema_key k_keys[] = {
     {"server.shutdown_grace_ms", "TIDEGATE_SHUTDOWN_GRACE_MS", TG_CK_MS,
      OFF(server.shutdown_grace_ms), 0, 0, MS_MAX, NULL, "milliseconds 0..86400000",
      "on SIGTERM, let in-flight requests finish this long"},
+    {"server.conn_buffer_limit_bytes", "TIDEGATE_CONN_BUFFER_LIMIT_BYTES", TG_CK_SIZE,
+     OFF(server.conn_buffer_limit_bytes), 0, 4096, 1LL << 30, NULL, "size 4KiB..1GiB",
+     "unsent output per connection before its next pipelined request waits"},
+    {"server.memory_budget_bytes", "TIDEGATE_MEMORY_BUDGET_BYTES", TG_CK_SIZE,
+     OFF(server.memory_budget_bytes), 0, 1LL << 20, 64LL << 30, NULL, "size 1MiB..64GiB",
+     "request bodies + unparsed input + queued output of all connections (503 beyond)"},
+    {"server.trusted_proxies", "TIDEGATE_TRUSTED_PROXIES", TG_CK_STR, OFF(server.trusted_proxies),
+     0, 0, 0, NULL, "comma-separated IP addresses",
+     "peers whose X-Forwarded-For is believed (access log); empty = none"},
+    {"admin", NULL, TG_CK_SECTION, 0, 0, 0, 0, NULL, "section",
+     "the admin listener: /metrics and /admin/* (never on server.listen)"},
+    {"admin.listen", "TIDEGATE_ADMIN_LISTEN", TG_CK_LISTEN, OFF(admin.listen_host),
+     OFF(admin.listen_port), -1, 0, NULL, "host:port or null",
+     "admin address; null = 127.0.0.1 on the API port + 1"},
     {"auth", NULL, TG_CK_SECTION, 0, 0, 0, 0, NULL, "section", "bearer keys, stored as SHA-256"},
     {"auth.api_key_sha256", "TIDEGATE_API_KEY_SHA256", TG_CK_HASHES, OFF(auth.api_keys),
      OFF(auth.n_api_keys), 0, TG_CONFIG_MAX_KEYS, NULL, "list of 64-hex SHA-256",
@@ -398,6 +412,11 @@ int tg_config_schema_apply(tg_config *cfg, const tg_config_schema_key *k, const 
         return -1;
     case TG_CK_LISTEN: {
         char why[96];
+        if (is_null && k->min == -1) { /* a key that may be left to its derived default */
+            strcpy(base + k->off, "127.0.0.1");
+            *(int *)(base + k->off2) = -1;
+            return 0;
+        }
         if (is_null) {
             snprintf(msg, msglen, "expected host:port, got null");
             return -1;

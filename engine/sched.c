@@ -75,6 +75,10 @@ struct lfm_sched {
     /* Canceled while waiting: already out of the queue (so its capacity is
      * free at once), their DONE still to be reported by the thread. */
     sched_job *canceled;
+    /* Running jobs canceled but not yet stopped (their slot frees at the
+     * next step): the queue may hold that many more meanwhile, so a client
+     * that gives up and asks again is not refused for a slot about to free. */
+    int n_active_canceled;
     sched_job **active; /* [max_active] slots, NULL = free; writes under mu */
     int n_active;
     bool stopping;
@@ -147,6 +151,7 @@ static void job_finish(lfm_sched *s, sched_job *j, lfm_finish finish, const char
     pthread_mutex_lock(&s->mu);
     s->active[j->slot] = NULL;
     s->n_active--;
+    if (j->cancel) s->n_active_canceled--;
     pthread_mutex_unlock(&s->mu);
     emit(j, LFM_EV_DONE, NULL, 0, finish, error);
     job_free(j);
@@ -516,7 +521,7 @@ int lfm_sched_submit(lfm_sched *s, const lfm_job_params *p, uint64_t *job_id) {
     int rc = LFM_OK;
     if (s->stopping)
         rc = LFM_ECANCELED;
-    else if (s->q_len >= s->queue_cap)
+    else if (s->q_len >= s->queue_cap + s->n_active_canceled)
         rc = LFM_EFULL;
     if (rc == LFM_OK) {
         j->id = ++s->next_id;
@@ -555,8 +560,12 @@ void lfm_sched_cancel(lfm_sched *s, uint64_t job_id) {
         s->canceled = j;
         break;
     }
-    for (int i = 0; i < s->max_active && !found; i++)
-        if (s->active[i] && s->active[i]->id == job_id) s->active[i]->cancel = found = true;
+    for (int i = 0; i < s->max_active && !found; i++) {
+        sched_job *j = s->active[i];
+        if (!j || j->id != job_id) continue;
+        if (!j->cancel) s->n_active_canceled++;
+        j->cancel = found = true;
+    }
     if (found) pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }

@@ -78,7 +78,8 @@ typedef struct {
 
 typedef struct {
     int max_active; /* sequences decoded together (batch width) */
-    int queue_cap;  /* waiting jobs before submit returns LFM_EFULL */
+    int queue_cap;  /* waiting jobs before submit returns LFM_EFULL (plus one per running
+                       job already canceled, whose slot frees at the next step) */
     int n_ctx;      /* per-sequence context (0 = model's, capped at 8192) */
 } lfm_sched_opts;
 

@@ -58,6 +58,9 @@ start_server() {
         exit 1
     fi
     BASE=http://127.0.0.1:$PORT
+    # The admin listener (/metrics, /admin/*): its own port, logged once.
+    ADMIN_PORT=$(sed -n 's/.* admin_listening addr=[^ ]* port=\([0-9]*\).*/\1/p' "$LOG" | head -1)
+    ADMIN_BASE=http://127.0.0.1:$ADMIN_PORT
 }
 
 # stop_server: SIGTERM and wait; sets RC.
@@ -68,14 +71,17 @@ stop_server() {
 }
 
 # req NAME METHOD PATH [curl args...]: STATUS, files $TMP/NAME.body/.hdr
+# (against $BASE; areq: the same against the admin listener)
 req() {
     local name=$1 method=$2 path=$3
     shift 3
     STATUS=$(curl -s -X "$method" -o "$TMP/$name.body" -D "$TMP/$name.hdr" -w '%{http_code}' \
-        --max-time 60 "$@" "$BASE$path")
+        --max-time 60 "$@" "${REQ_BASE:-$BASE}$path")
     BODY=$TMP/$name.body
     HDR=$TMP/$name.hdr
 }
+
+areq() { REQ_BASE=$ADMIN_BASE req "$@"; }
 
 # jget FILE PATH: prints the value at a dotted path ("error.code",
 # "choices.0.message.content"); objects as compact JSON, missing or null as

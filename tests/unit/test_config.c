@@ -408,6 +408,39 @@ static void test_finalize(void **st) {
     assert_int_equal(load("engine:\n  model: m.gguf\n  model_id: lfm2-local\n", &c), 0);
     assert_int_equal(tg_config_finalize(&c, g_err, sizeof g_err), 0);
     assert_string_equal(c.engine.model_id, "lfm2-local");
+    /* The admin listener sits next to the API one unless set; an ephemeral
+     * API port gets an ephemeral admin port. */
+    assert_int_equal(c.admin.listen_port, 8081);
+    assert_string_equal(c.admin.listen_host, "127.0.0.1");
+    tg_config_free(&c);
+    assert_int_equal(load("server:\n  listen: 127.0.0.1:0\n", &c), 0);
+    assert_int_equal(tg_config_finalize(&c, g_err, sizeof g_err), 0);
+    assert_int_equal(c.admin.listen_port, 0);
+    tg_config_free(&c);
+    /* Off loopback without an admin key: refused. With a key: fine. */
+    assert_int_equal(load("admin:\n  listen: 0.0.0.0:9000\n", &c), 0);
+    assert_int_equal(tg_config_finalize(&c, g_err, sizeof g_err), -1);
+    assert_non_null(
+        strstr(g_err, "admin.listen: 0.0.0.0 is not a loopback address and no admin key"));
+    tg_config_free(&c);
+    assert_int_equal(load("admin:\n  listen: '[::1]:9000'\n", &c), 0);
+    assert_int_equal(tg_config_finalize(&c, g_err, sizeof g_err), 0);
+    tg_config_free(&c);
+    assert_int_equal(load("admin:\n  listen: 0.0.0.0:9000\nauth:\n  admin_key_sha256: ['"
+                          "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8']\n",
+                          &c),
+                     0);
+    assert_int_equal(tg_config_finalize(&c, g_err, sizeof g_err), 0);
+    tg_config_free(&c);
+    assert_int_equal(load("server:\n  trusted_proxies: 10.0.0.1, ::1\n", &c), 0);
+    assert_int_equal(tg_config_finalize(&c, g_err, sizeof g_err), 0);
+    tg_config_free(&c);
+    assert_int_equal(load("server:\n  trusted_proxies: 10.0.0.1, proxy.local\n", &c), 0);
+    assert_int_equal(tg_config_finalize(&c, g_err, sizeof g_err), -1);
+    assert_non_null(strstr(g_err, "'proxy.local' is not an IPv4 or IPv6 address"));
+    tg_config_free(&c);
+    assert_int_equal(load("engine:\n  model: m.gguf\n  model_id: lfm2-local\n", &c), 0);
+    assert_int_equal(tg_config_finalize(&c, g_err, sizeof g_err), 0);
     tg_config copy;
     tg_config_copy(&copy, &c);
     tg_config_free(&c);
@@ -483,8 +516,8 @@ static void test_key_table(void **st) {
             assert_int_equal(strncmp(ki.env, "TIDEGATE_", 9), 0);
         }
     }
-    assert_int_equal(n, 29);
-    assert_int_equal(with_env, 24);
+    assert_int_equal(n, 34);
+    assert_int_equal(with_env, 28);
 }
 
 /* Runs `sh -c cmd`, captures stdout+stderr into out; returns the exit code. */
