@@ -8,6 +8,7 @@
 
 #include "common/tg_log.h"
 #include "gateway/api/api_routes.h"
+#include "gateway/api/openai_api.h"
 
 typedef struct {
     tg_api api;
@@ -30,7 +31,7 @@ static void stop_engine(tg_api *api);
 static void on_prep_idle(void *arg) {
     gw *g = arg;
     if (!g->server_closed) return;
-    g->api.on_prep_idle = NULL;
+    g->api.engine.on_prep_idle = NULL;
     stop_engine(&g->api);
 }
 
@@ -46,10 +47,10 @@ static void on_server_closed(void *arg) {
     /* Nothing is in flight any more: the engine can go (its async handle is
      * the last thing keeping the loop alive), once no prompt preparation
      * on the thread pool still reads the model. */
-    if (g->api.n_preparing == 0)
+    if (g->api.engine.n_preparing == 0)
         stop_engine(&g->api);
     else
-        g->api.on_prep_idle = on_prep_idle;
+        g->api.engine.on_prep_idle = on_prep_idle;
     tg_log_info("shutdown_done", "status=ok");
 }
 
@@ -94,37 +95,37 @@ static int start_engine(tg_api *api, const tg_config *cfg) {
     mo.kv_type = cfg->engine.kv_type == TG_CONFIG_KV_F16 ? LFM_KV_F16 : LFM_KV_F32;
     mo.kernels =
         cfg->engine.kernels == TG_CONFIG_KERNELS_SCALAR ? LFM_KERNELS_SCALAR : LFM_KERNELS_AUTO;
-    int rc = lfm_model_load(cfg->engine.model, &mo, &api->model, err, sizeof err);
+    int rc = lfm_model_load(cfg->engine.model, &mo, &api->engine.model, err, sizeof err);
     if (rc != LFM_OK) {
         tg_log_error("startup_failed", "reason=\"model load failed: %s\"",
                      err[0] ? err : lfm_strerror(rc));
         return -1;
     }
-    api->tok = lfm_model_tokenizer(api->model);
-    if (!api->tok) {
+    api->engine.tok = lfm_model_tokenizer(api->engine.model);
+    if (!api->engine.tok) {
         tg_log_error("startup_failed", "reason=\"model has no tokenizer\"");
         return -1;
     }
-    api->tmpl = lfm_chat_template_kind(lfm_model_chat_template(api->model));
+    api->engine.tmpl = lfm_chat_template_kind(lfm_model_chat_template(api->engine.model));
     lfm_sched_opts so;
     lfm_sched_opts_default(&so);
     so.max_active = cfg->engine.max_active;
     so.queue_cap = cfg->engine.queue_capacity;
     so.n_ctx = cfg->engine.context;
-    rc = lfm_sched_new(api->model, &so, &api->sched, err, sizeof err);
+    rc = lfm_sched_new(api->engine.model, &so, &api->engine.sched, err, sizeof err);
     if (rc != LFM_OK) {
         tg_log_error("startup_failed", "reason=\"scheduler: %s\"", err[0] ? err : lfm_strerror(rc));
         return -1;
     }
-    api->n_ctx = lfm_sched_n_ctx(api->sched);
-    if (tg_bridge_new(api->loop, api->sched, &api->bridge) != LFM_OK) {
+    api->engine.n_ctx = lfm_sched_n_ctx(api->engine.sched);
+    if (tg_bridge_new(api->loop, api->engine.sched, &api->engine.bridge) != LFM_OK) {
         tg_log_error("startup_failed", "reason=\"engine bridge\"");
         return -1;
     }
     api->dispatch.engine_model_id = cfg->engine.model_id;
     api->dispatch.engine_ready = true;
     tg_log_info("engine_ready", "model_id=%s n_ctx=%d max_active=%d queue_capacity=%d",
-                cfg->engine.model_id ? cfg->engine.model_id : "?", api->n_ctx, so.max_active,
+                cfg->engine.model_id ? cfg->engine.model_id : "?", api->engine.n_ctx, so.max_active,
                 so.queue_cap);
     return 0;
 }
@@ -132,16 +133,17 @@ static int start_engine(tg_api *api, const tg_config *cfg) {
 /* Frees the engine side. The scheduler goes first: it joins its thread and
  * reports DONE for anything left, which the bridge then drains. */
 static void stop_engine(tg_api *api) {
-    if (api->sched) lfm_sched_free(api->sched);
-    api->sched = NULL;
-    if (api->bridge) tg_bridge_close(api->bridge);
-    api->bridge = NULL;
-    if (api->model) lfm_model_free(api->model);
-    api->model = NULL;
+    if (api->engine.sched) lfm_sched_free(api->engine.sched);
+    api->engine.sched = NULL;
+    if (api->engine.bridge) tg_bridge_close(api->engine.bridge);
+    api->engine.bridge = NULL;
+    if (api->engine.model) lfm_model_free(api->engine.model);
+    api->engine.model = NULL;
 }
 
 static void opts_from_config(tg_http_opts *o, const tg_config *cfg) {
     tg_http_opts_defaults(o);
+    o->error_body = tg_oai_http_error;
     const tg_config_server *s = &cfg->server;
     o->host = s->listen_host;
     o->port = s->listen_port;
@@ -169,9 +171,10 @@ int tg_gateway_run(const tg_config *cfg) {
     }
     tg_api *api = &g.api;
     api->loop = &loop;
+    api->engine.loop = &loop;
     api->cfg = cfg;
     api->started_at = (int64_t)time(NULL);
-    api->on_prep_idle_arg = &g;
+    api->engine.on_prep_idle_arg = &g;
     api->metrics = tg_metrics_new();
     tg_metrics_std_init(&api->std, api->metrics);
     tg_api_register_metrics(api);

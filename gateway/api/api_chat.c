@@ -1,11 +1,11 @@
 /* api_chat: POST /v1/chat/completions.
  *
  * The way through: parse and validate the body (openai_api), ask dispatch
- * for a plan, run the plan's target. For the engine target: render the LFM2
- * chat template, tokenize, check the context, submit to the scheduler
- * through the bridge (full queue -> 429), then either stream SSE chunks as
- * text events arrive or collect the text and answer once. A client that
- * goes away detaches the job, which cancels generation at the next token.
+ * for a plan, hand the request to the plan's target (the router's engine
+ * target, router/engine_target.c: template, tokenizer, context check,
+ * scheduler; a full queue -> 429), then either stream SSE chunks as text
+ * events arrive or collect the text and answer once. A client that goes
+ * away detaches the run, which cancels generation at the next token.
  *
  * With tools, text that may be a tool call is held back: the streaming path
  * forwards plain text as it comes but keeps anything that could be the
@@ -30,14 +30,17 @@ struct tg_chat {
     tg_api *api;
     tg_http_exchange *ex;
     const tg_http_request *req;
-    tg_oai_request oai;
+    tg_oai_request oai; /* until handed to the target */
     rt_plan plan;
-    tg_bridge_job *job;
+    rt_engine_run *run; /* the engine target's run, until it ends */
 
     char id[48];
     int64_t created;
     bool stream;
-    bool tools; /* tools were offered: output may be a tool call */
+    bool include_usage;
+    bool logprobs;
+    bool tools;   /* tools were offered: output may be a tool call */
+    bool started; /* the target took the job: the response has begun */
     bool got_text;
     int n_prompt;
 
@@ -45,17 +48,6 @@ struct tg_chat {
     tg_buf lp;        /* logprobs: content entries not yet sent, comma-separated */
     bool lp_any;      /* lp holds at least one entry */
     tg_toolstream ts; /* streaming with tools: what may be a tool call */
-
-    /* Prompt preparation (template + tokenizer) runs on the libuv thread
-     * pool: a large prompt must not stall every other stream on the loop. */
-    uv_work_t work;
-    bool preparing;
-    bool gone; /* exchange ended while preparing: free when the work returns */
-    int32_t *ids;
-    size_t n_ids;
-    int prep_rc;
-    bool prep_render_failed;
-    char prep_err[256];
 
     bool linked;
     tg_chat *prev, *next;
@@ -90,7 +82,6 @@ static void chat_free(tg_chat *c) {
     tg_buf_free(&c->text);
     tg_buf_free(&c->lp);
     tg_toolstream_free(&c->ts);
-    free(c->ids);
     free(c);
 }
 
@@ -107,7 +98,7 @@ static void chat_fail(tg_chat *c, int status, const char *type, const char *code
  * NULL when the request did not ask for logprobs. Clears the gathered
  * entries; *arr is the caller's to free. */
 static const char *take_logprobs(tg_chat *c, tg_buf *arr) {
-    if (!c->oai.logprobs) return NULL;
+    if (!c->logprobs) return NULL;
     tg_buf_putc(arr, '[');
     if (c->lp_any) tg_buf_append(arr, c->lp.data, c->lp.len);
     tg_buf_putc(arr, ']');
@@ -155,7 +146,7 @@ static void on_token(void *user, const lfm_event *ev) {
     tg_chat *c = user;
     if (ev->eog) return;
     if (c->lp_any) tg_buf_putc(&c->lp, ',');
-    tg_oai_logprob_entry(&c->lp, c->api->tok, ev);
+    tg_oai_logprob_entry(&c->lp, c->api->engine.tok, ev);
     c->lp_any = true;
 }
 
@@ -233,7 +224,7 @@ static void finish_stream(tg_chat *c, const lfm_event *ev) {
         reason = tg_oai_finish_reason(ev->finish, has_calls);
         tg_oai_chunk fin = {.finish_reason = reason};
         send_chunk(c, &fin);
-        if (c->oai.include_usage) {
+        if (c->include_usage) {
             tg_oai_chunk u = {.usage_only = true, .usage = &usage};
             send_chunk(c, &u);
         }
@@ -278,7 +269,7 @@ static void finish_once(tg_chat *c, const lfm_event *ev) {
 
 static void on_done(void *user, const lfm_event *ev) {
     tg_chat *c = user;
-    c->job = NULL; /* the bridge frees it after this returns */
+    c->run = NULL; /* the target frees it after this returns */
     tg_http_set_tokens(c->ex, ev->n_prompt, ev->n_generated);
     if (c->stream)
         finish_stream(c, ev);
@@ -290,16 +281,9 @@ static void on_done(void *user, const lfm_event *ev) {
 /* The client went away: stop the engine at its next token and free. */
 static void on_abort(void *arg) {
     tg_chat *c = arg;
-    if (c->preparing) { /* the worker still uses c: prep_done frees it */
-        tg_http_respond(c->ex, 499, "text/plain", "", 0); /* frees only */
-        c->ex = NULL;
-        c->gone = true;
-        chat_unlink(c);
-        return;
-    }
-    if (c->job) tg_bridge_detach(c->job);
-    c->job = NULL;
-    if (c->stream)
+    rt_engine_detach(c->run);
+    c->run = NULL;
+    if (c->started && c->stream)
         tg_http_stream_end(c->ex);
     else
         tg_http_respond(c->ex, 499, "text/plain", "", 0); /* frees only; nothing is sent */
@@ -308,90 +292,19 @@ static void on_abort(void *arg) {
 
 /* ------------------------------------------------------------ targets -- */
 
-/* Worker thread: render the chat template and tokenize. Touches only c's
- * request (not used by the loop meanwhile) and the read-only tokenizer. */
-static void prep_work(uv_work_t *w) {
-    tg_chat *c = w->data;
-    tg_api *api = c->api;
-    lfm_chat_msg *msgs = tg_oai_chat_msgs(&c->oai);
-    /* Message text is tokenized as plain text: a literal "<|im_end|>" in
-     * content must not become a control token (role/turn injection). */
-    int rc = lfm_chat_tokenize(api->tok, api->tmpl, msgs, c->oai.n_msgs, c->oai.tools_json, true,
-                               &c->ids, &c->n_ids, c->prep_err, sizeof c->prep_err);
-    free(msgs);
-    c->prep_rc = rc;
-    /* LFM_EINVAL: the messages could not be rendered (err says why). */
-    if (rc == LFM_EINVAL) c->prep_render_failed = true;
+/* The target failed before starting. */
+static void on_error(void *user, const tg_oai_error *e) {
+    tg_chat *c = user;
+    c->run = NULL; /* the target frees it after this returns */
+    if (e->status == 429) tg_http_add_header(c->ex, "Retry-After", "1");
+    chat_fail(c, e->status, e->type, e->code, e->param, e->message);
 }
 
-/* Loop thread: the prompt is ready; check it and submit. */
-static void prep_done(uv_work_t *w, int status) {
-    tg_chat *c = w->data;
-    tg_api *api = c->api;
-    c->preparing = false;
-    api->n_preparing--;
-    if (c->gone) {
-        chat_free(c);
-        /* Shutdown may be waiting for the last worker to leave the model. */
-        if (api->n_preparing == 0 && api->on_prep_idle) api->on_prep_idle(api->on_prep_idle_arg);
-        return;
-    }
-    if (status != 0 || !api->bridge) {
-        chat_fail(c, 503, "server_error", "engine_unavailable", NULL,
-                  "the engine is not available");
-        return;
-    }
-    if (c->prep_render_failed) {
-        chat_fail(c, 400, "invalid_request_error", "invalid_messages", "messages",
-                  c->prep_err[0] ? c->prep_err
-                                 : "messages could not be rendered with the chat template");
-        return;
-    }
-    if (c->prep_rc != LFM_OK) {
-        chat_fail(c, 500, "server_error", NULL, NULL, "tokenization failed");
-        return;
-    }
-    /* At least one generated token must fit after the prompt. */
-    if (c->n_ids >= (size_t)api->n_ctx) {
-        char msg[200];
-        snprintf(msg, sizeof msg,
-                 "This model's maximum context length is %d tokens. However, your messages "
-                 "resulted in %zu tokens.",
-                 api->n_ctx, c->n_ids);
-        chat_fail(c, 400, "invalid_request_error", "context_length_exceeded", "messages", msg);
-        return;
-    }
-    c->n_prompt = (int)c->n_ids;
-
-    lfm_job_params jp = {0};
-    jp.prompt = c->ids;
-    jp.n_prompt = c->n_ids;
-    jp.max_tokens = c->oai.has_max_tokens ? c->oai.max_tokens : 0;
-    tg_oai_sampling(&c->oai, &jp.sampling);
-    jp.stop = (const char *const *)c->oai.stop;
-    jp.n_stop = c->oai.n_stop;
-    jp.logprobs = c->oai.logprobs;
-    jp.top_logprobs = c->oai.top_logprobs;
-    tg_bridge_cbs cbs = {on_text, on_done, on_token};
-    int rc = tg_bridge_submit(api->bridge, &jp, &cbs, c, &c->job);
-    free(c->ids); /* copied by submit */
-    c->ids = NULL;
-    if (rc == LFM_EFULL) {
-        tg_http_add_header(c->ex, "Retry-After", "1");
-        chat_fail(c, 429, "requests", "rate_limit_exceeded", NULL,
-                  "The engine queue is full; retry shortly");
-        return;
-    }
-    if (rc == LFM_ECTX) {
-        chat_fail(c, 400, "invalid_request_error", "context_length_exceeded", "messages",
-                  "the prompt does not fit the model's context");
-        return;
-    }
-    if (rc != LFM_OK) {
-        chat_fail(c, 500, "server_error", NULL, NULL, lfm_strerror(rc));
-        return;
-    }
-
+/* The target took the job: the response begins. */
+static void on_start(void *user, int n_prompt) {
+    tg_chat *c = user;
+    c->started = true;
+    c->n_prompt = n_prompt;
     tg_http_set_route(c->ex, c->plan.targets[0].name);
     tg_http_add_header(c->ex, "x-tidegate-route", c->plan.targets[0].name);
     tg_http_add_header(c->ex, "x-tidegate-reason", c->plan.reason);
@@ -404,26 +317,17 @@ static void prep_done(uv_work_t *w, int status) {
     }
 }
 
-/* Runs the engine target: prompt preparation goes to the thread pool, the
- * rest continues in prep_done. */
+/* Hands the request to the router's engine target. */
 static void run_engine(tg_chat *c) {
     tg_api *api = c->api;
-    /* logit_bias ids can only be checked once the model is known. */
-    tg_oai_error be;
-    if (api->model && tg_oai_check_bias(&c->oai, lfm_model_hparams(api->model)->n_vocab, &be) < 0) {
-        chat_fail(c, be.status, be.type, be.code, be.param, be.message);
+    static const rt_engine_cbs cbs = {on_error, on_start, on_text, on_done, on_token};
+    tg_oai_error e;
+    if (rt_engine_run_start(&api->engine, &c->oai, &cbs, c, &c->run, &e) < 0) {
+        chat_fail(c, e.status, e.type, e.code, e.param, e.message);
         return;
     }
     chat_link(api, c);
     tg_http_set_on_abort(c->ex, on_abort, c);
-    c->work.data = c;
-    c->preparing = true;
-    api->n_preparing++;
-    if (uv_queue_work(api->loop, &c->work, prep_work, prep_done) != 0) {
-        c->preparing = false;
-        api->n_preparing--;
-        chat_fail(c, 500, "server_error", NULL, NULL, "could not queue prompt preparation");
-    }
 }
 
 void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
@@ -456,6 +360,8 @@ void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) 
     tg_oai_new_id("chatcmpl-", c->id, sizeof c->id);
     c->created = (int64_t)time(NULL);
     c->stream = c->oai.stream;
+    c->include_usage = c->oai.include_usage;
+    c->logprobs = c->oai.logprobs;
     c->tools = c->oai.tools_json != NULL;
     tg_log_debug("chat_plan", "request_id=%s target=%s reason=\"%s\"", req->request_id,
                  c->plan.targets[0].name, c->plan.reason);
@@ -472,17 +378,9 @@ void tg_api_chat_end_all(tg_api *api, const char *why) {
     while (api->chats) {
         tg_chat *c = api->chats;
         chat_unlink(c);
-        if (c->job) tg_bridge_detach(c->job);
-        c->job = NULL;
-        if (c->preparing) {
-            /* Not answered yet: a plain 503; the worker's return frees c. */
-            tg_api_error(api, c->ex, ROUTE, 503, "server_error", "server_shutting_down", NULL, "%s",
-                         why);
-            c->ex = NULL;
-            c->gone = true;
-            continue;
-        }
-        if (c->stream) {
+        rt_engine_detach(c->run);
+        c->run = NULL;
+        if (c->started && c->stream) {
             send_stream_error(c, "server_error", "server_shutting_down", why);
             tg_http_stream_end(c->ex);
         } else {

@@ -85,8 +85,16 @@ void tg_api_error(tg_api *api, tg_http_exchange *ex, const char *route_label, in
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    tg_http_respond_error(ex, status, type, code && *code ? code : NULL,
-                          param && *param ? param : NULL, "%s", msg);
+    tg_oai_error e;
+    tg_oai_error_set(&e, status,
+                     type            ? type
+                     : status >= 500 ? "server_error"
+                                     : NULL,
+                     code, param, "%s", msg);
+    tg_buf b = TG_BUF_INIT;
+    tg_oai_error_json(&b, &e);
+    tg_http_respond(ex, status, "application/json", b.data, b.len);
+    tg_buf_free(&b);
 }
 
 /* --------------------------------------------------------------- routes -- */
@@ -121,8 +129,8 @@ static void route_readyz(tg_api *api, tg_http_exchange *ex, const tg_http_reques
     const char *id = api->dispatch.engine_model_id ? api->dispatch.engine_model_id : "";
     tg_buf_json_str(&b, id, strlen(id));
     tg_buf_printf(&b, ",\"queue_depth\":%d,\"active\":%d}",
-                  api->sched ? lfm_sched_queue_depth(api->sched) : 0,
-                  api->sched ? lfm_sched_active(api->sched) : 0);
+                  api->engine.sched ? lfm_sched_queue_depth(api->engine.sched) : 0,
+                  api->engine.sched ? lfm_sched_active(api->engine.sched) : 0);
     tg_api_respond(api, ex, "/readyz", 200, "application/json", b.data, b.len);
     tg_buf_free(&b);
 }
@@ -146,11 +154,11 @@ static void route_admin(tg_api *api, tg_http_exchange *ex, const tg_http_request
 
 static double g_queue_depth(void *u) {
     tg_api *api = u;
-    return api->sched ? lfm_sched_queue_depth(api->sched) : 0;
+    return api->engine.sched ? lfm_sched_queue_depth(api->engine.sched) : 0;
 }
 static double g_active_seqs(void *u) {
     tg_api *api = u;
-    return api->sched ? lfm_sched_active(api->sched) : 0;
+    return api->engine.sched ? lfm_sched_active(api->engine.sched) : 0;
 }
 static double g_connections(void *u) {
     tg_api *api = u;

@@ -2,7 +2,7 @@
  * a handler and an access rule; everything not in it answers 404 or 405 in
  * the OpenAI error JSON shape.
  *
- *   POST /v1/chat/completions   api_chat.c (parse -> dispatch plan -> engine)
+ *   POST /v1/chat/completions   api_chat.c (parse -> dispatch plan -> target)
  *   GET  /v1/models             models dispatch can serve
  *   GET  /healthz               process alive
  *   GET  /readyz                engine loaded and not draining (else 503)
@@ -21,12 +21,10 @@
 #include <uv.h>
 
 #include "config/config.h"
-#include "engine/lfm.h"
-#include "engine/lfm_sched.h"
-#include "router/engine_bridge.h"
 #include "gateway/http/http_server.h"
 #include "gateway/metrics.h"
 #include "router/dispatch.h"
+#include "router/engine_target.h"
 
 typedef struct tg_chat tg_chat; /* one in-flight chat completion (api_chat.c) */
 
@@ -35,15 +33,10 @@ typedef struct tg_api {
     const tg_config *cfg;
     tg_http_server *server; /* set once listening */
 
-    /* Engine: model, tokenizer, template family, scheduler and its bridge. */
-    lfm_model *model;
-    const lfm_tokenizer *tok;
-    lfm_template_kind tmpl;
-    lfm_sched *sched;
-    tg_bridge *bridge;
-    int n_ctx;
-
+    /* The router: dispatch and the engine target (model, tokenizer,
+     * scheduler, bridge, prompts in preparation). */
     rt_dispatch_ctx dispatch;
+    rt_engine engine;
 
     tg_metrics *metrics;
     tg_metrics_std std;
@@ -53,11 +46,6 @@ typedef struct tg_api {
 
     tg_chat *chats; /* live chat completions (for shutdown) */
     size_t n_chats;
-    /* Prompts being prepared on the thread pool; they read the model, so
-     * the engine is freed only once this is 0 (on_prep_idle tells). */
-    size_t n_preparing;
-    void (*on_prep_idle)(void *arg);
-    void *on_prep_idle_arg;
 } tg_api;
 
 /* The tg_http_handler for the server; user is the tg_api. */

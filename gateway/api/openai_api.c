@@ -15,19 +15,6 @@
 
 #define ERR_INVALID "invalid_request_error"
 
-void tg_oai_error_set(tg_oai_error *e, int status, const char *type, const char *code,
-                      const char *param, const char *fmt, ...) {
-    if (!e) return;
-    e->status = status;
-    snprintf(e->type, sizeof e->type, "%s", type ? type : ERR_INVALID);
-    snprintf(e->code, sizeof e->code, "%s", code ? code : "");
-    snprintf(e->param, sizeof e->param, "%s", param ? param : "");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
-    va_end(ap);
-}
-
 /* ------------------------------------------------------------- helpers -- */
 
 static const char *type_name(json_object *o) {
@@ -471,17 +458,6 @@ static int parse_logit_bias(json_object *lb, tg_oai_request *r, tg_oai_error *e)
     return 0;
 }
 
-int tg_oai_check_bias(const tg_oai_request *r, int n_vocab, tg_oai_error *err) {
-    for (size_t i = 0; i < r->n_bias; i++)
-        if (r->bias_tokens[i] >= n_vocab) {
-            tg_oai_error_set(err, 400, ERR_INVALID, "invalid_value", "logit_bias",
-                             "logit_bias token %d is outside the vocabulary (size %d)",
-                             (int)r->bias_tokens[i], n_vocab);
-            return -1;
-        }
-    return 0;
-}
-
 static int parse_stop(json_object *stop, tg_oai_request *r, tg_oai_error *e) {
     r->stop = calloc(TG_OAI_MAX_STOP, sizeof *r->stop);
     if (!r->stop) abort();
@@ -677,50 +653,4 @@ int tg_oai_parse_request(const char *body, size_t len, tg_oai_request *out, tg_o
     }
     out->raw = root;
     return parse_root(root, out, err);
-}
-
-void tg_oai_request_free(tg_oai_request *r) {
-    if (!r) return;
-    free(r->model);
-    for (size_t i = 0; i < r->n_msgs; i++) {
-        free(r->msgs[i].content);
-        free(r->msgs[i].tool_calls_json);
-        free(r->msgs[i].tool_call_id);
-    }
-    free(r->msgs);
-    for (size_t i = 0; i < r->n_stop; i++)
-        free(r->stop[i]);
-    free(r->stop);
-    free(r->tools_json);
-    free(r->tool_choice_name);
-    free(r->user);
-    free(r->bias_tokens);
-    free(r->bias_values);
-    json_object_put(r->raw);
-    memset(r, 0, sizeof *r);
-}
-
-void tg_oai_sampling(const tg_oai_request *r, lfm_sampler_params *p) {
-    lfm_sampler_defaults(p);
-    if (r->has_temperature) p->temperature = (float)r->temperature;
-    if (r->has_top_p) p->top_p = (float)r->top_p;
-    if (r->has_seed) p->seed = (uint64_t)r->seed;
-    if (r->has_frequency_penalty) p->frequency_penalty = (float)r->frequency_penalty;
-    if (r->has_presence_penalty) p->presence_penalty = (float)r->presence_penalty;
-    if (r->n_bias) {
-        p->bias_tokens = r->bias_tokens;
-        p->bias_values = r->bias_values;
-        p->n_bias = r->n_bias;
-    }
-}
-
-lfm_chat_msg *tg_oai_chat_msgs(const tg_oai_request *r) {
-    lfm_chat_msg *m = calloc(r->n_msgs ? r->n_msgs : 1, sizeof *m);
-    if (!m) abort();
-    for (size_t i = 0; i < r->n_msgs; i++) {
-        m[i].role = r->msgs[i].role;
-        m[i].content = r->msgs[i].content;
-        m[i].tool_calls_json = r->msgs[i].tool_calls_json;
-    }
-    return m;
 }

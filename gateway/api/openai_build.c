@@ -31,6 +31,14 @@ void tg_oai_error_json(tg_buf *out, const tg_oai_error *e) {
     tg_buf_puts(out, "}}");
 }
 
+const char *tg_oai_http_error(tg_buf *out, int status, const char *code, const char *message) {
+    tg_oai_error e;
+    tg_oai_error_set(&e, status, status >= 500 ? "server_error" : "invalid_request_error", code,
+                     NULL, "%s", message);
+    tg_oai_error_json(out, &e);
+    return "application/json";
+}
+
 const char *tg_oai_finish_reason(int lfm_finish, bool has_tool_calls) {
     if (has_tool_calls) return "tool_calls";
     switch (lfm_finish) {

@@ -260,46 +260,31 @@ void tg_http_respond(tg_http_exchange *ex, int status, const char *content_type,
     ex_end(ex);
 }
 
-static void error_json(tg_buf *b, int status, const char *type, const char *code, const char *param,
-                       const char *msg) {
-    if (!type) type = status >= 500 ? "server_error" : "invalid_request_error";
-    tg_buf_puts(b, "{\"error\":{\"message\":");
-    tg_buf_json_str(b, msg, strlen(msg));
-    tg_buf_puts(b, ",\"type\":");
-    tg_buf_json_str(b, type, strlen(type));
-    tg_buf_puts(b, ",\"param\":");
-    if (param)
-        tg_buf_json_str(b, param, strlen(param));
-    else
-        tg_buf_puts(b, "null");
-    tg_buf_puts(b, ",\"code\":");
-    if (code)
-        tg_buf_json_str(b, code, strlen(code));
-    else
-        tg_buf_puts(b, "null");
-    tg_buf_puts(b, "}}");
-}
-
-void tg_http_respond_error(tg_http_exchange *ex, int status, const char *type, const char *code,
-                           const char *param, const char *fmt, ...) {
+void tg_http_respond_error(tg_http_exchange *ex, int status, const char *code, const char *fmt,
+                           ...) {
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt ? fmt : "", ap);
     va_end(ap);
-    if (ex->streaming) { /* head already sent: nothing JSON-shaped can follow */
+    if (ex->streaming) { /* head already sent: nothing error-shaped can follow */
         tg_http_stream_end(ex);
         return;
     }
+    tg_http_error_fn fn = ex->conn->srv->o.error_body;
+    if (!fn) {
+        tg_http_respond(ex, status, "text/plain; charset=utf-8", msg, strlen(msg));
+        return;
+    }
     tg_buf b = TG_BUF_INIT;
-    error_json(&b, status, type, code, param, msg);
-    tg_http_respond(ex, status, "application/json", b.data, b.len);
+    const char *ctype = fn(&b, status, code, msg);
+    tg_http_respond(ex, status, ctype, b.data, b.len);
     tg_buf_free(&b);
 }
 
 void tg_http_ex_fail(tg_http_exchange *ex, int status, const char *code, const char *msg) {
     ex->keep_alive = false; /* the rest of the input cannot be trusted */
-    tg_http_respond_error(ex, status, NULL, code, NULL, "%s", msg);
+    tg_http_respond_error(ex, status, code, "%s", msg);
 }
 
 /* ------------------------------------------------------------- streams -- */

@@ -63,7 +63,7 @@ static void reject(tg_http_conn *c) {
     c->cur = tg_http_ex_new(c);
     tg_log_warn("http_conn_limit", "max_connections=%d", s->o.max_connections);
     tg_http_add_header(c->cur, "retry-after", "1");
-    tg_http_respond_error(c->cur, 503, "server_error", "too_many_connections", NULL,
+    tg_http_respond_error(c->cur, 503, "too_many_connections",
                           "server is at its connection limit, retry later");
 }
 

@@ -7,8 +7,10 @@
  * Content-Length bodies. Limits are enforced before anything reaches the
  * handler: body -> 413 (without reading it), header size/count -> 431,
  * malformed -> 400, too many connections -> 503, slow clients -> timeouts.
- * Every response, errors included, carries `x-request-id`; every error body
- * is the OpenAI error JSON.
+ * Every response, errors included, carries `x-request-id`. The server knows
+ * nothing of the API above it: the body of an error answer, its own
+ * (400, 408, 413, 431, 503 at the connection limit) or tg_http_respond_error,
+ * comes from the formatter the API passes in (tg_http_opts.error_body).
  *
  * Lifetime of an exchange (one request and its response):
  *   - the handler is called once the whole request (body included) is read;
@@ -36,6 +38,7 @@
 
 #include <uv.h>
 
+#include "common/tg_buf.h"
 #include "gateway/http/reqid.h"
 
 typedef struct {
@@ -93,6 +96,11 @@ typedef struct {
 
 typedef void (*tg_http_done_fn)(void *user, const tg_http_done *d);
 
+/* Writes the body of an error answer into out and returns its content
+ * type. code is a short machine-readable name ("body_too_large") or NULL. */
+typedef const char *(*tg_http_error_fn)(tg_buf *out, int status, const char *code,
+                                        const char *message);
+
 /* Zero fields mean the defaults below (tg_http_opts_defaults fills them). */
 typedef struct {
     const char *host;           /* "127.0.0.1", "::", "0.0.0.0", "::1"; default 127.0.0.1 */
@@ -112,6 +120,8 @@ typedef struct {
      * its access-log line (metrics). Must not call back into the exchange. */
     tg_http_done_fn on_response;
     void *on_response_user;
+    /* Error bodies in the API's format; NULL: text/plain, the message. */
+    tg_http_error_fn error_body;
 } tg_http_opts;
 
 void tg_http_opts_defaults(tg_http_opts *o);
@@ -180,13 +190,12 @@ void tg_http_add_header(tg_http_exchange *ex, const char *name, const char *valu
 void tg_http_respond(tg_http_exchange *ex, int status, const char *content_type, const char *body,
                      size_t len);
 
-/* OpenAI error JSON: {"error":{"message":...,"type":...,"param":...,"code":...}}.
- * type NULL -> "invalid_request_error" for 4xx, "server_error" for 5xx;
- * code/param NULL -> JSON null. Ends the exchange (after stream_begin it
- * can only end the stream: send an error event through the stream first). */
-void tg_http_respond_error(tg_http_exchange *ex, int status, const char *type, const char *code,
-                           const char *param, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
+/* An error answer: the body comes from tg_http_opts.error_body (status, a
+ * machine-readable code or NULL, the formatted message). Ends the exchange
+ * (after stream_begin it can only end the stream: send an error event
+ * through the stream first). */
+void tg_http_respond_error(tg_http_exchange *ex, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Streaming: chunked transfer encoding on HTTP/1.1 (on HTTP/1.0 the body is
  * delimited by closing the connection). */

@@ -11,7 +11,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     tg_oai_request r;
     tg_oai_error e;
     if (tg_oai_parse_request((const char *)data, size, &r, &e) == 0) {
-        lfm_chat_msg *m = tg_oai_chat_msgs(&r);
+        lfm_chat_msg *m = rt_engine_chat_msgs(&r);
         free(m);
     } else if (e.status < 400 || e.status > 499) {
         abort();

@@ -39,6 +39,7 @@
 #include "gateway/http/http_internal.h"
 #include "gateway/http/http_server.h"
 #include "gateway/http/reqid.h"
+#include "gateway/api/openai_api.h"
 
 /* Each test file uses a subset of these helpers. */
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -177,7 +178,12 @@ static void handler(tg_http_exchange *ex, const tg_http_request *req, void *user
     } else if (strcmp(req->path, "/flood") == 0) {
         start_job(h, ex, req, true);
     } else {
-        tg_http_respond_error(ex, 404, NULL, "not_found", "path", "no route for %s", req->path);
+        tg_oai_error e;
+        tg_oai_error_set(&e, 404, NULL, "not_found", "path", "no route for %s", req->path);
+        tg_buf b = TG_BUF_INIT;
+        tg_oai_error_json(&b, &e);
+        tg_http_respond(ex, 404, "application/json", b.data, b.len);
+        tg_buf_free(&b);
     }
 }
 
@@ -244,6 +250,7 @@ static void h_start(harness *h, tg_http_opts *o) {
     uv_async_init(&h->loop, &h->ctl, on_ctl);
     h->ctl.data = h;
     if (!o->host) o->host = "127.0.0.1";
+    if (!o->error_body) o->error_body = tg_oai_http_error; /* as the gateway does */
     int rc = tg_http_server_start(&h->loop, o, handler, h, &h->srv, err, sizeof err);
     if (rc != 0) fprintf(stderr, "start: %s\n", err);
     assert_int_equal(rc, 0);

@@ -13,6 +13,7 @@
 #include <json-c/json.h>
 
 #include "gateway/api/openai_api.h"
+#include "router/engine_target.h"
 
 static int parse(const char *body, tg_oai_request *r, tg_oai_error *e) {
     memset(e, 0, sizeof *e);
@@ -128,7 +129,7 @@ static void test_full_request(void **st) {
     assert_string_equal(r.stop[1], "x");
     assert_string_equal(r.user, "u1");
 
-    lfm_chat_msg *m = tg_oai_chat_msgs(&r);
+    lfm_chat_msg *m = rt_engine_chat_msgs(&r);
     assert_int_equal(m[2].role, LFM_ROLE_USER);
     assert_string_equal(m[2].content, "q");
     assert_ptr_equal(m[3].tool_calls_json, r.msgs[3].tool_calls_json);
@@ -305,7 +306,7 @@ static void test_sampling_defaults_and_overrides(void **st) {
     tg_oai_request r;
     tg_oai_error e;
     assert_int_equal(parse("{" MSG "}", &r, &e), 0);
-    tg_oai_sampling(&r, &p);
+    rt_engine_sampling(&r, &p);
     assert_true(p.temperature == def.temperature);
     assert_true(p.min_p == def.min_p);
     assert_true(p.top_p == def.top_p);
@@ -313,7 +314,7 @@ static void test_sampling_defaults_and_overrides(void **st) {
     tg_oai_request_free(&r);
 
     assert_int_equal(parse("{" MSG ",\"temperature\":0.9,\"top_p\":0.25,\"seed\":99}", &r, &e), 0);
-    tg_oai_sampling(&r, &p);
+    rt_engine_sampling(&r, &p);
     assert_true(p.temperature > 0.899f && p.temperature < 0.901f);
     assert_true(p.top_p == 0.25f);
     assert_int_equal(p.seed, 99);
@@ -331,7 +332,7 @@ static void test_penalties_and_logit_bias(void **st) {
     assert_false(r.has_frequency_penalty);
     assert_false(r.has_presence_penalty);
     assert_false(r.has_logit_bias);
-    tg_oai_sampling(&r, &p);
+    rt_engine_sampling(&r, &p);
     assert_true(p.frequency_penalty == 0.0f && p.presence_penalty == 0.0f);
     assert_int_equal(p.n_bias, 0);
     assert_null(p.bias_tokens);
@@ -347,7 +348,7 @@ static void test_penalties_and_logit_bias(void **st) {
                            &r, &e),
                      0);
     assert_true(r.has_frequency_penalty && r.has_presence_penalty && r.has_logit_bias);
-    tg_oai_sampling(&r, &p);
+    rt_engine_sampling(&r, &p);
     assert_true(p.frequency_penalty == -2.0f);
     assert_true(p.presence_penalty == 1.5f);
     assert_int_equal(p.n_bias, 3);
@@ -361,9 +362,9 @@ static void test_penalties_and_logit_bias(void **st) {
     assert_true(got[0] == -100.0f && got[42] == 100.0f && got[7] == 0.25f);
     assert_int_equal(seen, (1 << 0) | (1 << 11) | (1 << 7));
     /* Vocabulary bound: 42 needs a vocabulary of at least 43. */
-    assert_int_equal(tg_oai_check_bias(&r, 43, &e), 0);
+    assert_int_equal(rt_engine_check_bias(&r, 43, &e), 0);
     memset(&e, 0, sizeof e);
-    assert_int_equal(tg_oai_check_bias(&r, 42, &e), -1);
+    assert_int_equal(rt_engine_check_bias(&r, 42, &e), -1);
     assert_int_equal(e.status, 400);
     assert_string_equal(e.param, "logit_bias");
     assert_non_null(strstr(e.message, "42"));
@@ -372,7 +373,7 @@ static void test_penalties_and_logit_bias(void **st) {
     assert_int_equal(parse("{" MSG ",\"logit_bias\":{}}", &r, &e), 0);
     assert_true(r.has_logit_bias);
     assert_int_equal(r.n_bias, 0);
-    tg_oai_sampling(&r, &p);
+    rt_engine_sampling(&r, &p);
     assert_int_equal(p.n_bias, 0);
     tg_oai_request_free(&r);
 
@@ -398,7 +399,7 @@ static void test_penalties_and_logit_bias(void **st) {
     /* 2147483647 is a valid key (the vocabulary check rejects it later). */
     assert_int_equal(parse("{" MSG ",\"logit_bias\":{\"2147483647\":1}}", &r, &e), 0);
     assert_int_equal(r.bias_tokens[0], 2147483647);
-    assert_int_equal(tg_oai_check_bias(&r, 65536, &e), -1);
+    assert_int_equal(rt_engine_check_bias(&r, 65536, &e), -1);
     tg_oai_request_free(&r);
     /* Entry limit: TG_OAI_MAX_BIAS passes, one more is refused. */
     for (int extra = 0; extra < 2; extra++) {
