@@ -1,0 +1,133 @@
+#include "gateway/journal/tg_jcheck.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "common/tg_buf.h"
+#include "gateway/journal/tg_jindex.h"
+
+typedef struct {
+    char *key; /* scope "\n" idempotency key */
+    char id[TG_JREC_ID_MAX + 1];
+} idem_use;
+
+typedef struct {
+    tg_jindex idx;
+    tg_jcheck_result *res;
+    FILE *out;
+    int max_print, printed;
+    idem_use *idem;
+    size_t n_idem, cap_idem;
+} ctx;
+
+static void violation(ctx *c, const tg_jrec *r, const char *what) {
+    c->res->violations++;
+    if (c->out && c->printed < c->max_print) {
+        fprintf(c->out, "violation: %.*s: %s (%s record)\n", (int)r->id_len, r->id, what,
+                tg_jrec_type_name(r->type));
+        c->printed++;
+    }
+}
+
+/* ACCEPTED must hold the request: {"body": {...}, "scope": "...", "idem": ...}. */
+static void check_accepted(ctx *c, const tg_jrec *r) {
+    json_tokener *t = json_tokener_new();
+    json_object *o = json_tokener_parse_ex(t, (const char *)r->payload, (int)r->payload_len);
+    bool complete = json_tokener_get_error(t) == json_tokener_success &&
+                    json_tokener_get_parse_end(t) == r->payload_len;
+    json_tokener_free(t);
+    json_object *body = NULL, *idem = NULL, *scope = NULL;
+    if (!o || !complete || !json_object_is_type(o, json_type_object) ||
+        !json_object_object_get_ex(o, "body", &body) ||
+        !json_object_is_type(body, json_type_object)) {
+        violation(c, r, "ACCEPTED does not hold the request body");
+        json_object_put(o);
+        return;
+    }
+    if (json_object_object_get_ex(o, "idem", &idem) &&
+        json_object_is_type(idem, json_type_string)) {
+        json_object_object_get_ex(o, "scope", &scope);
+        tg_buf k = TG_BUF_INIT;
+        tg_buf_puts(&k, scope && json_object_is_type(scope, json_type_string)
+                            ? json_object_get_string(scope)
+                            : "");
+        tg_buf_putc(&k, '\n');
+        tg_buf_puts(&k, json_object_get_string(idem));
+        if (c->n_idem == c->cap_idem) {
+            c->cap_idem = c->cap_idem ? c->cap_idem * 2 : 64;
+            c->idem = realloc(c->idem, c->cap_idem * sizeof *c->idem);
+            if (!c->idem) abort();
+        }
+        idem_use *u = &c->idem[c->n_idem++];
+        u->key = tg_buf_steal(&k);
+        memcpy(u->id, r->id, r->id_len);
+        u->id[r->id_len] = 0;
+    }
+    json_object_put(o);
+}
+
+static int on_rec(void *user, const tg_jrec *r) {
+    ctx *c = user;
+    c->res->records++;
+    tg_jentry *e = tg_jindex_find(&c->idx, r->id, r->id_len);
+    if (r->type == TG_JREC_ACCEPTED && e) {
+        violation(c, r, "accepted twice");
+        return 0;
+    }
+    if (e && e->n_terminal) {
+        violation(c, r,
+                  tg_jrec_is_terminal(r->type) ? "second terminal state"
+                                               : "record after the terminal state");
+        return 0;
+    }
+    if (tg_jindex_add(&c->idx, r->type, r->id, r->id_len, r->ts_us, 0, 0, 0) != 0) {
+        violation(c, r, "record without ACCEPTED");
+        return 0;
+    }
+    if (r->type == TG_JREC_ACCEPTED) check_accepted(c, r);
+    if (r->type == TG_JREC_CHUNK) c->res->chunks++;
+    return 0;
+}
+
+static int cmp_idem(const void *a, const void *b) {
+    return strcmp(((const idem_use *)a)->key, ((const idem_use *)b)->key);
+}
+
+int tg_jcheck_run(tg_journal *j, bool strict, FILE *out, int max_print, tg_jcheck_result *res) {
+    memset(res, 0, sizeof *res);
+    ctx c = {.res = res, .out = out, .max_print = max_print};
+    tg_jindex_init(&c.idx);
+    int rc = tg_journal_scan(j, on_rec, &c);
+    for (size_t i = 0; i < c.idx.n_slots; i++)
+        for (const tg_jentry *e = c.idx.slots[i]; e; e = e->next) {
+            res->requests++;
+            switch (e->state) {
+            case TG_JREC_ACCEPTED: res->accepted++; break;
+            case TG_JREC_DISPATCHED:
+            case TG_JREC_FAILOVER: res->running++; break;
+            case TG_JREC_DEFERRED: res->deferred++; break;
+            case TG_JREC_COMPLETED: res->completed++; break;
+            case TG_JREC_FAILED: res->failed++; break;
+            case TG_JREC_CANCELLED: res->cancelled++; break;
+            default: break;
+            }
+            if (strict && !e->n_terminal) {
+                tg_jrec r = {.type = e->state, .id = e->id, .id_len = strlen(e->id)};
+                violation(&c, &r, "not terminal");
+            }
+        }
+    if (c.n_idem) qsort(c.idem, c.n_idem, sizeof *c.idem, cmp_idem);
+    for (size_t i = 1; i < c.n_idem; i++)
+        if (!strcmp(c.idem[i].key, c.idem[i - 1].key)) {
+            tg_jrec r = {
+                .type = TG_JREC_ACCEPTED, .id = c.idem[i].id, .id_len = strlen(c.idem[i].id)};
+            violation(&c, &r, "idempotency key already named another request");
+        }
+    for (size_t i = 0; i < c.n_idem; i++)
+        free(c.idem[i].key);
+    free(c.idem);
+    tg_jindex_free(&c.idx);
+    return rc;
+}

@@ -1,0 +1,29 @@
+/* tg_jcheck: verifies the journal's invariants over any backend (through
+ * tg_journal_scan) and counts requests per state. Used by
+ * `tidegate journal check` and by the crash and corruption tests.
+ *
+ * Invariants: every record of an id follows its one ACCEPTED; ACCEPTED
+ * carries the request (a JSON object with "body"); at most one terminal
+ * record per id and nothing after it; one idempotency key (per API-key
+ * scope) names one request; with strict, every request is terminal. */
+#ifndef TG_JCHECK_H
+#define TG_JCHECK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "gateway/journal/tg_journal.h"
+
+typedef struct {
+    uint64_t records, requests;
+    uint64_t accepted, running, deferred, completed, failed, cancelled; /* by current state */
+    uint64_t chunks;
+    uint64_t violations;
+} tg_jcheck_result;
+
+/* Scans j; prints each violation (at most max_print) to out when out is
+ * non-NULL. Returns 0, or -errno if the scan itself failed. */
+int tg_jcheck_run(tg_journal *j, bool strict, FILE *out, int max_print, tg_jcheck_result *res);
+
+#endif

@@ -1,0 +1,50 @@
+/* tg_jindex: the files backend's in-memory index, rebuilt from the segments
+ * at every start: request id -> state and where each record lies. Not
+ * thread-safe; tg_jfile guards it with its own mutex. */
+#ifndef TG_JINDEX_H
+#define TG_JINDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gateway/journal/tg_jrec.h"
+
+typedef struct {
+    uint64_t seg;
+    uint64_t off;
+    uint32_t size;
+} tg_jloc;
+
+typedef struct tg_jentry {
+    struct tg_jentry *next; /* hash chain */
+    char id[TG_JREC_ID_MAX + 1];
+    uint8_t state; /* last non-CHUNK type */
+    uint8_t n_terminal;
+    uint64_t created_us, updated_us, terminal_us;
+    uint64_t first_seg, last_seg;
+    tg_jloc *locs;
+    uint32_t n_locs, cap_locs;
+} tg_jentry;
+
+typedef struct {
+    tg_jentry **slots;
+    size_t n_slots, count;
+} tg_jindex;
+
+void tg_jindex_init(tg_jindex *x);
+void tg_jindex_free(tg_jindex *x);
+tg_jentry *tg_jindex_find(const tg_jindex *x, const char *id, size_t id_len);
+/* Records one durable record. A record other than ACCEPTED for an id with
+ * no entry is an orphan: returns -1 and records nothing. */
+int tg_jindex_add(tg_jindex *x, int type, const char *id, size_t id_len, uint64_t ts_us,
+                  uint64_t seg, uint64_t off, uint32_t size);
+/* The highest segment number that can be deleted, with every segment
+ * before it: all requests touching them are terminal since before
+ * older_than_us and have no record in a later segment. Never reaches
+ * active_seg. Returns 0 when nothing can go. */
+uint64_t tg_jindex_compact_cut(const tg_jindex *x, uint64_t older_than_us, uint64_t first_seg,
+                               uint64_t active_seg);
+/* Forgets every entry whose last record lies in a segment <= cut. */
+void tg_jindex_drop_through(tg_jindex *x, uint64_t cut);
+
+#endif
