@@ -27,7 +27,8 @@
 
 typedef struct {
     const lfm_mat *W;
-    const float *x; /* (n_rows, n_in) */
+    const float *x;     /* (n_rows, n_in) */
+    const lq_q8blk *xa; /* x quantized for the integer kernels, or NULL */
     int64_t n_rows;
     float *y; /* (n_rows, n_out) */
     lq_kernels k;
@@ -40,17 +41,53 @@ static void mm_worker(void *ctx, int i, int n) {
     per = (per + 15) & ~(int64_t)15; /* whole groups of 16 rows per thread */
     int64_t o0 = per * i, o1 = o0 + per < n_out ? o0 + per : n_out;
     if (o0 >= o1) return;
-    lq_matmul_range(j->W->type, j->W->data, n_out, j->W->n_in, j->x, j->n_rows, j->y, o0, o1, j->k);
+    if (j->xa && lq_q8_used(j->W->type, j->k))
+        lq_matmul_q8_range(j->W->type, j->W->data, n_out, j->W->n_in, j->xa, j->n_rows, j->y, o0,
+                           o1, j->k);
+    else
+        lq_matmul_range(j->W->type, j->W->data, n_out, j->W->n_in, j->x, j->n_rows, j->y, o0, o1,
+                        j->k);
 }
 
 /* y = x W^T over all rows; output rows are split over the pool's threads. The
- * value of every y element is independent of the split (quant.h contract). */
-static void matmul(lfm_model *m, const lfm_mat *W, const float *x, int64_t n_rows, float *y) {
-    mm_job j = {W, x, n_rows, y, m->kernels};
-    if (tp_size(m->pool) == 1 || W->n_out * W->n_in * n_rows < (1 << 19))
+ * value of every y element is independent of the split (quant.h contract).
+ * xa: x already quantized by quant_act (shared by the matmuls that read the
+ * same x: q/k/v, gate/up), or NULL. */
+static void matmul(lfm_model *m, const lfm_mat *W, const float *x, const lq_q8blk *xa,
+                   int64_t n_rows, float *y) {
+    mm_job j = {W, x, xa, n_rows, y, m->kernels};
+    if (tp_size(m->pool) == 1 || W->n_out * W->n_in * n_rows < (1 << 17))
         mm_worker(&j, 0, 1);
     else
         tp_run(m->pool, mm_worker, &j);
+}
+
+typedef struct {
+    const float *x;
+    int64_t n_rows, n_in;
+    lq_q8blk *xa;
+} qa_job;
+
+static void qa_worker(void *ctx, int i, int n) {
+    qa_job *j = ctx;
+    int64_t r0 = j->n_rows * i / n, r1 = j->n_rows * (i + 1) / n;
+    int64_t nb = j->n_in / 32;
+    lq_q8_quantize(j->x + r0 * j->n_in, r1 - r0, j->n_in, j->xa + r0 * nb);
+}
+
+/* Quantizes x (n_rows, n_in) once into the model's activation scratch when W
+ * (the first matmul to read it) uses the integer kernels; NULL otherwise. */
+static const lq_q8blk *quant_act(lfm_model *m, const lfm_mat *W, const float *x, int64_t n_rows) {
+    int64_t n_in = W->n_in;
+    if (!lq_q8_used(W->type, m->kernels) || n_in % 32 != 0 ||
+        (size_t)(n_rows * n_in / 32) > m->xq_blocks)
+        return NULL;
+    qa_job j = {x, n_rows, n_in, m->xq};
+    if (tp_size(m->pool) == 1 || n_rows < 8)
+        qa_worker(&j, 0, 1);
+    else
+        tp_run(m->pool, qa_worker, &j);
+    return m->xq;
 }
 
 /* -------------------------------------------------------------- small -- */
@@ -160,7 +197,7 @@ static void conv_block(fwd *f, const lfm_layer *L) {
     lfm_model *m = f->m;
     const int E = m->hp.n_embd, K = m->hp.conv_l_cache;
     float *bcx = f->big; /* (n, 3E) */
-    matmul(m, &L->conv_in, f->h, f->n, bcx);
+    matmul(m, &L->conv_in, f->h, quant_act(m, &L->conv_in, f->h, f->n), f->n, bcx);
     for (int r = 0; r < f->n; r++) {
         const float *B = bcx + (size_t)r * 3 * E, *C = B + E, *X = B + 2 * E;
         float *st = f->seqs[r]->conv + (size_t)L->conv_index * (K - 1) * E; /* (K-1, E) */
@@ -178,7 +215,7 @@ static void conv_block(fwd *f, const lfm_layer *L) {
             if (K > 1) st[(size_t)(K - 2) * E + c] = u;
         }
     }
-    matmul(m, &L->conv_out, f->h, f->n, f->t);
+    matmul(m, &L->conv_out, f->h, quant_act(m, &L->conv_out, f->h, f->n), f->n, f->t);
 }
 
 typedef struct {
@@ -245,9 +282,13 @@ static void attn_block(fwd *f, const lfm_layer *L) {
     float *q = f->big;                 /* (n, E) */
     float *k = q + (size_t)f->n * E;   /* (n, Hkv*hd) */
     float *v = k + (size_t)f->n * kvd; /* (n, Hkv*hd) */
-    matmul(m, &L->wq, f->h, f->n, q);
-    matmul(m, &L->wk, f->h, f->n, k);
-    matmul(m, &L->wv, f->h, f->n, v);
+    /* One quantized copy of h serves q, k and v (all integer-kernel types
+     * share the activation format). */
+    const lq_q8blk *ha = quant_act(m, &L->wq, f->h, f->n);
+    if (!ha) ha = quant_act(m, &L->wk, f->h, f->n);
+    matmul(m, &L->wq, f->h, ha, f->n, q);
+    matmul(m, &L->wk, f->h, ha, f->n, k);
+    matmul(m, &L->wv, f->h, ha, f->n, v);
     /* Pass 1 (in row order): normalize, rotate, append K/V to each row's
      * sequence. After it every row's causal window is in its cache, so pass 2
      * can run rows and heads in parallel. */
@@ -279,7 +320,7 @@ static void attn_block(fwd *f, const lfm_layer *L) {
         attn_worker(&j, 0, 1);
     else
         tp_run(m->pool, attn_worker, &j);
-    matmul(m, &L->wo, f->h, f->n, f->t);
+    matmul(m, &L->wo, f->h, quant_act(m, &L->wo, f->h, f->n), f->n, f->t);
 }
 
 /* FFN (SwiGLU): t = down(silu(gate(h)) * up(h)). */
@@ -287,13 +328,15 @@ static void ffn(fwd *f, const lfm_layer *L) {
     lfm_model *m = f->m;
     const size_t F = (size_t)m->hp.n_ff;
     float *g = f->big, *u = g + (size_t)f->n * F; /* (n, F) each */
-    matmul(m, &L->ffn_gate, f->h, f->n, g);
-    matmul(m, &L->ffn_up, f->h, f->n, u);
+    const lq_q8blk *ha = quant_act(m, &L->ffn_gate, f->h, f->n);
+    if (!ha) ha = quant_act(m, &L->ffn_up, f->h, f->n);
+    matmul(m, &L->ffn_gate, f->h, ha, f->n, g);
+    matmul(m, &L->ffn_up, f->h, ha, f->n, u);
     for (size_t i = 0; i < (size_t)f->n * F; i++) {
         double a = g[i];
         g[i] = (float)(a / (1.0 + exp(-a)) * u[i]);
     }
-    matmul(m, &L->ffn_down, g, f->n, f->t);
+    matmul(m, &L->ffn_down, g, quant_act(m, &L->ffn_down, g, f->n), f->n, f->t);
 }
 
 /* --------------------------------------------------------------- eval -- */
@@ -316,6 +359,14 @@ static int ensure_scratch(lfm_model *m, int rows, int max_pos) {
         if (!p) return LFM_ENOMEM;
         m->scratch = p;
         m->scratch_floats = need;
+    }
+    size_t wide = E > (size_t)m->hp.n_ff ? E : (size_t)m->hp.n_ff;
+    size_t qneed = (size_t)rows * (wide / 32);
+    if (qneed > m->xq_blocks) {
+        lq_q8blk *p = realloc(m->xq, qneed * sizeof *p);
+        if (!p) return LFM_ENOMEM;
+        m->xq = p;
+        m->xq_blocks = qneed;
     }
     size_t dneed = (size_t)tp_size(m->pool) * ((size_t)max_pos + 1 + (size_t)m->hp.head_dim);
     if (dneed > m->dscratch_doubles) {
@@ -365,7 +416,7 @@ static void eval_chunk(lfm_model *m, int n, const int32_t *tokens, lfm_seq *cons
     for (int r = 0; r < n; r++)
         if (want[r])
             rmsnorm(f.h + (size_t)nw++ * E, f.x + (size_t)r * E, m->final_norm, E, m->hp.rms_eps);
-    if (nw > 0) matmul(m, &m->output, f.h, nw, logits);
+    if (nw > 0) matmul(m, &m->output, f.h, quant_act(m, &m->output, f.h, nw), nw, logits);
 }
 
 static int eval_fail(char *err, size_t errlen, int code, const char *msg) {

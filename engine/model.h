@@ -14,6 +14,7 @@
 #include "engine/gguf.h"
 #include "engine/lfm.h"
 #include "engine/quant.h"
+#include "engine/quant_q8.h"
 #include "engine/threadpool.h"
 
 /* A weight matrix left in the mapping, in its file type. */
@@ -65,6 +66,8 @@ struct lfm_model {
     size_t scratch_floats;
     double *dscratch; /* (n_threads, n_ctx + hd) attention scores + accumulators */
     size_t dscratch_doubles;
+    lq_q8blk *xq; /* (rows, max(E, F) / 32) activations quantized for the integer kernels */
+    size_t xq_blocks;
 };
 
 /* Per-sequence state. KV caches hold K and V of every attention block for

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine/cpu.h"
 #include "engine/model.h"
 #include "engine/tokenizer.h"
 
@@ -353,7 +354,9 @@ int lfm_model_load(const char *path, const lfm_model_opts *opts, lfm_model **out
         m->opts = *opts;
     else
         lfm_model_opts_default(&m->opts);
-    m->kernels = m->opts.kernels == LFM_KERNELS_SCALAR ? LQ_KERNELS_SCALAR : LQ_KERNELS_AUTO;
+    m->kernels = m->opts.kernels == LFM_KERNELS_SCALAR  ? LQ_KERNELS_SCALAR
+                 : m->opts.kernels == LFM_KERNELS_FLOAT ? LQ_KERNELS_FLOAT
+                                                        : LQ_KERNELS_AUTO;
     pthread_mutex_init(&m->mu, NULL);
 
     char e2[512] = "";
@@ -367,10 +370,7 @@ int lfm_model_load(const char *path, const lfm_model_opts *opts, lfm_model **out
     int rc = load_all(m, path, e2, sizeof e2);
     if (rc == 0) {
         int nt = m->opts.n_threads;
-        if (nt <= 0) {
-            long c = sysconf(_SC_NPROCESSORS_ONLN);
-            nt = c > 0 ? (int)c : 1;
-        }
+        if (nt <= 0) nt = lfm_physical_cores();
         if (nt > 64) nt = 64;
         m->opts.n_threads = nt;
         m->pool = tp_new(nt);
@@ -401,6 +401,7 @@ void lfm_model_free(lfm_model *m) {
     tp_free(m->pool);
     free(m->scratch);
     free(m->dscratch);
+    free(m->xq);
     pthread_mutex_destroy(&m->mu);
     gguf_close(m->gguf);
     free(m);

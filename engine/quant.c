@@ -5,6 +5,7 @@
  * kernels are the reference: every product is exact in double and summed in
  * double, so the only rounding is that of the dequantized weight itself. */
 #include "engine/quant_impl.h"
+#include "engine/quant_q8.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -343,6 +344,29 @@ void lq_matmul_range(lq_type t, const void *W, int64_t n_out, int64_t n_in, cons
         for (int64_t r = 0; r < n_rows; r++)
             for (int64_t o = o0; o < o1; o++)
                 y[r * n_out + o] = NAN;
+        return;
+    }
+    if (lq_q8_used(t, k)) {
+        /* Callers that run several matmuls on one x (forward.c) quantize it
+         * once and call lq_matmul_q8_range themselves. */
+        lq_q8blk *xa = malloc(sizeof(lq_q8blk) * (size_t)(n_in / 32) * (size_t)n_rows);
+        if (xa) {
+            lq_q8_quantize(x, n_rows, n_in, xa);
+            lq_matmul_q8_range(t, W, n_out, n_in, xa, n_rows, y, o0, o1, k);
+            free(xa);
+            return;
+        }
+        /* No memory: one row at a time through a stack buffer (same bits). */
+        lq_q8blk one[256];
+        for (int64_t r = 0; r < n_rows; r++) {
+            if (n_in / 32 > 256) {
+                for (int64_t o = o0; o < o1; o++)
+                    y[r * n_out + o] = NAN;
+                continue;
+            }
+            lq_q8_quantize(x + r * n_in, 1, n_in, one);
+            lq_matmul_q8_range(t, W, n_out, n_in, one, 1, y + r * n_out, o0, o1, k);
+        }
         return;
     }
     const lq_kset *ks = lq_pick(k);

@@ -26,7 +26,20 @@ typedef enum {
     LQ_BF16 = 30,
 } lq_type;
 
-typedef enum { LQ_KERNELS_AUTO = 0, LQ_KERNELS_SCALAR = 1 } lq_kernels;
+/* AUTO: the fastest available (8-bit activations with integer SIMD for the
+ * quantized types, see quant_q8.h; float SIMD for F32/F16/BF16). SCALAR: the
+ * exact float reference. FLOAT: exact float activations with SIMD (the
+ * accuracy yardstick). Q8_*: force one integer kernel set (tests, benches);
+ * an unavailable one falls back to Q8_SCALAR. */
+typedef enum {
+    LQ_KERNELS_AUTO = 0,
+    LQ_KERNELS_SCALAR = 1,
+    LQ_KERNELS_FLOAT = 2,
+    LQ_KERNELS_Q8_SCALAR = 3,
+    LQ_KERNELS_Q8_AVX2 = 4,
+    LQ_KERNELS_Q8_VNNI = 5,
+    LQ_KERNELS_Q8_NEON = 6,
+} lq_kernels;
 
 bool lq_type_supported(uint32_t t);
 /* "F32", "Q4_K", ...; "?" for unknown ids. */
@@ -54,7 +67,8 @@ static inline void lq_matmul(lq_type t, const void *W, int64_t n_out, int64_t n_
     lq_matmul_range(t, W, n_out, n_in, x, n_rows, y, 0, n_out, k);
 }
 
-/* Name of the kernel set AUTO resolves to on this CPU ("avx2", "scalar"). */
+/* Name of the float kernel set AUTO resolves to on this CPU ("avx2",
+ * "scalar"); lq_q8_pick(LQ_KERNELS_AUTO)->name names the integer one. */
 const char *lq_kernels_active(void);
 
 float lq_f16_to_f32(uint16_t h);

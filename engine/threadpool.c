@@ -1,11 +1,28 @@
-/* threadpool: workers sleep on a condition variable between jobs. A job is
- * published by bumping `gen`; each worker runs its index once per gen and the
- * last one to finish wakes the caller. Condition variables (not spinning)
- * because the machine is usually shared. */
+/* threadpool: a job is published by bumping `gen`; each worker runs its index
+ * once per gen and the last one to finish tells the caller. Between jobs
+ * workers and the caller spin for a short while (TP_SPIN_NS) before sleeping
+ * on a condition variable: a decode step is ~100 back-to-back matmuls a few
+ * tens of microseconds apart, and a condition-variable wake per matmul costs
+ * about as much as the matmul itself. The spin is bounded so an idle engine
+ * on a shared machine sleeps. */
 #include "engine/threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define tp_relax() _mm_pause()
+#elif defined(__aarch64__)
+#define tp_relax() __asm__ __volatile__("yield")
+#else
+#define tp_relax() ((void)0)
+#endif
+
+#define TP_SPIN_NS 200000L /* 0.2 ms */
 
 typedef struct {
     tp_pool *pool;
@@ -19,31 +36,55 @@ struct tp_pool {
     pthread_mutex_t mu;
     pthread_cond_t wake; /* workers: new gen or stop */
     pthread_cond_t done; /* caller: pending reached 0 */
-    unsigned long gen;
-    int pending;
-    int stop;
+    _Atomic unsigned long gen;
+    _Atomic int pending;
+    _Atomic int stop;
+    int sleepers;     /* workers in cond_wait (under mu) */
+    int caller_sleep; /* caller in cond_wait (under mu) */
     tp_fn fn;
     void *ctx;
 };
+
+static long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+/* Spins until *v != old (returns 1) or the spin budget is spent (0). */
+static int spin_until_change(_Atomic unsigned long *v, unsigned long old, _Atomic int *stop) {
+    long t0 = now_ns();
+    for (int i = 1;; i++) {
+        if (atomic_load_explicit(v, memory_order_acquire) != old ||
+            atomic_load_explicit(stop, memory_order_relaxed))
+            return 1;
+        tp_relax();
+        if ((i & 63) == 0 && now_ns() - t0 > TP_SPIN_NS) return 0;
+    }
+}
 
 static void *tp_worker(void *arg) {
     tp_worker_arg *a = arg;
     tp_pool *p = a->pool;
     unsigned long seen = 0;
-    pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->stop && p->gen == seen)
-            pthread_cond_wait(&p->wake, &p->mu);
-        if (p->stop) break;
-        seen = p->gen;
-        tp_fn fn = p->fn;
-        void *ctx = p->ctx;
-        pthread_mutex_unlock(&p->mu);
-        fn(ctx, a->index, p->n);
-        pthread_mutex_lock(&p->mu);
-        if (--p->pending == 0) pthread_cond_signal(&p->done);
+        if (!spin_until_change(&p->gen, seen, &p->stop)) {
+            pthread_mutex_lock(&p->mu);
+            p->sleepers++;
+            while (!atomic_load(&p->stop) && atomic_load(&p->gen) == seen)
+                pthread_cond_wait(&p->wake, &p->mu);
+            p->sleepers--;
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (atomic_load(&p->stop)) break;
+        seen = atomic_load_explicit(&p->gen, memory_order_acquire);
+        p->fn(p->ctx, a->index, p->n);
+        if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&p->mu);
+            if (p->caller_sleep) pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
-    pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
@@ -78,7 +119,7 @@ tp_pool *tp_new(int n_threads) {
 void tp_free(tp_pool *p) {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
-    p->stop = 1;
+    atomic_store(&p->stop, 1);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     for (int i = 0; i < p->n - 1; i++)
@@ -100,16 +141,26 @@ void tp_run(tp_pool *p, tp_fn fn, void *ctx) {
         fn(ctx, 0, 1);
         return;
     }
-    pthread_mutex_lock(&p->mu);
+    /* Workers read fn/ctx only after seeing the new gen (release/acquire). */
     p->fn = fn;
     p->ctx = ctx;
-    p->pending = p->n - 1;
-    p->gen++;
-    pthread_cond_broadcast(&p->wake);
+    atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    pthread_mutex_lock(&p->mu);
+    if (p->sleepers) pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     fn(ctx, 0, p->n);
-    pthread_mutex_lock(&p->mu);
-    while (p->pending > 0)
-        pthread_cond_wait(&p->done, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    long t0 = now_ns();
+    for (int i = 1; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; i++) {
+        tp_relax();
+        if ((i & 63) == 0 && now_ns() - t0 > TP_SPIN_NS) {
+            pthread_mutex_lock(&p->mu);
+            p->caller_sleep = 1;
+            while (atomic_load(&p->pending) > 0)
+                pthread_cond_wait(&p->done, &p->mu);
+            p->caller_sleep = 0;
+            pthread_mutex_unlock(&p->mu);
+            break;
+        }
+    }
 }

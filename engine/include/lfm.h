@@ -38,13 +38,16 @@ typedef struct lfm_model lfm_model;
 typedef struct lfm_seq lfm_seq;
 typedef struct lfm_tokenizer lfm_tokenizer;
 
-typedef enum { LFM_KERNELS_AUTO = 0, LFM_KERNELS_SCALAR = 1 } lfm_kernels;
+/* AUTO: fastest (quantized weights meet 8-bit activations in integer SIMD,
+ * as the reference implementation does; fixture bounds hold). SCALAR: exact
+ * float reference. FLOAT: exact float activations with SIMD. */
+typedef enum { LFM_KERNELS_AUTO = 0, LFM_KERNELS_SCALAR = 1, LFM_KERNELS_FLOAT = 2 } lfm_kernels;
 typedef enum { LFM_KV_F32 = 0, LFM_KV_F16 = 1 } lfm_kv_type;
 
 typedef struct {
     lfm_kernels kernels;
     lfm_kv_type kv_type;
-    int n_threads; /* compute threads for matmuls; 0 = number of CPUs */
+    int n_threads; /* compute threads for matmuls; 0 = physical cores */
 } lfm_model_opts;
 
 typedef struct {

@@ -19,6 +19,7 @@
 #include "engine/gguf.h"
 #include "engine/quant.h"
 #include "engine/quant_impl.h"
+#include "engine/quant_q8.h"
 
 static const lq_type all_types[] = {LQ_F32,  LQ_F16,  LQ_BF16, LQ_Q8_0,
                                     LQ_Q4_0, LQ_Q4_K, LQ_Q5_K, LQ_Q6_K};
@@ -426,7 +427,7 @@ static void test_matmul_accuracy(void **state) {
         size_t ny = (size_t)c.n_rows * c.n_out;
         float *ys = malloc(ny * 4), *ya = malloc(ny * 4);
         lq_matmul(t, c.wq, c.n_out, n_in, c.x, c.n_rows, ys, LQ_KERNELS_SCALAR);
-        lq_matmul(t, c.wq, c.n_out, n_in, c.x, c.n_rows, ya, LQ_KERNELS_AUTO);
+        lq_matmul(t, c.wq, c.n_out, n_in, c.x, c.n_rows, ya, LQ_KERNELS_FLOAT);
         double worst_s = 0, worst_a = 0;
         for (int64_t r = 0; r < c.n_rows; r++)
             for (int64_t o = 0; o < c.n_out; o++) {
@@ -445,8 +446,8 @@ static void test_matmul_accuracy(void **state) {
                 assert_true(eas <= 3e-7);
                 worst_s = fmax(worst_s, es), worst_a = fmax(worst_a, ea);
             }
-        print_message("matmul %-5s err/sum|wx|: scalar %.3g, %s %.3g\n", lq_type_name(t), worst_s,
-                      lq_kernels_active(), worst_a);
+        print_message("matmul %-5s err/sum|wx|: scalar %.3g, float %s %.3g\n", lq_type_name(t),
+                      worst_s, lq_kernels_active(), worst_a);
         free(ys), free(ya);
         mm_free(&c);
     }
@@ -468,7 +469,7 @@ static void *mm_thread(void *arg) {
 
 static void test_matmul_determinism(void **state) {
     (void)state;
-    const lq_kernels kinds[2] = {LQ_KERNELS_SCALAR, LQ_KERNELS_AUTO};
+    const lq_kernels kinds[3] = {LQ_KERNELS_SCALAR, LQ_KERNELS_AUTO, LQ_KERNELS_Q8_SCALAR};
     /* The second size spans several of the driver's 1024-value chunks (and
      * ends in a partial block for the float formats). */
     for (size_t tz = 0; tz < 2 * N_TYPES; tz++) {
@@ -479,7 +480,7 @@ static void test_matmul_determinism(void **state) {
         mm_setup(&c, t, 23, n_in, 7);
         size_t ny = (size_t)c.n_rows * c.n_out;
         float *full = malloc(ny * 4), *part = malloc(ny * 4), *one = malloc(c.n_out * 4);
-        for (int kk = 0; kk < 2; kk++) {
+        for (int kk = 0; kk < 3; kk++) {
             lq_kernels k = kinds[kk];
             lq_matmul(t, c.wq, c.n_out, n_in, c.x, c.n_rows, full, k);
             /* n_rows = 1, one x row at a time (the decode path). */
@@ -531,6 +532,105 @@ static void test_matmul_many_rows(void **state) {
         free(full);
         mm_free(&c);
     }
+}
+
+/* 8-bit activations: each output is within the bound the activation
+ * rounding allows, sum over blocks of sum|w| * d_x / 2 (plus float slack),
+ * and not exact (the test would pass a float path by accident otherwise). */
+static void test_q8_accuracy(void **state) {
+    (void)state;
+    const lq_type types[] = {LQ_Q8_0, LQ_Q4_0, LQ_Q4_K, LQ_Q5_K, LQ_Q6_K};
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        lq_type t = types[ti];
+        mm_case c;
+        mm_setup(&c, t, 19, 768, 6);
+        assert_true(lq_q8_used(t, LQ_KERNELS_AUTO));
+        assert_false(lq_q8_used(t, LQ_KERNELS_SCALAR));
+        size_t ny = (size_t)c.n_rows * c.n_out;
+        float *y = malloc(ny * 4);
+        lq_matmul(t, c.wq, c.n_out, c.n_in, c.x, c.n_rows, y, LQ_KERNELS_AUTO);
+        double worst = 0, any_diff = 0;
+        for (int64_t r = 0; r < c.n_rows; r++)
+            for (int64_t o = 0; o < c.n_out; o++) {
+                long double ref = 0, mag = 0, bound = 0;
+                for (int64_t b = 0; b < c.n_in / 32; b++) {
+                    double amax = 0, sw = 0;
+                    for (int i = 0; i < 32; i++) {
+                        int64_t k = b * 32 + i;
+                        amax = fmax(amax, fabs(c.x[r * c.n_in + k]));
+                        sw += fabs(c.wd[o * c.n_in + k]);
+                        long double p = (long double)c.wd[o * c.n_in + k] * c.x[r * c.n_in + k];
+                        ref += p, mag += fabsl(p);
+                    }
+                    bound += sw * (amax / 127.0) * 0.5;
+                }
+                double e = fabs((double)((long double)y[r * c.n_out + o] - ref));
+                assert_true(e <= (double)(bound * 1.001L + mag * 1e-6L));
+                worst = fmax(worst, e / (double)bound);
+                any_diff = fmax(any_diff, e);
+            }
+        assert_true(any_diff > 0);
+        print_message("q8 %-5s worst err / rounding bound %.3f (%s)\n", lq_type_name(t), worst,
+                      lq_q8_pick(LQ_KERNELS_AUTO)->name);
+        free(y);
+        mm_free(&c);
+    }
+}
+
+/* Every integer kernel set this CPU runs gives the scalar reference's bits,
+ * for 1..4 rows per weight decode, on random data and on extreme codes
+ * (Q8_0 weights of -128, activations at +-127, zero rows). */
+static void test_q8_sets_identical(void **state) {
+    (void)state;
+    const lq_type types[] = {LQ_Q8_0, LQ_Q4_0, LQ_Q4_K, LQ_Q5_K, LQ_Q6_K};
+    const lq_kernels sets[] = {LQ_KERNELS_Q8_AVX2, LQ_KERNELS_Q8_VNNI, LQ_KERNELS_Q8_NEON,
+                               LQ_KERNELS_AUTO};
+    int compared = 0;
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        lq_type t = types[ti];
+        mm_case c;
+        mm_setup(&c, t, 13, 512, 9);
+        if (t == LQ_Q8_0) /* extreme weight codes in row 0 */
+            for (int64_t b = 0; b < c.n_in / 32; b++)
+                memset(c.wq + b * LQ_Q8_0_BYTES + 2, b & 1 ? 0x80 : 0x7f, 32);
+        for (int64_t i = 0; i < c.n_in; i++) { /* row 1: one big value per block */
+            c.x[c.n_in + i] = i % 32 == 5 ? 1e3f : (float)(i % 7) - 3.0f;
+            c.x[2 * c.n_in + i] = 0.0f; /* row 2: zeros */
+        }
+        size_t nbk = (size_t)(c.n_in / 32) * (size_t)c.n_rows;
+        lq_q8blk *xa = malloc(sizeof(lq_q8blk) * nbk);
+        lq_q8_quantize(c.x, c.n_rows, c.n_in, xa);
+        for (int64_t i = 0; i < c.n_in / 32; i++)
+            assert_true(xa[2 * (c.n_in / 32) + i].d == 0.0f);
+        size_t ny = (size_t)c.n_rows * c.n_out;
+        float *ref = malloc(ny * 4), *got = malloc(ny * 4);
+        lq_matmul_q8_range(t, c.wq, c.n_out, c.n_in, xa, c.n_rows, ref, 0, c.n_out,
+                           LQ_KERNELS_Q8_SCALAR);
+        for (size_t s = 0; s < sizeof sets / sizeof sets[0]; s++) {
+            const lq_q8set *ks = lq_q8_pick(sets[s]);
+            if (ks == &lq_q8_scalar) continue; /* not on this CPU */
+            memset(got, 0xff, ny * 4);
+            lq_matmul_q8_range(t, c.wq, c.n_out, c.n_in, xa, c.n_rows, got, 0, c.n_out, sets[s]);
+            assert_memory_equal(got, ref, ny * 4);
+            /* Direct kernel calls with every nx give the same bits too. */
+            size_t rb = lq_row_bytes(t, c.n_in);
+            int64_t nb = c.n_in / 32;
+            for (int nx = 1; nx <= 4; nx++) {
+                float out[4];
+                ks->dot(t, c.wq + 3 * rb, xa + nb, nb, nx, nb, out);
+                for (int j = 0; j < nx; j++)
+                    assert_true(f_bits(out[j]) == f_bits(ref[(1 + j) * c.n_out + 3]));
+            }
+            compared++;
+        }
+        /* The float-input entry point quantizes the same way. */
+        lq_matmul(t, c.wq, c.n_out, c.n_in, c.x, c.n_rows, got, LQ_KERNELS_Q8_SCALAR);
+        assert_memory_equal(got, ref, ny * 4);
+        free(ref), free(got), free(xa);
+        mm_free(&c);
+    }
+    print_message("q8 kernel sets compared with scalar: %d (auto = %s)\n", compared,
+                  lq_q8_pick(LQ_KERNELS_AUTO)->name);
 }
 
 static void test_matmul_bad_shape(void **state) {
@@ -686,6 +786,8 @@ int main(void) {
         cmocka_unit_test(test_matmul_accuracy),
         cmocka_unit_test(test_matmul_determinism),
         cmocka_unit_test(test_matmul_many_rows),
+        cmocka_unit_test(test_q8_accuracy),
+        cmocka_unit_test(test_q8_sets_identical),
         cmocka_unit_test(test_matmul_bad_shape),
         cmocka_unit_test(test_fixtures_dequant),
     };

@@ -1,0 +1,185 @@
+/* quant_q8_x86_tmpl: the x86 integer kernels, instantiated once per ISA by
+ * quant_q8_x86.c (no include guard on purpose). The includer defines
+ *   ISA       suffix of the generated names (avx2, vnni, avxvnni)
+ *   TGT_STR   the target attribute string
+ *   SUM_US8   (u8 a, s8 b) -> 8 int32 lanes, lane l = sum of a[i]*b[i] over
+ *             bytes 4l..4l+3 (exact: maddubs cannot saturate on our ranges)
+ * Every kernel computes the lane integers, scales and fma order that
+ * quant_q8.c's scalar reference defines, so the result bits are the same. */
+
+#define Q8_CAT2(a, b) a##_##b
+#define Q8_CAT(a, b)  Q8_CAT2(a, b)
+#define FN(n)         Q8_CAT(n, ISA)
+#define TGI           static inline __attribute__((always_inline, target(TGT_STR)))
+#define TGF           static __attribute__((target(TGT_STR)))
+
+TGI __m256i FN(sum_us8)(__m256i a, __m256i b) {
+    return SUM_US8(a, b);
+}
+
+/* Signed x signed through the u8 x s8 instruction: |w| * (x with w's sign). */
+TGI __m256i FN(sum_ss8)(__m256i w, __m256i x) {
+    return FN(sum_us8)(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+}
+
+TGI __m256 FN(lane_fma)(__m256i L, float s, __m256 acc) {
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(L), _mm256_set1_ps(s), acc);
+}
+
+TGI float FN(finish)(__m256 acc, float accm) {
+    float a[8];
+    _mm256_storeu_ps(a, acc);
+    return lq_q8_reduce(a) - accm;
+}
+
+TGI __m256i FN(ldx)(const lq_q8blk *b) {
+    return _mm256_loadu_si256((const __m256i *)b->q);
+}
+
+/* Q8_0 and Q4_0: one scale per 32 values. */
+TGI void FN(k_q4_0)(const uint8_t *w, const lq_q8blk *x, int64_t nb, const int nx, int64_t xs,
+                    float *out, const int is_q8) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
+    const __m128i m4 = _mm_set1_epi8(15);
+    const size_t bb = is_q8 ? LQ_Q8_0_BYTES : LQ_Q4_0_BYTES;
+    for (int64_t b = 0; b < nb; b++, w += bb) {
+        __m256i wq;
+        if (is_q8) {
+            wq = _mm256_loadu_si256((const __m256i *)(w + 2));
+        } else {
+            __m128i qs = _mm_loadu_si128((const __m128i *)(w + 2));
+            wq = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(qs, 4), m4), _mm_and_si128(qs, m4));
+            wq = _mm256_sub_epi8(wq, _mm256_set1_epi8(8));
+        }
+        const __m256i aw = _mm256_sign_epi8(wq, wq);
+        const float dw = _cvtsh_ss(lq_rd16(w));
+        for (int j = 0; j < nx; j++) {
+            const lq_q8blk *xb = x + j * xs + b;
+            __m256i L = FN(sum_us8)(aw, _mm256_sign_epi8(FN(ldx)(xb), wq));
+            acc[j] = FN(lane_fma)(L, dw * xb->d, acc[j]);
+        }
+    }
+    for (int j = 0; j < nx; j++)
+        out[j] = FN(finish)(acc[j], 0.0f);
+}
+
+/* Q4_K and Q5_K: 8 sub-blocks of 32 with 6-bit scale and min. */
+TGI void FN(k_q4_k)(const uint8_t *w, const lq_q8blk *x, int64_t nb, const int nx, int64_t xs,
+                    float *out, const int five) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
+    float accm[4] = {0, 0, 0, 0};
+    const __m256i m4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
+    const size_t bb = five ? LQ_Q5_K_BYTES : LQ_Q4_K_BYTES;
+    for (int64_t sb = 0; sb < nb / 8; sb++, w += bb) {
+        const float d = _cvtsh_ss(lq_rd16(w)), dmin = _cvtsh_ss(lq_rd16(w + 2));
+        float d1[8], m1[8];
+        for (int j = 0; j < 8; j++) {
+            int sc, m;
+            lq_k_scale_min(w + 4, j, &sc, &m);
+            d1[j] = d * (float)sc;
+            m1[j] = dmin * (float)m;
+        }
+        const uint8_t *qs = w + (five ? 48 : 16);
+        const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(w + 16)) : one;
+        const lq_q8blk *xsb = x + sb * 8;
+        for (int p = 0; p < 4; p++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * p));
+            __m256i qv[2] = {_mm256_and_si256(q, m4),
+                             _mm256_and_si256(_mm256_srli_epi16(q, 4), m4)};
+            if (five)
+                for (int h = 0; h < 2; h++) {
+                    __m256i hb = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * p + h), one);
+                    qv[h] = _mm256_or_si256(qv[h], _mm256_slli_epi16(hb, 4));
+                }
+            for (int h = 0; h < 2; h++) {
+                const int jb = 2 * p + h;
+                for (int j = 0; j < nx; j++) {
+                    const lq_q8blk *xb = xsb + j * xs + jb;
+                    __m256i L = FN(sum_us8)(qv[h], FN(ldx)(xb));
+                    acc[j] = FN(lane_fma)(L, d1[jb] * xb->d, acc[j]);
+                    accm[j] = __builtin_fmaf((float)xb->sum, m1[jb] * xb->d, accm[j]);
+                }
+            }
+        }
+    }
+    for (int j = 0; j < nx; j++)
+        out[j] = FN(finish)(acc[j], accm[j]);
+}
+
+/* Q6_K: 6-bit values - 32, an int8 scale per 16 values (folded into the
+ * lane integers), one f16 d per 256. */
+TGI void FN(k_q6_k)(const uint8_t *w, const lq_q8blk *x, int64_t nb, const int nx, int64_t xs,
+                    float *out) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
+    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
+    for (int64_t sb = 0; sb < nb / 8; sb++, w += LQ_Q6_K_BYTES) {
+        const float d = _cvtsh_ss(lq_rd16(w + 208));
+        const int8_t *sc = (const int8_t *)(w + 192);
+        const lq_q8blk *xsb = x + sb * 8;
+        for (int n = 0; n < 2; n++) {
+            const __m256i hi = _mm256_loadu_si256((const __m256i *)(w + 128 + 32 * n));
+            for (int k = 0; k < 4; k++) {
+                const int jb = 4 * n + k;
+                __m256i lo = _mm256_loadu_si256((const __m256i *)(w + 64 * n + 32 * (k & 1)));
+                __m256i q = _mm256_and_si256(_mm256_srli_epi16(lo, 4 * (k >> 1)), m4);
+                __m256i h2 = _mm256_and_si256(_mm256_srli_epi16(hi, 2 * k), m2);
+                q = _mm256_or_si256(q, _mm256_slli_epi16(h2, 4));
+                q = _mm256_sub_epi8(q, _mm256_set1_epi8(32));
+                const __m256i scv =
+                    _mm256_set_m128i(_mm_set1_epi32(sc[2 * jb + 1]), _mm_set1_epi32(sc[2 * jb]));
+                const __m256i aq = _mm256_sign_epi8(q, q);
+                for (int j = 0; j < nx; j++) {
+                    const lq_q8blk *xb = xsb + j * xs + jb;
+                    __m256i L = FN(sum_us8)(aq, _mm256_sign_epi8(FN(ldx)(xb), q));
+                    L = _mm256_mullo_epi32(L, scv);
+                    acc[j] = FN(lane_fma)(L, d * xb->d, acc[j]);
+                }
+            }
+        }
+    }
+    for (int j = 0; j < nx; j++)
+        out[j] = FN(finish)(acc[j], 0.0f);
+}
+
+/* nx as a constant in each instantiation keeps the accumulators in registers. */
+#define Q8_NX(call)                                                                                \
+    switch (nx) {                                                                                  \
+    case 1: call(1); break;                                                                        \
+    case 2: call(2); break;                                                                        \
+    case 3: call(3); break;                                                                        \
+    default: call(4); break;                                                                       \
+    }
+
+TGF void FN(q8dot)(lq_type t, const uint8_t *w, const lq_q8blk *x, int64_t nb, int nx, int64_t xs,
+                   float *out) {
+#define C_Q8(n) FN(k_q4_0)(w, x, nb, n, xs, out, 1)
+#define C_Q4(n) FN(k_q4_0)(w, x, nb, n, xs, out, 0)
+#define C_K4(n) FN(k_q4_k)(w, x, nb, n, xs, out, 0)
+#define C_K5(n) FN(k_q4_k)(w, x, nb, n, xs, out, 1)
+#define C_K6(n) FN(k_q6_k)(w, x, nb, n, xs, out)
+    switch (t) {
+    case LQ_Q8_0: Q8_NX(C_Q8); break;
+    case LQ_Q4_0: Q8_NX(C_Q4); break;
+    case LQ_Q4_K: Q8_NX(C_K4); break;
+    case LQ_Q5_K: Q8_NX(C_K5); break;
+    case LQ_Q6_K: Q8_NX(C_K6); break;
+    default:
+        for (int j = 0; j < nx; j++)
+            out[j] = 0.0f / 0.0f;
+    }
+#undef C_Q8
+#undef C_Q4
+#undef C_K4
+#undef C_K5
+#undef C_K6
+}
+
+#undef Q8_NX
+#undef FN
+#undef TGI
+#undef TGF
+#undef Q8_CAT
+#undef Q8_CAT2
