@@ -12,6 +12,9 @@
 #define FN(n)         Q8_CAT(n, ISA)
 #define TGI           static inline __attribute__((always_inline, target(TGT_STR)))
 #define TGF           static __attribute__((target(TGT_STR)))
+/* GCC -O2 does not unroll the small row loops by itself; unrolled, the
+ * accumulators live in registers. */
+#define Q8_UNROLL _Pragma("GCC unroll 4")
 
 TGI __m256i FN(sum_us8)(__m256i a, __m256i b) {
     return SUM_US8(a, b);
@@ -54,7 +57,7 @@ TGI void FN(k_q4_0)(const uint8_t *w, const lq_q8blk *x, int64_t nb, const int n
         }
         const __m256i aw = _mm256_sign_epi8(wq, wq);
         const float dw = _cvtsh_ss(lq_rd16(w));
-        for (int j = 0; j < nx; j++) {
+        Q8_UNROLL for (int j = 0; j < nx; j++) {
             const lq_q8blk *xb = x + j * xs + b;
             __m256i L = FN(sum_us8)(aw, _mm256_sign_epi8(FN(ldx)(xb), wq));
             acc[j] = FN(lane_fma)(L, dw * xb->d, acc[j]);
@@ -88,14 +91,13 @@ TGI void FN(k_q4_k)(const uint8_t *w, const lq_q8blk *x, int64_t nb, const int n
             __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * p));
             __m256i qv[2] = {_mm256_and_si256(q, m4),
                              _mm256_and_si256(_mm256_srli_epi16(q, 4), m4)};
-            if (five)
-                for (int h = 0; h < 2; h++) {
+            if (five) Q8_UNROLL for (int h = 0; h < 2; h++) {
                     __m256i hb = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * p + h), one);
                     qv[h] = _mm256_or_si256(qv[h], _mm256_slli_epi16(hb, 4));
                 }
-            for (int h = 0; h < 2; h++) {
+            Q8_UNROLL for (int h = 0; h < 2; h++) {
                 const int jb = 2 * p + h;
-                for (int j = 0; j < nx; j++) {
+                Q8_UNROLL for (int j = 0; j < nx; j++) {
                     const lq_q8blk *xb = xsb + j * xs + jb;
                     __m256i L = FN(sum_us8)(qv[h], FN(ldx)(xb));
                     acc[j] = FN(lane_fma)(L, d1[jb] * xb->d, acc[j]);
@@ -131,7 +133,7 @@ TGI void FN(k_q6_k)(const uint8_t *w, const lq_q8blk *x, int64_t nb, const int n
                 const __m256i scv =
                     _mm256_set_m128i(_mm_set1_epi32(sc[2 * jb + 1]), _mm_set1_epi32(sc[2 * jb]));
                 const __m256i aq = _mm256_sign_epi8(q, q);
-                for (int j = 0; j < nx; j++) {
+                Q8_UNROLL for (int j = 0; j < nx; j++) {
                     const lq_q8blk *xb = xsb + j * xs + jb;
                     __m256i L = FN(sum_us8)(aq, _mm256_sign_epi8(FN(ldx)(xb), q));
                     L = _mm256_mullo_epi32(L, scv);
@@ -178,6 +180,7 @@ TGF void FN(q8dot)(lq_type t, const uint8_t *w, const lq_q8blk *x, int64_t nb, i
 }
 
 #undef Q8_NX
+#undef Q8_UNROLL
 #undef FN
 #undef TGI
 #undef TGF
