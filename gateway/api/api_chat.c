@@ -24,8 +24,6 @@
 #include "gateway/api/sse.h"
 #include "gateway/api/toolstream.h"
 
-#define ROUTE "/v1/chat/completions"
-
 struct tg_chat {
     tg_api *api;
     tg_http_exchange *ex;
@@ -88,7 +86,7 @@ static void chat_free(tg_chat *c) {
 /* Ends the exchange with an error before any response was started. */
 static void chat_fail(tg_chat *c, int status, const char *type, const char *code, const char *param,
                       const char *msg) {
-    tg_api_error(c->api, c->ex, ROUTE, status, type, code, param, "%s", msg);
+    tg_api_error(c->api, c->ex, status, type, code, param, "%s", msg);
     chat_free(c);
 }
 
@@ -238,12 +236,12 @@ static void finish_stream(tg_chat *c, const lfm_event *ev) {
 
 static void finish_once(tg_chat *c, const lfm_event *ev) {
     if (ev->finish == LFM_FINISH_ERROR) {
-        tg_api_error(c->api, c->ex, ROUTE, 500, "server_error", "engine_error", NULL, "%s",
+        tg_api_error(c->api, c->ex, 500, "server_error", "engine_error", NULL, "%s",
                      ev->error ? ev->error : "engine error");
         return;
     }
     if (ev->finish == LFM_FINISH_CANCELED) {
-        tg_api_error(c->api, c->ex, ROUTE, 503, "server_error", "canceled", NULL,
+        tg_api_error(c->api, c->ex, 503, "server_error", "canceled", NULL,
                      "generation was canceled (server shutting down)");
         return;
     }
@@ -261,7 +259,7 @@ static void finish_once(tg_chat *c, const lfm_event *ev) {
         has_calls && content.len == 0 ? NULL : text, content.len, has_calls ? calls.data : NULL,
         tg_oai_finish_reason(ev->finish, has_calls), &usage, take_logprobs(c, &lp));
     tg_buf_free(&lp);
-    tg_api_respond(c->api, c->ex, ROUTE, 200, "application/json", body.data, body.len);
+    tg_http_respond(c->ex, 200, "application/json", body.data, body.len);
     tg_buf_free(&content);
     tg_buf_free(&calls);
     tg_buf_free(&body);
@@ -353,8 +351,8 @@ void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) 
         .max_tokens = c->oai.has_max_tokens ? c->oai.max_tokens : 0,
     };
     if (rt_dispatch_plan(&api->dispatch, &info, &c->plan) < 0) {
-        chat_fail(c, c->plan.status, c->plan.err_type, c->plan.err_code, c->plan.err_param,
-                  c->plan.err_message);
+        const tg_oai_error *pe = &c->plan.err;
+        chat_fail(c, pe->status, pe->type, pe->code, pe->param, pe->message);
         return;
     }
     tg_oai_new_id("chatcmpl-", c->id, sizeof c->id);
@@ -384,8 +382,7 @@ void tg_api_chat_end_all(tg_api *api, const char *why) {
             send_stream_error(c, "server_error", "server_shutting_down", why);
             tg_http_stream_end(c->ex);
         } else {
-            tg_api_error(api, c->ex, ROUTE, 503, "server_error", "server_shutting_down", NULL, "%s",
-                         why);
+            tg_api_error(api, c->ex, 503, "server_error", "server_shutting_down", NULL, "%s", why);
         }
         chat_free(c);
     }

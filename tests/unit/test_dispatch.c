@@ -23,7 +23,7 @@ static void test_auto_and_omitted_go_to_engine(void **st) {
     for (size_t i = 0; i < 3; i++) {
         rt_plan p;
         plan_for(&k_ready, names[i], &p, 0);
-        assert_int_equal(p.status, 0);
+        assert_int_equal(p.err.status, 0);
         assert_int_equal(p.n_targets, 1);
         assert_int_equal(p.targets[0].kind, RT_TARGET_ENGINE);
         assert_string_equal(p.targets[0].name, "engine");
@@ -47,24 +47,24 @@ static void test_cloud_without_upstream_is_503(void **st) {
     (void)st;
     rt_plan p;
     plan_for(&k_ready, "tidegate/cloud", &p, -1);
-    assert_int_equal(p.status, 503);
+    assert_int_equal(p.err.status, 503);
     assert_int_equal(p.n_targets, 0);
-    assert_string_equal(p.err_code, "cloud_unavailable");
-    assert_string_equal(p.err_message, "no cloud upstream configured");
+    assert_string_equal(p.err.code, "cloud_unavailable");
+    assert_string_equal(p.err.message, "no cloud upstream configured");
 }
 
 static void test_unknown_model_is_404(void **st) {
     (void)st;
     rt_plan p;
     plan_for(&k_ready, "gpt-4o", &p, -1);
-    assert_int_equal(p.status, 404);
-    assert_string_equal(p.err_type, "invalid_request_error");
-    assert_string_equal(p.err_code, "model_not_found");
-    assert_string_equal(p.err_param, "model");
-    assert_non_null(strstr(p.err_message, "'gpt-4o'"));
+    assert_int_equal(p.err.status, 404);
+    assert_string_equal(p.err.type, "invalid_request_error");
+    assert_string_equal(p.err.code, "model_not_found");
+    assert_string_equal(p.err.param, "model");
+    assert_non_null(strstr(p.err.message, "'gpt-4o'"));
     /* Case matters, as with OpenAI. */
     plan_for(&k_ready, "Tidegate/Auto", &p, -1);
-    assert_int_equal(p.status, 404);
+    assert_int_equal(p.err.status, 404);
 }
 
 static void test_long_model_name_is_bounded(void **st) {
@@ -74,9 +74,9 @@ static void test_long_model_name_is_bounded(void **st) {
     name[sizeof name - 1] = 0;
     rt_plan p;
     plan_for(&k_ready, name, &p, -1);
-    assert_int_equal(p.status, 404);
-    assert_true(strlen(p.err_message) < sizeof p.err_message);
-    assert_true(strlen(p.err_message) < 120);
+    assert_int_equal(p.err.status, 404);
+    assert_true(strlen(p.err.message) < sizeof p.err.message);
+    assert_true(strlen(p.err.message) < 120);
 }
 
 static void test_engine_not_ready_is_503(void **st) {
@@ -84,14 +84,14 @@ static void test_engine_not_ready_is_503(void **st) {
     rt_dispatch_ctx down = {"lfm2-tiny-q4_0", false, false};
     rt_plan p;
     plan_for(&down, "tidegate/auto", &p, -1);
-    assert_int_equal(p.status, 503);
-    assert_string_equal(p.err_code, "engine_unavailable");
+    assert_int_equal(p.err.status, 503);
+    assert_string_equal(p.err.code, "engine_unavailable");
     rt_dispatch_ctx none = {NULL, false, false};
     plan_for(&none, "tidegate/edge", &p, -1);
-    assert_int_equal(p.status, 503);
+    assert_int_equal(p.err.status, 503);
     /* With no engine, its id is unknown, so an arbitrary name is a 404. */
     plan_for(&none, "lfm2-tiny-q4_0", &p, -1);
-    assert_int_equal(p.status, 404);
+    assert_int_equal(p.err.status, 404);
 }
 
 static void test_models_list(void **st) {
