@@ -14,7 +14,7 @@
 #include "gateway/gateway.h"
 
 static const char k_usage[] =
-    "tidegate serve [-c CONFIG] [--listen HOST:PORT] [-m MODEL] [--threads N]";
+    "tidegate serve [-c CONFIG] [--listen HOST:PORT] [-m MODEL] [--threads N] [--journal-dir DIR]";
 
 static void print_help(void) {
     printf("usage: %s\n\n"
@@ -23,7 +23,9 @@ static void print_help(void) {
            "                        ./config/tidegate.yaml if present)\n"
            "  --listen HOST:PORT    listen address (default 127.0.0.1:8080; port 0 = ephemeral)\n"
            "  -m, --model PATH      GGUF model file (engine.model)\n"
-           "  --threads N           engine compute threads (0 = number of CPUs)\n\n"
+           "  --threads N           engine compute threads (0 = number of CPUs)\n"
+           "  --journal-dir DIR     request journal (else $TIDEGATE_JOURNAL_DIR; unset: off);\n"
+           "                        key: $TIDEGATE_JOURNAL_KEY or $TIDEGATE_JOURNAL_KEY_FILE\n\n"
            "Precedence: flag > TIDEGATE_* environment > config file > built-in default.\n"
            "Once bound it logs `listening addr=HOST port=PORT` to stderr. SIGTERM/SIGINT\n"
            "drain in-flight requests for server.shutdown_grace_ms, then exit 0.\n",
@@ -49,7 +51,8 @@ static const char *flag_value(int argc, char **argv, int *i, const char *shortf,
 }
 
 int cmd_serve(int argc, char **argv) {
-    const char *config_path = NULL, *listen = NULL, *model = NULL, *threads = NULL;
+    const char *config_path = NULL, *listen = NULL, *model = NULL, *threads = NULL,
+               *journal_dir = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -58,11 +61,14 @@ int cmd_serve(int argc, char **argv) {
         }
         static const struct {
             const char *s, *l;
-        } flags[] = {
-            {"-c", "--config"}, {NULL, "--listen"}, {"-m", "--model"}, {NULL, "--threads"}};
-        const char **dst[] = {&config_path, &listen, &model, &threads};
+        } flags[] = {{"-c", "--config"},
+                     {NULL, "--listen"},
+                     {"-m", "--model"},
+                     {NULL, "--threads"},
+                     {NULL, "--journal-dir"}};
+        const char **dst[] = {&config_path, &listen, &model, &threads, &journal_dir};
         bool matched = false;
-        for (size_t f = 0; f < 4 && !matched; f++) {
+        for (size_t f = 0; f < 5 && !matched; f++) {
             const char *v = flag_value(argc, argv, &i, flags[f].s, flags[f].l, &matched);
             if (matched && !v) return cli_usage_error("serve", k_usage, "%s needs a value", a);
             if (matched) *dst[f] = v;
@@ -73,6 +79,8 @@ int cmd_serve(int argc, char **argv) {
     /* The file itself can come from the environment (containers, units);
      * the flag still wins. An explicitly named file must exist. */
     const char *env_config = getenv("TIDEGATE_CONFIG");
+    /* The journal reads its directory from the environment (api_journal.c). */
+    if (journal_dir) setenv("TIDEGATE_JOURNAL_DIR", journal_dir, 1);
     if (!config_path && env_config && *env_config) config_path = env_config;
 
     tg_config cfg;

@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "common/tg_log.h"
+#include "gateway/api/api_journal.h"
 #include "gateway/api/api_routes.h"
 #include "gateway/api/openai_api.h"
 #include "gateway/api/sse.h"
@@ -46,6 +47,11 @@ struct tg_chat {
     tg_buf lp;        /* logprobs: content entries not yet sent, comma-separated */
     bool lp_any;      /* lp holds at least one entry */
     tg_toolstream ts; /* streaming with tools: what may be a tool call */
+
+    char rid[48];   /* the request id, the journal's key */
+    bool journaled; /* ACCEPTED is durable: the end must be journaled too */
+    bool jwait;     /* waiting for ACCEPTED to be durable */
+    bool gone;      /* the client left during that wait */
 
     bool linked;
     tg_chat *prev, *next;
@@ -86,6 +92,7 @@ static void chat_free(tg_chat *c) {
 /* Ends the exchange with an error before any response was started. */
 static void chat_fail(tg_chat *c, int status, const char *type, const char *code, const char *param,
                       const char *msg) {
+    if (c->journaled) tg_apij_end(c->api, c->rid, TG_JREC_FAILED, code ? code : type, msg);
     tg_api_error(c->api, c->ex, status, type, code, param, "%s", msg);
     chat_free(c);
 }
@@ -201,6 +208,9 @@ static void finish_stream(tg_chat *c, const lfm_event *ev) {
     tg_oai_usage usage = {ev->n_prompt, ev->n_generated};
     const char *reason = NULL;
     if (ev->finish == LFM_FINISH_ERROR || ev->finish == LFM_FINISH_CANCELED) {
+        if (c->journaled)
+            tg_apij_end(c->api, c->rid, TG_JREC_FAILED,
+                        ev->finish == LFM_FINISH_ERROR ? "engine_error" : "canceled", ev->error);
         send_stream_error(c, "server_error",
                           ev->finish == LFM_FINISH_ERROR ? "engine_error" : "canceled",
                           ev->error ? ev->error : "generation was canceled");
@@ -221,6 +231,16 @@ static void finish_stream(tg_chat *c, const lfm_event *ev) {
         }
         reason = tg_oai_finish_reason(ev->finish, has_calls);
         tg_oai_chunk fin = {.finish_reason = reason};
+        if (c->journaled) {
+            /* The streamed text itself is not journaled yet (resumable streams). */
+            tg_buf r = TG_BUF_INIT;
+            tg_buf_printf(
+                &r,
+                "{\"object\":\"chat.completion.stream\",\"id\":\"%s\",\"finish_reason\":\"%s\"}",
+                c->id, reason);
+            tg_apij_note(c->api, c->rid, TG_JREC_COMPLETED, r.data, r.len);
+            tg_buf_free(&r);
+        }
         send_chunk(c, &fin);
         if (c->include_usage) {
             tg_oai_chunk u = {.usage_only = true, .usage = &usage};
@@ -234,7 +254,51 @@ static void finish_stream(tg_chat *c, const lfm_event *ev) {
     tg_http_stream_end(c->ex);
 }
 
+/* A journaled result is sent only once COMPLETED is durable: a client that
+ * got a 200 finds the same result in the journal, even after a crash. */
+typedef struct {
+    tg_api *api;
+    tg_http_exchange *ex; /* NULL once the client left */
+    tg_buf body;
+} pending_result;
+
+static void on_result_abort(void *arg) {
+    pending_result *p = arg;
+    tg_http_respond(p->ex, 499, "text/plain", "", 0); /* frees only; nothing is sent */
+    p->ex = NULL;
+}
+
+static void on_result_durable(void *user, int status) {
+    pending_result *p = user;
+    if (p->ex) {
+        tg_http_set_on_abort(p->ex, NULL, NULL);
+        if (status == 0)
+            tg_http_respond(p->ex, 200, "application/json", p->body.data, p->body.len);
+        else
+            tg_api_error(p->api, p->ex, 503, "server_error", "journal_unavailable", NULL,
+                         "the result could not be journaled");
+    }
+    tg_buf_free(&p->body);
+    free(p);
+}
+
+static void respond_when_durable(tg_chat *c, tg_buf *body) {
+    pending_result *p = calloc(1, sizeof *p);
+    if (!p) abort();
+    p->api = c->api;
+    p->ex = c->ex;
+    p->body = *body;
+    *body = (tg_buf)TG_BUF_INIT;
+    tg_http_set_on_abort(p->ex, on_result_abort, p);
+    if (tg_journal_append(c->api->journal, TG_JREC_COMPLETED, c->rid, p->body.data, p->body.len,
+                          on_result_durable, p) != 0)
+        on_result_durable(p, -1);
+}
+
 static void finish_once(tg_chat *c, const lfm_event *ev) {
+    if (c->journaled && (ev->finish == LFM_FINISH_ERROR || ev->finish == LFM_FINISH_CANCELED))
+        tg_apij_end(c->api, c->rid, TG_JREC_FAILED,
+                    ev->finish == LFM_FINISH_ERROR ? "engine_error" : "canceled", ev->error);
     if (ev->finish == LFM_FINISH_ERROR) {
         tg_api_error(c->api, c->ex, 500, "server_error", "engine_error", NULL, "%s",
                      ev->error ? ev->error : "engine error");
@@ -259,7 +323,10 @@ static void finish_once(tg_chat *c, const lfm_event *ev) {
         has_calls && content.len == 0 ? NULL : text, content.len, has_calls ? calls.data : NULL,
         tg_oai_finish_reason(ev->finish, has_calls), &usage, take_logprobs(c, &lp));
     tg_buf_free(&lp);
-    tg_http_respond(c->ex, 200, "application/json", body.data, body.len);
+    if (c->journaled)
+        respond_when_durable(c, &body);
+    else
+        tg_http_respond(c->ex, 200, "application/json", body.data, body.len);
     tg_buf_free(&content);
     tg_buf_free(&calls);
     tg_buf_free(&body);
@@ -279,6 +346,7 @@ static void on_done(void *user, const lfm_event *ev) {
 /* The client went away: stop the engine at its next token and free. */
 static void on_abort(void *arg) {
     tg_chat *c = arg;
+    if (c->journaled) tg_apij_end(c->api, c->rid, TG_JREC_CANCELLED, "client_gone", NULL);
     rt_engine_detach(c->run);
     c->run = NULL;
     if (c->started && c->stream)
@@ -328,6 +396,53 @@ static void run_engine(tg_chat *c) {
     tg_http_set_on_abort(c->ex, on_abort, c);
 }
 
+static void dispatch(tg_chat *c) {
+    if (c->journaled) {
+        tg_buf d = TG_BUF_INIT;
+        tg_buf_puts(&d, "{\"target\":");
+        tg_buf_json_str(&d, c->plan.targets[0].name, strlen(c->plan.targets[0].name));
+        tg_buf_putc(&d, '}');
+        tg_apij_note(c->api, c->rid, TG_JREC_DISPATCHED, d.data, d.len);
+        tg_buf_free(&d);
+    }
+    /* Only the engine exists today; the cloud target and failover to the
+     * next target on an error before the first token arrive with routing. */
+    switch (c->plan.targets[0].kind) {
+    case RT_TARGET_ENGINE: run_engine(c); return;
+    case RT_TARGET_CLOUD: break;
+    }
+    chat_fail(c, 503, "server_error", "cloud_unavailable", "model", "no cloud upstream configured");
+}
+
+/* The client left while ACCEPTED was on its way to disk: answer (nothing
+ * is sent), keep c until the append calls back. */
+static void on_abort_waiting(void *arg) {
+    tg_chat *c = arg;
+    c->gone = true;
+    tg_http_respond(c->ex, 499, "text/plain", "", 0);
+    c->ex = NULL;
+}
+
+static void on_accepted(void *user, int status) {
+    tg_chat *c = user;
+    c->jwait = false;
+    if (c->gone) {
+        if (status == 0) {
+            c->journaled = true;
+            tg_apij_end(c->api, c->rid, TG_JREC_CANCELLED, "client_gone", NULL);
+        }
+        chat_free(c);
+        return;
+    }
+    if (status != 0) {
+        chat_fail(c, 503, "server_error", "journal_unavailable", NULL,
+                  "the request could not be journaled; nothing was run");
+        return;
+    }
+    c->journaled = true;
+    dispatch(c);
+}
+
 void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
     tg_chat *c = calloc(1, sizeof *c);
     if (!c) abort();
@@ -363,13 +478,19 @@ void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) 
     c->tools = c->oai.tools_json != NULL;
     tg_log_debug("chat_plan", "request_id=%s target=%s reason=\"%s\"", req->request_id,
                  c->plan.targets[0].name, c->plan.reason);
-    /* Only the engine exists today; the cloud target and failover to the
-     * next target on an error before the first token arrive with routing. */
-    switch (c->plan.targets[0].kind) {
-    case RT_TARGET_ENGINE: run_engine(c); return;
-    case RT_TARGET_CLOUD: break;
+    if (!api->journal) {
+        dispatch(c);
+        return;
     }
-    chat_fail(c, 503, "server_error", "cloud_unavailable", "model", "no cloud upstream configured");
+    /* Nothing is dispatched (or promised) before ACCEPTED is durable. */
+    snprintf(c->rid, sizeof c->rid, "%s", req->request_id ? req->request_id : c->id);
+    c->jwait = true;
+    tg_http_set_on_abort(c->ex, on_abort_waiting, c);
+    if (tg_apij_accept(api, c->rid, "", req->body, req->body_len, on_accepted, c) != 0) {
+        c->jwait = false;
+        chat_fail(c, 503, "server_error", "journal_unavailable", NULL,
+                  "the request could not be journaled; nothing was run");
+    }
 }
 
 void tg_api_chat_end_all(tg_api *api, const char *why) {
@@ -378,6 +499,7 @@ void tg_api_chat_end_all(tg_api *api, const char *why) {
         chat_unlink(c);
         rt_engine_detach(c->run);
         c->run = NULL;
+        if (c->journaled) tg_apij_end(api, c->rid, TG_JREC_FAILED, "server_shutting_down", why);
         if (c->started && c->stream) {
             send_stream_error(c, "server_error", "server_shutting_down", why);
             tg_http_stream_end(c->ex);

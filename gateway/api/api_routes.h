@@ -44,7 +44,8 @@ typedef struct tg_api {
     bool draining;      /* SIGTERM seen: /readyz 503, new chats 503 */
     int64_t started_at; /* unix seconds, the models' "created" */
 
-    tg_chat *chats; /* live chat completions (for shutdown) */
+    tg_chat *chats;             /* live chat completions (for shutdown) */
+    struct tg_journal *journal; /* request journal (api_journal.c), or NULL: off */
     size_t n_chats;
 } tg_api;
 
