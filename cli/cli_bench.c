@@ -334,8 +334,11 @@ static int bench_engine(int argc, char **argv) {
             uint64_t cb = lfm_seq_state_bytes(m, ctxs[c]);
             /* RSS with one such sequence: what is resident now plus its
              * cache once full (caches grow as tokens arrive). */
-            printf("%s\"%d\":{\"rss_mib\":%.2f,\"cache_bytes_per_seq\":%llu}", c ? "," : "",
-                   ctxs[c], now_rss + (double)cb / 1048576.0, (unsigned long long)cb);
+            /* n_ctx: the context actually sized (capped at the model's). */
+            int nc = ctxs[c] < hp->n_ctx_train ? ctxs[c] : hp->n_ctx_train;
+            printf("%s\"%d\":{\"n_ctx\":%d,\"rss_mib\":%.2f,\"cache_bytes_per_seq\":%llu}",
+                   c ? "," : "", ctxs[c], nc, now_rss + (double)cb / 1048576.0,
+                   (unsigned long long)cb);
         }
         printf("}}\n");
     }
