@@ -19,43 +19,13 @@
 #include <uv.h>
 
 #include "common/tg_log.h"
+#include "gateway/api/api_chat_impl.h"
+#include "gateway/api/api_constrain.h"
 #include "gateway/api/api_journal.h"
 #include "gateway/api/api_routes.h"
 #include "gateway/api/openai_api.h"
 #include "gateway/api/sse.h"
 #include "gateway/api/toolstream.h"
-
-struct tg_chat {
-    tg_api *api;
-    tg_http_exchange *ex;
-    const tg_http_request *req;
-    tg_oai_request oai; /* until handed to the target */
-    rt_plan plan;
-    rt_engine_run *run; /* the engine target's run, until it ends */
-
-    char id[48];
-    int64_t created;
-    bool stream;
-    bool include_usage;
-    bool logprobs;
-    bool tools;   /* tools were offered: output may be a tool call */
-    bool started; /* the target took the job: the response has begun */
-    bool got_text;
-    int n_prompt;
-
-    tg_buf text;      /* non-streaming: the whole output */
-    tg_buf lp;        /* logprobs: content entries not yet sent, comma-separated */
-    bool lp_any;      /* lp holds at least one entry */
-    tg_toolstream ts; /* streaming with tools: what may be a tool call */
-
-    char rid[48];   /* the request id, the journal's key */
-    bool journaled; /* ACCEPTED is durable: the end must be journaled too */
-    bool jwait;     /* waiting for ACCEPTED to be durable */
-    bool gone;      /* the client left during that wait */
-
-    bool linked;
-    tg_chat *prev, *next;
-};
 
 /* ------------------------------------------------------------ lifetime -- */
 
@@ -86,12 +56,14 @@ static void chat_free(tg_chat *c) {
     tg_buf_free(&c->text);
     tg_buf_free(&c->lp);
     tg_toolstream_free(&c->ts);
+    tg_resp_req_free(&c->rx);
+    tg_buf_free(&c->streamed);
     free(c);
 }
 
 /* Ends the exchange with an error before any response was started. */
-static void chat_fail(tg_chat *c, int status, const char *type, const char *code, const char *param,
-                      const char *msg) {
+void tg_chat_fail(tg_chat *c, int status, const char *type, const char *code, const char *param,
+                  const char *msg) {
     if (c->journaled) tg_apij_end(c->api, c->rid, TG_JREC_FAILED, code ? code : type, msg);
     tg_api_error(c->api, c->ex, status, type, code, param, "%s", msg);
     chat_free(c);
@@ -134,11 +106,22 @@ static void send_content(tg_chat *c, const char *s, size_t n) {
     send_chunk(c, &k);
 }
 
+/* Streamed text in the shape of the API that asked. */
+static void emit_text(tg_chat *c, const char *s, size_t n) {
+    if (n == 0) return;
+    if (c->mode == TG_CHAT_RESPONSES)
+        tg_resp_stream_text(c, s, n);
+    else if (c->mode == TG_CHAT_COMPLETIONS)
+        tg_cmpl_stream_text(c, s, n);
+    else
+        send_content(c, s, n);
+}
+
 /* Streaming with tools: forward what cannot be part of a tool call. */
 static void stream_tool_text(tg_chat *c, const char *s, size_t n) {
     tg_buf now = TG_BUF_INIT;
     tg_toolstream_push(&c->ts, s, n, &now);
-    send_content(c, now.data, now.len);
+    emit_text(c, now.data, now.len);
     tg_buf_free(&now);
 }
 
@@ -170,16 +153,46 @@ static void on_text(void *user, const lfm_event *ev) {
     if (c->tools)
         stream_tool_text(c, ev->text, ev->len);
     else
-        send_content(c, ev->text, ev->len);
+        emit_text(c, ev->text, ev->len);
+}
+
+size_t tg_chat_parse_calls(const char *text, size_t len, tg_buf *content, lfm_tool_call **calls_out,
+                           bool parallel) {
+    lfm_tool_call *calls = NULL;
+    size_t n = 0;
+    int rc = lfm_parse_tool_calls(text, len, content, &calls, &n);
+    if (rc <= 0 || n == 0) {
+        if (rc < 0) tg_log_warn("tool_call_unparsed", "bytes=%zu", len);
+        tg_buf_clear(content);
+        tg_buf_append(content, text, len);
+        lfm_tool_calls_free(calls, n);
+        *calls_out = NULL;
+        return 0;
+    }
+    /* parallel_tool_calls false: the first call only. */
+    for (size_t i = 1; !parallel && i < n; i++) {
+        free(calls[i].name);
+        free(calls[i].arguments_json);
+        calls[i].name = calls[i].arguments_json = NULL;
+    }
+    *calls_out = calls;
+    return parallel ? n : 1;
 }
 
 /* Parses tool calls out of text; on success fills content and the calls
  * JSON (NULL when there are none). */
 static size_t parse_calls(const char *text, size_t len, tg_buf *content, tg_buf *calls_json,
-                          bool stream_form) {
+                          bool stream_form, bool parallel) {
     lfm_tool_call *calls = NULL;
     size_t n = 0;
     int rc = lfm_parse_tool_calls(text, len, content, &calls, &n);
+    if (rc > 0 && !parallel && n > 1) {
+        for (size_t i = 1; i < n; i++) {
+            free(calls[i].name);
+            free(calls[i].arguments_json);
+        }
+        n = 1;
+    }
     if (rc <= 0 || n == 0) {
         /* No call, or a malformed one: the text goes back as plain content. */
         if (rc < 0) tg_log_warn("tool_call_unparsed", "bytes=%zu", len);
@@ -220,7 +233,7 @@ static void finish_stream(tg_chat *c, const lfm_event *ev) {
         const char *held = tg_toolstream_held(&c->ts, &held_len);
         if (c->tools && held_len) {
             tg_buf content = TG_BUF_INIT, calls = TG_BUF_INIT;
-            has_calls = parse_calls(held, held_len, &content, &calls, true) > 0;
+            has_calls = parse_calls(held, held_len, &content, &calls, true, c->parallel) > 0;
             send_content(c, content.data, content.len);
             if (has_calls) {
                 tg_oai_chunk k = {.tool_calls_json = calls.data};
@@ -313,7 +326,8 @@ static void finish_once(tg_chat *c, const lfm_event *ev) {
     tg_buf content = TG_BUF_INIT, calls = TG_BUF_INIT, body = TG_BUF_INIT;
     bool has_calls = false;
     if (c->tools && c->text.len)
-        has_calls = parse_calls(c->text.data, c->text.len, &content, &calls, false) > 0;
+        has_calls =
+            parse_calls(c->text.data, c->text.len, &content, &calls, false, c->parallel) > 0;
     else
         tg_buf_append(&content, c->text.data ? c->text.data : "", c->text.len);
     const char *text = content.data ? content.data : "";
@@ -336,7 +350,11 @@ static void on_done(void *user, const lfm_event *ev) {
     tg_chat *c = user;
     c->run = NULL; /* the target frees it after this returns */
     tg_http_set_tokens(c->ex, ev->n_prompt, ev->n_generated);
-    if (c->stream)
+    if (c->mode == TG_CHAT_RESPONSES)
+        tg_resp_finish(c, ev);
+    else if (c->mode == TG_CHAT_COMPLETIONS)
+        tg_cmpl_finish(c, ev);
+    else if (c->stream)
         finish_stream(c, ev);
     else
         finish_once(c, ev);
@@ -362,8 +380,7 @@ static void on_abort(void *arg) {
 static void on_error(void *user, const tg_oai_error *e) {
     tg_chat *c = user;
     c->run = NULL; /* the target frees it after this returns */
-    if (e->status == 429) tg_http_add_header(c->ex, "Retry-After", "1");
-    chat_fail(c, e->status, e->type, e->code, e->param, e->message);
+    tg_chat_fail(c, e->status, e->type, e->code, e->param, e->message);
 }
 
 /* The target took the job: the response begins. */
@@ -378,8 +395,12 @@ static void on_start(void *user, int n_prompt) {
         tg_http_add_header(c->ex, "Cache-Control", "no-cache");
         tg_http_add_header(c->ex, "X-Accel-Buffering", "no");
         tg_http_stream_begin(c->ex, 200, "text/event-stream; charset=utf-8");
-        tg_oai_chunk first = {.role = "assistant", .content = "", .content_len = 0};
-        send_chunk(c, &first);
+        if (c->mode == TG_CHAT_RESPONSES) {
+            tg_resp_stream_start(c);
+        } else if (c->mode == TG_CHAT_CHAT) {
+            tg_oai_chunk first = {.role = "assistant", .content = "", .content_len = 0};
+            send_chunk(c, &first);
+        }
     }
 }
 
@@ -388,8 +409,15 @@ static void run_engine(tg_chat *c) {
     tg_api *api = c->api;
     static const rt_engine_cbs cbs = {on_error, on_start, on_text, on_done, on_token};
     tg_oai_error e;
+    /* Structured output / forced tool calls: compiled before any work. */
+    const char *fp =
+        c->mode == TG_CHAT_RESPONSES ? "text.format.schema" : "response_format.json_schema.schema";
+    if (tg_api_constraint(api, &c->oai, fp, &c->oai.constraint, &e) < 0) {
+        tg_chat_fail(c, e.status, e.type, e.code, e.param, e.message);
+        return;
+    }
     if (rt_engine_run_start(&api->engine, &c->oai, &cbs, c, &c->run, &e) < 0) {
-        chat_fail(c, e.status, e.type, e.code, e.param, e.message);
+        tg_chat_fail(c, e.status, e.type, e.code, e.param, e.message);
         return;
     }
     chat_link(api, c);
@@ -411,7 +439,8 @@ static void dispatch(tg_chat *c) {
     case RT_TARGET_ENGINE: run_engine(c); return;
     case RT_TARGET_CLOUD: break;
     }
-    chat_fail(c, 503, "server_error", "cloud_unavailable", "model", "no cloud upstream configured");
+    tg_chat_fail(c, 503, "server_error", "cloud_unavailable", "model",
+                 "no cloud upstream configured");
 }
 
 /* The client left while ACCEPTED was on its way to disk: answer (nothing
@@ -435,30 +464,41 @@ static void on_accepted(void *user, int status) {
         return;
     }
     if (status != 0) {
-        chat_fail(c, 503, "server_error", "journal_unavailable", NULL,
-                  "the request could not be journaled; nothing was run");
+        tg_chat_fail(c, 503, "server_error", "journal_unavailable", NULL,
+                     "the request could not be journaled; nothing was run");
         return;
     }
     c->journaled = true;
     dispatch(c);
 }
 
-void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
+tg_chat *tg_chat_new(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
     tg_chat *c = calloc(1, sizeof *c);
     if (!c) abort();
     tg_toolstream_init(&c->ts);
     c->api = api;
     c->ex = ex;
     c->req = req;
+    return c;
+}
+
+void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
+    tg_chat *c = tg_chat_new(api, ex, req);
     if (api->draining) {
-        chat_fail(c, 503, "server_error", "draining", NULL, "the server is shutting down");
+        tg_chat_fail(c, 503, "server_error", "draining", NULL, "the server is shutting down");
         return;
     }
     tg_oai_error e;
     if (tg_oai_parse_request(req->body, req->body_len, &c->oai, &e) < 0) {
-        chat_fail(c, e.status, e.type, e.code, e.param, e.message);
+        tg_chat_fail(c, e.status, e.type, e.code, e.param, e.message);
         return;
     }
+    tg_chat_run(c);
+}
+
+void tg_chat_run(tg_chat *c) {
+    tg_api *api = c->api;
+    const tg_http_request *req = c->req;
     rt_request_info info = {
         .model = c->oai.model,
         .has_tools = c->oai.tools_json != NULL,
@@ -467,10 +507,15 @@ void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) 
     };
     if (rt_dispatch_plan(&api->dispatch, &info, &c->plan) < 0) {
         const tg_oai_error *pe = &c->plan.err;
-        chat_fail(c, pe->status, pe->type, pe->code, pe->param, pe->message);
+        tg_chat_fail(c, pe->status, pe->type, pe->code, pe->param, pe->message);
         return;
     }
-    tg_oai_new_id("chatcmpl-", c->id, sizeof c->id);
+    tg_oai_new_id(c->mode == TG_CHAT_RESPONSES     ? "resp_"
+                  : c->mode == TG_CHAT_COMPLETIONS ? "cmpl-"
+                                                   : "chatcmpl-",
+                  c->id, sizeof c->id);
+    if (c->mode == TG_CHAT_RESPONSES) tg_oai_new_id("msg_", c->msg_id, sizeof c->msg_id);
+    c->parallel = c->oai.parallel_tool_calls;
     c->created = (int64_t)time(NULL);
     c->stream = c->oai.stream;
     c->include_usage = c->oai.include_usage;
@@ -478,7 +523,9 @@ void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) 
     c->tools = c->oai.tools_json != NULL;
     tg_log_debug("chat_plan", "request_id=%s target=%s reason=\"%s\"", req->request_id,
                  c->plan.targets[0].name, c->plan.reason);
-    if (!api->journal) {
+    /* The journal covers chat completions; Responses and completions are
+     * not journaled yet. */
+    if (!api->journal || c->mode != TG_CHAT_CHAT) {
         dispatch(c);
         return;
     }
@@ -488,8 +535,8 @@ void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) 
     tg_http_set_on_abort(c->ex, on_abort_waiting, c);
     if (tg_apij_accept(api, c->rid, "", req->body, req->body_len, on_accepted, c) != 0) {
         c->jwait = false;
-        chat_fail(c, 503, "server_error", "journal_unavailable", NULL,
-                  "the request could not be journaled; nothing was run");
+        tg_chat_fail(c, 503, "server_error", "journal_unavailable", NULL,
+                     "the request could not be journaled; nothing was run");
     }
 }
 
@@ -500,7 +547,10 @@ void tg_api_chat_end_all(tg_api *api, const char *why) {
         rt_engine_detach(c->run);
         c->run = NULL;
         if (c->journaled) tg_apij_end(api, c->rid, TG_JREC_FAILED, "server_shutting_down", why);
-        if (c->started && c->stream) {
+        if (c->started && c->stream && c->mode == TG_CHAT_RESPONSES) {
+            tg_resp_stream_error(c, "server_shutting_down", why);
+            tg_http_stream_end(c->ex);
+        } else if (c->started && c->stream) {
             send_stream_error(c, "server_error", "server_shutting_down", why);
             tg_http_stream_end(c->ex);
         } else {

@@ -516,8 +516,8 @@ static void test_key_table(void **st) {
             assert_int_equal(strncmp(ki.env, "TIDEGATE_", 9), 0);
         }
     }
-    assert_int_equal(n, 34);
-    assert_int_equal(with_env, 28);
+    assert_int_equal(n, 35);
+    assert_int_equal(with_env, 29);
 }
 
 /* Runs `sh -c cmd`, captures stdout+stderr into out; returns the exit code. */
