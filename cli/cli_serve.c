@@ -14,7 +14,8 @@
 #include "gateway/gateway.h"
 
 static const char k_usage[] =
-    "tidegate serve [-c CONFIG] [--listen HOST:PORT] [-m MODEL] [--threads N]";
+    "tidegate serve [-c CONFIG] [--listen HOST:PORT] [-m MODEL] [--threads N]\n"
+    "               [--cloud-url URL --cloud-model NAME [--cloud-key-env VAR]] [--ca-file PEM]";
 
 static void print_help(void) {
     printf("usage: %s\n\n"
@@ -23,7 +24,12 @@ static void print_help(void) {
            "                        ./config/tidegate.yaml if present)\n"
            "  --listen HOST:PORT    listen address (default 127.0.0.1:8080; port 0 = ephemeral)\n"
            "  -m, --model PATH      GGUF model file (engine.model)\n"
-           "  --threads N           engine compute threads (0 = number of CPUs)\n\n"
+           "  --threads N           engine compute threads (0 = number of CPUs)\n"
+           "  --cloud-url URL       define/override the cloud upstream named \"cloud\"\n"
+           "                        (https://host/v1, OpenAI-compatible)\n"
+           "  --cloud-model NAME    its model (also the id clients may request)\n"
+           "  --cloud-key-env VAR   environment variable holding its API key\n"
+           "  --ca-file PEM         CA bundle for upstreams without their own (routing.ca_file)\n\n"
            "Precedence: flag > TIDEGATE_* environment > config file > built-in default.\n"
            "Once bound it logs `listening addr=HOST port=PORT` to stderr. SIGTERM/SIGINT\n"
            "drain in-flight requests for server.shutdown_grace_ms, then exit 0.\n",
@@ -50,6 +56,7 @@ static const char *flag_value(int argc, char **argv, int *i, const char *shortf,
 
 int cmd_serve(int argc, char **argv) {
     const char *config_path = NULL, *listen = NULL, *model = NULL, *threads = NULL;
+    const char *cloud_url = NULL, *cloud_model = NULL, *cloud_key_env = NULL, *ca_file = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -58,11 +65,13 @@ int cmd_serve(int argc, char **argv) {
         }
         static const struct {
             const char *s, *l;
-        } flags[] = {
-            {"-c", "--config"}, {NULL, "--listen"}, {"-m", "--model"}, {NULL, "--threads"}};
-        const char **dst[] = {&config_path, &listen, &model, &threads};
+        } flags[] = {{"-c", "--config"},        {NULL, "--listen"},    {"-m", "--model"},
+                     {NULL, "--threads"},       {NULL, "--cloud-url"}, {NULL, "--cloud-model"},
+                     {NULL, "--cloud-key-env"}, {NULL, "--ca-file"}};
+        const char **dst[] = {&config_path, &listen,      &model,         &threads,
+                              &cloud_url,   &cloud_model, &cloud_key_env, &ca_file};
         bool matched = false;
-        for (size_t f = 0; f < 4 && !matched; f++) {
+        for (size_t f = 0; f < sizeof dst / sizeof dst[0] && !matched; f++) {
             const char *v = flag_value(argc, argv, &i, flags[f].s, flags[f].l, &matched);
             if (matched && !v) return cli_usage_error("serve", k_usage, "%s needs a value", a);
             if (matched) *dst[f] = v;
@@ -86,6 +95,15 @@ int cmd_serve(int argc, char **argv) {
         rc = tg_config_set(&cfg, "--model", "engine.model", model, err, sizeof err);
     if (rc == 0 && threads)
         rc = tg_config_set(&cfg, "--threads", "engine.threads", threads, err, sizeof err);
+    if (rc == 0 && cloud_url)
+        rc = tg_config_set_cloud(&cfg, "--cloud-url", "base_url", cloud_url, err, sizeof err);
+    if (rc == 0 && cloud_model)
+        rc = tg_config_set_cloud(&cfg, "--cloud-model", "model", cloud_model, err, sizeof err);
+    if (rc == 0 && cloud_key_env)
+        rc = tg_config_set_cloud(&cfg, "--cloud-key-env", "api_key_env", cloud_key_env, err,
+                                 sizeof err);
+    if (rc == 0 && ca_file)
+        rc = tg_config_set(&cfg, "--ca-file", "routing.ca_file", ca_file, err, sizeof err);
     if (rc == 0) rc = tg_config_finalize(&cfg, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "tidegate serve: invalid configuration:\n%s\n", err);

@@ -44,6 +44,7 @@ static void on_server_closed(void *arg) {
     uv_close((uv_handle_t *)&g->grace, on_handle_closed);
     uv_close((uv_handle_t *)&g->sig_term, on_handle_closed);
     uv_close((uv_handle_t *)&g->sig_int, on_handle_closed);
+    tg_api_router_stop(&g->api);
     /* Nothing is in flight any more: the engine can go (its async handle is
      * the last thing keeping the loop alive), once no prompt preparation
      * on the thread pool still reads the model. */
@@ -180,6 +181,11 @@ int tg_gateway_run(const tg_config *cfg) {
     tg_api_register_metrics(api);
 
     int code = 1;
+    char rerr[512] = "";
+    if (tg_api_router_start(api, rerr, sizeof rerr) != 0) {
+        tg_log_error("startup_failed", "reason=\"%s\"", rerr);
+        goto out;
+    }
     if (start_engine(api, cfg) < 0) goto out;
 
     tg_http_opts ho = {0};
@@ -205,6 +211,7 @@ int tg_gateway_run(const tg_config *cfg) {
     code = 0;
 
 out:
+    tg_api_router_stop(api);
     stop_engine(api);
     uv_run(&loop, UV_RUN_NOWAIT); /* let the bridge's async handle close */
     if (uv_loop_close(&loop) != 0) {

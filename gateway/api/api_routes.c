@@ -100,8 +100,8 @@ void tg_api_error(tg_api *api, tg_http_exchange *ex, const char *route_label, in
 /* --------------------------------------------------------------- routes -- */
 
 static void route_models(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
-    const char *ids[8], *owners[8];
-    size_t n = rt_dispatch_models(&api->dispatch, ids, owners, 8);
+    const char *ids[RT_MAX_UPSTREAMS + 4], *owners[RT_MAX_UPSTREAMS + 4];
+    size_t n = rt_dispatch_models(&api->dispatch, ids, owners, RT_MAX_UPSTREAMS + 4);
     tg_buf b = TG_BUF_INIT;
     tg_oai_models_json(&b, ids, owners, n, api->started_at);
     tg_api_respond(api, ex, "/v1/models", 200, "application/json", b.data, b.len);
@@ -144,10 +144,8 @@ static void route_metrics(tg_api *api, tg_http_exchange *ex, const tg_http_reque
 }
 
 static void route_admin(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
-    /* Placeholder: /admin/state, /admin/mode and /admin/reload arrive with
-     * the routing issue. Access is already enforced. */
-    tg_api_error(api, ex, "/admin/*", 404, "invalid_request_error", "not_found", NULL,
-                 "admin endpoint %.64s does not exist in this build", req->path);
+    /* Access is already enforced; api_admin.c answers. */
+    tg_api_admin(api, ex, req);
 }
 
 /* -------------------------------------------------------------- gauges -- */

@@ -7,7 +7,8 @@
  *   GET  /healthz               process alive
  *   GET  /readyz                engine loaded and not draining (else 503)
  *   GET  /metrics               Prometheus text (admin key or loopback)
- *   *    /admin/...             admin access rule; endpoints arrive later
+ *   GET  /admin/state           mode, breakers, upstream RTT/success (api_admin.c)
+ *   POST /admin/mode            {"mode": "offline|edge-only|cloud-only|auto"}
  *
  * All state the handlers share lives in one tg_api, owned by gateway.c and
  * touched only on the loop thread. */
@@ -37,6 +38,18 @@ typedef struct tg_api {
      * scheduler, bridge, prompts in preparation). */
     rt_dispatch_ctx dispatch;
     rt_engine engine;
+    /* Upstreams, breakers, connectivity mode (router/router.h); router_on
+     * once initialized (api_admin.c: tg_api_router_start). */
+    rt_router router;
+    bool router_on;
+    struct {
+        tg_metric *decisions;        /* {route}: who produced the first token */
+        tg_metric *failovers;        /* {cause,phase} */
+        tg_metric *failover_seconds; /* {phase}: fault to first fallback token */
+        tg_metric *breaker;          /* {target,to}: breaker transitions */
+        tg_metric *mode_changes;     /* {to} */
+        tg_metric *cloud_ttfb;       /* {route}: upstream time to first byte */
+    } rtm;
 
     tg_metrics *metrics;
     tg_metrics_std std;
@@ -70,6 +83,11 @@ void tg_api_error(tg_api *api, tg_http_exchange *ex, const char *route, int stat
 /* Ends ex with a complete response (counted by tg_api_on_response). */
 void tg_api_respond(tg_api *api, tg_http_exchange *ex, const char *route, int status,
                     const char *content_type, const char *body, size_t len);
+
+/* api_admin.c: /admin/state, /admin/mode; router start/stop and its metrics. */
+void tg_api_admin(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);
+int tg_api_router_start(tg_api *api, char *err, size_t errlen);
+void tg_api_router_stop(tg_api *api);
 
 /* api_chat.c */
 void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);
