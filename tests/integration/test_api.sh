@@ -202,8 +202,13 @@ req k_metrics3 GET /metrics -H 'Authorization: Bearer adm-456'
 check "metrics with admin key" 200 "$STATUS"
 grep -q '^tidegate_http_requests_total{route="/metrics",status="401"} 2' "$BODY" &&
     ok "metrics counted the 401s" || bad "metrics 401 count"
-req k_admin POST /admin/state -H 'Authorization: Bearer adm-456'
-expect_error "admin placeholder" 404 not_found
+req k_admin GET /admin/state -H 'Authorization: Bearer adm-456'
+check "admin state with admin key" 200 "$STATUS"
+check "admin state: mode" auto "$(jget "$BODY" mode)"
+req k_admin3 POST /admin/state -H 'Authorization: Bearer adm-456'
+expect_error "admin state takes GET" 405 method_not_allowed
+req k_admin4 GET /admin/nope -H 'Authorization: Bearer adm-456'
+expect_error "unknown admin endpoint" 404 not_found
 req k_admin2 POST /admin/state
 check "admin without key" 401 "$STATUS"
 stop_server
