@@ -114,7 +114,7 @@ typedef enum {
     TG_CONFIG_MIDSTREAM_CONTINUE, /* continue on the engine from the text sent */
     TG_CONFIG_MIDSTREAM_ERROR,    /* end with an OpenAI-style error event */
 } tg_config_midstream;
-/* Same order as rt_mode in router/connectivity.h. */
+/* Same order as rt_conn_mode in router/connectivity.h. */
 typedef enum {
     TG_CONFIG_MODE_AUTO = 0,
     TG_CONFIG_MODE_OFFLINE,

@@ -13,7 +13,7 @@ static void go(rt_conn *c, rt_link to, uint64_t now_ms) {
     if (c->hook) c->hook(c->hook_user, c, from, to);
 }
 
-void rt_conn_init(rt_conn *c, rt_mode mode, int offline_after, int online_after) {
+void rt_conn_init(rt_conn *c, rt_conn_mode mode, int offline_after, int online_after) {
     rt_conn_hook hook = c->hook;
     void *user = c->hook_user;
     memset(c, 0, sizeof *c);
@@ -54,7 +54,7 @@ void rt_conn_observe(rt_conn *c, bool ok, bool network, uint64_t now_ms) {
         go(c, RT_LINK_DEGRADED, now_ms);
 }
 
-void rt_conn_set_mode(rt_conn *c, rt_mode m, uint64_t now_ms) {
+void rt_conn_set_mode(rt_conn *c, rt_conn_mode m, uint64_t now_ms) {
     if (c->mode == m) return;
     c->mode = m;
     c->since_ms = now_ms;
@@ -63,30 +63,30 @@ void rt_conn_set_mode(rt_conn *c, rt_mode m, uint64_t now_ms) {
 
 bool rt_conn_cloud_allowed(const rt_conn *c) {
     switch (c->mode) {
-    case RT_MODE_AUTO: return c->link != RT_LINK_OFFLINE;
-    case RT_MODE_CLOUD_ONLY: return true;
-    case RT_MODE_OFFLINE:
-    case RT_MODE_EDGE_ONLY: return false;
+    case RT_CONN_AUTO: return c->link != RT_LINK_OFFLINE;
+    case RT_CONN_CLOUD_ONLY: return true;
+    case RT_CONN_OFFLINE:
+    case RT_CONN_EDGE_ONLY: return false;
     }
     return false;
 }
 
 bool rt_conn_edge_allowed(const rt_conn *c) {
-    return c->mode != RT_MODE_CLOUD_ONLY;
+    return c->mode != RT_CONN_CLOUD_ONLY;
 }
 
 bool rt_conn_wants_probe(const rt_conn *c, uint64_t now_ms, uint64_t idle_ms) {
-    if (c->mode != RT_MODE_AUTO) return false;
+    if (c->mode != RT_CONN_AUTO) return false;
     if (c->link != RT_LINK_ONLINE) return true;
     return now_ms - c->last_traffic_ms >= idle_ms;
 }
 
-const char *rt_mode_name(rt_mode m) {
+const char *rt_conn_mode_name(rt_conn_mode m) {
     switch (m) {
-    case RT_MODE_AUTO: return "auto";
-    case RT_MODE_OFFLINE: return "offline";
-    case RT_MODE_EDGE_ONLY: return "edge-only";
-    case RT_MODE_CLOUD_ONLY: return "cloud-only";
+    case RT_CONN_AUTO: return "auto";
+    case RT_CONN_OFFLINE: return "offline";
+    case RT_CONN_EDGE_ONLY: return "edge-only";
+    case RT_CONN_CLOUD_ONLY: return "cloud-only";
     }
     return "unknown";
 }
@@ -101,14 +101,14 @@ const char *rt_link_name(rt_link l) {
 }
 
 const char *rt_conn_state_name(const rt_conn *c) {
-    return c->mode == RT_MODE_AUTO ? rt_link_name(c->link) : rt_mode_name(c->mode);
+    return c->mode == RT_CONN_AUTO ? rt_link_name(c->link) : rt_conn_mode_name(c->mode);
 }
 
-int rt_mode_parse(const char *s, rt_mode *out) {
-    static const rt_mode all[] = {RT_MODE_AUTO, RT_MODE_OFFLINE, RT_MODE_EDGE_ONLY,
-                                  RT_MODE_CLOUD_ONLY};
+int rt_conn_mode_parse(const char *s, rt_conn_mode *out) {
+    static const rt_conn_mode all[] = {RT_CONN_AUTO, RT_CONN_OFFLINE, RT_CONN_EDGE_ONLY,
+                                       RT_CONN_CLOUD_ONLY};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        if (s && !strcmp(s, rt_mode_name(all[i]))) {
+        if (s && !strcmp(s, rt_conn_mode_name(all[i]))) {
             *out = all[i];
             return 0;
         }

@@ -24,7 +24,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef enum { RT_MODE_AUTO = 0, RT_MODE_OFFLINE, RT_MODE_EDGE_ONLY, RT_MODE_CLOUD_ONLY } rt_mode;
+typedef enum {
+    RT_CONN_AUTO = 0,
+    RT_CONN_OFFLINE,
+    RT_CONN_EDGE_ONLY,
+    RT_CONN_CLOUD_ONLY
+} rt_conn_mode;
+/* The derived link state; same values as rt_mode in router/policy.h (the
+ * policy's input), so (rt_mode)conn->link is the mode a policy decides with. */
 typedef enum { RT_LINK_ONLINE = 0, RT_LINK_DEGRADED, RT_LINK_OFFLINE } rt_link;
 
 #define RT_CONN_WINDOW 16
@@ -33,7 +40,7 @@ typedef struct rt_conn rt_conn;
 typedef void (*rt_conn_hook)(void *user, const rt_conn *c, rt_link from, rt_link to);
 
 struct rt_conn {
-    rt_mode mode;
+    rt_conn_mode mode;
     rt_link link;
     int offline_after, online_after;
     int fail_streak, ok_streak;
@@ -46,11 +53,11 @@ struct rt_conn {
     void *hook_user;
 };
 
-void rt_conn_init(rt_conn *c, rt_mode mode, int offline_after, int online_after);
+void rt_conn_init(rt_conn *c, rt_conn_mode mode, int offline_after, int online_after);
 /* One cloud attempt's outcome (ok or a failure; network says whether the
  * failure is the network's) or one probe's. */
 void rt_conn_observe(rt_conn *c, bool ok, bool network, uint64_t now_ms);
-void rt_conn_set_mode(rt_conn *c, rt_mode m, uint64_t now_ms);
+void rt_conn_set_mode(rt_conn *c, rt_conn_mode m, uint64_t now_ms);
 /* What the mode allows right now. */
 bool rt_conn_cloud_allowed(const rt_conn *c);
 bool rt_conn_edge_allowed(const rt_conn *c);
@@ -60,9 +67,9 @@ bool rt_conn_wants_probe(const rt_conn *c, uint64_t now_ms, uint64_t idle_ms);
 /* The effective state's name: "online", "degraded", "offline" in auto;
  * the forced mode's name otherwise. */
 const char *rt_conn_state_name(const rt_conn *c);
-const char *rt_mode_name(rt_mode m);
+const char *rt_conn_mode_name(rt_conn_mode m);
 const char *rt_link_name(rt_link l);
 /* "auto" | "offline" | "edge-only" | "cloud-only" -> 0, else -1. */
-int rt_mode_parse(const char *s, rt_mode *out);
+int rt_conn_mode_parse(const char *s, rt_conn_mode *out);
 
 #endif

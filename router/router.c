@@ -75,7 +75,7 @@ int rt_router_init(rt_router *r, uv_loop_t *loop, const tg_config *cfg, char *er
     rt_breaker_init(&r->engine_breaker, &bc);
     r->conn.hook = on_link;
     r->conn.hook_user = r;
-    rt_conn_init(&r->conn, (rt_mode)rc->mode, rc->offline_after, rc->online_after);
+    rt_conn_init(&r->conn, (rt_conn_mode)rc->mode, rc->offline_after, rc->online_after);
     r->midstream =
         rc->midstream == TG_CONFIG_MIDSTREAM_ERROR ? RT_MIDSTREAM_ERROR : RT_MIDSTREAM_CONTINUE;
     r->probe_interval_ms = rc->probe_interval_ms;
@@ -218,12 +218,12 @@ void rt_router_emit(rt_router *r, const rt_event *ev) {
         r->obs[i].fn(r->obs[i].user, ev);
 }
 
-void rt_router_set_mode(rt_router *r, rt_mode m) {
-    rt_mode old = r->conn.mode;
+void rt_router_set_mode(rt_router *r, rt_conn_mode m) {
+    rt_conn_mode old = r->conn.mode;
     rt_conn_set_mode(&r->conn, m, rt_now_ms(r));
     if (old == m) return;
-    tg_log_info("mode", "from=%s to=%s", rt_mode_name(old), rt_mode_name(m));
-    rt_event ev = {.kind = RT_EV_MODE, .from = rt_mode_name(old), .to = rt_mode_name(m)};
+    tg_log_info("mode", "from=%s to=%s", rt_conn_mode_name(old), rt_conn_mode_name(m));
+    rt_event ev = {.kind = RT_EV_MODE, .from = rt_conn_mode_name(old), .to = rt_conn_mode_name(m)};
     rt_router_emit(r, &ev);
 }
 
@@ -240,7 +240,7 @@ static void breaker_json(tg_buf *o, const rt_breaker *b) {
 
 void rt_router_state_json(const rt_router *r, tg_buf *o) {
     tg_buf_printf(o, "{\"mode\":\"%s\",\"state\":\"%s\",\"link\":\"%s\",\"engine\":{",
-                  rt_mode_name(r->conn.mode), rt_conn_state_name(&r->conn),
+                  rt_conn_mode_name(r->conn.mode), rt_conn_state_name(&r->conn),
                   rt_link_name(r->conn.link));
     breaker_json(o, &r->engine_breaker);
     tg_buf_puts(o, "},\"upstreams\":[");

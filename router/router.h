@@ -123,7 +123,7 @@ int rt_router_observe(rt_router *r, rt_observer_fn fn, void *user);
 void rt_router_emit(rt_router *r, const rt_event *ev);
 
 /* Forces a mode (or back to auto). */
-void rt_router_set_mode(rt_router *r, rt_mode m);
+void rt_router_set_mode(rt_router *r, rt_conn_mode m);
 
 /* GET /admin/state body: {"mode","state","engine":{breaker},"upstreams":[...]} */
 void rt_router_state_json(const rt_router *r, tg_buf *out);

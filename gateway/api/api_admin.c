@@ -31,10 +31,10 @@ static void admin_mode(tg_api *api, tg_http_exchange *ex, const tg_http_request 
     bool ok = root && json_tokener_get_error(tk) == json_tokener_success;
     json_tokener_free(tk);
     json_object *m = NULL;
-    rt_mode mode;
+    rt_conn_mode mode;
     if (!ok || !json_object_is_type(root, json_type_object) ||
         !json_object_object_get_ex(root, "mode", &m) || !json_object_is_type(m, json_type_string) ||
-        rt_mode_parse(json_object_get_string(m), &mode) != 0) {
+        rt_conn_mode_parse(json_object_get_string(m), &mode) != 0) {
         json_object_put(root);
         tg_api_error(api, ex, "/admin/*", 400, "invalid_request_error", "invalid_mode", "mode",
                      "body must be {\"mode\": \"offline\" | \"edge-only\" | \"cloud-only\" | "
@@ -68,10 +68,10 @@ void tg_api_admin(tg_api *api, tg_http_exchange *ex, const tg_http_request *req)
 static double mode_value(void *u) {
     const rt_conn *c = &((tg_api *)u)->router.conn;
     switch (c->mode) {
-    case RT_MODE_AUTO: return (double)c->link;
-    case RT_MODE_OFFLINE: return 2;
-    case RT_MODE_EDGE_ONLY: return 3;
-    case RT_MODE_CLOUD_ONLY: return 4;
+    case RT_CONN_AUTO: return (double)c->link;
+    case RT_CONN_OFFLINE: return 2;
+    case RT_CONN_EDGE_ONLY: return 3;
+    case RT_CONN_CLOUD_ONLY: return 4;
     }
     return -1;
 }

@@ -189,7 +189,7 @@ static void test_modes_filter_plans(void **st) {
     router_up(k_two);
     rt_dispatch_ctx ctx = {"edge-m", true, true, &g_router};
     rt_plan p;
-    rt_router_set_mode(&g_router, RT_MODE_OFFLINE);
+    rt_router_set_mode(&g_router, RT_CONN_OFFLINE);
     plan_for(&ctx, "tidegate/cloud", &p, 0);
     assert_int_equal(p.n_targets, 1);
     assert_string_equal(p.targets[0].name, "engine");
@@ -200,7 +200,7 @@ static void test_modes_filter_plans(void **st) {
     plan_for(&ctx, "tidegate/auto", &p, 0);
     assert_int_equal(p.n_targets, 1);
 
-    rt_router_set_mode(&g_router, RT_MODE_CLOUD_ONLY);
+    rt_router_set_mode(&g_router, RT_CONN_CLOUD_ONLY);
     plan_for(&ctx, "tidegate/cloud", &p, 0);
     assert_int_equal(p.n_targets, 2);
     assert_string_equal(p.targets[1].name, "cloud:b");
@@ -209,7 +209,7 @@ static void test_modes_filter_plans(void **st) {
     assert_string_equal(p.err_code, "edge_unavailable");
 
     /* auto, with the link derived offline, behaves as offline. */
-    rt_router_set_mode(&g_router, RT_MODE_AUTO);
+    rt_router_set_mode(&g_router, RT_CONN_AUTO);
     for (int i = 0; i < 3; i++)
         rt_conn_observe(&g_router.conn, false, true, 10);
     assert_int_equal(g_router.conn.link, RT_LINK_OFFLINE);
