@@ -138,7 +138,7 @@ static void send_raw_chunk(tg_chat *c, tg_buf *j) {
  * entries; *arr is the caller's to free. (Engine tokens only: a cloud
  * upstream's logprobs are not relayed.) */
 static const char *take_logprobs(tg_chat *c, tg_buf *arr) {
-    if (!c->oai.logprobs) return NULL;
+    if (!c->logprobs) return NULL;
     tg_buf_putc(arr, '[');
     if (c->lp_any) tg_buf_append(arr, c->lp.data, c->lp.len);
     tg_buf_putc(arr, ']');
@@ -236,7 +236,7 @@ void tg_chat_finish_stream(tg_chat *c, const char *finish_reason, const tg_oai_u
     first_token(c);
     start_stream(c);
     send_final_chunk(c, finish_reason);
-    if (c->oai.include_usage && u) {
+    if (c->include_usage && u) {
         tg_oai_chunk k = {.usage_only = true, .usage = u};
         send_chunk(c, &k);
     }
@@ -649,6 +649,9 @@ void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) 
     tg_oai_new_id("chatcmpl-", c->id, sizeof c->id);
     c->created = (int64_t)time(NULL);
     c->stream = c->oai.stream;
+    /* Kept here: the request moves into the engine target when it runs. */
+    c->include_usage = c->oai.include_usage;
+    c->logprobs = c->oai.logprobs;
     c->tools = c->oai.tools_json != NULL;
     snprintf(c->model_out, sizeof c->model_out, "%s", c->plan.response_model);
     tg_log_debug("chat_plan", "request_id=%s target=%s n_targets=%zu reason=\"%s\"",

@@ -30,6 +30,8 @@ struct tg_chat {
     char id[48];
     int64_t created;
     bool stream;
+    bool include_usage;
+    bool logprobs;
     bool tools; /* tools were offered: output may be a tool call */
     bool got_text;
     int n_prompt;

@@ -60,6 +60,8 @@ check_le() { # check_le DESC VALUE LIMIT
 check_ge() {
     if [ "$2" != null ] && num_le "$3" "$2"; then ok "$1 ($2 >= $3)"; else bad "$1: $2 < $3"; fi
 }
+# Admin calls go to the admin listener when there is one.
+adm() { if [ -n "${ADMIN_PORT:-}" ]; then areq "$@"; else req "$@"; fi; }
 hdr_ms() { sed -n 's/.*ms=\([0-9]*\).*/\1/p' <<<"$1"; }
 
 # ---- the edge's own time to first token: the margin of every budget -------
@@ -173,19 +175,19 @@ check "client disconnect cancels the upstream" true "$closed"
 
 # ---- /admin/mode: forced offline keeps requests off the network -----------
 mock_admin POST /reset >/dev/null
-req mode POST /admin/mode -d '{"mode":"offline"}'
+adm mode POST /admin/mode -d '{"mode":"offline"}'
 check "admin/mode offline: 200" 200 "$STATUS"
 check "admin/mode: state" offline "$(jget "$BODY" state)"
 sse offline "{\"model\":\"mock-gpt\",\"stream\":true,\"max_tokens\":4,$msg}"
 check "offline: the edge answers" engine "$(j offline headers.x-tidegate-route)"
 check "offline: nothing reached the cloud" 0 "$(mock_admin GET /requests | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).length))')"
-req mode2 POST /admin/mode -d '{"mode":"sideways"}'
+adm mode2 POST /admin/mode -d '{"mode":"sideways"}'
 check "admin/mode bad value: 400" 400 "$STATUS"
-req mode3 POST /admin/mode -d '{"mode":"auto"}'
+adm mode3 POST /admin/mode -d '{"mode":"auto"}'
 check "admin/mode back to auto" auto "$(jget "$BODY" mode)"
 req models GET /v1/models
 grep -q '"mock-gpt"' "$BODY" && ok "/v1/models lists the cloud model" || bad "/v1/models: $(cat "$BODY")"
-req metrics GET /metrics
+adm metrics GET /metrics
 grep -q '^tidegate_failovers_total{cause="refused",phase="before_first_token"} 1' "$BODY" &&
     ok "metrics: failovers by cause" || bad "metrics: failovers by cause missing"
 grep -q '^tidegate_route_decisions_total{route="cloud:main"}' "$BODY" && ok "metrics: decisions by route" || bad "metrics: decisions"
@@ -212,7 +214,7 @@ breaker_server breaker 30000
 mock_admin POST /reset >/dev/null
 mock_fault "status=500"
 for i in 1 2; do sse "b$i" "{\"model\":\"mock-gpt\",\"stream\":true,\"max_tokens\":3,$msg}"; done
-req st GET /admin/state
+adm st GET /admin/state
 check "breaker: open after 2 failures" open "$(jget "$BODY" upstreams.0.breaker)"
 n_before=$(n_requests)
 sse b3 "{\"model\":\"mock-gpt\",\"stream\":true,\"max_tokens\":3,$msg}"
@@ -220,7 +222,7 @@ sse b3 "{\"model\":\"mock-gpt\",\"stream\":true,\"max_tokens\":3,$msg}"
     ok "breaker: open breaker skipped ($(j b3 headers.x-tidegate-failover))" || bad "breaker: $(j b3 headers.x-tidegate-failover)"
 check "breaker: open costs the upstream nothing" "$n_before" "$(n_requests)"
 check "breaker: an open breaker costs no time (header ms)" 1 "$(awk -v m="$(hdr_ms "$(j b3 headers.x-tidegate-failover)")" -v e="$MARGIN" 'BEGIN{print (m <= e) ? 1 : 0}')"
-req metrics2 GET /metrics
+adm metrics2 GET /metrics
 grep -q '^tidegate_breaker_transitions_total{target="cloud:main",to="open"} 1' "$BODY" &&
     ok "metrics: breaker transitions" || bad "metrics: breaker transitions"
 stop_server
@@ -228,13 +230,13 @@ stop_server
 breaker_server breaker2 300
 mock_fault "status=500"
 for i in 1 2; do sse "c$i" "{\"model\":\"mock-gpt\",\"stream\":true,\"max_tokens\":3,$msg}"; done
-req st3 GET /admin/state
+adm st3 GET /admin/state
 check "breaker 2: open" open "$(jget "$BODY" upstreams.0.breaker)"
 mock_fault none
 sleep 0.4 # the breaker's cooldown (300 ms) is what is tested here
 sse c3 "{\"model\":\"mock-gpt\",\"stream\":true,$msg}"
 check "breaker 2: the trial goes to the cloud" "cloud:main" "$(j c3 headers.x-tidegate-route)"
-req st4 GET /admin/state
+adm st4 GET /admin/state
 check "breaker 2: closed after a good trial" closed "$(jget "$BODY" upstreams.0.breaker)"
 stop_server
 
