@@ -15,25 +15,30 @@
 
 static const char k_usage[] =
     "tidegate serve [-c CONFIG] [--listen HOST:PORT] [-m MODEL] [--threads N]\n"
-    "               [--cloud-url URL --cloud-model NAME [--cloud-key-env VAR]] [--ca-file PEM]";
+    "               [--cloud-url URL --cloud-model NAME [--cloud-key-env VAR]] [--ca-file PEM]\n"
+    "               [--policy FILE]";
 
 static void print_help(void) {
-    printf("usage: %s\n\n"
-           "Runs the OpenAI-compatible gateway with the embedded LFM2 engine.\n\n"
-           "  -c, --config FILE     YAML config (else $TIDEGATE_CONFIG, else\n"
-           "                        ./config/tidegate.yaml if present)\n"
-           "  --listen HOST:PORT    listen address (default 127.0.0.1:8080; port 0 = ephemeral)\n"
-           "  -m, --model PATH      GGUF model file (engine.model)\n"
-           "  --threads N           engine compute threads (0 = number of CPUs)\n"
-           "  --cloud-url URL       define/override the cloud upstream named \"cloud\"\n"
-           "                        (https://host/v1, OpenAI-compatible)\n"
-           "  --cloud-model NAME    its model (also the id clients may request)\n"
-           "  --cloud-key-env VAR   environment variable holding its API key\n"
-           "  --ca-file PEM         CA bundle for upstreams without their own (routing.ca_file)\n\n"
-           "Precedence: flag > TIDEGATE_* environment > config file > built-in default.\n"
-           "Once bound it logs `listening addr=HOST port=PORT` to stderr. SIGTERM/SIGINT\n"
-           "drain in-flight requests for server.shutdown_grace_ms, then exit 0.\n",
-           k_usage);
+    printf(
+        "usage: %s\n\n"
+        "Runs the OpenAI-compatible gateway with the embedded LFM2 engine.\n\n"
+        "  -c, --config FILE     YAML config (else $TIDEGATE_CONFIG, else\n"
+        "                        ./config/tidegate.yaml if present)\n"
+        "  --listen HOST:PORT    listen address (default 127.0.0.1:8080; port 0 = ephemeral)\n"
+        "  -m, --model PATH      GGUF model file (engine.model)\n"
+        "  --threads N           engine compute threads (0 = number of CPUs)\n"
+        "  --cloud-url URL       define/override the cloud upstream named \"cloud\"\n"
+        "                        (https://host/v1, OpenAI-compatible)\n"
+        "  --cloud-model NAME    its model (also the id clients may request)\n"
+        "  --cloud-key-env VAR   environment variable holding its API key\n"
+        "  --ca-file PEM         CA bundle for upstreams without their own (routing.ca_file)\n"
+        "  --policy FILE         routing policy (routing.policy; policies/README.md); the\n"
+        "                        default is the built-in hybrid.yaml when a cloud upstream\n"
+        "                        is configured. Reloaded on change, SIGHUP, POST /admin/reload\n\n"
+        "Precedence: flag > TIDEGATE_* environment > config file > built-in default.\n"
+        "Once bound it logs `listening addr=HOST port=PORT` to stderr. SIGTERM/SIGINT\n"
+        "drain in-flight requests for server.shutdown_grace_ms, then exit 0.\n",
+        k_usage);
 }
 
 /* Takes "--flag VALUE" or "--flag=VALUE"; returns the value or NULL. */
@@ -57,6 +62,7 @@ static const char *flag_value(int argc, char **argv, int *i, const char *shortf,
 int cmd_serve(int argc, char **argv) {
     const char *config_path = NULL, *listen = NULL, *model = NULL, *threads = NULL;
     const char *cloud_url = NULL, *cloud_model = NULL, *cloud_key_env = NULL, *ca_file = NULL;
+    const char *policy = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -67,9 +73,9 @@ int cmd_serve(int argc, char **argv) {
             const char *s, *l;
         } flags[] = {{"-c", "--config"},        {NULL, "--listen"},    {"-m", "--model"},
                      {NULL, "--threads"},       {NULL, "--cloud-url"}, {NULL, "--cloud-model"},
-                     {NULL, "--cloud-key-env"}, {NULL, "--ca-file"}};
-        const char **dst[] = {&config_path, &listen,      &model,         &threads,
-                              &cloud_url,   &cloud_model, &cloud_key_env, &ca_file};
+                     {NULL, "--cloud-key-env"}, {NULL, "--ca-file"},   {NULL, "--policy"}};
+        const char **dst[] = {&config_path, &listen,        &model,   &threads, &cloud_url,
+                              &cloud_model, &cloud_key_env, &ca_file, &policy};
         bool matched = false;
         for (size_t f = 0; f < sizeof dst / sizeof dst[0] && !matched; f++) {
             const char *v = flag_value(argc, argv, &i, flags[f].s, flags[f].l, &matched);
@@ -104,6 +110,8 @@ int cmd_serve(int argc, char **argv) {
                                  sizeof err);
     if (rc == 0 && ca_file)
         rc = tg_config_set(&cfg, "--ca-file", "routing.ca_file", ca_file, err, sizeof err);
+    if (rc == 0 && policy)
+        rc = tg_config_set(&cfg, "--policy", "routing.policy", policy, err, sizeof err);
     if (rc == 0) rc = tg_config_finalize(&cfg, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "tidegate serve: invalid configuration:\n%s\n", err);

@@ -156,6 +156,9 @@ typedef struct {
     uint32_t probe_interval_ms;     /* default 2000: light probes while not online */
     int offline_after;              /* default 3 consecutive network failures */
     int online_after;               /* default 2 consecutive probe successes */
+    char *policy;                   /* routing policy file (--policy), NULL = built in */
+    char *health_root;              /* procfs/sysfs root for health, NULL = "/" */
+    uint32_t health_interval_ms;    /* default 1000 */
 } tg_config_routing;
 
 typedef struct {

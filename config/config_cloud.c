@@ -334,10 +334,16 @@ void tg_config_cloud_free(tg_config *cfg) {
     tg_config_cloud_free_list(cfg);
     free(cfg->routing.ca_file);
     cfg->routing.ca_file = NULL;
+    free(cfg->routing.policy);
+    cfg->routing.policy = NULL;
+    free(cfg->routing.health_root);
+    cfg->routing.health_root = NULL;
 }
 
 void tg_config_cloud_copy(tg_config *dst, const tg_config *src) {
     dst->routing.ca_file = xstrdup(src->routing.ca_file);
+    dst->routing.policy = xstrdup(src->routing.policy);
+    dst->routing.health_root = xstrdup(src->routing.health_root);
     for (int i = 0; i < src->n_cloud; i++) {
         const tg_config_upstream *s = &src->cloud[i];
         tg_config_upstream *d = &dst->cloud[i];

@@ -53,6 +53,13 @@ const tg_config_schema_key tg_config_routing_keys[] = {
      "integer 1..1000", "consecutive network failures (no success between) that mean offline"},
     {"routing.online_after", NULL, TG_CK_INT, OFF(routing.online_after), 0, 1, 1000, NULL,
      "integer 1..1000", "consecutive successful probes or requests that mean online again"},
+    {"routing.policy", "TIDEGATE_POLICY", TG_CK_PATH, OFF(routing.policy), 0, 0, 0, NULL, "path",
+     "routing policy YAML (policies/); null = built-in hybrid.yaml with a cloud upstream, "
+     "else edge only"},
+    {"routing.health_root", "TIDEGATE_HEALTH_ROOT", TG_CK_PATH, OFF(routing.health_root), 0, 0, 0,
+     NULL, "path", "where /proc and /sys are read for device health (tests: a fake tree)"},
+    {"routing.health_interval_ms", NULL, TG_CK_MS, OFF(routing.health_interval_ms), 0, 10, MS_MAX,
+     NULL, "milliseconds 10..86400000", "device health sampling period"},
     {"cloud", NULL, TG_CK_UPSTREAMS, 0, 0, 0, 0, NULL, "list of upstreams",
      "cloud LLM upstreams (OpenAI-compatible, https)"},
 };
@@ -76,4 +83,7 @@ void tg_config_routing_defaults(tg_config *cfg) {
     r->probe_interval_ms = 2000;
     r->offline_after = 3;
     r->online_after = 2;
+    r->policy = NULL;
+    r->health_root = NULL;
+    r->health_interval_ms = 1000;
 }

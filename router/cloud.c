@@ -76,7 +76,8 @@ const char *rt_fail_cause_name(rt_fail_cause c) {
                                                       "malformed",
                                                       "breaker_open",
                                                       "offline",
-                                                      "engine"};
+                                                      "engine",
+                                                      "low_confidence"};
     return (unsigned)c < RT_FAIL__COUNT ? names[c] : "unknown";
 }
 

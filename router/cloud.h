@@ -41,8 +41,9 @@ typedef enum {
     RT_FAIL_RESET,     /* the connection broke mid-way */
     RT_FAIL_MALFORMED, /* the body was not what the protocol says */
     RT_FAIL_BREAKER_OPEN,
-    RT_FAIL_OFFLINE, /* the connectivity mode keeps requests off the network */
-    RT_FAIL_ENGINE,  /* the engine failed (error, queue full) */
+    RT_FAIL_OFFLINE,        /* the connectivity mode keeps requests off the network */
+    RT_FAIL_ENGINE,         /* the engine failed (error, queue full) */
+    RT_FAIL_LOW_CONFIDENCE, /* a cascade judged the engine's first tokens unsure */
     RT_FAIL__COUNT
 } rt_fail_cause;
 

@@ -127,12 +127,102 @@ static int plan_auto(const rt_dispatch_ctx *ctx, rt_plan *p) {
     return 0;
 }
 
+/* The connectivity the policy sees: forced offline/edge-only and a gateway
+ * without upstreams are offline; cloud-only is online. */
+static rt_pmode policy_mode(const rt_dispatch_ctx *ctx) {
+    const rt_router *r = ctx->router;
+    if (!r || r->n_ups == 0) return RT_PMODE_OFFLINE;
+    switch (r->conn.mode) {
+    case RT_MODE_OFFLINE:
+    case RT_MODE_EDGE_ONLY: return RT_PMODE_OFFLINE;
+    case RT_MODE_CLOUD_ONLY: return RT_PMODE_ONLINE;
+    case RT_MODE_AUTO: break;
+    }
+    switch (r->conn.link) {
+    case RT_LINK_ONLINE: return RT_PMODE_ONLINE;
+    case RT_LINK_DEGRADED: return RT_PMODE_DEGRADED;
+    case RT_LINK_OFFLINE: return RT_PMODE_OFFLINE;
+    }
+    return RT_PMODE_ONLINE;
+}
+
+static bool has_target(const rt_plan *p, rt_target_kind k, int upstream) {
+    for (size_t i = 0; i < p->n_targets; i++)
+        if (p->targets[i].kind == k && p->targets[i].upstream == upstream) return true;
+    return false;
+}
+
+/* Adds one policy target (and its retries), with the rule's timeout and
+ * mid-stream behaviour; `upstream` -1 = the engine. */
+static void add_policy_target(rt_plan *p, const rt_dispatch_ctx *ctx, const rt_decision *d,
+                              const rt_policy_target *pt, int upstream) {
+    rt_target_kind k = upstream < 0 ? RT_TARGET_ENGINE : RT_TARGET_CLOUD;
+    if (has_target(p, k, upstream)) return; /* listed twice through "cloud" + "cloud:x" */
+    for (int n = 0; n <= d->retry_budget && p->n_targets < RT_PLAN_MAX_TARGETS; n++) {
+        if (k == RT_TARGET_ENGINE)
+            add_engine(p);
+        else
+            add_cloud(p, ctx->router, upstream);
+        rt_target *t = &p->targets[p->n_targets - 1];
+        if (pt->timeout_ms) t->timeout_ms = pt->timeout_ms;
+        if (k == RT_TARGET_CLOUD)
+            t->midstream =
+                d->mid_stream == RT_PMID_ERROR ? RT_MIDSTREAM_ERROR : RT_MIDSTREAM_CONTINUE;
+    }
+}
+
+static bool has_cloud_after(const rt_plan *p) {
+    for (size_t i = 1; i < p->n_targets; i++)
+        if (p->targets[i].kind == RT_TARGET_CLOUD) return true;
+    return false;
+}
+
+static int plan_policy(const rt_dispatch_ctx *ctx, const rt_request_info *req, rt_plan *p) {
+    const rt_router *r = ctx->router;
+    bool c_ok = cloud_ok(ctx), e_ok = edge_ok(ctx);
+    rt_decision d;
+    rt_policy_decide(ctx->policy, req->features, ctx->health, policy_mode(ctx), &d);
+    for (size_t i = 0; i < d.n_targets; i++) {
+        const rt_policy_target *pt = &d.targets[i];
+        if (pt->route == RT_ROUTE_EDGE) {
+            if (e_ok) add_policy_target(p, ctx, &d, pt, -1);
+        } else if (c_ok) {
+            const char *want = !strncmp(pt->name, "cloud:", 6) ? pt->name + 6 : NULL;
+            for (int u = 0; u < r->n_ups; u++)
+                if (!want || !strcmp(r->ups[u].name, want)) add_policy_target(p, ctx, &d, pt, u);
+        }
+    }
+    p->scored = true;
+    p->score = d.score;
+    snprintf(p->rule, sizeof p->rule, "%s", d.rule);
+    rt_decision_reason(&d, p->reason, sizeof p->reason);
+    if (p->n_targets == 0) {
+        char why[sizeof p->reason];
+        snprintf(why, sizeof why, "%s", p->reason);
+        int rc =
+            fail(p, 503, "server_error",
+                 d.targets[0].route == RT_ROUTE_EDGE ? "engine_unavailable" : "cloud_unavailable",
+                 NULL, "no target of rule '%s' can answer (mode %s)", d.rule, mode_word(ctx));
+        snprintf(p->reason, sizeof p->reason, "%s; none available", why);
+        return rc;
+    }
+    /* The cascade needs the engine first and a cloud target after it. */
+    if (d.cascade.enabled && p->targets[0].kind == RT_TARGET_ENGINE && has_cloud_after(p))
+        p->cascade = d.cascade;
+    const rt_target *t0 = &p->targets[0];
+    snprintf(p->response_model, sizeof p->response_model, "%s",
+             t0->kind == RT_TARGET_ENGINE ? ctx->engine_model_id : r->ups[t0->upstream].model);
+    return 0;
+}
+
 int rt_dispatch_plan(const rt_dispatch_ctx *ctx, const rt_request_info *req, rt_plan *plan) {
     memset(plan, 0, sizeof *plan);
     const char *m = req && req->model && req->model[0] ? req->model : RT_MODEL_AUTO;
     const rt_router *r = ctx->router;
 
-    if (!strcmp(m, RT_MODEL_AUTO)) return plan_auto(ctx, plan);
+    if (!strcmp(m, RT_MODEL_AUTO))
+        return ctx->policy && req && req->features ? plan_policy(ctx, req, plan)
+                                                   : plan_auto(ctx, plan);
     if (!strcmp(m, RT_MODEL_EDGE)) return plan_engine(ctx, plan, "edge requested");
     if (ctx->engine_model_id && !strcmp(m, ctx->engine_model_id))
         return plan_engine(ctx, plan, "embedded model requested");

@@ -9,7 +9,14 @@
  * on a failure before the first token, continue or error event after) and
  * never decides a target itself.
  *
- * The fixed rules until a policy replaces them:
+ * tidegate/auto with a policy (ctx->policy and req->features set): the
+ * policy's decision (router/policy.h) becomes the plan: edge -> the engine,
+ * cloud -> every upstream in config order, cloud:<name> -> that upstream;
+ * each with the rule's time to first token and mid-stream behaviour, the
+ * target repeated retry_budget more times; targets the mode forbids are
+ * dropped. The reason is the decision's ("rule=<name>; score=...").
+ *
+ * The fixed rules without a policy:
  *   tidegate/edge, the embedded model's id   -> engine
  *   tidegate/cloud                           -> every upstream in config
  *                                               order, then the engine
@@ -33,6 +40,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "router/policy.h"
 #include "router/router.h"
 
 #define RT_MODEL_AUTO  "tidegate/auto"
@@ -74,7 +82,14 @@ typedef struct {
     /* The model name responses carry: the embedded model's id for the
      * engine, whatever the client asked for otherwise. */
     char response_model[RT_NAME_MAX];
-    char reason[128]; /* one line, for logs and (later) a response header */
+    char reason[192]; /* one line, for logs and the x-tidegate-reason header */
+    /* A routing policy's decision (tidegate/auto with a policy): the score
+     * for x-tidegate-score, the rule, and the cascade the runner applies to
+     * the first engine target when a cloud target follows. */
+    bool scored;
+    double score;
+    char rule[RT_POLICY_NAME_MAX];
+    rt_cascade cascade;
 } rt_plan;
 
 /* What dispatch knows about the world. Filled once at startup; later issues
@@ -84,14 +99,17 @@ typedef struct {
     bool engine_ready;           /* model loaded and scheduler running */
     bool cloud_configured;       /* router has at least one upstream */
     rt_router *router;           /* upstreams, breakers, mode; NULL = edge only */
+    const rt_policy *policy;     /* tidegate/auto's policy; NULL = the fixed rules above */
+    const rt_health *health;     /* last health snapshot for the policy; NULL = all unknown */
 } rt_dispatch_ctx;
 
 /* What dispatch looks at in a request. */
 typedef struct {
     const char *model; /* NULL or "" = tidegate/auto */
     bool has_tools;
-    int prompt_tokens; /* -1 when not yet known */
-    int max_tokens;    /* 0 when not given */
+    int prompt_tokens;           /* -1 when not yet known */
+    int max_tokens;              /* 0 when not given */
+    const rt_features *features; /* for the policy; NULL = no policy decision */
 } rt_request_info;
 
 /* Fills *plan. Returns 0 when the plan has at least one target, -1 when it

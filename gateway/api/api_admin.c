@@ -4,6 +4,11 @@
  *                      breaker, recent RTT and success rate (JSON)
  *   POST /admin/mode   {"mode": "offline" | "edge-only" | "cloud-only" | "auto"}
  *                      forces a mode, or returns to automatic; answers the state
+ *   POST /admin/reload re-reads the routing policy file: 200 and the state, or
+ *                      422 with the file's errors (the old policy stays)
+ *
+ * The state also carries the routing policy (source, rules, reloads, the
+ * last reload error) and the device health snapshot (gateway/routing.h).
  *
  * Router events become metrics here (an observer like any other):
  * tidegate_breaker_transitions_total{target,to}, tidegate_mode_changes_total
@@ -21,6 +26,12 @@
 static void admin_state(tg_api *api, tg_http_exchange *ex) {
     tg_buf b = TG_BUF_INIT;
     rt_router_state_json(&api->router, &b);
+    if (api->routing_on && b.len && b.data[b.len - 1] == '}') {
+        b.len--; /* reopen the object: policy and health join it */
+        tg_buf_putc(&b, ',');
+        tg_routing_state_members(&api->routing, &b);
+        tg_buf_putc(&b, '}');
+    }
     tg_api_respond(api, ex, "/admin/*", 200, "application/json", b.data, b.len);
     tg_buf_free(&b);
 }
@@ -46,11 +57,27 @@ static void admin_mode(tg_api *api, tg_http_exchange *ex, const tg_http_request 
     admin_state(api, ex);
 }
 
+static void admin_reload(tg_api *api, tg_http_exchange *ex) {
+    char err[2048];
+    int rc = tg_routing_reload(&api->routing, "admin", err, sizeof err);
+    if (rc == 0) return admin_state(api, ex);
+    if (rc == 1) {
+        tg_api_error(api, ex, "/admin/*", 409, "invalid_request_error", "no_policy_file", NULL,
+                     "%s", err);
+        return;
+    }
+    tg_api_error(api, ex, "/admin/*", 422, "invalid_request_error", "invalid_policy", NULL,
+                 "policy not reloaded, the previous one stays: %.1500s", err);
+}
+
 void tg_api_admin(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
     bool get = !strcmp(req->method, "GET"), post = !strcmp(req->method, "POST");
     if (!strcmp(req->path, "/admin/state") && api->router_on) {
         if (get) return admin_state(api, ex);
         tg_http_add_header(ex, "Allow", "GET");
+    } else if (!strcmp(req->path, "/admin/reload") && api->routing_on) {
+        if (post) return admin_reload(api, ex);
+        tg_http_add_header(ex, "Allow", "POST");
     } else if (!strcmp(req->path, "/admin/mode") && api->router_on) {
         if (post) return admin_mode(api, ex, req);
         tg_http_add_header(ex, "Allow", "POST");
@@ -80,6 +107,50 @@ static void on_router_event(void *user, const rt_event *ev) {
     tg_api *api = user;
     if (ev->kind == RT_EV_BREAKER) tg_metrics_add(api->rtm.breaker, 1, ev->target, ev->to);
     if (ev->kind == RT_EV_MODE) tg_metrics_add(api->rtm.mode_changes, 1, ev->to);
+}
+
+/* Health inputs the routing sampler pulls at each tick. */
+static void engine_queue(void *u, int *waiting, int *running) {
+    tg_api *api = u;
+    *waiting = api->sched ? lfm_sched_queue_depth(api->sched) : 0;
+    *running = api->sched ? lfm_sched_active(api->sched) : 0;
+}
+
+/* The best upstream's RTT and success rate (unknown until it has traffic). */
+static void cloud_sample(void *u, rt_health *h) {
+    tg_api *api = u;
+    double rtt = -1, ok = -1;
+    for (int i = 0; i < api->router.n_ups; i++) {
+        const rt_upstream *up = &api->router.ups[i];
+        uint64_t n = up->n_ok + up->n_fail;
+        if (up->rtt_ms > 0 && (rtt < 0 || up->rtt_ms < rtt)) rtt = up->rtt_ms;
+        if (n && (double)up->n_ok / (double)n > ok) ok = (double)up->n_ok / (double)n;
+    }
+    if (rtt >= 0)
+        rt_health_set(h, RT_H_CLOUD_RTT_MS, rtt);
+    else
+        rt_health_unset(h, RT_H_CLOUD_RTT_MS);
+    if (ok >= 0)
+        rt_health_set(h, RT_H_CLOUD_SUCCESS, ok);
+    else
+        rt_health_unset(h, RT_H_CLOUD_SUCCESS);
+}
+
+static int routing_start(tg_api *api, char *err, size_t errlen) {
+    const tg_config *cfg = api->cfg;
+    if (tg_routing_init(&api->routing, api->loop, cfg->routing.policy, api->router.n_ups > 0, err,
+                        errlen) != 0)
+        return -1;
+    api->routing_on = true;
+    tg_routing *r = &api->routing;
+    r->engine_queue = engine_queue;
+    r->queue_user = api;
+    r->queue_cap = cfg->engine.queue_capacity;
+    r->cloud_sample = cloud_sample;
+    r->cloud_user = api;
+    tg_routing_register_metrics(r, api->metrics);
+    tg_routing_start(r, cfg->routing.health_root, cfg->routing.health_interval_ms);
+    return 0;
 }
 
 int tg_api_router_start(tg_api *api, char *err, size_t errlen) {
@@ -113,6 +184,7 @@ int tg_api_router_start(tg_api *api, char *err, size_t errlen) {
                         "Connectivity: 0 online, 1 degraded, 2 offline, 3 edge-only, 4 cloud-only",
                         mode_value, api);
     rt_router_observe(&api->router, on_router_event, api);
+    if (routing_start(api, err, errlen) != 0) return -1;
     for (int i = 0; i < api->router.n_ups; i++) {
         const rt_upstream *u = &api->router.ups[i];
         /* The key's presence, never its value. */
@@ -124,6 +196,8 @@ int tg_api_router_start(tg_api *api, char *err, size_t errlen) {
 }
 
 void tg_api_router_stop(tg_api *api) {
+    if (api->routing_on) tg_routing_close(&api->routing);
+    api->routing_on = false;
     if (!api->router_on) return;
     rt_router_close(&api->router);
     api->router_on = false;

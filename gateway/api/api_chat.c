@@ -27,6 +27,7 @@
 
 #include "common/tg_log.h"
 #include "gateway/api/chat_internal.h"
+#include "router/reqfeat.h"
 
 #define ROUTE TG_CHAT_ROUTE
 
@@ -54,6 +55,7 @@ static void chat_unlink(tg_chat *c) {
 }
 
 void tg_chat_free(tg_chat *c) {
+    tg_buf_free(&c->held);
     chat_unlink(c);
     tg_chat_cloud_cancel(c);
     tg_oai_request_free(&c->oai);
@@ -165,6 +167,11 @@ static void add_route_headers(tg_chat *c) {
     tg_http_set_route(c->ex, route);
     tg_http_add_header(c->ex, "x-tidegate-route", route);
     tg_http_add_header(c->ex, "x-tidegate-reason", c->plan.reason);
+    if (c->plan.scored) {
+        char sc[16];
+        snprintf(sc, sizeof sc, "%.3f", c->plan.score);
+        tg_http_add_header(c->ex, "x-tidegate-score", sc);
+    }
     if (c->failover[0]) tg_http_add_header(c->ex, "x-tidegate-failover", c->failover);
 }
 
@@ -403,12 +410,87 @@ static void run_next(tg_chat *c) {
 /* A sampled token with its logprobs (requests with logprobs only). The EOG
  * token that ends the answer is not part of the content: left out, as
  * OpenAI does. */
+/* Streamed engine text on its way to the client (tool calls held back). */
+static void engine_text(tg_chat *c, const char *text, size_t len) {
+    if (c->tools) {
+        tg_buf now = TG_BUF_INIT;
+        tg_toolstream_push(&c->ts, text, len, &now);
+        if (now.len) tg_chat_emit_text(c, now.data, now.len);
+        tg_buf_free(&now);
+        if (c->ts.capturing) c->tool_out = true;
+        return;
+    }
+    tg_chat_emit_text(c, text, len);
+}
+
+/* The cascade gives up on the edge: the engine's answer is dropped unseen
+ * and the request moves to the first cloud target of the plan. */
+static void cascade_escalate(tg_chat *c) {
+    c->cascading = false;
+    c->escalated = true;
+    if (c->run) rt_engine_detach(c->run);
+    c->run = NULL;
+    rt_router *r = router(c);
+    if (r) rt_router_release(r, NULL); /* the engine worked: not a breaker failure */
+    double lp = rt_cascade_mean_logprob(&c->cas), ent = rt_cascade_mean_entropy(&c->cas);
+    size_t n = strlen(c->plan.reason);
+    snprintf(c->plan.reason + n, sizeof c->plan.reason - n,
+             "; cascade escalated: mean logprob %.2f, entropy %.2f over %d tokens", lp, ent,
+             c->cas.n);
+    tg_buf_clear(&c->held);
+    tg_buf_clear(&c->text);
+    tg_buf_clear(&c->lp);
+    c->lp_any = false;
+    c->got_text = false;
+    tg_routing_escalated(&c->api->routing, c->plan.rule);
+    tg_log_info("cascade_escalated",
+                "request_id=%s rule=%s tokens=%d mean_logprob=%.3f mean_entropy=%.3f",
+                c->req->request_id, c->plan.rule, c->cas.n, lp, ent);
+    note_failure(c, RT_FAIL_LOW_CONFIDENCE);
+    size_t i = c->attempt + 1;
+    while (i < c->plan.n_targets && c->plan.targets[i].kind != RT_TARGET_CLOUD)
+        i++;
+    c->attempt = i;
+    run_next(c);
+}
+
+/* Judges the first tokens; on "keep" the held text goes out. Returns true
+ * when the request escalated (the engine's events no longer matter). */
+static bool cascade_check(tg_chat *c, bool finished) {
+    rt_cascade_verdict v = rt_cascade_judge(&c->plan.cascade, &c->cas, finished);
+    if (v == RT_CASCADE_PENDING) return false;
+    if (v == RT_CASCADE_ESCALATE) {
+        cascade_escalate(c);
+        return true;
+    }
+    c->cascading = false;
+    tg_log_debug("cascade_kept", "request_id=%s rule=%s tokens=%d mean_logprob=%.3f",
+                 c->req->request_id, c->plan.rule, c->cas.n, rt_cascade_mean_logprob(&c->cas));
+    if (c->stream && c->held.len) {
+        tg_buf h = c->held;
+        c->held = (tg_buf)TG_BUF_INIT;
+        engine_text(c, h.data, h.len);
+        tg_buf_free(&h);
+    }
+    return false;
+}
+
 static void on_token(void *user, const lfm_event *ev) {
     tg_chat *c = user;
     if (ev->eog) return;
-    if (c->lp_any) tg_buf_putc(&c->lp, ',');
-    tg_oai_logprob_entry(&c->lp, c->api->engine.tok, ev);
-    c->lp_any = true;
+    if (c->lp_client) {
+        /* A cascade may have asked the engine for more alternatives than
+         * the client did: the client gets its own count. */
+        lfm_event e = *ev;
+        if (e.n_top > c->lp_top_client) e.n_top = c->lp_top_client;
+        if (c->lp_any) tg_buf_putc(&c->lp, ',');
+        tg_oai_logprob_entry(&c->lp, c->api->engine.tok, &e);
+        c->lp_any = true;
+    }
+    if (c->cascading) {
+        rt_cascade_add(&c->cas, ev->logprob, ev->top_logprobs, ev->n_top);
+        cascade_check(c, false);
+    }
 }
 
 static void on_text(void *user, const lfm_event *ev) {
@@ -423,15 +505,11 @@ static void on_text(void *user, const lfm_event *ev) {
         tg_buf_append(&c->text, ev->text, ev->len);
         return;
     }
-    if (c->tools) {
-        tg_buf now = TG_BUF_INIT;
-        tg_toolstream_push(&c->ts, ev->text, ev->len, &now);
-        if (now.len) tg_chat_emit_text(c, now.data, now.len);
-        tg_buf_free(&now);
-        if (c->ts.capturing) c->tool_out = true;
+    if (c->cascading) { /* held until the cascade decides */
+        tg_buf_append(&c->held, ev->text, ev->len);
         return;
     }
-    tg_chat_emit_text(c, ev->text, ev->len);
+    engine_text(c, ev->text, ev->len);
 }
 
 /* Parses tool calls out of text; on success fills content and the calls
@@ -514,7 +592,11 @@ static void on_done(void *user, const lfm_event *ev) {
         end_stream_with_error(c, "engine_error", msg);
         return;
     }
+    if (c->cascading && cascade_check(c, true)) return; /* a short answer judged: escalated */
     if (r) rt_router_outcome(r, NULL, RT_FAIL_NONE, ev->ttft_ms);
+    if (c->api->routing_on)
+        tg_routing_engine_done(&c->api->routing, ev->ttft_ms, ev->n_generated,
+                               (double)(uv_hrtime() - c->engine_t0_ns) / 1e6);
     if (c->stream)
         engine_finish_stream(c, ev);
     else
@@ -584,6 +666,17 @@ static void engine_run(tg_chat *c) {
                 c->oai.max_tokens > c->n_sent_chunks ? c->oai.max_tokens - c->n_sent_chunks : 1;
     }
     c->got_text = false;
+    /* The cascade judges the first engine attempt of its plan (not a
+     * continuation, not a later fallback) from the tokens' logprobs and
+     * the top alternatives (entropy); the client still gets only the
+     * logprobs it asked for (on_token). */
+    c->cascading = c->plan.cascade.enabled && c->attempt == 0 && !c->continuing;
+    if (c->cascading) {
+        memset(&c->cas, 0, sizeof c->cas);
+        c->oai.logprobs = true;
+        c->oai.top_logprobs = LFM_MAX_TOP_LOGPROBS;
+    }
+    c->engine_t0_ns = uv_hrtime();
     tg_oai_error e;
     if (rt_engine_run_start(&api->engine, &c->oai, &cbs, c, &c->run, &e) < 0) {
         c->run = NULL;
@@ -641,11 +734,25 @@ void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) 
         .prompt_tokens = -1,
         .max_tokens = c->oai.has_max_tokens ? c->oai.max_tokens : 0,
     };
+    /* tidegate/auto: the policy decides from the request's features and
+     * the last health snapshot (the policy in force now: a reload later
+     * does not change this request's plan). */
+    rt_features feats;
+    const char *m = c->oai.model;
+    if (api->routing_on && (!m || !*m || !strcmp(m, RT_MODEL_AUTO))) {
+        rt_reqfeat_extract(c->oai.raw,
+                           rt_reqfeat_hint(tg_http_request_header(req, "x-tidegate-hint")), &feats);
+        info.features = &feats;
+        api->dispatch.policy = api->routing.policy;
+        api->dispatch.health = &api->routing.health;
+    }
     if (rt_dispatch_plan(&api->dispatch, &info, &c->plan) < 0) {
         chat_fail(c, c->plan.status, c->plan.err_type, c->plan.err_code, c->plan.err_param,
                   c->plan.err_message);
         return;
     }
+    c->lp_client = c->oai.logprobs;
+    c->lp_top_client = c->oai.top_logprobs;
     tg_oai_new_id("chatcmpl-", c->id, sizeof c->id);
     c->created = (int64_t)time(NULL);
     c->stream = c->oai.stream;
@@ -656,6 +763,8 @@ void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) 
     snprintf(c->model_out, sizeof c->model_out, "%s", c->plan.response_model);
     tg_log_debug("chat_plan", "request_id=%s target=%s n_targets=%zu reason=\"%s\"",
                  req->request_id, c->plan.targets[0].name, c->plan.n_targets, c->plan.reason);
+    if (c->plan.scored)
+        tg_routing_count(&api->routing, c->plan.rule, c->plan.targets[0].name, c->plan.score, true);
     emit(c, RT_EV_DISPATCHED, c->plan.targets[0].name, NULL, NULL, RT_FAIL_NONE, false, 0, 0);
     chat_link(api, c);
     tg_http_set_on_abort(c->ex, on_abort, c);

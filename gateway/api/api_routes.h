@@ -24,6 +24,7 @@
 #include "config/config.h"
 #include "gateway/http/http_server.h"
 #include "gateway/metrics.h"
+#include "gateway/routing.h"
 #include "router/dispatch.h"
 #include "router/engine_target.h"
 
@@ -42,6 +43,10 @@ typedef struct tg_api {
      * once initialized (api_admin.c: tg_api_router_start). */
     rt_router router;
     bool router_on;
+    /* The routing policy (hot reload), device health, routing metrics
+     * (gateway/routing.h); started with the router. */
+    tg_routing routing;
+    bool routing_on;
     struct {
         tg_metric *decisions;        /* {route}: who produced the first token */
         tg_metric *failovers;        /* {cause,phase} */

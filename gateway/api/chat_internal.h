@@ -13,6 +13,7 @@
 #include "gateway/api/openai_api.h"
 #include "gateway/api/sse.h"
 #include "gateway/api/toolstream.h"
+#include "router/cascade.h"
 #include "router/cloud.h"
 #include "router/dispatch.h"
 #include "router/engine_target.h"
@@ -62,6 +63,13 @@ struct tg_chat {
     char mid_from[RT_NAME_MAX];
     rt_fail_cause mid_cause;
     double mid_ms;
+
+    /* ---- the cascade (plan.cascade on the first engine attempt) ---- */
+    bool cascading;        /* judging the engine's first tokens; streamed text held */
+    bool escalated;        /* the cascade handed the request to the cloud */
+    rt_cascade_acc cas;    /* their logprobs and entropies so far */
+    tg_buf held;           /* streamed text held back while judging */
+    uint64_t engine_t0_ns; /* engine job submitted (tokens/s average) */
 
     /* ---- cloud target (chat_cloud.c) ---- */
     rt_cloud_call *call;

@@ -5,7 +5,7 @@
 #   - health shifting the decision: a fake procfs/sysfs tree (battery low on
 #     battery power, a hot thermal zone, CPU saturated) and a really full
 #     engine queue (slow model, one sequence, long answers running);
-#   - the cascade: a random-weight model (flat distributions) escalates to the
+#   - the cascade: a random-weight 350M-shape model (flat) escalates to the
 #     cloud, a scripted model (confident) keeps its answer; streamed too;
 #   - hot reload of a valid and an invalid file (file watch, SIGHUP, POST
 #     /admin/reload) while requests run: none fails, the invalid file keeps
@@ -53,7 +53,7 @@ routing:
   offline_after: 1000
   health_root: "$ROOT"
   health_interval_ms: 50
-$2
+${2:-}
 cloud:
   - name: main
     base_url: "$MOCK_URL"
@@ -66,7 +66,7 @@ j() { jget "$TMP/$1.json" "$2"; }
 sse() { node "$NODE_DIR/sse_client.mjs" "$BASE/v1/chat/completions" "$2" "${@:3}" >"$TMP/$1.json"; }
 chat() { # chat NAME TEXT [extra json]: non-streamed tidegate/auto request
     local body
-    body=$(node -e 'const [t,x]=process.argv.slice(1);const o={model:"tidegate/auto",max_tokens:8,messages:[{role:"user",content:t}]};if(x)Object.assign(o,JSON.parse(x));console.log(JSON.stringify(o))' "$2" "${3:-}")
+    body=$(node -e 'const [t,x]=process.argv.slice(1);const o={model:"tidegate/auto",max_tokens:32,messages:[{role:"user",content:t}]};if(x)Object.assign(o,JSON.parse(x));console.log(JSON.stringify(o))' "$2" "${3:-}")
     printf '%s' "$body" >"$TMP/$1.req.json"
     req "$1" POST /v1/chat/completions -H 'content-type: application/json' -d "$body"
     ROUTE=$(header x-tidegate-route "$HDR")
@@ -122,14 +122,15 @@ for name in simple complex; do
 done
 
 # ---- health shifts the decision ---------------------------------------------
-put sys/class/power_supply/BAT0/capacity 9
 put sys/class/power_supply/AC/online 0
-wait_health battery_pct 9 && wait_health ac_online false
+put sys/class/power_supply/BAT0/capacity 9 # written last: seen last
+wait_health battery_pct 9
 chat battery "$SIMPLE"
 check "battery low on battery: simple prompt to the cloud" cloud:main "$ROUTE"
 [[ $REASON == "rule=device-strained;"* ]] && ok "battery: reason ($REASON)" || bad "battery: reason '$REASON'"
 put sys/class/power_supply/AC/online 1
-wait_health ac_online true
+put sys/class/power_supply/BAT0/capacity 8
+wait_health battery_pct 8
 chat charging "$SIMPLE"
 check "battery low but charging: edge" engine "$ROUTE"
 put sys/class/thermal/thermal_zone0/temp 93500
@@ -155,8 +156,10 @@ MODEL=$TMP/slow.gguf
 start_server queue TIDEGATE_MAX_ACTIVE=1 TIDEGATE_QUEUE_CAPACITY=1 -- -c "$TMP/a.yaml"
 MODEL=$MODEL_SAVE
 long='{"model":"tidegate/edge","max_tokens":4000,"stream":true,"messages":[{"role":"user","content":"tell me a story"}]}'
+# One runs (wait until it does), the next waits in the one-slot queue: full.
 curl -s -N --max-time 120 "$BASE/v1/chat/completions" -H 'content-type: application/json' -d "$long" >/dev/null &
 L1=$!
+wait_health engine_queue_depth 1
 curl -s -N --max-time 120 "$BASE/v1/chat/completions" -H 'content-type: application/json' -d "$long" >/dev/null &
 L2=$!
 wait_health engine_queue_frac 1
@@ -175,14 +178,19 @@ rules:
     cascade: {tokens: 4, min_mean_logprob: -1.0}
 YAML
 conf "$TMP/c.yaml" "  policy: \"$TMP/cascade.yaml\""
+# Random weights at the real 350M shape give flat distributions (mean
+# logprob near -9); the tiny fixture's are peaked, so it is not used here.
+MODEL_SAVE=$MODEL
+MODEL=$TMP/slow.gguf
 start_server cascade -- -c "$TMP/c.yaml"
+MODEL=$MODEL_SAVE
 chat flat "$SIMPLE"
 check "cascade, random model: 200" 200 "$STATUS"
 check "cascade, random model: escalated to the cloud" cloud:main "$ROUTE"
 check "cascade, random model: the cloud's answer" "$REPLY" "$(jget "$BODY" choices.0.message.content)"
 [[ $REASON == *"escalated"* ]] && ok "cascade: reason says so ($REASON)" || bad "cascade: reason '$REASON'"
 grep -q 'cascade_escalated' "$TMP/cascade.log" && ok "cascade: access log line" || bad "cascade: no log line"
-sse flats "{\"model\":\"tidegate/auto\",\"stream\":true,\"max_tokens\":8,\"messages\":[{\"role\":\"user\",\"content\":\"$SIMPLE\"}]}"
+sse flats "{\"model\":\"tidegate/auto\",\"stream\":true,\"max_tokens\":32,\"messages\":[{\"role\":\"user\",\"content\":\"$SIMPLE\"}]}"
 check "cascade streamed: escalated" cloud:main "$(j flats headers.x-tidegate-route)"
 check "cascade streamed: only the cloud's text" "$REPLY" "$(j flats text)"
 check "cascade streamed: one [DONE]" 1 "$(j flats done)"

@@ -12,7 +12,7 @@
 #include "config/config.h"
 #include "router/dispatch.h"
 
-static const rt_dispatch_ctx k_ready = {"lfm2-tiny-q4_0", true, false, NULL};
+static const rt_dispatch_ctx k_ready = {"lfm2-tiny-q4_0", true, false, NULL, NULL, NULL};
 
 static void plan_for(const rt_dispatch_ctx *ctx, const char *model, rt_plan *p, int want_rc) {
     rt_request_info r = {.model = model, .prompt_tokens = -1};
@@ -83,12 +83,12 @@ static void test_long_model_name_is_bounded(void **st) {
 
 static void test_engine_not_ready_is_503(void **st) {
     (void)st;
-    rt_dispatch_ctx down = {"lfm2-tiny-q4_0", false, false, NULL};
+    rt_dispatch_ctx down = {"lfm2-tiny-q4_0", false, false, NULL, NULL, NULL};
     rt_plan p;
     plan_for(&down, "tidegate/auto", &p, -1);
     assert_int_equal(p.status, 503);
     assert_string_equal(p.err_code, "engine_unavailable");
-    rt_dispatch_ctx none = {NULL, false, false, NULL};
+    rt_dispatch_ctx none = {NULL, false, false, NULL, NULL, NULL};
     plan_for(&none, "tidegate/edge", &p, -1);
     assert_int_equal(p.status, 503);
     /* With no engine, its id is unknown, so an arbitrary name is a 404. */
@@ -142,7 +142,7 @@ static const char *k_two = "cloud:\n"
 static void test_cloud_plans(void **st) {
     (void)st;
     router_up(k_two);
-    rt_dispatch_ctx ctx = {"edge-m", true, true, &g_router};
+    rt_dispatch_ctx ctx = {"edge-m", true, true, &g_router, NULL, NULL};
     rt_plan p;
     plan_for(&ctx, "tidegate/cloud", &p, 0);
     assert_int_equal(p.n_targets, 3);
@@ -187,7 +187,7 @@ static void test_cloud_plans(void **st) {
 static void test_modes_filter_plans(void **st) {
     (void)st;
     router_up(k_two);
-    rt_dispatch_ctx ctx = {"edge-m", true, true, &g_router};
+    rt_dispatch_ctx ctx = {"edge-m", true, true, &g_router, NULL, NULL};
     rt_plan p;
     rt_router_set_mode(&g_router, RT_CONN_OFFLINE);
     plan_for(&ctx, "tidegate/cloud", &p, 0);
@@ -216,6 +216,71 @@ static void test_modes_filter_plans(void **st) {
     plan_for(&ctx, "ma", &p, 0);
     assert_int_equal(p.n_targets, 1);
     assert_string_equal(p.targets[0].name, "engine");
+    router_down();
+}
+
+/* tidegate/auto with a policy: the decision becomes the plan. */
+static void test_policy_plans(void **st) {
+    (void)st;
+    router_up(k_two);
+    const char *y = "rules:\n"
+                    "  - name: hot\n"
+                    "    when: {health: {thermal_max_c: {gte: 80}}}\n"
+                    "    target: cloud:b\n"
+                    "    fallbacks: [edge]\n"
+                    "    timeouts_ms: {cloud:b: 1234}\n"
+                    "    retry_budget: 1\n"
+                    "    mid_stream: continue\n"
+                    "  - name: off\n"
+                    "    when: {mode: offline}\n"
+                    "    target: cloud\n"
+                    "  - name: default\n"
+                    "    target: edge\n"
+                    "    fallbacks: [cloud]\n"
+                    "    cascade: {tokens: 4, min_mean_logprob: -1}\n";
+    char err[1024];
+    rt_policy *pol = rt_policy_load_mem(y, strlen(y), "p.yaml", err, sizeof err);
+    assert_non_null(pol);
+    rt_health h;
+    rt_health_init(&h);
+    rt_dispatch_ctx ctx = {"edge-m", true, true, &g_router, pol, &h};
+    rt_features f;
+    memset(&f, 0, sizeof f);
+    rt_request_info r = {.model = "tidegate/auto", .prompt_tokens = -1, .features = &f};
+    rt_plan p;
+    assert_int_equal(rt_dispatch_plan(&ctx, &r, &p), 0);
+    assert_true(p.scored);
+    assert_string_equal(p.rule, "default");
+    assert_int_equal(p.n_targets, 3); /* engine, cloud:a, cloud:b */
+    assert_string_equal(p.targets[0].name, "engine");
+    assert_string_equal(p.targets[2].name, "cloud:b");
+    assert_true(p.cascade.enabled);
+    assert_string_equal(p.response_model, "edge-m");
+    assert_non_null(strstr(p.reason, "rule=default; score="));
+    rt_health_set(&h, RT_H_THERMAL_MAX_C, 90);
+    assert_int_equal(rt_dispatch_plan(&ctx, &r, &p), 0);
+    assert_string_equal(p.rule, "hot");
+    assert_int_equal(p.n_targets, 4); /* cloud:b twice (retry), engine twice */
+    assert_string_equal(p.targets[0].name, "cloud:b");
+    assert_string_equal(p.targets[1].name, "cloud:b");
+    assert_int_equal(p.targets[0].timeout_ms, 1234);
+    assert_int_equal(p.targets[0].midstream, RT_MIDSTREAM_CONTINUE); /* rule beats upstream */
+    assert_string_equal(p.targets[2].name, "engine");
+    assert_false(p.cascade.enabled);
+    assert_string_equal(p.response_model, "mb");
+    /* Forced offline: the policy sees mode offline; its cloud target is
+     * dropped by the mode: nothing left is a 503 naming the rule. */
+    rt_health_init(&h);
+    rt_router_set_mode(&g_router, RT_MODE_OFFLINE);
+    assert_int_equal(rt_dispatch_plan(&ctx, &r, &p), -1);
+    assert_int_equal(p.status, 503);
+    assert_non_null(strstr(p.err_message, "rule 'off'"));
+    /* Without features (not an auto request path) the fixed rules apply. */
+    rt_router_set_mode(&g_router, RT_MODE_AUTO);
+    r.features = NULL;
+    assert_int_equal(rt_dispatch_plan(&ctx, &r, &p), 0);
+    assert_false(p.scored);
+    rt_policy_free(pol);
     router_down();
 }
 
@@ -249,6 +314,7 @@ int main(void) {
         cmocka_unit_test(test_models_list),
         cmocka_unit_test(test_cloud_plans),
         cmocka_unit_test(test_modes_filter_plans),
+        cmocka_unit_test(test_policy_plans),
         cmocka_unit_test(test_missing_key_env_is_an_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
