@@ -30,8 +30,8 @@ typedef enum {
     RT_CONN_EDGE_ONLY,
     RT_CONN_CLOUD_ONLY
 } rt_conn_mode;
-/* The derived link state; same values as rt_mode in router/policy.h (the
- * policy's input), so (rt_mode)conn->link is the mode a policy decides with. */
+/* The derived link state; same values as rt_pmode in router/policy.h (the
+ * policy's input), so (rt_pmode)conn->link is the mode a policy decides with. */
 typedef enum { RT_LINK_ONLINE = 0, RT_LINK_DEGRADED, RT_LINK_OFFLINE } rt_link;
 
 #define RT_CONN_WINDOW 16

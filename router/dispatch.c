@@ -133,10 +133,10 @@ static rt_pmode policy_mode(const rt_dispatch_ctx *ctx) {
     const rt_router *r = ctx->router;
     if (!r || r->n_ups == 0) return RT_PMODE_OFFLINE;
     switch (r->conn.mode) {
-    case RT_MODE_OFFLINE:
-    case RT_MODE_EDGE_ONLY: return RT_PMODE_OFFLINE;
-    case RT_MODE_CLOUD_ONLY: return RT_PMODE_ONLINE;
-    case RT_MODE_AUTO: break;
+    case RT_CONN_OFFLINE:
+    case RT_CONN_EDGE_ONLY: return RT_PMODE_OFFLINE;
+    case RT_CONN_CLOUD_ONLY: return RT_PMODE_ONLINE;
+    case RT_CONN_AUTO: break;
     }
     switch (r->conn.link) {
     case RT_LINK_ONLINE: return RT_PMODE_ONLINE;

@@ -112,8 +112,8 @@ static void on_router_event(void *user, const rt_event *ev) {
 /* Health inputs the routing sampler pulls at each tick. */
 static void engine_queue(void *u, int *waiting, int *running) {
     tg_api *api = u;
-    *waiting = api->sched ? lfm_sched_queue_depth(api->sched) : 0;
-    *running = api->sched ? lfm_sched_active(api->sched) : 0;
+    *waiting = api->engine.sched ? lfm_sched_queue_depth(api->engine.sched) : 0;
+    *running = api->engine.sched ? lfm_sched_active(api->engine.sched) : 0;
 }
 
 /* The best upstream's RTT and success rate (unknown until it has traffic). */

@@ -65,10 +65,12 @@ struct tg_chat {
     double mid_ms;
 
     /* ---- the cascade (plan.cascade on the first engine attempt) ---- */
-    bool cascading;        /* judging the engine's first tokens; streamed text held */
-    bool escalated;        /* the cascade handed the request to the cloud */
-    rt_cascade_acc cas;    /* their logprobs and entropies so far */
-    tg_buf held;           /* streamed text held back while judging */
+    bool cascading;     /* judging the engine's first tokens; streamed text held */
+    bool escalated;     /* the cascade handed the request to the cloud */
+    rt_cascade_acc cas; /* their logprobs and entropies so far */
+    tg_buf held;        /* streamed text held back while judging */
+    bool lp_client;     /* the client asked for logprobs (the run may get more) */
+    int lp_top_client;
     uint64_t engine_t0_ns; /* engine job submitted (tokens/s average) */
 
     /* ---- cloud target (chat_cloud.c) ---- */

@@ -271,12 +271,12 @@ static void test_policy_plans(void **st) {
     /* Forced offline: the policy sees mode offline; its cloud target is
      * dropped by the mode: nothing left is a 503 naming the rule. */
     rt_health_init(&h);
-    rt_router_set_mode(&g_router, RT_MODE_OFFLINE);
+    rt_router_set_mode(&g_router, RT_CONN_OFFLINE);
     assert_int_equal(rt_dispatch_plan(&ctx, &r, &p), -1);
     assert_int_equal(p.status, 503);
     assert_non_null(strstr(p.err_message, "rule 'off'"));
     /* Without features (not an auto request path) the fixed rules apply. */
-    rt_router_set_mode(&g_router, RT_MODE_AUTO);
+    rt_router_set_mode(&g_router, RT_CONN_AUTO);
     r.features = NULL;
     assert_int_equal(rt_dispatch_plan(&ctx, &r, &p), 0);
     assert_false(p.scored);
