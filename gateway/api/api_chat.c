@@ -739,7 +739,10 @@ void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) 
      * does not change this request's plan). */
     rt_features feats;
     const char *m = c->oai.model;
-    if (api->routing_on && (!m || !*m || !strcmp(m, RT_MODEL_AUTO))) {
+    /* Without a cloud upstream or a named policy the edge is the only
+     * answer: the fixed rule says so without a score. */
+    bool policy = api->routing_on && (api->routing.path || api->router.n_ups > 0);
+    if (policy && (!m || !*m || !strcmp(m, RT_MODEL_AUTO))) {
         rt_reqfeat_extract(c->oai.raw,
                            rt_reqfeat_hint(tg_http_request_header(req, "x-tidegate-hint")), &feats);
         info.features = &feats;
