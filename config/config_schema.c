@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/tg_str.h"
+
 #define OFF(f) offsetof(tg_config, f)
 
 static const char *const k_kv_names[] = {"f32", "f16", NULL};
@@ -159,14 +161,6 @@ const char *tg_config_schema_suggest(const char *prefix, const char *name) {
 }
 
 /* ---- text conversions ---------------------------------------------------------- */
-
-static char *xstrdup(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (!p) abort();
-    memcpy(p, s, n);
-    return p;
-}
 
 void tg_config_sanitize(const char *s, char *out, size_t outlen) {
     if (!outlen) return;
@@ -361,7 +355,7 @@ int tg_config_schema_apply(tg_config *cfg, const tg_config_schema_key *k, const 
             return -1;
         }
         free(*slot);
-        *slot = is_null ? NULL : xstrdup(text);
+        *slot = is_null ? NULL : tg_xstrdup(text);
         return 0;
     }
     case TG_CK_INT:

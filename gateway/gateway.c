@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "common/tg_log.h"
+#include "gateway/api/api_journal.h"
 #include "gateway/api/api_routes.h"
 #include "gateway/api/openai_api.h"
 
@@ -187,6 +188,7 @@ int tg_gateway_run(const tg_config *cfg) {
         goto out;
     }
     if (start_engine(api, cfg) < 0) goto out;
+    if (tg_apij_open(api) < 0) goto out;
 
     tg_http_opts ho = {0};
     opts_from_config(&ho, cfg);
@@ -213,6 +215,7 @@ int tg_gateway_run(const tg_config *cfg) {
 out:
     tg_api_router_stop(api);
     stop_engine(api);
+    tg_apij_close(api);           /* after the engine: its last callbacks may append */
     uv_run(&loop, UV_RUN_NOWAIT); /* let the bridge's async handle close */
     if (uv_loop_close(&loop) != 0) {
         uv_walk(&loop, close_any, NULL);

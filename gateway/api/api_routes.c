@@ -71,15 +71,9 @@ void tg_api_on_response(void *user, const tg_http_done *d) {
         tg_metrics_std_tokens(&api->std, d->tokens_in, d->tokens_out);
 }
 
-void tg_api_respond(tg_api *api, tg_http_exchange *ex, const char *route_label, int status,
-                    const char *content_type, const char *body, size_t len) {
-    (void)api, (void)route_label;
-    tg_http_respond(ex, status, content_type, body, len);
-}
-
-void tg_api_error(tg_api *api, tg_http_exchange *ex, const char *route_label, int status,
-                  const char *type, const char *code, const char *param, const char *fmt, ...) {
-    (void)api, (void)route_label;
+void tg_api_error(tg_api *api, tg_http_exchange *ex, int status, const char *type, const char *code,
+                  const char *param, const char *fmt, ...) {
+    (void)api;
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
@@ -104,23 +98,22 @@ static void route_models(tg_api *api, tg_http_exchange *ex, const tg_http_reques
     size_t n = rt_dispatch_models(&api->dispatch, ids, owners, RT_MAX_UPSTREAMS + 4);
     tg_buf b = TG_BUF_INIT;
     tg_oai_models_json(&b, ids, owners, n, api->started_at);
-    tg_api_respond(api, ex, "/v1/models", 200, "application/json", b.data, b.len);
+    tg_http_respond(ex, 200, "application/json", b.data, b.len);
     tg_buf_free(&b);
 }
 
 static void route_healthz(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
     static const char body[] = "{\"status\":\"ok\"}";
-    tg_api_respond(api, ex, "/healthz", 200, "application/json", body, sizeof body - 1);
+    tg_http_respond(ex, 200, "application/json", body, sizeof body - 1);
 }
 
 static void route_readyz(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
     if (api->draining) {
-        tg_api_error(api, ex, "/readyz", 503, "server_error", "draining", NULL,
-                     "the server is shutting down");
+        tg_api_error(api, ex, 503, "server_error", "draining", NULL, "the server is shutting down");
         return;
     }
     if (!api->dispatch.engine_ready) {
-        tg_api_error(api, ex, "/readyz", 503, "server_error", "engine_unavailable", NULL,
+        tg_api_error(api, ex, 503, "server_error", "engine_unavailable", NULL,
                      "the engine is not loaded");
         return;
     }
@@ -131,7 +124,7 @@ static void route_readyz(tg_api *api, tg_http_exchange *ex, const tg_http_reques
     tg_buf_printf(&b, ",\"queue_depth\":%d,\"active\":%d}",
                   api->engine.sched ? lfm_sched_queue_depth(api->engine.sched) : 0,
                   api->engine.sched ? lfm_sched_active(api->engine.sched) : 0);
-    tg_api_respond(api, ex, "/readyz", 200, "application/json", b.data, b.len);
+    tg_http_respond(ex, 200, "application/json", b.data, b.len);
     tg_buf_free(&b);
 }
 
@@ -181,7 +174,7 @@ void tg_api_register_metrics(tg_api *api) {
 /* ------------------------------------------------------------- dispatch -- */
 
 static bool check_access(tg_api *api, tg_http_exchange *ex, const tg_http_request *req,
-                         const route *r, const char *label) {
+                         const route *r) {
     const char *tok = req->bearer;
     size_t toklen = tok ? strlen(tok) : 0;
     tg_auth_result res = TG_AUTH_ALLOW;
@@ -192,11 +185,11 @@ static bool check_access(tg_api *api, tg_http_exchange *ex, const tg_http_reques
     if (res == TG_AUTH_ALLOW) return true;
     if (res == TG_AUTH_NEED_KEY) {
         tg_http_add_header(ex, "WWW-Authenticate", "Bearer");
-        tg_api_error(api, ex, label, 401, "invalid_request_error", "invalid_api_key", NULL,
+        tg_api_error(api, ex, 401, "invalid_request_error", "invalid_api_key", NULL,
                      tok ? "Incorrect API key provided"
                          : "You didn't provide an API key: use Authorization: Bearer <key>");
     } else {
-        tg_api_error(api, ex, label, 403, "invalid_request_error", "forbidden", NULL,
+        tg_api_error(api, ex, 403, "invalid_request_error", "forbidden", NULL,
                      "this endpoint is only available to admin clients");
     }
     return false;
@@ -232,15 +225,14 @@ void tg_api_handle(tg_http_exchange *ex, const tg_http_request *req, void *user)
                     strncat(allow, k_routes[i].method, sizeof allow - strlen(allow) - 1);
                 }
             tg_http_add_header(ex, "Allow", allow);
-            tg_api_error(api, ex, "other", 405, "invalid_request_error", "method_not_allowed", NULL,
+            tg_api_error(api, ex, 405, "invalid_request_error", "method_not_allowed", NULL,
                          "Method %.16s is not allowed on %.64s", req->method, req->path);
         } else {
-            tg_api_error(api, ex, "other", 404, "invalid_request_error", "not_found", NULL,
+            tg_api_error(api, ex, 404, "invalid_request_error", "not_found", NULL,
                          "Unknown request URL: %.16s %.128s", req->method, req->path);
         }
         return;
     }
-    const char *label = route_label(req);
-    if (!check_access(api, ex, req, match, label)) return;
+    if (!check_access(api, ex, req, match)) return;
     match->fn(api, ex, req);
 }

@@ -101,14 +101,15 @@ typedef void (*tg_http_done_fn)(void *user, const tg_http_done *d);
 typedef const char *(*tg_http_error_fn)(tg_buf *out, int status, const char *code,
                                         const char *message);
 
-/* Zero fields mean the defaults below (tg_http_opts_defaults fills them). */
+/* Zero fields mean the defaults (tg_http_opts_defaults fills them from
+ * common/tg_defaults.h, the table the config starts from too). */
 typedef struct {
     const char *host;           /* "127.0.0.1", "::", "0.0.0.0", "::1"; default 127.0.0.1 */
     int port;                   /* 0 = ephemeral (see tg_http_server_port) */
-    size_t max_body_bytes;      /* default 8 MiB */
+    size_t max_body_bytes;      /* default 1 MiB */
     size_t max_header_bytes;    /* request line + headers; default 16 KiB */
     size_t max_headers;         /* default 64 */
-    int max_connections;        /* default 512; beyond: 503 then close */
+    int max_connections;        /* default 1024; beyond: 503 then close */
     uint64_t header_timeout_ms; /* whole request head must arrive; default 10 s */
     uint64_t body_timeout_ms;   /* max silence while reading a body; default 30 s */
     uint64_t idle_timeout_ms;   /* idle keep-alive connection; default 60 s */
