@@ -113,12 +113,12 @@ typedef struct tg_http_reject {
 /* Zero fields mean the defaults (tg_http_opts_defaults fills them from
  * common/tg_defaults.h, the table the config starts from too). */
 typedef struct {
-    const char *host;           /* "127.0.0.1", "::", "0.0.0.0", "::1"; default 127.0.0.1 */
-    int port;                   /* 0 = ephemeral (see tg_http_server_port) */
-    size_t max_body_bytes;      /* default 1 MiB */
-    size_t max_header_bytes;    /* request line + headers; default 16 KiB */
-    size_t max_headers;         /* default 64 */
-    int max_connections;        /* default 1024; beyond: 503 then close */
+    const char *host;        /* "127.0.0.1", "::", "0.0.0.0", "::1"; default 127.0.0.1 */
+    int port;                /* 0 = ephemeral (see tg_http_server_port) */
+    size_t max_body_bytes;   /* default 1 MiB */
+    size_t max_header_bytes; /* request line + headers; default 16 KiB */
+    size_t max_headers;      /* default 64 */
+    int max_connections;     /* default 1024; beyond: 503 then close */
     /* Deadlines, not silence timers: a head must be complete header_timeout_ms
      * after its first byte (for a connection's first request: after the
      * accept), a body body_timeout_ms after its head; trickling bytes does
