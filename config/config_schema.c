@@ -61,7 +61,7 @@ static const tg_config_schema_key k_keys[] = {
      "request bodies + unparsed input + queued output of all connections (503 beyond)"},
     {"server.trusted_proxies", "TIDEGATE_TRUSTED_PROXIES", TG_CK_STR, OFF(server.trusted_proxies),
      0, 0, 0, NULL, "comma-separated IP addresses",
-     "peers whose X-Forwarded-For is believed (access log); empty = none"},
+     "peers whose X-Forwarded-For may be believed (not read yet); empty = none"},
     {"admin", NULL, TG_CK_SECTION, 0, 0, 0, 0, NULL, "section",
      "the admin listener: /metrics and /admin/* (never on server.listen)"},
     {"admin.listen", "TIDEGATE_ADMIN_LISTEN", TG_CK_LISTEN, OFF(admin.listen_host),

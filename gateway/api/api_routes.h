@@ -32,7 +32,8 @@ typedef struct tg_chat tg_chat; /* one in-flight chat completion (api_chat.c) */
 typedef struct tg_api {
     uv_loop_t *loop;
     const tg_config *cfg;
-    tg_http_server *server; /* set once listening */
+    tg_http_server *server;       /* set once listening */
+    tg_http_server *admin_server; /* the admin listener (admin.listen) */
 
     /* The router: dispatch and the engine target (model, tokenizer,
      * scheduler, bridge, prompts in preparation). */
@@ -61,6 +62,14 @@ typedef struct tg_api {
     struct tg_journal *journal; /* request journal (api_journal.c), or NULL: off */
     size_t n_chats;
 } tg_api;
+
+/* tg_http_opts.listener values: which listener a request came in on. */
+enum { TG_API_LISTENER_PUBLIC = 0, TG_API_LISTENER_ADMIN = 1 };
+
+/* The servers' on_head hook (user = the tg_api): the route's access rule,
+ * applied once the head is read, so a request without the right key gets
+ * 401/403 before its body is read or 100 Continue is sent. */
+int tg_api_on_head(void *user, const tg_http_request *req, tg_http_reject *rej);
 
 /* The tg_http_handler for the server; user is the tg_api. */
 void tg_api_handle(tg_http_exchange *ex, const tg_http_request *req, void *user);
