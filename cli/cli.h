@@ -1,4 +1,4 @@
-/* cli: the `tidegate` subcommands. Each lives in gateway/cli_<name>.c and
+/* cli: the `tidegate` subcommands. Each lives in cli/cli_<name>.c and
  * follows one contract: argv[0] is the subcommand name, `--help` prints its
  * usage to stdout and returns 0, a bad flag prints one usage line to stderr
  * and returns 2, failure returns 1. */
@@ -23,5 +23,8 @@ int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
 /* Parses a non-negative int / float flag value; returns 0 or -1. */
 int cli_parse_int(const char *s, long min, long max, long *out);
 int cli_parse_double(const char *s, double *out);
+/* A subcommand reserved for a later issue: `--help` names the issue and
+ * returns 0; otherwise says it is not in this build and returns 1. */
+int cli_reserved(const char *cmd, const char *issue, int argc, char **argv);
 
 #endif

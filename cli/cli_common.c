@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli.h"
 
@@ -33,4 +34,14 @@ int cli_parse_double(const char *s, double *out) {
     if (errno || *end) return -1;
     *out = v;
     return 0;
+}
+
+int cli_reserved(const char *cmd, const char *issue, int argc, char **argv) {
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: tidegate %s ...\n(not available in this build: arrives with %s)\n", cmd,
+               issue);
+        return 0;
+    }
+    fprintf(stderr, "tidegate %s: not available in this build (arrives with %s)\n", cmd, issue);
+    return 1;
 }

@@ -14,7 +14,7 @@
 #include "gateway/gateway.h"
 
 static const char k_usage[] =
-    "tidegate serve [-c CONFIG] [--listen HOST:PORT] [-m MODEL] [--threads N]\n"
+    "tidegate serve [-c CONFIG] [--listen HOST:PORT] [-m MODEL] [--threads N] [--journal-dir DIR]\n"
     "               [--cloud-url URL --cloud-model NAME [--cloud-key-env VAR]] [--ca-file PEM]\n"
     "               [--policy FILE]";
 
@@ -27,6 +27,8 @@ static void print_help(void) {
         "  --listen HOST:PORT    listen address (default 127.0.0.1:8080; port 0 = ephemeral)\n"
         "  -m, --model PATH      GGUF model file (engine.model)\n"
         "  --threads N           engine compute threads (0 = number of CPUs)\n"
+        "  --journal-dir DIR     request journal (else $TIDEGATE_JOURNAL_DIR; unset: off);\n"
+        "                        key: $TIDEGATE_JOURNAL_KEY or $TIDEGATE_JOURNAL_KEY_FILE\n"
         "  --cloud-url URL       define/override the cloud upstream named \"cloud\"\n"
         "                        (https://host/v1, OpenAI-compatible)\n"
         "  --cloud-model NAME    its model (also the id clients may request)\n"
@@ -60,7 +62,8 @@ static const char *flag_value(int argc, char **argv, int *i, const char *shortf,
 }
 
 int cmd_serve(int argc, char **argv) {
-    const char *config_path = NULL, *listen = NULL, *model = NULL, *threads = NULL;
+    const char *config_path = NULL, *listen = NULL, *model = NULL, *threads = NULL,
+               *journal_dir = NULL;
     const char *cloud_url = NULL, *cloud_model = NULL, *cloud_key_env = NULL, *ca_file = NULL;
     const char *policy = NULL;
     for (int i = 1; i < argc; i++) {
@@ -73,9 +76,10 @@ int cmd_serve(int argc, char **argv) {
             const char *s, *l;
         } flags[] = {{"-c", "--config"},        {NULL, "--listen"},    {"-m", "--model"},
                      {NULL, "--threads"},       {NULL, "--cloud-url"}, {NULL, "--cloud-model"},
-                     {NULL, "--cloud-key-env"}, {NULL, "--ca-file"},   {NULL, "--policy"}};
+                     {NULL, "--cloud-key-env"}, {NULL, "--ca-file"},   {NULL, "--policy"},
+                     {NULL, "--journal-dir"}};
         const char **dst[] = {&config_path, &listen,        &model,   &threads, &cloud_url,
-                              &cloud_model, &cloud_key_env, &ca_file, &policy};
+                              &cloud_model, &cloud_key_env, &ca_file, &policy,  &journal_dir};
         bool matched = false;
         for (size_t f = 0; f < sizeof dst / sizeof dst[0] && !matched; f++) {
             const char *v = flag_value(argc, argv, &i, flags[f].s, flags[f].l, &matched);
@@ -88,6 +92,8 @@ int cmd_serve(int argc, char **argv) {
     /* The file itself can come from the environment (containers, units);
      * the flag still wins. An explicitly named file must exist. */
     const char *env_config = getenv("TIDEGATE_CONFIG");
+    /* The journal reads its directory from the environment (api_journal.c). */
+    if (journal_dir) setenv("TIDEGATE_JOURNAL_DIR", journal_dir, 1);
     if (!config_path && env_config && *env_config) config_path = env_config;
 
     tg_config cfg;

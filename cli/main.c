@@ -1,13 +1,14 @@
 /* tidegate: one binary, many subcommands. This file only dispatches; each
- * subcommand lives in gateway/cli_<name>.c. */
+ * subcommand lives in cli/cli_<name>.c. */
 #include <stdio.h>
 #include <string.h>
 
 #include "common/tg_log.h"
 #include "cli/cli.h"
 
+/* The version comes from CMake's project(VERSION) and nowhere else. */
 #ifndef TIDEGATE_VERSION
-#define TIDEGATE_VERSION "0.1.0"
+#error "TIDEGATE_VERSION is set by CMakeLists.txt from project(VERSION)"
 #endif
 
 static int cmd_version(int argc, char **argv) {

@@ -68,8 +68,9 @@ static void path_of(const parser *p, char *out, size_t outlen) {
         } else {
             if (f->key == SIZE_MAX) break;
             const key_span *k = &p->spans[f->key];
-            r = snprintf(out + w, outlen - w, "%s%.*s", w ? "." : "", (int)k->len,
-                         p->arena.data + k->off);
+            /* an empty key may leave the arena unallocated (data NULL) */
+            const char *key = p->arena.data ? p->arena.data + k->off : "";
+            r = snprintf(out + w, outlen - w, "%s%.*s", w ? "." : "", (int)k->len, key);
         }
         if (r < 0) break;
         w += (size_t)r;

@@ -8,30 +8,23 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/tg_defaults.h"
+#include "common/tg_str.h"
 #include "config/config_schema.h"
-
-static char *xstrdup(const char *s) {
-    if (!s) return NULL;
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (!p) abort();
-    memcpy(p, s, n);
-    return p;
-}
 
 void tg_config_defaults(tg_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     tg_config_server *s = &cfg->server;
-    strcpy(s->listen_host, "127.0.0.1");
-    s->listen_port = 8080;
-    s->max_body_bytes = 1u << 20;
-    s->max_header_bytes = 16u << 10;
-    s->max_headers = 64;
-    s->max_connections = 1024;
-    s->header_timeout_ms = 10000;
-    s->body_timeout_ms = 30000;
-    s->idle_timeout_ms = 60000;
-    s->write_timeout_ms = 30000;
+    strcpy(s->listen_host, TG_DEFAULT_HOST);
+    s->listen_port = TG_DEFAULT_PORT;
+    s->max_body_bytes = TG_DEFAULT_MAX_BODY_BYTES;
+    s->max_header_bytes = TG_DEFAULT_MAX_HEADER_BYTES;
+    s->max_headers = TG_DEFAULT_MAX_HEADERS;
+    s->max_connections = TG_DEFAULT_MAX_CONNECTIONS;
+    s->header_timeout_ms = TG_DEFAULT_HEADER_TIMEOUT_MS;
+    s->body_timeout_ms = TG_DEFAULT_BODY_TIMEOUT_MS;
+    s->idle_timeout_ms = TG_DEFAULT_IDLE_TIMEOUT_MS;
+    s->write_timeout_ms = TG_DEFAULT_WRITE_TIMEOUT_MS;
     s->shutdown_grace_ms = 10000;
     s->conn_buffer_limit_bytes = 1u << 20;
     s->memory_budget_bytes = 256u << 20;
@@ -66,12 +59,12 @@ void tg_config_free(tg_config *cfg) {
 
 void tg_config_copy(tg_config *dst, const tg_config *src) {
     *dst = *src;
-    dst->server.tls_cert = xstrdup(src->server.tls_cert);
-    dst->server.tls_key = xstrdup(src->server.tls_key);
-    dst->server.trusted_proxies = xstrdup(src->server.trusted_proxies);
-    dst->engine.model = xstrdup(src->engine.model);
-    dst->engine.model_id = xstrdup(src->engine.model_id);
-    dst->source_path = xstrdup(src->source_path);
+    dst->server.tls_cert = tg_xstrdup(src->server.tls_cert);
+    dst->server.tls_key = tg_xstrdup(src->server.tls_key);
+    dst->server.trusted_proxies = tg_xstrdup(src->server.trusted_proxies);
+    dst->engine.model = tg_xstrdup(src->engine.model);
+    dst->engine.model_id = tg_xstrdup(src->engine.model_id);
+    dst->source_path = tg_xstrdup(src->source_path);
     tg_config_cloud_copy(dst, src);
 }
 
@@ -201,7 +194,7 @@ int tg_config_finalize(tg_config *cfg, char *err, size_t errlen) {
                            "to the network without a key",
                            cfg->admin.listen_host);
     if (cfg->server.trusted_proxies) {
-        char *list = xstrdup(cfg->server.trusted_proxies), *save = NULL;
+        char *list = tg_xstrdup(cfg->server.trusted_proxies), *save = NULL;
         for (char *it = strtok_r(list, ", ", &save); it; it = strtok_r(NULL, ", ", &save)) {
             unsigned char a[16];
             if (inet_pton(AF_INET, it, a) != 1 && inet_pton(AF_INET6, it, a) != 1) {
@@ -323,5 +316,5 @@ char *tg_config_to_yaml(const tg_config *cfg) {
         tg_buf_putc(&b, '\n');
     }
     char *s = tg_buf_steal(&b);
-    return s ? s : xstrdup("");
+    return s ? s : tg_xstrdup("");
 }

@@ -67,8 +67,8 @@ typedef struct {
                                              its next pipelined request waits */
     size_t memory_budget_bytes;           /* default 256 MiB: buffered bodies + input + queued
                                              output, all connections; past it new work gets 503 */
-    char *trusted_proxies;                /* comma-separated IPs whose X-Forwarded-For is
-                                             believed (access log); NULL = none */
+    char *trusted_proxies;                /* comma-separated IPs whose X-Forwarded-For may
+                                             be believed (validated, not read yet); NULL */
 } tg_config_server;
 
 /* The admin listener: /metrics and the /admin routes are served there, never on

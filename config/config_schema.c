@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/tg_str.h"
+
 #define OFF(f) offsetof(tg_config, f)
 
 static const char *const k_kv_names[] = {"f32", "f16", NULL};
@@ -59,7 +61,7 @@ static const tg_config_schema_key k_keys[] = {
      "request bodies + unparsed input + queued output of all connections (503 beyond)"},
     {"server.trusted_proxies", "TIDEGATE_TRUSTED_PROXIES", TG_CK_STR, OFF(server.trusted_proxies),
      0, 0, 0, NULL, "comma-separated IP addresses",
-     "peers whose X-Forwarded-For is believed (access log); empty = none"},
+     "peers whose X-Forwarded-For may be believed (not read yet); empty = none"},
     {"admin", NULL, TG_CK_SECTION, 0, 0, 0, 0, NULL, "section",
      "the admin listener: /metrics and /admin/* (never on server.listen)"},
     {"admin.listen", "TIDEGATE_ADMIN_LISTEN", TG_CK_LISTEN, OFF(admin.listen_host),
@@ -159,14 +161,6 @@ const char *tg_config_schema_suggest(const char *prefix, const char *name) {
 }
 
 /* ---- text conversions ---------------------------------------------------------- */
-
-static char *xstrdup(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (!p) abort();
-    memcpy(p, s, n);
-    return p;
-}
 
 void tg_config_sanitize(const char *s, char *out, size_t outlen) {
     if (!outlen) return;
@@ -361,7 +355,7 @@ int tg_config_schema_apply(tg_config *cfg, const tg_config_schema_key *k, const 
             return -1;
         }
         free(*slot);
-        *slot = is_null ? NULL : xstrdup(text);
+        *slot = is_null ? NULL : tg_xstrdup(text);
         return 0;
     }
     case TG_CK_INT:

@@ -419,3 +419,7 @@ const char *lfm_model_chat_template(const lfm_model *m) {
 uint64_t lfm_model_weight_bytes(const lfm_model *m) {
     return m->weight_bytes;
 }
+
+int lfm_model_threads(const lfm_model *m) {
+    return m ? m->opts.n_threads : 0;
+}

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/tg_log.h"
+#include "common/tg_str.h"
 
 #define MAX_BUCKETS 32
 
@@ -50,14 +51,6 @@ const size_t tg_metrics_duration_buckets_n =
 const double tg_metrics_ttft_buckets[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 const size_t tg_metrics_ttft_buckets_n =
     sizeof tg_metrics_ttft_buckets / sizeof tg_metrics_ttft_buckets[0];
-
-static char *xstrdup(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (!p) abort();
-    memcpy(p, s, n);
-    return p;
-}
 
 tg_metrics *tg_metrics_new(void) {
     tg_metrics *r = calloc(1, sizeof *r);
@@ -115,8 +108,8 @@ static tg_metric *reg_add(tg_metrics *reg, m_type type, const char *name, const 
     tg_metric *m = calloc(1, sizeof *m);
     if (!m) abort();
     m->type = type;
-    m->name = xstrdup(name);
-    m->help = xstrdup(help ? help : "");
+    m->name = tg_xstrdup(name);
+    m->help = tg_xstrdup(help ? help : "");
     /* Split "a,b" into label names, each validated. */
     const char *p = labels ? labels : "";
     while (*p) {
@@ -135,7 +128,7 @@ static tg_metric *reg_add(tg_metrics *reg, m_type type, const char *name, const 
             metric_free(m);
             return NULL;
         }
-        m->labels[m->nlabels++] = xstrdup(tmp);
+        m->labels[m->nlabels++] = tg_xstrdup(tmp);
         p = e ? e + 1 : p + len;
     }
     if (reg->tail)
@@ -205,7 +198,7 @@ static m_series *series_get(tg_metric *m, const char *const *vals) {
     m_series *s = &m->series[m->n++];
     memset(s, 0, sizeof *s);
     for (int k = 0; k < m->nlabels; k++)
-        s->values[k] = xstrdup(vals[k] ? vals[k] : "");
+        s->values[k] = tg_xstrdup(vals[k] ? vals[k] : "");
     if (m->type == M_HISTOGRAM) {
         s->buckets = calloc(m->nb + 1, sizeof *s->buckets);
         if (!s->buckets) abort();

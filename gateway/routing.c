@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "common/tg_log.h"
+#include "common/tg_str.h"
 
 #define DEBOUNCE_MS 100 /* an editor's save is several events */
 
@@ -18,12 +19,6 @@ static uint64_t hash_bytes(const char *p, size_t n) {
     for (size_t i = 0; i < n; i++)
         h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
     return h;
-}
-
-static char *xstrdup0(const char *s) {
-    char *d = strdup(s);
-    if (!d) abort();
-    return d;
 }
 
 /* Loads path into a new policy; 0 and *out, or -1 with err. *hash gets the
@@ -50,10 +45,10 @@ int tg_routing_init(tg_routing *r, uv_loop_t *loop, const char *path, bool cloud
     r->loaded_at = (int64_t)time(NULL);
     if (path && *path) {
         if (load(path, &r->policy, &r->file_hash, err, errlen) < 0) return -1;
-        r->path = xstrdup0(path);
-        char *a = xstrdup0(path), *b = xstrdup0(path);
-        r->dir = xstrdup0(dirname(a));
-        r->base = xstrdup0(basename(b));
+        r->path = tg_xstrdup(path);
+        char *a = tg_xstrdup(path), *b = tg_xstrdup(path);
+        r->dir = tg_xstrdup(dirname(a));
+        r->base = tg_xstrdup(basename(b));
         free(a), free(b);
     } else {
         r->policy = cloud ? rt_policy_builtin_hybrid() : rt_policy_builtin_edge();

@@ -10,16 +10,12 @@ static int fail(rt_plan *p, int status, const char *type, const char *code, cons
 
 static int fail(rt_plan *p, int status, const char *type, const char *code, const char *param,
                 const char *fmt, ...) {
-    p->status = status;
     p->n_targets = 0;
-    snprintf(p->err_type, sizeof p->err_type, "%s", type);
-    snprintf(p->err_code, sizeof p->err_code, "%s", code ? code : "");
-    snprintf(p->err_param, sizeof p->err_param, "%s", param ? param : "");
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(p->err_message, sizeof p->err_message, fmt, ap);
+    tg_oai_error_vset(&p->err, status, type, code, param, fmt, ap);
     va_end(ap);
-    snprintf(p->reason, sizeof p->reason, "rejected: %s", p->err_code[0] ? p->err_code : "error");
+    snprintf(p->reason, sizeof p->reason, "rejected: %s", p->err.code[0] ? p->err.code : "error");
     return -1;
 }
 

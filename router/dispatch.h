@@ -41,6 +41,7 @@
 #include <stddef.h>
 
 #include "router/policy.h"
+#include "router/request.h"
 #include "router/router.h"
 
 #define RT_MODEL_AUTO  "tidegate/auto"
@@ -69,13 +70,9 @@ typedef struct {
 } rt_target;
 
 typedef struct {
-    /* Failure: status != 0 and no targets; the fields below say what to send
-     * back (OpenAI error JSON). */
-    int status;
-    char err_type[40];
-    char err_code[48];
-    char err_param[32];
-    char err_message[200];
+    /* Failure: err.status != 0 and no targets; err is what to send back
+     * (OpenAI error JSON). */
+    tg_oai_error err;
 
     rt_target targets[RT_PLAN_MAX_TARGETS];
     size_t n_targets;
@@ -113,7 +110,7 @@ typedef struct {
 } rt_request_info;
 
 /* Fills *plan. Returns 0 when the plan has at least one target, -1 when it
- * is a failure (plan->status and err_* set). */
+ * is a failure (plan->err set). */
 int rt_dispatch_plan(const rt_dispatch_ctx *ctx, const rt_request_info *req, rt_plan *plan);
 
 /* The model ids GET /v1/models lists, in order; returns how many were written

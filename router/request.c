@@ -6,16 +6,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-void tg_oai_error_set(tg_oai_error *e, int status, const char *type, const char *code,
-                      const char *param, const char *fmt, ...) {
+void tg_oai_error_vset(tg_oai_error *e, int status, const char *type, const char *code,
+                       const char *param, const char *fmt, va_list ap) {
     if (!e) return;
     e->status = status;
     snprintf(e->type, sizeof e->type, "%s", type ? type : "invalid_request_error");
     snprintf(e->code, sizeof e->code, "%s", code ? code : "");
     snprintf(e->param, sizeof e->param, "%s", param ? param : "");
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+}
+
+void tg_oai_error_set(tg_oai_error *e, int status, const char *type, const char *code,
+                      const char *param, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    tg_oai_error_vset(e, status, type, code, param, fmt, ap);
     va_end(ap);
 }
 

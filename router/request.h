@@ -13,6 +13,7 @@
 #ifndef RT_REQUEST_H
 #define RT_REQUEST_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -103,5 +104,8 @@ void tg_oai_request_free(tg_oai_request *r);
 void tg_oai_error_set(tg_oai_error *e, int status, const char *type, const char *code,
                       const char *param, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
+void tg_oai_error_vset(tg_oai_error *e, int status, const char *type, const char *code,
+                       const char *param, const char *fmt, va_list ap)
+    __attribute__((format(printf, 6, 0)));
 
 #endif

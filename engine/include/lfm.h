@@ -77,6 +77,8 @@ const lfm_tokenizer *lfm_model_tokenizer(const lfm_model *m);
 const char *lfm_model_chat_template(const lfm_model *m);
 /* Bytes of weights mapped, and bytes of one sequence's state at n_ctx. */
 uint64_t lfm_model_weight_bytes(const lfm_model *m);
+/* Compute threads the model runs with (opts.n_threads, or the default). */
+int lfm_model_threads(const lfm_model *m);
 uint64_t lfm_seq_state_bytes(const lfm_model *m, int n_ctx);
 
 /* A sequence: KV cache for attention blocks, rolling conv state for conv

@@ -32,7 +32,7 @@ static void admin_state(tg_api *api, tg_http_exchange *ex) {
         tg_routing_state_members(&api->routing, &b);
         tg_buf_putc(&b, '}');
     }
-    tg_api_respond(api, ex, "/admin/*", 200, "application/json", b.data, b.len);
+    tg_http_respond(ex, 200, "application/json", b.data, b.len);
     tg_buf_free(&b);
 }
 
@@ -47,7 +47,7 @@ static void admin_mode(tg_api *api, tg_http_exchange *ex, const tg_http_request 
         !json_object_object_get_ex(root, "mode", &m) || !json_object_is_type(m, json_type_string) ||
         rt_conn_mode_parse(json_object_get_string(m), &mode) != 0) {
         json_object_put(root);
-        tg_api_error(api, ex, "/admin/*", 400, "invalid_request_error", "invalid_mode", "mode",
+        tg_api_error(api, ex, 400, "invalid_request_error", "invalid_mode", "mode",
                      "body must be {\"mode\": \"offline\" | \"edge-only\" | \"cloud-only\" | "
                      "\"auto\"}");
         return;
@@ -62,11 +62,10 @@ static void admin_reload(tg_api *api, tg_http_exchange *ex) {
     int rc = tg_routing_reload(&api->routing, "admin", err, sizeof err);
     if (rc == 0) return admin_state(api, ex);
     if (rc == 1) {
-        tg_api_error(api, ex, "/admin/*", 409, "invalid_request_error", "no_policy_file", NULL,
-                     "%s", err);
+        tg_api_error(api, ex, 409, "invalid_request_error", "no_policy_file", NULL, "%s", err);
         return;
     }
-    tg_api_error(api, ex, "/admin/*", 422, "invalid_request_error", "invalid_policy", NULL,
+    tg_api_error(api, ex, 422, "invalid_request_error", "invalid_policy", NULL,
                  "policy not reloaded, the previous one stays: %.1500s", err);
 }
 
@@ -82,11 +81,11 @@ void tg_api_admin(tg_api *api, tg_http_exchange *ex, const tg_http_request *req)
         if (post) return admin_mode(api, ex, req);
         tg_http_add_header(ex, "Allow", "POST");
     } else {
-        tg_api_error(api, ex, "/admin/*", 404, "invalid_request_error", "not_found", NULL,
+        tg_api_error(api, ex, 404, "invalid_request_error", "not_found", NULL,
                      "admin endpoint %.64s does not exist in this build", req->path);
         return;
     }
-    tg_api_error(api, ex, "/admin/*", 405, "invalid_request_error", "method_not_allowed", NULL,
+    tg_api_error(api, ex, 405, "invalid_request_error", "method_not_allowed", NULL,
                  "Method %.16s is not allowed on %.64s", req->method, req->path);
 }
 

@@ -26,10 +26,9 @@
 #include <time.h>
 
 #include "common/tg_log.h"
+#include "gateway/api/api_journal.h"
 #include "gateway/api/chat_internal.h"
 #include "router/reqfeat.h"
-
-#define ROUTE TG_CHAT_ROUTE
 
 /* ------------------------------------------------------------ lifetime -- */
 
@@ -94,7 +93,8 @@ static void chat_fail(tg_chat *c, int status, const char *type, const char *code
     if (c->failover[0]) tg_http_add_header(c->ex, "x-tidegate-failover", c->failover);
     emit(c, RT_EV_FAILED, cur_target(c) ? cur_target(c)->name : "-", NULL, NULL, c->last_cause,
          false, ms_since(c->t0_ns), status);
-    tg_api_error(c->api, c->ex, ROUTE, status, type, code, param, "%s", msg);
+    if (c->journaled) tg_apij_end(c->api, c->rid, TG_JREC_FAILED, code ? code : type, msg);
+    tg_api_error(c->api, c->ex, status, type, code, param, "%s", msg);
     tg_chat_free(c);
 }
 
@@ -242,6 +242,16 @@ static void end_event(tg_chat *c, bool ok, int status) {
 void tg_chat_finish_stream(tg_chat *c, const char *finish_reason, const tg_oai_usage *u) {
     first_token(c);
     start_stream(c);
+    if (c->journaled) {
+        /* The streamed text itself is not journaled yet (resumable streams). */
+        tg_buf r = TG_BUF_INIT;
+        tg_buf_printf(&r,
+                      "{\"object\":\"chat.completion.stream\",\"id\":\"%s\",\"route\":\"%s\","
+                      "\"finish_reason\":\"%s\"}",
+                      c->id, c->route, finish_reason);
+        tg_apij_note(c->api, c->rid, TG_JREC_COMPLETED, r.data, r.len);
+        tg_buf_free(&r);
+    }
     send_final_chunk(c, finish_reason);
     if (c->include_usage && u) {
         tg_oai_chunk k = {.usage_only = true, .usage = u};
@@ -256,6 +266,47 @@ void tg_chat_finish_stream(tg_chat *c, const char *finish_reason, const tg_oai_u
     tg_chat_free(c);
 }
 
+/* A journaled result is sent only once COMPLETED is durable: a client that
+ * got a 200 finds the same result in the journal, even after a crash. */
+typedef struct {
+    tg_api *api;
+    tg_http_exchange *ex; /* NULL once the client left */
+    tg_buf body;
+} pending_result;
+
+static void on_result_abort(void *arg) {
+    pending_result *p = arg;
+    tg_http_respond(p->ex, 499, "text/plain", "", 0); /* frees only; nothing is sent */
+    p->ex = NULL;
+}
+
+static void on_result_durable(void *user, int status) {
+    pending_result *p = user;
+    if (p->ex) {
+        tg_http_set_on_abort(p->ex, NULL, NULL);
+        if (status == 0)
+            tg_http_respond(p->ex, 200, "application/json", p->body.data, p->body.len);
+        else
+            tg_api_error(p->api, p->ex, 503, "server_error", "journal_unavailable", NULL,
+                         "the result could not be journaled");
+    }
+    tg_buf_free(&p->body);
+    free(p);
+}
+
+static void respond_when_durable(tg_chat *c, tg_buf *body) {
+    pending_result *p = calloc(1, sizeof *p);
+    if (!p) abort();
+    p->api = c->api;
+    p->ex = c->ex;
+    p->body = *body;
+    *body = (tg_buf)TG_BUF_INIT;
+    tg_http_set_on_abort(p->ex, on_result_abort, p);
+    if (tg_journal_append(c->api->journal, TG_JREC_COMPLETED, c->rid, p->body.data, p->body.len,
+                          on_result_durable, p) != 0)
+        on_result_durable(p, -1);
+}
+
 void tg_chat_answer_once(tg_chat *c, const char *content, size_t len, const char *tool_calls_json,
                          const char *finish_reason, const tg_oai_usage *u) {
     first_token(c);
@@ -264,7 +315,10 @@ void tg_chat_answer_once(tg_chat *c, const char *content, size_t len, const char
     tg_oai_completion_json(&body, c->id, c->created, c->model_out, content, len, tool_calls_json,
                            finish_reason, u, take_logprobs(c, &lp));
     tg_buf_free(&lp);
-    tg_api_respond(c->api, c->ex, ROUTE, 200, "application/json", body.data, body.len);
+    if (c->journaled)
+        respond_when_durable(c, &body);
+    else
+        tg_http_respond(c->ex, 200, "application/json", body.data, body.len);
     tg_buf_free(&body);
     end_event(c, true, 200);
     tg_chat_free(c);
@@ -272,6 +326,7 @@ void tg_chat_answer_once(tg_chat *c, const char *content, size_t len, const char
 
 /* A stream that cannot go on: the error event, and no [DONE]. */
 static void end_stream_with_error(tg_chat *c, const char *code, const char *msg) {
+    if (c->journaled) tg_apij_end(c->api, c->rid, TG_JREC_FAILED, code, msg);
     send_stream_error(c, "server_error", code, msg);
     tg_http_stream_end(c->ex);
     end_event(c, false, 200);
@@ -696,6 +751,7 @@ static void engine_run(tg_chat *c) {
  * upstream request at once) and free. */
 static void on_abort(void *arg) {
     tg_chat *c = arg;
+    if (c->journaled) tg_apij_end(c->api, c->rid, TG_JREC_CANCELLED, "client_gone", NULL);
     rt_router *r = router(c);
     const rt_target *t = cur_target(c);
     if (r && t) rt_router_release(r, t->kind == RT_TARGET_CLOUD ? &r->ups[t->upstream] : NULL);
@@ -710,6 +766,49 @@ static void on_abort(void *arg) {
 }
 
 /* --------------------------------------------------------------- intake -- */
+
+static void dispatch(tg_chat *c) {
+    if (c->journaled) {
+        tg_buf d = TG_BUF_INIT;
+        tg_buf_puts(&d, "{\"target\":");
+        tg_buf_json_str(&d, c->plan.targets[0].name, strlen(c->plan.targets[0].name));
+        tg_buf_putc(&d, '}');
+        tg_apij_note(c->api, c->rid, TG_JREC_DISPATCHED, d.data, d.len);
+        tg_buf_free(&d);
+    }
+    if (c->plan.scored)
+        tg_routing_count(&c->api->routing, c->plan.rule, c->plan.targets[0].name, c->plan.score,
+                         true);
+    emit(c, RT_EV_DISPATCHED, c->plan.targets[0].name, NULL, NULL, RT_FAIL_NONE, false, 0, 0);
+    chat_link(c->api, c);
+    tg_http_set_on_abort(c->ex, on_abort, c);
+    run_next(c);
+}
+
+/* The client left while ACCEPTED was on its way to disk: answer (nothing
+ * is sent), keep c until the append calls back. */
+static void on_abort_waiting(void *arg) {
+    tg_chat *c = arg;
+    c->gone = true;
+    tg_http_respond(c->ex, 499, "text/plain", "", 0);
+    c->ex = NULL;
+}
+
+static void on_accepted(void *user, int status) {
+    tg_chat *c = user;
+    if (c->gone) {
+        if (status == 0) tg_apij_end(c->api, c->rid, TG_JREC_CANCELLED, "client_gone", NULL);
+        tg_chat_free(c);
+        return;
+    }
+    if (status != 0) {
+        chat_fail(c, 503, "server_error", "journal_unavailable", NULL,
+                  "the request could not be journaled; nothing was run");
+        return;
+    }
+    c->journaled = true;
+    dispatch(c);
+}
 
 void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
     tg_chat *c = calloc(1, sizeof *c);
@@ -750,8 +849,8 @@ void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) 
         api->dispatch.health = &api->routing.health;
     }
     if (rt_dispatch_plan(&api->dispatch, &info, &c->plan) < 0) {
-        chat_fail(c, c->plan.status, c->plan.err_type, c->plan.err_code, c->plan.err_param,
-                  c->plan.err_message);
+        const tg_oai_error *pe = &c->plan.err;
+        chat_fail(c, pe->status, pe->type, pe->code, pe->param, pe->message);
         return;
     }
     c->lp_client = c->oai.logprobs;
@@ -766,12 +865,16 @@ void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) 
     snprintf(c->model_out, sizeof c->model_out, "%s", c->plan.response_model);
     tg_log_debug("chat_plan", "request_id=%s target=%s n_targets=%zu reason=\"%s\"",
                  req->request_id, c->plan.targets[0].name, c->plan.n_targets, c->plan.reason);
-    if (c->plan.scored)
-        tg_routing_count(&api->routing, c->plan.rule, c->plan.targets[0].name, c->plan.score, true);
-    emit(c, RT_EV_DISPATCHED, c->plan.targets[0].name, NULL, NULL, RT_FAIL_NONE, false, 0, 0);
-    chat_link(api, c);
-    tg_http_set_on_abort(c->ex, on_abort, c);
-    run_next(c);
+    if (!api->journal) {
+        dispatch(c);
+        return;
+    }
+    /* Nothing is dispatched (or promised) before ACCEPTED is durable. */
+    snprintf(c->rid, sizeof c->rid, "%s", req->request_id ? req->request_id : c->id);
+    tg_http_set_on_abort(c->ex, on_abort_waiting, c);
+    if (tg_apij_accept(api, c->rid, "", req->body, req->body_len, on_accepted, c) != 0)
+        chat_fail(c, 503, "server_error", "journal_unavailable", NULL,
+                  "the request could not be journaled; nothing was run");
 }
 
 void tg_api_chat_end_all(tg_api *api, const char *why) {
@@ -781,12 +884,12 @@ void tg_api_chat_end_all(tg_api *api, const char *why) {
         rt_engine_detach(c->run);
         c->run = NULL;
         tg_chat_cloud_cancel(c);
+        if (c->journaled) tg_apij_end(api, c->rid, TG_JREC_FAILED, "server_shutting_down", why);
         if (c->started) {
             send_stream_error(c, "server_error", "server_shutting_down", why);
             tg_http_stream_end(c->ex);
         } else {
-            tg_api_error(api, c->ex, ROUTE, 503, "server_error", "server_shutting_down", NULL, "%s",
-                         why);
+            tg_api_error(api, c->ex, 503, "server_error", "server_shutting_down", NULL, "%s", why);
         }
         tg_chat_free(c);
     }

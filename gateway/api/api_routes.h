@@ -33,7 +33,8 @@ typedef struct tg_chat tg_chat; /* one in-flight chat completion (api_chat.c) */
 typedef struct tg_api {
     uv_loop_t *loop;
     const tg_config *cfg;
-    tg_http_server *server; /* set once listening */
+    tg_http_server *server;       /* set once listening */
+    tg_http_server *admin_server; /* the admin listener (admin.listen) */
 
     /* The router: dispatch and the engine target (model, tokenizer,
      * scheduler, bridge, prompts in preparation). */
@@ -62,9 +63,18 @@ typedef struct tg_api {
     bool draining;      /* SIGTERM seen: /readyz 503, new chats 503 */
     int64_t started_at; /* unix seconds, the models' "created" */
 
-    tg_chat *chats; /* live chat completions (for shutdown) */
+    tg_chat *chats;             /* live chat completions (for shutdown) */
+    struct tg_journal *journal; /* request journal (api_journal.c), or NULL: off */
     size_t n_chats;
 } tg_api;
+
+/* tg_http_opts.listener values: which listener a request came in on. */
+enum { TG_API_LISTENER_PUBLIC = 0, TG_API_LISTENER_ADMIN = 1 };
+
+/* The servers' on_head hook (user = the tg_api): the route's access rule,
+ * applied once the head is read, so a request without the right key gets
+ * 401/403 before its body is read or 100 Continue is sent. */
+int tg_api_on_head(void *user, const tg_http_request *req, tg_http_reject *rej);
 
 /* The tg_http_handler for the server; user is the tg_api. */
 void tg_api_handle(tg_http_exchange *ex, const tg_http_request *req, void *user);
@@ -80,14 +90,12 @@ void tg_api_register_metrics(tg_api *api);
 
 /* ---- shared by the route files ---- */
 
-/* Ends ex with an OpenAI error. route is unused (tg_api_on_response counts
- * every response); kept so existing callers build. */
-void tg_api_error(tg_api *api, tg_http_exchange *ex, const char *route, int status,
-                  const char *type, const char *code, const char *param, const char *fmt, ...)
-    __attribute__((format(printf, 8, 9)));
-/* Ends ex with a complete response (counted by tg_api_on_response). */
-void tg_api_respond(tg_api *api, tg_http_exchange *ex, const char *route, int status,
-                    const char *content_type, const char *body, size_t len);
+/* Ends ex with an OpenAI error (counted by tg_api_on_response, like every
+ * response). type NULL -> "server_error" for 5xx, else
+ * "invalid_request_error"; code/param NULL or "" ->
+ * JSON null. */
+void tg_api_error(tg_api *api, tg_http_exchange *ex, int status, const char *type, const char *code,
+                  const char *param, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
 
 /* api_admin.c: /admin/state, /admin/mode; router start/stop and its metrics. */
 void tg_api_admin(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);

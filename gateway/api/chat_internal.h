@@ -84,6 +84,11 @@ struct tg_chat {
     tg_oai_usage usage;
     tg_buf body; /* non-streamed answer */
 
+    /* ---- the journal (api_journal.c) ---- */
+    char rid[48];   /* the request id, the journal's key */
+    bool journaled; /* ACCEPTED is durable: the end must be journaled too */
+    bool gone;      /* the client left while ACCEPTED was on its way to disk */
+
     bool linked;
     tg_chat *prev, *next;
 };

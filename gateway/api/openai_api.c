@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/tg_jstrict.h"
+#include "common/tg_str.h"
 
 #define ERR_INVALID "invalid_request_error"
 
@@ -101,12 +102,6 @@ static const char *to_json(json_object *o) {
                                           JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 }
 
-static char *xstrdup(const char *s) {
-    char *d = strdup(s);
-    if (!d) abort();
-    return d;
-}
-
 /* ------------------------------------------------------------ messages -- */
 
 /* content: a string, or an array of {type:"text", text} parts (joined with
@@ -160,7 +155,7 @@ static int parse_content(json_object *c, const char *param, char **out, tg_oai_e
         free(s);
     }
     *out = tg_buf_steal(&b);
-    if (!*out) *out = xstrdup("");
+    if (!*out) *out = tg_xstrdup("");
     return 0;
 }
 
@@ -223,7 +218,7 @@ static int parse_tool_calls(json_object *tc, const char *param, char **out, tg_o
                                      "%s is required", p),
                     -1);
     }
-    *out = xstrdup(to_json(norm));
+    *out = tg_xstrdup(to_json(norm));
     json_object_put(norm);
     return 0;
 }
@@ -260,7 +255,7 @@ static int parse_message(json_object *m, size_t i, tg_oai_msg *out, tg_oai_error
         json_object *tc = field(m, "tool_calls");
         snprintf(p, sizeof p, "messages[%zu].tool_calls", i);
         if (tc && parse_tool_calls(tc, p, &out->tool_calls_json, e) < 0) return -1;
-        if (!out->content && !out->tool_calls_json) out->content = xstrdup("");
+        if (!out->content && !out->tool_calls_json) out->content = tg_xstrdup("");
     } else if (!out->content) {
         tg_oai_error_set(e, 400, ERR_INVALID, "missing_required_parameter", p, "%s is required", p);
         return -1;
@@ -387,7 +382,7 @@ static int parse_tools(json_object *root, tg_oai_request *r, tg_oai_error *e) {
     r->n_tools = json_object_array_length(keep);
     /* tool_choice "none": the model is not shown the tools at all. */
     if (r->n_tools > 0 && r->tool_choice != TG_OAI_TOOL_CHOICE_NONE)
-        r->tools_json = xstrdup(to_json(keep));
+        r->tools_json = tg_xstrdup(to_json(keep));
     json_object_put(keep);
     return 0;
 }

@@ -9,20 +9,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/tg_defaults.h"
 #include "common/tg_log.h"
 #include "gateway/http/http_internal.h"
 
 void tg_http_opts_defaults(tg_http_opts *o) {
-    if (!o->host || !*o->host) o->host = "127.0.0.1";
-    if (!o->max_body_bytes) o->max_body_bytes = 8u << 20;
-    if (!o->max_header_bytes) o->max_header_bytes = 16u << 10;
-    if (!o->max_headers) o->max_headers = 64;
-    if (o->max_connections <= 0) o->max_connections = 512;
-    if (!o->header_timeout_ms) o->header_timeout_ms = 10000;
-    if (!o->body_timeout_ms) o->body_timeout_ms = 30000;
-    if (!o->idle_timeout_ms) o->idle_timeout_ms = 60000;
-    if (!o->write_timeout_ms) o->write_timeout_ms = 30000;
-    if (o->backlog <= 0) o->backlog = 511;
+    if (!o->host || !*o->host) o->host = TG_DEFAULT_HOST;
+    if (!o->max_body_bytes) o->max_body_bytes = TG_DEFAULT_MAX_BODY_BYTES;
+    if (!o->max_header_bytes) o->max_header_bytes = TG_DEFAULT_MAX_HEADER_BYTES;
+    if (!o->max_headers) o->max_headers = TG_DEFAULT_MAX_HEADERS;
+    if (o->max_connections <= 0) o->max_connections = TG_DEFAULT_MAX_CONNECTIONS;
+    if (!o->header_timeout_ms) o->header_timeout_ms = TG_DEFAULT_HEADER_TIMEOUT_MS;
+    if (!o->body_timeout_ms) o->body_timeout_ms = TG_DEFAULT_BODY_TIMEOUT_MS;
+    if (!o->idle_timeout_ms) o->idle_timeout_ms = TG_DEFAULT_IDLE_TIMEOUT_MS;
+    if (!o->write_timeout_ms) o->write_timeout_ms = TG_DEFAULT_WRITE_TIMEOUT_MS;
+    if (o->backlog <= 0) o->backlog = TG_DEFAULT_BACKLOG;
+    if (!o->conn_buffer_limit) o->conn_buffer_limit = 1u << 20;
+    if (!o->memory_budget) o->memory_budget = 256u << 20;
 }
 
 /* The server is freed once nothing refers to it: listener closed, every
@@ -199,6 +202,9 @@ size_t tg_http_server_active_connections(const tg_http_server *s) {
 }
 size_t tg_http_server_inflight(const tg_http_server *s) {
     return s->n_inflight;
+}
+size_t tg_http_server_memory_used(const tg_http_server *s) {
+    return s->mem_used;
 }
 uint64_t tg_http_server_total_connections(const tg_http_server *s) {
     return s->total_conns;

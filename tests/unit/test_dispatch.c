@@ -25,7 +25,7 @@ static void test_auto_and_omitted_go_to_engine(void **st) {
     for (size_t i = 0; i < 3; i++) {
         rt_plan p;
         plan_for(&k_ready, names[i], &p, 0);
-        assert_int_equal(p.status, 0);
+        assert_int_equal(p.err.status, 0);
         assert_int_equal(p.n_targets, 1);
         assert_int_equal(p.targets[0].kind, RT_TARGET_ENGINE);
         assert_string_equal(p.targets[0].name, "engine");
@@ -49,24 +49,24 @@ static void test_cloud_without_upstream_is_503(void **st) {
     (void)st;
     rt_plan p;
     plan_for(&k_ready, "tidegate/cloud", &p, -1);
-    assert_int_equal(p.status, 503);
+    assert_int_equal(p.err.status, 503);
     assert_int_equal(p.n_targets, 0);
-    assert_string_equal(p.err_code, "cloud_unavailable");
-    assert_string_equal(p.err_message, "no cloud upstream configured");
+    assert_string_equal(p.err.code, "cloud_unavailable");
+    assert_string_equal(p.err.message, "no cloud upstream configured");
 }
 
 static void test_unknown_model_is_404(void **st) {
     (void)st;
     rt_plan p;
     plan_for(&k_ready, "gpt-4o", &p, -1);
-    assert_int_equal(p.status, 404);
-    assert_string_equal(p.err_type, "invalid_request_error");
-    assert_string_equal(p.err_code, "model_not_found");
-    assert_string_equal(p.err_param, "model");
-    assert_non_null(strstr(p.err_message, "'gpt-4o'"));
+    assert_int_equal(p.err.status, 404);
+    assert_string_equal(p.err.type, "invalid_request_error");
+    assert_string_equal(p.err.code, "model_not_found");
+    assert_string_equal(p.err.param, "model");
+    assert_non_null(strstr(p.err.message, "'gpt-4o'"));
     /* Case matters, as with OpenAI. */
     plan_for(&k_ready, "Tidegate/Auto", &p, -1);
-    assert_int_equal(p.status, 404);
+    assert_int_equal(p.err.status, 404);
 }
 
 static void test_long_model_name_is_bounded(void **st) {
@@ -76,9 +76,9 @@ static void test_long_model_name_is_bounded(void **st) {
     name[sizeof name - 1] = 0;
     rt_plan p;
     plan_for(&k_ready, name, &p, -1);
-    assert_int_equal(p.status, 404);
-    assert_true(strlen(p.err_message) < sizeof p.err_message);
-    assert_true(strlen(p.err_message) < 120);
+    assert_int_equal(p.err.status, 404);
+    assert_true(strlen(p.err.message) < sizeof p.err.message);
+    assert_true(strlen(p.err.message) < 120);
 }
 
 static void test_engine_not_ready_is_503(void **st) {
@@ -86,14 +86,14 @@ static void test_engine_not_ready_is_503(void **st) {
     rt_dispatch_ctx down = {"lfm2-tiny-q4_0", false, false, NULL, NULL, NULL};
     rt_plan p;
     plan_for(&down, "tidegate/auto", &p, -1);
-    assert_int_equal(p.status, 503);
-    assert_string_equal(p.err_code, "engine_unavailable");
+    assert_int_equal(p.err.status, 503);
+    assert_string_equal(p.err.code, "engine_unavailable");
     rt_dispatch_ctx none = {NULL, false, false, NULL, NULL, NULL};
     plan_for(&none, "tidegate/edge", &p, -1);
-    assert_int_equal(p.status, 503);
+    assert_int_equal(p.err.status, 503);
     /* With no engine, its id is unknown, so an arbitrary name is a 404. */
     plan_for(&none, "lfm2-tiny-q4_0", &p, -1);
-    assert_int_equal(p.status, 404);
+    assert_int_equal(p.err.status, 404);
 }
 
 static void test_models_list(void **st) {
@@ -195,8 +195,8 @@ static void test_modes_filter_plans(void **st) {
     assert_string_equal(p.targets[0].name, "engine");
     assert_non_null(strstr(p.reason, "offline"));
     plan_for(&ctx, "mb", &p, -1); /* fallback none and no network: 503 */
-    assert_int_equal(p.status, 503);
-    assert_string_equal(p.err_code, "cloud_unavailable");
+    assert_int_equal(p.err.status, 503);
+    assert_string_equal(p.err.code, "cloud_unavailable");
     plan_for(&ctx, "tidegate/auto", &p, 0);
     assert_int_equal(p.n_targets, 1);
 
@@ -205,8 +205,8 @@ static void test_modes_filter_plans(void **st) {
     assert_int_equal(p.n_targets, 2);
     assert_string_equal(p.targets[1].name, "cloud:b");
     plan_for(&ctx, "tidegate/edge", &p, -1);
-    assert_int_equal(p.status, 503);
-    assert_string_equal(p.err_code, "edge_unavailable");
+    assert_int_equal(p.err.status, 503);
+    assert_string_equal(p.err.code, "edge_unavailable");
 
     /* auto, with the link derived offline, behaves as offline. */
     rt_router_set_mode(&g_router, RT_CONN_AUTO);
@@ -273,7 +273,7 @@ static void test_policy_plans(void **st) {
     rt_health_init(&h);
     rt_router_set_mode(&g_router, RT_CONN_OFFLINE);
     assert_int_equal(rt_dispatch_plan(&ctx, &r, &p), -1);
-    assert_int_equal(p.status, 503);
+    assert_int_equal(p.err.status, 503);
     assert_non_null(strstr(p.err_message, "rule 'off'"));
     /* Without features (not an auto request path) the fixed rules apply. */
     rt_router_set_mode(&g_router, RT_CONN_AUTO);
