@@ -73,7 +73,7 @@ chat() { # chat NAME TEXT [extra json]: non-streamed tidegate/auto request
     REASON=$(header x-tidegate-reason "$HDR")
     SCORE=$(header x-tidegate-score "$HDR")
 }
-state() { curl -s --max-time 10 "$BASE/admin/state" >"$TMP/state.json"; }
+state() { curl -s --max-time 10 "$ADMIN_BASE/admin/state" >"$TMP/state.json"; }
 wait_health() { # wait_health KEY VALUE: polls /admin/state until health.KEY == VALUE
     local i got
     for i in $(seq 1 200); do
@@ -194,7 +194,7 @@ sse flats "{\"model\":\"tidegate/auto\",\"stream\":true,\"max_tokens\":32,\"mess
 check "cascade streamed: escalated" cloud:main "$(j flats headers.x-tidegate-route)"
 check "cascade streamed: only the cloud's text" "$REPLY" "$(j flats text)"
 check "cascade streamed: one [DONE]" 1 "$(j flats done)"
-curl -s "$BASE/metrics" | grep -q 'tidegate_routing_cascade_escalations_total{rule="edge-cascade"} [1-9]' &&
+curl -s "$ADMIN_BASE/metrics" | grep -q 'tidegate_routing_cascade_escalations_total{rule="edge-cascade"} [1-9]' &&
     ok "metrics: escalations counted" || bad "metrics: no escalation count"
 stop_server
 "$TIDEGATE_BIN" synth-model -o "$TMP/yes.gguf" --script "Yes, the harbour is open today." >/dev/null
@@ -237,7 +237,7 @@ for _ in $(seq 1 200); do state; [ "$(jget "$TMP/state.json" policy.reload_error
     ok "invalid file: error in /admin/state" || bad "invalid file: last_error '$(jget "$TMP/state.json" policy.last_error)'"
 req readyz GET /readyz
 check "invalid file: /readyz still 200" 200 "$STATUS"
-req reload POST /admin/reload
+areq reload POST /admin/reload
 check "POST /admin/reload with an invalid file: 422" 422 "$STATUS"
 grep -q 'policy_reload_failed' "$TMP/reload.log" && ok "invalid file: logged" || bad "invalid file: not logged"
 chat during "$SIMPLE"
@@ -245,14 +245,14 @@ chat during "$SIMPLE"
 # 3: valid again, by SIGHUP and by POST /admin/reload.
 sed 's/name: simple/name: simple-v3/' "$SRC/policies/hybrid.yaml" >"$TMP/live.tmp" && mv "$TMP/live.tmp" "$TMP/live.yaml"
 kill -HUP "$PID"
-req reload2 POST /admin/reload
+areq reload2 POST /admin/reload
 check "POST /admin/reload: 200" 200 "$STATUS"
 chat after "$SIMPLE"
 [[ $REASON == "rule=simple-v3;"* ]] && ok "new policy decides ($REASON)" || bad "after reload: '$REASON'"
 wait "$LOADER"
 check "under load: 40 requests answered" 40 "$(wc -l <"$TMP/load.txt" | tr -d ' ')"
 check "under load: none failed" 40 "$(grep -c '^200$' "$TMP/load.txt")"
-curl -s "$BASE/metrics" >"$TMP/metrics.txt"
+curl -s "$ADMIN_BASE/metrics" >"$TMP/metrics.txt"
 grep -q 'tidegate_routing_decisions_total{rule="simple' "$TMP/metrics.txt" && ok "metrics: decisions by rule" || bad "metrics: decisions"
 grep -q 'tidegate_routing_score_bucket' "$TMP/metrics.txt" && ok "metrics: score histogram" || bad "metrics: score histogram"
 stop_server

@@ -274,7 +274,7 @@ static void test_policy_plans(void **st) {
     rt_router_set_mode(&g_router, RT_CONN_OFFLINE);
     assert_int_equal(rt_dispatch_plan(&ctx, &r, &p), -1);
     assert_int_equal(p.err.status, 503);
-    assert_non_null(strstr(p.err_message, "rule 'off'"));
+    assert_non_null(strstr(p.err.message, "rule 'off'"));
     /* Without features (not an auto request path) the fixed rules apply. */
     rt_router_set_mode(&g_router, RT_CONN_AUTO);
     r.features = NULL;
