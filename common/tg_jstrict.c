@@ -223,7 +223,7 @@ static int check_duplicates(parser *p, frame *f) {
     if (cnt < 2) return 0;
     key_span *v = p->spans + first;
     for (size_t k = 0; k < cnt; k++)
-        v[k].p = p->arena.data + v[k].off;
+        v[k].p = p->arena.data ? p->arena.data + v[k].off : ""; /* all keys empty: no arena */
     /* Sorting moves spans: remember which one is the current key by value. */
     qsort(v, cnt, sizeof *v, span_cmp);
     for (size_t k = 1; k < cnt; k++) {
