@@ -186,10 +186,16 @@ class Gateway:
             self.bin, "serve", "--listen", "127.0.0.1:%d" % self.fixed_port, "-m", self.model,
             "--threads", "1", "--cloud-url", "https://127.0.0.1:%d/v1" % self.proxy.port,
             "--cloud-model", "mock-model", "--cloud-key-env", "DRILL_CLOUD_KEY",
-            "--ca-file", self.mock_ca, "--journal-dir", self.journal, "--policy", self.policy]
-        if self.admin_port:
-            cmd += ["--admin-listen", "127.0.0.1:%d" % self.admin_port]
+            "--ca-file", self.mock_ca]
+        helptext = self._help()
+        for flag, val in (("--journal-dir", self.journal), ("--policy", self.policy)):
+            if flag in helptext:
+                cmd += [flag, val]
+            elif self.starts == 1:
+                self.log("note: this tidegate has no %s" % flag)
         env = dict(os.environ, DRILL_CLOUD_KEY="sk-drill-secret", TIDEGATE_LOG="info")
+        if self.admin_port and self.admin_port != self.fixed_port:
+            env["TIDEGATE_ADMIN_LISTEN"] = "127.0.0.1:%d" % self.admin_port
         self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env)
         end = time.time() + 60
         port = admin = None
@@ -211,6 +217,11 @@ class Gateway:
         self.admin_port = admin or self.admin_port or port
         self.port = port
         self.log("gateway #%d up: api port %d, admin port %d" % (self.starts, port, self.admin_port))
+
+    def _help(self):
+        r = subprocess.run([self.bin, "serve", "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True)
+        return r.stdout
 
     def kill9(self):
         self.port = None
