@@ -7,6 +7,7 @@ leave the machine; the gateway reaches the cloud through the fault proxy on
 127.0.0.1.
 """
 
+import contextlib
 import http.client
 import json
 import os
@@ -158,9 +159,6 @@ class Proxy:
 
 class Gateway:
     """The real `tidegate serve`, restartable on the same ports."""
-
-    LISTEN_RE = re.compile(r"listening addr=\S+ port=(\d+)")
-    ADMIN_RE = re.compile(r"admin\S* listening addr=\S+ port=(\d+)|listening addr=\S+ port=(\d+)\S* .*admin")
 
     def __init__(self, bin_, model, out, mock_ca, proxy, policy_src, log):
         self.bin, self.model, self.out, self.log = bin_, model, out, log
@@ -329,22 +327,16 @@ class Env:
     def heal(self):
         """After the schedule: every fault off, every process up."""
         self.net.link(True)
-        try:
+        with contextlib.suppress(DrillError, OSError):
             self.proxy.ctl("clear")
-        except (DrillError, OSError):
-            pass
         if not self.mock.proc or self.mock.proc.poll() is not None:
             self.mock.start()
-        try:
+        with contextlib.suppress(DrillError, OSError):
             self.mock.fault("none")
-        except (DrillError, OSError):
-            pass
         if not self.gateway.proc or self.gateway.proc.poll() is not None:
             self.gateway.start()
-        try:
+        with contextlib.suppress(DrillError):
             self.gateway.admin_post("/admin/mode", {"mode": "auto"})
-        except DrillError:
-            pass
 
     def down(self):
         self.gateway.stop()

@@ -213,8 +213,7 @@ def verify(env, load, runner, sched, out, log):
         fo_rows.append({"cause": cause, "n": len(xs), "p50_ms": _pct(xs, 50), "p99_ms": _pct(xs, 99),
                         "max_ms": mx, "budget_ms": b, "ok": ok})
     # 4. every fault felt by the gateway
-    samples = env_samples = getattr(load, "sampler_samples", None)
-    samples = env_samples if env_samples is not None else []
+    samples = getattr(load, "sampler_samples", None) or []
     evid_rows, evid_ok = [], True
     for ap in runner.applied:
         checks = _evidence_checks(ap["fault"])
