@@ -78,8 +78,11 @@ struct lfm_sched {
      * free at once), their DONE still to be reported by the thread. */
     sched_job *canceled;
     /* Running jobs canceled but not yet stopped (their slot frees at the
-     * next step): the queue may hold that many more meanwhile, so a client
-     * that gives up and asks again is not refused for a slot about to free. */
+     * next step). Capacity is counted in live jobs: queued + running - these
+     * must stay under max_active + queue_cap. Counting the queue alone
+     * refused clients that gave up and asked again: between a canceled
+     * job's slot freeing and the next admission the queue still held its
+     * successor (issue 13's spurious 429s). */
     int n_active_canceled;
     sched_job **active; /* [max_active] slots, NULL = free; writes under mu */
     int n_active;
@@ -550,7 +553,7 @@ int lfm_sched_submit(lfm_sched *s, const lfm_job_params *p, uint64_t *job_id) {
     int rc = LFM_OK;
     if (s->stopping)
         rc = LFM_ECANCELED;
-    else if (s->q_len >= s->queue_cap + s->n_active_canceled)
+    else if (s->q_len + s->n_active - s->n_active_canceled >= s->queue_cap + s->max_active)
         rc = LFM_EFULL;
     if (rc == LFM_OK) {
         j->id = ++s->next_id;

@@ -86,8 +86,9 @@ typedef struct {
 
 typedef struct {
     int max_active; /* sequences decoded together (batch width) */
-    int queue_cap;  /* waiting jobs before submit returns LFM_EFULL (plus one per running
-                       job already canceled, whose slot frees at the next step) */
+    int queue_cap;  /* waiting jobs beyond max_active: submit returns LFM_EFULL once live
+                       jobs (queued + running, minus running ones already canceled)
+                       reach max_active + queue_cap */
     int n_ctx;      /* per-sequence context (0 = model's, capped at 8192) */
 } lfm_sched_opts;
 

@@ -17,7 +17,8 @@
 #include <time.h>
 
 #include "common/tg_log.h"
-#include "gateway/api/api_chat_impl.h"
+#include "common/tg_str.h"
+#include "gateway/api/chat_internal.h"
 #include "gateway/api/sse.h"
 
 #define RESP_STORE_CAP 256
@@ -52,11 +53,17 @@ static int parse_body(tg_chat *c, json_object **out) {
     return 0;
 }
 
-/* Parses the chat form we built: every field validated by the chat parser. */
+/* Keeps the chat form we built (a cloud upstream gets it, each target
+ * parses it again) and parses it: every field validated by the chat parser. */
 static int parse_chat(tg_chat *c, json_object *chat) {
-    const char *txt = json_object_to_json_string_ext(chat, JSON_C_TO_STRING_PLAIN);
+    size_t n = 0;
+    const char *txt = json_object_to_json_string_length(chat, JSON_C_TO_STRING_PLAIN, &n);
+    c->chat_body = malloc(n + 1);
+    if (!c->chat_body) abort();
+    memcpy(c->chat_body, txt, n + 1);
+    c->chat_body_len = n;
     tg_oai_error e;
-    if (tg_oai_parse_request(txt, strlen(txt), &c->oai, &e) < 0) {
+    if (tg_chat_parse(c, &e) < 0) {
         tg_chat_fail(c, e.status, e.type, e.code, e.param, e.message);
         return -1;
     }
@@ -105,32 +112,27 @@ void tg_api_completions(tg_api *api, tg_http_exchange *ex, const tg_http_request
                      "prompt must be a string (or a list of one string)");
         return;
     }
-    char *text = strdup(json_object_get_string(prompt));
-    if (!text) abort();
-    /* The chat parser checks every other field; the prompt stands in as a
-     * message it never renders. */
-    json_object *chat = json_object_get(body);
-    json_object_object_del(chat, "prompt");
-    json_object *msgs = json_object_new_array(), *m = json_object_new_object();
-    json_object_object_add(m, "role", json_object_new_string("user"));
-    json_object_object_add(m, "content", json_object_new_string(""));
-    json_object_array_add(msgs, m);
-    json_object_object_add(chat, "messages", msgs);
-    int rc = parse_chat(c, chat);
-    json_object_put(chat);
-    json_object_put(body);
-    if (rc < 0) {
-        free(text);
-        return;
-    }
-    if (text[0] == 0) {
-        free(text);
+    if (json_object_get_string_len(prompt) == 0) {
+        json_object_put(body);
         tg_chat_fail(c, 400, "invalid_request_error", "invalid_value", "prompt",
                      "prompt must not be empty");
         return;
     }
-    c->oai.raw_prompt = text; /* tokenized as is by the engine target */
-    tg_chat_run(c);
+    /* Tokenized as is by the engine target (no template); a cloud upstream
+     * gets it as the one user message. The chat parser checks every other
+     * field. */
+    c->raw_prompt = tg_xstrdup(json_object_get_string(prompt));
+    json_object *chat = json_object_get(body);
+    json_object *msgs = json_object_new_array(), *m = json_object_new_object();
+    json_object_object_add(m, "role", json_object_new_string("user"));
+    json_object_object_add(m, "content", json_object_get(prompt));
+    json_object_array_add(msgs, m);
+    json_object_object_del(chat, "prompt");
+    json_object_object_add(chat, "messages", msgs);
+    int rc = parse_chat(c, chat);
+    json_object_put(chat);
+    json_object_put(body);
+    if (rc == 0) tg_chat_run(c);
 }
 
 /* GET/DELETE /v1/responses/{id} */
@@ -166,7 +168,7 @@ static tg_resp_view base_view(tg_chat *c, const char *status) {
     tg_resp_view v = {
         .id = c->id,
         .msg_id = c->msg_id,
-        .model = c->plan.response_model,
+        .model = c->model_out,
         .created = c->created,
         .status = status,
         .echo = c->rx.echo,
@@ -227,7 +229,6 @@ void tg_resp_stream_text(tg_chat *c, const char *s, size_t n) {
     json_object_object_add(d, "delta", json_object_new_string_len(s, (int)n));
     json_object_object_add(d, "logprobs", json_object_new_array());
     tg_resp_event(&b, "response.output_text.delta", &c->seq, d);
-    tg_buf_append(&c->streamed, s, n);
     write_events(c, &b);
     tg_buf_free(&b);
 }
@@ -273,68 +274,93 @@ static char *history_after(tg_chat *c, const char *text, size_t len, const lfm_t
     return s;
 }
 
-void tg_resp_finish(tg_chat *c, const lfm_event *ev) {
-    tg_api *api = c->api;
-    bool failed = ev->finish == LFM_FINISH_ERROR || ev->finish == LFM_FINISH_CANCELED;
-    if (failed) {
-        const char *code = ev->finish == LFM_FINISH_ERROR ? "engine_error" : "canceled";
-        const char *msg = ev->error ? ev->error : "generation was canceled";
-        if (c->stream) {
-            tg_resp_stream_error(c, code, msg);
-            tg_http_stream_end(c->ex);
-        } else {
-            tg_api_error(api, c->ex, ev->finish == LFM_FINISH_ERROR ? 500 : 503, "server_error",
-                         code, NULL, "%s", msg);
-        }
+static const char *jget_str(json_object *o, const char *k) {
+    json_object *v;
+    return json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string)
+               ? json_object_get_string(v)
+               : NULL;
+}
+
+/* Tool calls in chat form, whole (an answer) or as stream deltas (with
+ * "index": arguments arrive in pieces), merged into c->rcalls. */
+void tg_resp_tool_calls(tg_chat *c, const char *json) {
+    json_object *arr = json_tokener_parse(json);
+    if (!arr || !json_object_is_type(arr, json_type_array)) {
+        json_object_put(arr);
         return;
     }
-    /* Everything the model said: streamed text plus what was held back (a
-     * tool call), or the collected text. */
-    tg_buf all = TG_BUF_INIT, content = TG_BUF_INIT;
-    if (c->stream) {
-        size_t hl;
-        const char *held = tg_toolstream_held(&c->ts, &hl);
-        tg_buf_append(&all, c->streamed.data ? c->streamed.data : "", c->streamed.len);
-        if (hl) tg_buf_append(&all, held, hl);
-    } else {
-        tg_buf_append(&all, c->text.data ? c->text.data : "", c->text.len);
+    if (!c->rcalls) c->rcalls = json_object_new_array();
+    for (size_t i = 0; i < json_object_array_length(arr); i++) {
+        json_object *d = json_object_array_get_idx(arr, i), *iv, *fn = NULL;
+        size_t idx = json_object_array_length(c->rcalls);
+        if (json_object_object_get_ex(d, "index", &iv) && json_object_get_int(iv) >= 0)
+            idx = (size_t)json_object_get_int(iv);
+        if (idx > 64) continue; /* bounded */
+        while (json_object_array_length(c->rcalls) <= idx) {
+            json_object *n = json_object_new_object();
+            json_object_object_add(n, "id", json_object_new_string(""));
+            json_object_object_add(n, "name", json_object_new_string(""));
+            json_object_object_add(n, "arguments", json_object_new_string(""));
+            json_object_array_add(c->rcalls, n);
+        }
+        json_object *m = json_object_array_get_idx(c->rcalls, idx);
+        const char *id = jget_str(d, "id");
+        if (id && *id) json_object_object_add(m, "id", json_object_new_string(id));
+        json_object_object_get_ex(d, "function", &fn);
+        const char *name = fn ? jget_str(fn, "name") : NULL;
+        if (name && *name) json_object_object_add(m, "name", json_object_new_string(name));
+        const char *args = fn ? jget_str(fn, "arguments") : NULL;
+        if (args) {
+            tg_buf a = TG_BUF_INIT;
+            tg_buf_puts(&a, jget_str(m, "arguments"));
+            tg_buf_puts(&a, args);
+            json_object_object_add(m, "arguments", json_object_new_string_len(a.data, (int)a.len));
+            tg_buf_free(&a);
+        }
     }
-    lfm_tool_call *calls = NULL;
-    size_t n = 0;
-    if (c->tools && all.len)
-        n = tg_chat_parse_calls(all.data, all.len, &content, &calls, c->parallel);
-    else
-        tg_buf_append(&content, all.data ? all.data : "", all.len);
+    json_object_put(arr);
+}
+
+void tg_resp_finish(tg_chat *c, const char *text, size_t len, const char *finish_reason,
+                    const tg_oai_usage *usage) {
+    tg_api *api = c->api;
+    size_t n = c->rcalls ? json_object_array_length(c->rcalls) : 0;
+    if (!c->parallel && n > 1) n = 1;
+    lfm_tool_call *calls = calloc(n ? n : 1, sizeof *calls);
     char(*call_ids)[48] = calloc(n ? n : 1, 48), (*item_ids)[48] = calloc(n ? n : 1, 48);
-    if (!call_ids || !item_ids) abort();
+    if (!calls || !call_ids || !item_ids) abort();
     for (size_t i = 0; i < n; i++) {
-        tg_oai_new_id("call_", call_ids[i], 48);
+        json_object *m = json_object_array_get_idx(c->rcalls, i);
+        const char *id = jget_str(m, "id"), *args = jget_str(m, "arguments");
+        calls[i].name = tg_xstrdup(jget_str(m, "name"));
+        calls[i].arguments_json = tg_xstrdup(args && *args ? args : "{}");
+        if (id && *id)
+            snprintf(call_ids[i], 48, "%s", id);
+        else
+            tg_oai_new_id("call_", call_ids[i], 48);
         tg_oai_new_id("fc_", item_ids[i], 48);
     }
-    tg_oai_usage usage = {ev->n_prompt, ev->n_generated};
-    bool length = ev->finish == LFM_FINISH_LENGTH && n == 0;
+    bool length = finish_reason && !strcmp(finish_reason, "length") && n == 0;
     tg_resp_view v = base_view(c, length ? "incomplete" : "completed");
     v.incomplete_reason = length ? "max_output_tokens" : NULL;
     /* A message item when there is text, or when there is nothing else. */
-    bool has_msg = content.len > 0 || n == 0;
-    v.text = has_msg ? (content.data ? content.data : "") : NULL;
-    v.text_len = content.len;
+    bool has_msg = len > 0 || n == 0;
+    v.text = has_msg ? (text ? text : "") : NULL;
+    v.text_len = len;
     v.calls = calls;
     v.n_calls = n;
     v.call_ids = call_ids;
     v.item_ids = item_ids;
-    v.usage = &usage;
+    v.usage = usage;
     tg_buf body = TG_BUF_INIT;
     tg_resp_object_json(&body, &v);
     if (c->rx.store) {
-        char *hist = history_after(c, content.data, content.len, calls, n, call_ids);
+        char *hist = history_after(c, text, len, calls, n, call_ids);
         tg_resp_store_put(store(api), c->id, body.data, hist);
         free(hist);
     }
     if (c->stream) {
         tg_buf b = TG_BUF_INIT;
-        /* The streamed text may hold the tool-call block the parser took
-         * out; the done events carry the final content. */
         if (has_msg) {
             start_message(c, &b);
             json_object *d = part_event(c, NULL, 0, false);
@@ -350,7 +376,7 @@ void tg_resp_finish(tg_chat *c, const lfm_event *ev) {
             int idx = (int)i + (has_msg ? 1 : 0);
             tg_resp_event(&b, "response.output_item.added", &c->seq,
                           item_event(idx, tg_resp_call_item(&v, i, "in_progress", false)));
-            const char *args = calls[i].arguments_json ? calls[i].arguments_json : "{}";
+            const char *args = calls[i].arguments_json;
             json_object *d = json_object_new_object();
             json_object_object_add(d, "item_id", json_object_new_string(item_ids[i]));
             json_object_object_add(d, "output_index", json_object_new_int(idx));
@@ -368,7 +394,6 @@ void tg_resp_finish(tg_chat *c, const lfm_event *ev) {
                       with_response(tg_resp_object(&v)));
         write_events(c, &b);
         tg_buf_free(&b);
-        tg_http_stream_end(c->ex);
     } else {
         tg_http_respond(c->ex, 200, "application/json", body.data, body.len);
     }
@@ -376,8 +401,6 @@ void tg_resp_finish(tg_chat *c, const lfm_event *ev) {
     lfm_tool_calls_free(calls, n);
     free(call_ids);
     free(item_ids);
-    tg_buf_free(&all);
-    tg_buf_free(&content);
 }
 
 /* ---------------------------------------------------------- completions -- */
@@ -388,7 +411,7 @@ static void cmpl_json(tg_chat *c, tg_buf *out, const char *text, size_t len, con
     tg_buf_json_str(out, c->id, strlen(c->id));
     tg_buf_printf(
         out, ",\"object\":\"text_completion\",\"created\":%lld,\"model\":", (long long)c->created);
-    tg_buf_json_str(out, c->plan.response_model, strlen(c->plan.response_model));
+    tg_buf_json_str(out, c->model_out, strlen(c->model_out));
     tg_buf_puts(out, ",\"system_fingerprint\":null,\"choices\":[{\"text\":");
     tg_buf_json_str(out, text ? text : "", len);
     tg_buf_puts(out, ",\"index\":0,\"logprobs\":null,\"finish_reason\":");
@@ -414,27 +437,14 @@ void tg_cmpl_stream_text(tg_chat *c, const char *s, size_t n) {
     tg_buf_free(&ev);
 }
 
-void tg_cmpl_finish(tg_chat *c, const lfm_event *ev) {
-    tg_api *api = c->api;
-    const char *finish = tg_oai_finish_reason(ev->finish, false);
-    tg_oai_usage u = {ev->n_prompt, ev->n_generated};
+void tg_cmpl_finish(tg_chat *c, const char *text, size_t len, const char *finish,
+                    const tg_oai_usage *u) {
     tg_buf j = TG_BUF_INIT, sse = TG_BUF_INIT;
-    if (!finish) {
-        const char *msg = ev->error ? ev->error : "generation was canceled";
-        if (c->stream) {
-            tg_oai_error e;
-            tg_oai_error_set(&e, 500, "server_error", "engine_error", NULL, "%s", msg);
-            tg_oai_error_json(&j, &e);
-            tg_sse_data(&sse, j.data, j.len);
-            (void)tg_http_stream_write(c->ex, sse.data, sse.len);
-            tg_http_stream_end(c->ex);
-        } else {
-            tg_api_error(api, c->ex, 500, "server_error", "engine_error", NULL, "%s", msg);
-        }
-    } else if (c->stream) {
+    if (!finish) finish = "stop";
+    if (c->stream) {
         cmpl_json(c, &j, "", 0, finish, NULL);
         tg_sse_data(&sse, j.data, j.len);
-        if (c->include_usage) {
+        if (c->include_usage && u) {
             tg_buf_clear(&j);
             tg_buf_puts(&j, "{\"id\":");
             tg_buf_json_str(&j, c->id, strlen(c->id));
@@ -442,15 +452,14 @@ void tg_cmpl_finish(tg_chat *c, const lfm_event *ev) {
                           ",\"object\":\"text_completion\",\"created\":%lld,\"choices\":[],"
                           "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,"
                           "\"total_tokens\":%d}}",
-                          (long long)c->created, u.prompt_tokens, u.completion_tokens,
-                          u.prompt_tokens + u.completion_tokens);
+                          (long long)c->created, u->prompt_tokens, u->completion_tokens,
+                          u->prompt_tokens + u->completion_tokens);
             tg_sse_data(&sse, j.data, j.len);
         }
         tg_sse_done(&sse);
         (void)tg_http_stream_write(c->ex, sse.data, sse.len);
-        tg_http_stream_end(c->ex);
     } else {
-        cmpl_json(c, &j, c->text.data, c->text.len, finish, &u);
+        cmpl_json(c, &j, text, len, finish, u);
         tg_http_respond(c->ex, 200, "application/json", j.data, j.len);
     }
     tg_buf_free(&j);
