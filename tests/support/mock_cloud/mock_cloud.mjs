@@ -264,6 +264,10 @@ async function setRefused(on) {
 }
 
 function setWrongCert(on) {
+  // Only a change of certificate drops connections: a /fault call that
+  // leaves it alone must not cut requests in flight (a "hang" would turn
+  // into a reset when the next fault is set).
+  if (on === state.wrongCert) return;
   if (on && !wrongCtx) throw new Error("start the mock with --wrong-cert/--wrong-key");
   state.wrongCert = on;
   server.setSecureContext(on ? wrongCtx : mainCtx);
