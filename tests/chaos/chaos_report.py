@@ -189,12 +189,15 @@ def verify(env, load, runner, sched, out, log):
     # 1. every id a client was given must be journaled and terminal. A 429 or
     # 503 refusal ("come back later") promised nothing: its id names the HTTP
     # exchange, not an accepted request, and the retry gets a fresh one.
-    ids = {}
+    # Those are still looked up: one the journal knows must be terminal too.
+    ids, refused = {}, set()
     for e in entries:
         for a in e["attempts"]:
             rid = a.get("request_id")
-            if rid and a.get("status") not in (429, 503):
+            if rid:
                 ids.setdefault(rid, e["key"])
+                if a.get("status") in (429, 503):
+                    refused.add(rid)
     status_by_id, lost = {}, []
     deadline = time.time() + float(budgets.get("settle_s", 90))
     pending = set(ids)
@@ -212,6 +215,8 @@ def verify(env, load, runner, sched, out, log):
         if pending:
             time.sleep(1)
     for rid in ids:
+        if rid in refused and status_by_id.get(rid) == "missing":
+            continue
         if status_by_id.get(rid) not in ("completed", "failed", "cancelled"):
             lost.append({"id": rid, "key": ids[rid], "status": status_by_id.get(rid)})
     # 2. at most one run and one result per idempotency key
