@@ -112,7 +112,19 @@ struct tg_chat {
     json_object *rcalls; /* TG_CHAT_RESPONSES: tool calls so far (chat form, merged) */
 };
 
-/* api_chat.c, for the cloud target */
+/* api_chat.c, for chat_output.c and the cloud target */
+double tg_chat_ms_since(uint64_t t_ns);
+rt_router *tg_chat_router(tg_chat *c);             /* NULL before the router is up */
+const rt_target *tg_chat_target(const tg_chat *c); /* the running one, or NULL */
+/* A router event about this request (admin state, metrics observers). */
+void tg_chat_event(tg_chat *c, rt_event_kind kind, const char *target, const char *from,
+                   const char *to, rt_fail_cause cause, bool mid, double ms, int status);
+
+/* chat_output.c: an error event on the open stream (no [DONE]) / that,
+ * then the end of the exchange (journaled FAILED; frees c). */
+void tg_chat_stream_error(tg_chat *c, const char *type, const char *code, const char *msg);
+void tg_chat_end_with_error(tg_chat *c, const char *code, const char *msg);
+
 /* The target at plan.targets[attempt] failed before any token reached the
  * client: account it and run the next one (or answer the error). */
 void tg_chat_attempt_failed(tg_chat *c, rt_fail_cause cause, int retry_after);
