@@ -691,14 +691,16 @@ void tg_chat_run(tg_chat *c) {
     snprintf(c->model_out, sizeof c->model_out, "%s", c->plan.response_model);
     tg_log_debug("chat_plan", "request_id=%s target=%s n_targets=%zu reason=\"%s\"",
                  req->request_id, c->plan.targets[0].name, c->plan.n_targets, c->plan.reason);
-    /* The journal covers chat completions; Responses (their own store) and
-     * legacy completions are not journaled yet. */
-    if (!api->journal || c->mode != TG_CHAT_CHAT) {
+    /* The journal covers chat completions and Responses (keyed by the
+     * response id: a stored response is read back from it); legacy
+     * completions are not journaled. */
+    if (!api->journal || c->mode == TG_CHAT_COMPLETIONS) {
         dispatch(c);
         return;
     }
     /* Nothing is dispatched (or promised) before ACCEPTED is durable. */
-    snprintf(c->rid, sizeof c->rid, "%s", req->request_id ? req->request_id : c->id);
+    snprintf(c->rid, sizeof c->rid, "%s",
+             c->mode == TG_CHAT_CHAT && req->request_id ? req->request_id : c->id);
     tg_http_set_on_abort(c->ex, on_abort_waiting, c);
     if (tg_apij_accept(api, c->rid, "", req->body, req->body_len, on_accepted, c) != 0)
         tg_chat_fail(c, 503, "server_error", "journal_unavailable", NULL,

@@ -124,6 +124,9 @@ void tg_chat_event(tg_chat *c, rt_event_kind kind, const char *target, const cha
  * then the end of the exchange (journaled FAILED; frees c). */
 void tg_chat_stream_error(tg_chat *c, const char *type, const char *code, const char *msg);
 void tg_chat_end_with_error(tg_chat *c, const char *code, const char *msg);
+/* Journals COMPLETED (payload, or the body itself when NULL) and sends the
+ * body (200) once that is durable; takes the body. */
+void tg_chat_respond_durable(tg_chat *c, tg_buf *body, const char *payload, size_t len);
 
 /* The target at plan.targets[attempt] failed before any token reached the
  * client: account it and run the next one (or answer the error). */

@@ -241,7 +241,7 @@ static void on_result_durable(void *user, int status) {
     free(p);
 }
 
-static void respond_when_durable(tg_chat *c, tg_buf *body) {
+void tg_chat_respond_durable(tg_chat *c, tg_buf *body, const char *payload, size_t len) {
     pending_result *p = calloc(1, sizeof *p);
     if (!p) abort();
     p->api = c->api;
@@ -249,7 +249,11 @@ static void respond_when_durable(tg_chat *c, tg_buf *body) {
     p->body = *body;
     *body = (tg_buf)TG_BUF_INIT;
     tg_http_set_on_abort(p->ex, on_result_abort, p);
-    if (tg_journal_append(c->api->journal, TG_JREC_COMPLETED, c->rid, p->body.data, p->body.len,
+    if (!payload) {
+        payload = p->body.data;
+        len = p->body.len;
+    }
+    if (tg_journal_append(c->api->journal, TG_JREC_COMPLETED, c->rid, payload, len,
                           on_result_durable, p) != 0)
         on_result_durable(p, -1);
 }
@@ -274,7 +278,7 @@ void tg_chat_answer_once(tg_chat *c, const char *content, size_t len, const char
                            finish_reason, u, take_logprobs(c, &lp));
     tg_buf_free(&lp);
     if (c->journaled)
-        respond_when_durable(c, &body);
+        tg_chat_respond_durable(c, &body, NULL, 0);
     else
         tg_http_respond(c->ex, 200, "application/json", body.data, body.len);
     tg_buf_free(&body);

@@ -150,6 +150,50 @@ check "parallel false responses: echoed" false "$(jq -r .parallel_tool_calls "$B
 stop_server
 check "two server exit 0" 0 "$RC"
 
+# ------------------------------------------- stored responses, journaled --
+# With the journal on, a stored response outlives memory and restarts: it
+# is read back by id (GET, previous_response_id); store:false ones are not;
+# a DELETE holds across a restart; the journal stays consistent.
+J=$TMP/journal
+MODEL=$TMP/text.gguf start_server j1 -- --journal-dir "$J"
+req j1 POST /v1/responses -d '{"input":"hi","instructions":"be brief"}'
+JID=$(jget "$BODY" id)
+it=$(jget "$BODY" usage.input_tokens)
+req j2 POST /v1/responses -d '{"input":"hi","store":false}'
+JNOSTORE=$(jget "$BODY" id)
+curl -sN --max-time 30 "$BASE/v1/responses" -H 'content-type: application/json' \
+    -d '{"input":"hi","stream":true}' >"$TMP/j3.sse"
+JSTREAM=$(grep -o '"id":"resp_[0-9a-f]*"' "$TMP/j3.sse" | head -1 | cut -d'"' -f4)
+req j4 POST /v1/responses -d '{"input":"bye"}'
+JDEL=$(jget "$BODY" id)
+stop_server
+check "journal server 1 exit 0" 0 "$RC"
+MODEL=$TMP/text.gguf start_server j2 -- --journal-dir "$J"
+req j5 GET "/v1/responses/$JID"
+check "after restart: GET from the journal" 200 "$STATUS"
+check "after restart: the same response" "$JID" "$(jget "$BODY" id)"
+check "after restart: text" "It is sunny." "$(jget "$BODY" output.0.content.0.text)"
+req j6 GET "/v1/responses/$JSTREAM"
+check "after restart: a streamed response too" "It is sunny." "$(jget "$BODY" output.0.content.0.text)"
+req j7 GET "/v1/responses/$JNOSTORE"
+expect_error "after restart: store false is not kept" 404 not_found
+req j8 POST /v1/responses -d "{\"input\":\"and?\",\"previous_response_id\":\"$JID\"}"
+check "after restart: previous_response_id" 200 "$STATUS"
+it2=$(jget "$BODY" usage.input_tokens)
+[ "$it2" -gt "$it" ] 2>/dev/null && ok "after restart: history from the journal ($it -> $it2)" || bad "history tokens $it -> $it2"
+req j9 DELETE "/v1/responses/$JDEL"
+check "journaled DELETE" true "$(jget "$BODY" deleted)"
+req j10 GET "/v1/responses/$JDEL"
+expect_error "GET after journaled DELETE" 404 not_found
+stop_server
+MODEL=$TMP/text.gguf start_server j3 -- --journal-dir "$J"
+req j11 GET "/v1/responses/$JDEL"
+expect_error "DELETE holds across a restart" 404 not_found
+stop_server
+"$TIDEGATE_BIN" journal check "$J" --strict >"$TMP/jcheck.out" 2>&1
+rc=$?; cat "$TMP/jcheck.out"
+check "journal check --strict clean" 0 "$rc"
+
 # ------------------------------------------------------------------ CORS --
 start_server cors TIDEGATE_CORS_ORIGINS="https://app.example, http://localhost:3000"
 curl -s -X OPTIONS -D "$TMP/pf.hdr" -o /dev/null -H 'Origin: http://localhost:3000' \
