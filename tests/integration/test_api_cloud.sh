@@ -6,7 +6,9 @@
 # message, function tools and text.format translated) and the answer comes
 # back in the Responses shape, streamed (the Responses event sequence) and
 # not, tool calls as function_call items, previous_response_id over a cloud
-# turn; /v1/completions goes up as one user message. About 10 s.
+# turn, failover to the engine before the first token and mid-stream (the
+# Responses shape whoever answers); /v1/completions goes up as one user
+# message. About 15 s.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/../support/mock_cloud/mock_cloud.sh"
@@ -135,6 +137,22 @@ rec
 check "round trip up: assistant tool_calls" "$CALL" "$(last body.messages.1.tool_calls.0.id)"
 check "round trip up: tool message" tool "$(last body.messages.2.role)"
 check "round trip up: tool output" 21C "$(last body.messages.2.content)"
+
+# ---- failover: the Responses shape whoever answers ---------------------------
+mock_fault "status=503" 1
+req f1 POST /v1/responses -d '{"model":"tidegate/cloud","input":"Tell me about tides","max_output_tokens":4}'
+check "failover before the first token: 200" 200 "$STATUS"
+check "failover before the first token: the engine answered" engine "$(header x-tidegate-route "$HDR")"
+[[ $(header x-tidegate-failover "$HDR") == "cloud:main->engine; cause=5xx"* ]] && ok "failover header" || bad "failover header '$(header x-tidegate-failover "$HDR")'"
+check "failover before the first token: a response object" response "$(jget "$BODY" object)"
+check "failover before the first token: engine usage" 4 "$(jget "$BODY" usage.output_tokens)"
+mock_fault "reset_after=3" 1
+curl -sN --max-time 30 "$BASE/v1/responses" -H 'content-type: application/json' \
+    -d '{"model":"tidegate/cloud","input":"Tell me about tides","stream":true,"max_output_tokens":8}' >"$TMP/f2.sse"
+check "mid-stream cut: one terminal event" 1 "$(grep -c '^event: response.\(completed\|incomplete\|failed\)' "$TMP/f2.sse")"
+check "mid-stream cut: continued on the engine, not failed" 0 "$(grep -c '^event: response.failed' "$TMP/f2.sse")"
+deltas=$(grep '^data: ' "$TMP/f2.sse" | sed 's/^data: //' | jq -r 'select(.type=="response.output_text.delta") | .delta' | tr -d '\n')
+[[ $deltas == "The tide turns "* ]] && ok "mid-stream cut: the cloud's words first ($deltas)" || bad "mid-stream deltas '$deltas'"
 
 # ---- legacy completions to the cloud ----------------------------------------
 req c1 POST /v1/completions -d '{"model":"tidegate/cloud","prompt":"Once upon a time","max_tokens":3}'
