@@ -93,8 +93,8 @@ void tg_chat_event(tg_chat *c, rt_event_kind kind, const char *target, const cha
                    const char *to, rt_fail_cause cause, bool mid, double ms, int status) {
     rt_router *r = tg_chat_router(c);
     if (!r) return;
-    rt_event ev = {kind,  c->req ? c->req->request_id : NULL, target, from, to, cause, mid, ms,
-                   status};
+    /* The copy: the end events come after the answer, which frees req. */
+    rt_event ev = {kind, c->req_id[0] ? c->req_id : NULL, target, from, to, cause, mid, ms, status};
     rt_router_emit(r, &ev);
 }
 
@@ -627,6 +627,7 @@ tg_chat *tg_chat_new(tg_api *api, tg_http_exchange *ex, const tg_http_request *r
     c->api = api;
     c->ex = ex;
     c->req = req;
+    snprintf(c->req_id, sizeof c->req_id, "%s", req->request_id ? req->request_id : "");
     c->t0_ns = uv_hrtime();
     return c;
 }

@@ -29,7 +29,8 @@ typedef enum { TG_CHAT_CHAT = 0, TG_CHAT_RESPONSES, TG_CHAT_COMPLETIONS } tg_cha
 struct tg_chat {
     tg_api *api;
     tg_http_exchange *ex;
-    const tg_http_request *req;
+    const tg_http_request *req; /* freed with the exchange (by the answer) */
+    char req_id[64];            /* its request id, kept past that */
     tg_oai_request oai;
     rt_plan plan;
     rt_engine_run *run; /* the engine target's run, until it ends */
