@@ -52,8 +52,8 @@ static void send_raw_chunk(tg_chat *c, tg_buf *j) {
 
 /* The logprobs entries gathered since the last chunk as a JSON array, or
  * NULL when the request did not ask for logprobs. Clears the gathered
- * entries; *arr is the caller's to free. (Engine tokens only: a cloud
- * upstream's logprobs are not relayed.) */
+ * entries; *arr is the caller's to free. (The engine's tokens add
+ * entries in on_token, a cloud upstream's in chat_cloud.c.) */
 static const char *take_logprobs(tg_chat *c, tg_buf *arr) {
     if (!c->logprobs) return NULL;
     tg_buf_putc(arr, '[');
