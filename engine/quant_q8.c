@@ -22,30 +22,36 @@ bool lq_q8_used(lq_type t, lq_kernels k) {
  * definition for every ISA (lrintf and cvtps2dq both round half to even). A
  * non-finite amax gives d = 0 for a block that is all zero and NaN otherwise,
  * so a NaN activation still poisons its outputs. */
-void lq_q8_quantize(const float *x, int64_t n_rows, int64_t n_in, lq_q8blk *xa) {
+void lq_q8_quantize_block(const float *v, lq_q8blk *o) {
+    float amax = 0;
+    for (int i = 0; i < 32; i++) {
+        float a = fabsf(v[i]);
+        amax = a > amax ? a : amax;
+        if (a != a) amax = a; /* NaN wins */
+    }
+    float d = amax / 127.0f;
+    float id = d != 0 ? 1.0f / d : 0.0f;
+    int sum = 0;
+    for (int i = 0; i < 32; i++) {
+        long q = isfinite(d) ? lrintf(v[i] * id) : 0;
+        q = q > 127 ? 127 : q < -127 ? -127 : q;
+        o->q[i] = (int8_t)q;
+        sum += (int)q;
+    }
+    o->d = isfinite(d) ? d : NAN;
+    o->sum = (int16_t)sum;
+}
+
+void lq_q8_quantize_ref(const float *x, int64_t n_rows, int64_t n_in, lq_q8blk *xa) {
     int64_t nb = n_in / 32;
     for (int64_t r = 0; r < n_rows; r++)
-        for (int64_t b = 0; b < nb; b++) {
-            const float *v = x + r * n_in + b * 32;
-            lq_q8blk *o = xa + r * nb + b;
-            float amax = 0;
-            for (int i = 0; i < 32; i++) {
-                float a = fabsf(v[i]);
-                amax = a > amax ? a : amax;
-                if (a != a) amax = a; /* NaN wins */
-            }
-            float d = amax / 127.0f;
-            float id = d != 0 ? 1.0f / d : 0.0f;
-            int sum = 0;
-            for (int i = 0; i < 32; i++) {
-                long q = isfinite(d) ? lrintf(v[i] * id) : 0;
-                q = q > 127 ? 127 : q < -127 ? -127 : q;
-                o->q[i] = (int8_t)q;
-                sum += (int)q;
-            }
-            o->d = isfinite(d) ? d : NAN;
-            o->sum = (int16_t)sum;
-        }
+        for (int64_t b = 0; b < nb; b++)
+            lq_q8_quantize_block(x + r * n_in + b * 32, xa + r * nb + b);
+}
+
+void lq_q8_quantize(const float *x, int64_t n_rows, int64_t n_in, lq_q8blk *xa) {
+    lq_q8quant_fn f = lq_q8_quantize_fast();
+    (f ? f : lq_q8_quantize_ref)(x, n_rows, n_in, xa);
 }
 
 /* ---- scalar reference ----------------------------------------------------------- */
