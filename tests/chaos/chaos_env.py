@@ -228,6 +228,12 @@ class Gateway:
                       "probe_interval_ms"):
                 if k in r:
                     f.write("  %s: %d\n" % (k, int(r[k])))
+            br = r.get("breaker") or {}
+            if br:
+                f.write("  breaker:\n")
+                for k in ("failures", "failure_rate_pct", "window", "min_requests", "cooldown_ms"):
+                    if k in br:
+                        f.write("    %s: %d\n" % (k, int(br[k])))
         return path
 
     def _help(self):
