@@ -20,6 +20,7 @@
  * With tools, engine text that may be a tool call is held back: plain text
  * streams as it comes, anything that could start <|tool_call_start|> waits;
  * once the marker appears the rest is parsed at the end into tool_calls. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,9 @@
 #include "common/tg_str.h"
 #include "gateway/api/api_constrain.h"
 #include "gateway/api/api_journal.h"
+#include "gateway/api/auth.h"
 #include "gateway/api/chat_internal.h"
+#include "gateway/api/reqstore.h"
 #include "router/reqfeat.h"
 
 /* ------------------------------------------------------------ lifetime -- */
@@ -69,6 +72,7 @@ void tg_chat_free(tg_chat *c) {
     free(c->chat_body);
     free(c->raw_prompt);
     json_object_put(c->rcalls);
+    tg_toolacc_free(c->tacc);
     free(c);
 }
 
@@ -88,8 +92,9 @@ static void emit(tg_chat *c, rt_event_kind kind, const char *target, const char 
                  const char *to, rt_fail_cause cause, bool mid, double ms, int status) {
     rt_router *r = router(c);
     if (!r) return;
-    rt_event ev = {kind,  c->req ? c->req->request_id : NULL, target, from, to, cause, mid, ms,
-                   status};
+    /* c->rid, not c->req: the request goes with its exchange, which may end
+     * before the last event (a stream's tail after its result is durable). */
+    rt_event ev = {kind, c->rid[0] ? c->rid : NULL, target, from, to, cause, mid, ms, status};
     rt_router_emit(r, &ev);
 }
 
@@ -99,7 +104,7 @@ void tg_chat_fail(tg_chat *c, int status, const char *type, const char *code, co
     if (c->failover[0]) tg_http_add_header(c->ex, "x-tidegate-failover", c->failover);
     emit(c, RT_EV_FAILED, cur_target(c) ? cur_target(c)->name : "-", NULL, NULL, c->last_cause,
          false, ms_since(c->t0_ns), status);
-    if (c->journaled) tg_apij_end(c->api, c->rid, TG_JREC_FAILED, code ? code : type, msg);
+    if (c->journaled) tg_apij_end(c->api, c->rid, TG_JREC_FAILED, status, type, code, msg);
     tg_api_error(c->api, c->ex, status, type, code, param, "%s", msg);
     tg_chat_free(c);
 }
@@ -179,6 +184,7 @@ static void add_route_headers(tg_chat *c) {
         tg_http_add_header(c->ex, "x-tidegate-score", sc);
     }
     if (c->failover[0]) tg_http_add_header(c->ex, "x-tidegate-failover", c->failover);
+    if (c->journaled) tg_http_add_header(c->ex, "x-tidegate-request-id", c->rid);
 }
 
 static void start_stream(tg_chat *c) {
@@ -221,6 +227,10 @@ void tg_chat_emit_tool_calls(tg_chat *c, const char *json) {
     if (c->mode != TG_CHAT_CHAT) { /* sent with the final events */
         tg_resp_tool_calls(c, json);
         return;
+    }
+    if (c->journaled) {
+        if (!c->tacc) c->tacc = tg_toolacc_new();
+        tg_toolacc_add(c->tacc, json, strlen(json));
     }
     tg_oai_chunk k = {.tool_calls_json = json};
     send_chunk(c, &k);
@@ -265,32 +275,11 @@ static void end_event(tg_chat *c, bool ok, int status) {
          ok ? RT_FAIL_NONE : c->last_cause, c->mid_failover, ms_since(c->t0_ns), status);
 }
 
-void tg_chat_finish_stream(tg_chat *c, const char *finish_reason, const tg_oai_usage *u) {
-    first_token(c);
-    start_stream(c);
-    if (c->mode != TG_CHAT_CHAT) {
-        if (c->mode == TG_CHAT_RESPONSES)
-            tg_resp_finish(c, c->sent.data, c->sent.len, finish_reason, u);
-        else
-            tg_cmpl_finish(c, NULL, 0, finish_reason, u);
-        tg_http_stream_end(c->ex);
-        end_event(c, true, 200);
-        tg_chat_free(c);
-        return;
-    }
-    if (c->journaled) {
-        /* The streamed text itself is not journaled yet (resumable streams). */
-        tg_buf r = TG_BUF_INIT;
-        tg_buf_printf(&r,
-                      "{\"object\":\"chat.completion.stream\",\"id\":\"%s\",\"route\":\"%s\","
-                      "\"finish_reason\":\"%s\"}",
-                      c->id, c->route, finish_reason);
-        tg_apij_note(c->api, c->rid, TG_JREC_COMPLETED, r.data, r.len);
-        tg_buf_free(&r);
-    }
-    send_final_chunk(c, finish_reason);
-    if (c->include_usage && u) {
-        tg_oai_chunk k = {.usage_only = true, .usage = u};
+/* The end of a stream: final chunk, usage, [DONE]; frees c. */
+static void stream_tail(tg_chat *c) {
+    send_final_chunk(c, c->fin_reason);
+    if (c->include_usage && c->fin_has_usage) {
+        tg_oai_chunk k = {.usage_only = true, .usage = &c->fin_usage};
         send_chunk(c, &k);
     }
     tg_buf d = TG_BUF_INIT;
@@ -300,6 +289,63 @@ void tg_chat_finish_stream(tg_chat *c, const char *finish_reason, const tg_oai_u
     tg_http_stream_end(c->ex);
     end_event(c, true, 200);
     tg_chat_free(c);
+}
+
+/* The stream's COMPLETED is durable (or failed): only now does the client
+ * get [DONE], so a client that saw [DONE] finds the same result by id. */
+static void on_stream_result_durable(void *user, int status) {
+    tg_chat *c = user;
+    c->finishing = false;
+    if (c->gone) { /* the client left meanwhile: nothing to send */
+        end_event(c, true, 499);
+        tg_chat_free(c);
+        return;
+    }
+    if (status != 0) {
+        send_stream_error(c, "server_error", "journal_unavailable",
+                          "the result could not be journaled");
+        tg_http_stream_end(c->ex);
+        end_event(c, false, 200);
+        tg_chat_free(c);
+        return;
+    }
+    stream_tail(c);
+}
+
+void tg_chat_finish_stream(tg_chat *c, const char *finish_reason, const tg_oai_usage *u) {
+    first_token(c);
+    start_stream(c);
+    if (c->mode != TG_CHAT_CHAT) {
+        if (c->mode == TG_CHAT_RESPONSES)
+            tg_resp_finish(c, c->sent.data, c->sent.len, finish_reason, u);
+        else
+            tg_cmpl_finish(c, NULL, 0, finish_reason, u);
+        end_event(c, true, 200);
+        tg_http_stream_end(c->ex);
+        tg_chat_free(c);
+        return;
+    }
+    snprintf(c->fin_reason, sizeof c->fin_reason, "%s", finish_reason);
+    c->fin_has_usage = u != NULL;
+    if (u) c->fin_usage = *u;
+    if (!c->journaled) {
+        stream_tail(c);
+        return;
+    }
+    /* The stored result is the chat.completion a non-streamed call would
+     * have got: the text sent, the tool calls merged, the usage. */
+    tg_buf r = TG_BUF_INIT, calls = TG_BUF_INIT;
+    bool has_calls = c->tacc && tg_toolacc_json(c->tacc, &calls);
+    tg_oai_completion_json(&r, c->id, c->created, c->model_out,
+                           has_calls && c->sent.len == 0 ? NULL
+                                                         : (c->sent.data ? c->sent.data : ""),
+                           c->sent.len, has_calls ? calls.data : NULL, finish_reason, u, NULL);
+    tg_buf_free(&calls);
+    c->finishing = true;
+    if (tg_apij_finish(c->api, c->rid, TG_JREC_COMPLETED, r.data, r.len, on_stream_result_durable,
+                       c) != 0)
+        on_stream_result_durable(c, -EIO);
+    tg_buf_free(&r);
 }
 
 /* A journaled result is sent only once COMPLETED is durable: a client that
@@ -338,8 +384,8 @@ static void respond_when_durable(tg_chat *c, tg_buf *body) {
     p->body = *body;
     *body = (tg_buf)TG_BUF_INIT;
     tg_http_set_on_abort(p->ex, on_result_abort, p);
-    if (tg_journal_append(c->api->journal, TG_JREC_COMPLETED, c->rid, p->body.data, p->body.len,
-                          on_result_durable, p) != 0)
+    if (tg_apij_finish(c->api, c->rid, TG_JREC_COMPLETED, p->body.data, p->body.len,
+                       on_result_durable, p) != 0)
         on_result_durable(p, -1);
 }
 
@@ -373,7 +419,7 @@ void tg_chat_answer_once(tg_chat *c, const char *content, size_t len, const char
 
 /* A stream that cannot go on: the error event, and no [DONE]. */
 static void end_stream_with_error(tg_chat *c, const char *code, const char *msg) {
-    if (c->journaled) tg_apij_end(c->api, c->rid, TG_JREC_FAILED, code, msg);
+    if (c->journaled) tg_apij_end(c->api, c->rid, TG_JREC_FAILED, 500, "server_error", code, msg);
     send_stream_error(c, "server_error", code, msg);
     tg_http_stream_end(c->ex);
     end_event(c, false, 200);
@@ -840,7 +886,15 @@ static void engine_run(tg_chat *c) {
  * upstream request at once) and free. */
 static void on_abort(void *arg) {
     tg_chat *c = arg;
-    if (c->journaled) tg_apij_end(c->api, c->rid, TG_JREC_CANCELLED, "client_gone", NULL);
+    if (c->finishing) { /* the result is on its way to disk: it stands */
+        c->gone = true;
+        tg_http_stream_end(c->ex);
+        c->ex = NULL;
+        return;
+    }
+    if (c->journaled)
+        tg_apij_end(c->api, c->rid, TG_JREC_CANCELLED, 499, "cancelled", "client_gone",
+                    "the client went away before the answer was complete");
     rt_router *r = router(c);
     const rt_target *t = cur_target(c);
     if (r && t) rt_router_release(r, t->kind == RT_TARGET_CLOUD ? &r->ups[t->upstream] : NULL);
@@ -886,17 +940,54 @@ static void on_abort_waiting(void *arg) {
 static void on_accepted(void *user, int status) {
     tg_chat *c = user;
     if (c->gone) {
-        if (status == 0) tg_apij_end(c->api, c->rid, TG_JREC_CANCELLED, "client_gone", NULL);
+        if (status == 0)
+            tg_apij_end(c->api, c->rid, TG_JREC_CANCELLED, 499, "cancelled", "client_gone",
+                        "the client went away before the request ran");
+        if (c->idem[0] && status != 0) tg_apij_idem_drop(c->api, c->scope, c->idem);
         tg_chat_free(c);
         return;
     }
     if (status != 0) {
+        if (c->idem[0]) tg_apij_idem_drop(c->api, c->scope, c->idem);
         tg_chat_fail(c, 503, "server_error", "journal_unavailable", NULL,
                      "the request could not be journaled; nothing was run");
         return;
     }
     c->journaled = true;
     dispatch(c);
+}
+
+/* Idempotency-Key: a known key with the same body is answered with that
+ * request's result (now, or when it ends); with another body, 422. A new
+ * key is claimed for this request before it is journaled. Returns true
+ * when c was answered (and freed). */
+static bool idempotency(tg_chat *c) {
+    tg_api *api = c->api;
+    const tg_http_request *req = c->req;
+    tg_apij_scope(api, req, c->scope);
+    if (tg_auth_sha256_hex(req->body, req->body_len, c->body_sha) != 0) c->body_sha[0] = 0;
+    snprintf(c->rid, sizeof c->rid, "%s", req->request_id ? req->request_id : "");
+    const char *key = tg_http_request_header(req, "idempotency-key");
+    if (!key) return false;
+    if (!tg_jidem_key_valid(key, strlen(key))) {
+        tg_chat_fail(c, 400, NULL, "invalid_idempotency_key", NULL,
+                     "Idempotency-Key must be 1..255 printable ASCII characters");
+        return true;
+    }
+    const char *found = NULL;
+    switch (tg_apij_idem_claim(api, c->scope, key, c->body_sha, c->rid, &found)) {
+    case TG_APIJ_IDEM_NEW: snprintf(c->idem, sizeof c->idem, "%s", key); return false;
+    case TG_APIJ_IDEM_DIFF:
+        tg_chat_fail(c, 422, NULL, "idempotency_key_reused", NULL,
+                     "this Idempotency-Key was used with a different request body");
+        return true;
+    case TG_APIJ_IDEM_SAME: break;
+    }
+    tg_log_info("idempotent_retry", "request_id=%s original=%s", req->request_id, found);
+    tg_apij_serve_result(api, c->ex, found, c->oai.stream, c->oai.include_usage);
+    c->ex = NULL;
+    tg_chat_free(c);
+    return true;
 }
 
 tg_chat *tg_chat_new(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
@@ -907,6 +998,7 @@ tg_chat *tg_chat_new(tg_api *api, tg_http_exchange *ex, const tg_http_request *r
     c->ex = ex;
     c->req = req;
     c->t0_ns = uv_hrtime();
+    snprintf(c->rid, sizeof c->rid, "%s", req && req->request_id ? req->request_id : "");
     return c;
 }
 
@@ -921,6 +1013,7 @@ void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) 
         tg_chat_fail(c, e.status, e.type, e.code, e.param, e.message);
         return;
     }
+    if (api->journal && idempotency(c)) return;
     tg_chat_run(c);
 }
 
@@ -977,21 +1070,36 @@ void tg_chat_run(tg_chat *c) {
         return;
     }
     /* Nothing is dispatched (or promised) before ACCEPTED is durable. */
-    snprintf(c->rid, sizeof c->rid, "%s", req->request_id ? req->request_id : c->id);
+    if (!c->rid[0]) snprintf(c->rid, sizeof c->rid, "%s", c->id);
     tg_http_set_on_abort(c->ex, on_abort_waiting, c);
-    if (tg_apij_accept(api, c->rid, "", req->body, req->body_len, on_accepted, c) != 0)
+    tg_apij_meta meta = {.scope = c->scope,
+                         .idem = c->idem[0] ? c->idem : NULL,
+                         .body_sha = c->body_sha,
+                         .stream = c->stream,
+                         .include_usage = c->include_usage};
+    if (tg_apij_accept(api, c->rid, &meta, req->body, req->body_len, on_accepted, c) != 0) {
+        if (c->idem[0]) tg_apij_idem_drop(api, c->scope, c->idem);
         tg_chat_fail(c, 503, "server_error", "journal_unavailable", NULL,
                      "the request could not be journaled; nothing was run");
+    }
 }
 
 void tg_api_chat_end_all(tg_api *api, const char *why) {
     while (api->chats) {
         tg_chat *c = api->chats;
         chat_unlink(c);
+        if (c->finishing) { /* its result is on its way to disk; the callback frees it */
+            c->gone = true;
+            tg_http_stream_end(c->ex);
+            c->ex = NULL;
+            continue;
+        }
         rt_engine_detach(c->run);
         c->run = NULL;
         tg_chat_cloud_cancel(c);
-        if (c->journaled) tg_apij_end(api, c->rid, TG_JREC_FAILED, "server_shutting_down", why);
+        if (c->journaled)
+            tg_apij_end(api, c->rid, TG_JREC_FAILED, 503, "server_error", "server_shutting_down",
+                        why);
         if (c->started) {
             send_stream_error(c, "server_error", "server_shutting_down", why);
             tg_http_stream_end(c->ex);

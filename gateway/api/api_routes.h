@@ -3,6 +3,7 @@
  * the OpenAI error JSON shape.
  *
  *   POST /v1/chat/completions   api_chat.c (parse -> dispatch plan -> target)
+ *   GET  /v1/requests/{id}      a journaled request's state and result (api_journal.c)
  *   GET  /v1/models             models dispatch can serve
  *   GET  /healthz               process alive
  *   GET  /readyz                engine loaded and not draining (else 503)
@@ -68,6 +69,7 @@ typedef struct tg_api {
 
     tg_chat *chats;             /* live chat completions (for shutdown) */
     struct tg_journal *journal; /* request journal (api_journal.c), or NULL: off */
+    struct tg_apij *jx;         /* its idempotency keys, waiters, recovery (api_journal.c) */
     size_t n_chats;
 } tg_api;
 

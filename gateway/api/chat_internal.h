@@ -92,9 +92,17 @@ struct tg_chat {
     tg_buf body; /* non-streamed answer */
 
     /* ---- the journal (api_journal.c) ---- */
-    char rid[48];   /* the request id, the journal's key */
-    bool journaled; /* ACCEPTED is durable: the end must be journaled too */
-    bool gone;      /* the client left while ACCEPTED was on its way to disk */
+    char rid[48];            /* the request id, the journal's key */
+    bool journaled;          /* ACCEPTED is durable: the end must be journaled too */
+    bool gone;               /* the client left while ACCEPTED (or COMPLETED) was on its way */
+    bool finishing;          /* a stream's COMPLETED is on its way to disk */
+    char scope[65];          /* the API key's hash ("" without keys) */
+    char idem[256];          /* Idempotency-Key, "" = none */
+    char body_sha[65];       /* SHA-256 of the body */
+    struct tg_toolacc *tacc; /* streamed tool calls, merged for the stored result */
+    tg_oai_usage fin_usage;  /* a finishing stream's usage */
+    bool fin_has_usage;
+    char fin_reason[24];
 
     bool linked;
     tg_chat *prev, *next;
