@@ -25,7 +25,10 @@ client() { # client N: posts until the server is gone
         code=$(curl -s -o "$b" -D "$h" -w '%{http_code}' --max-time 20 \
             -H 'content-type: application/json' \
             -d "{\"messages\":[{\"role\":\"user\",\"content\":\"client $n call $i\"}],\"max_tokens\":$((1 + i % 6)),\"seed\":$i}" \
-            "$BASE/v1/chat/completions") || true
+            "$BASE/v1/chat/completions")
+        # A response the kill cut (head seen, body not all there) is not an
+        # answer the client got: recorded as cut, not as its status.
+        [ $? -ne 0 ] && [ "$code" != 000 ] && code="cut$code"
         rid=$(header x-request-id "$h")
         echo "$rid $code $b" >>"$TMP/ledger/$n.txt"
         rm -f "$h"
