@@ -604,7 +604,7 @@ static void dispatch(tg_chat *c) {
         tg_buf d = TG_BUF_INIT;
         tg_buf_puts(&d, "{\"target\":");
         tg_buf_json_str(&d, c->plan.targets[0].name, strlen(c->plan.targets[0].name));
-        tg_buf_putc(&d, '}');
+        tg_buf_puts(&d, c->recovered ? ",\"recovered\":true}" : "}");
         tg_apij_note(c->api, c->rid, TG_JREC_DISPATCHED, d.data, d.len);
         tg_buf_free(&d);
     }
@@ -693,6 +693,34 @@ tg_chat *tg_chat_new(tg_api *api, tg_http_exchange *ex, const tg_http_request *r
     return c;
 }
 
+/* A journaled request an earlier run left unfinished, run again with no
+ * client (a NULL exchange: every answer goes to the journal only). Its
+ * request lives in the chat: the body (chat_body) and the id. */
+void tg_api_chat_recover(tg_api *api, const char *id, const char *body, size_t len) {
+    tg_chat *c = tg_chat_new(api, NULL, NULL);
+    snprintf(c->rid, sizeof c->rid, "%s", id);
+    snprintf(c->req_id, sizeof c->req_id, "%s", id);
+    c->chat_body = malloc(len + 1);
+    if (!c->chat_body) abort();
+    memcpy(c->chat_body, body, len);
+    c->chat_body[len] = 0;
+    c->chat_body_len = len;
+    c->own_req.method = "POST";
+    c->own_req.path = TG_CHAT_ROUTE;
+    c->own_req.body = c->chat_body;
+    c->own_req.body_len = len;
+    c->own_req.request_id = c->rid;
+    c->req = &c->own_req;
+    c->journaled = true;
+    c->recovered = true;
+    tg_oai_error e;
+    if (tg_chat_parse(c, &e) < 0) {
+        tg_chat_fail(c, e.status, e.type, e.code, e.param, e.message);
+        return;
+    }
+    tg_chat_run(c);
+}
+
 void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
     tg_chat *c = tg_chat_new(api, ex, req);
     if (api->draining) {
@@ -756,8 +784,9 @@ void tg_chat_run(tg_chat *c) {
                  req->request_id, c->plan.targets[0].name, c->plan.n_targets, c->plan.reason);
     /* The journal covers chat completions and Responses (keyed by the
      * response id: a stored response is read back from it); legacy
-     * completions are not journaled. */
-    if (!api->journal || c->mode == TG_CHAT_COMPLETIONS) {
+     * completions are not journaled. A request re-run after a restart is
+     * journaled already. */
+    if (!api->journal || c->mode == TG_CHAT_COMPLETIONS || c->journaled) {
         dispatch(c);
         return;
     }

@@ -475,17 +475,63 @@ int tg_apij_open(tg_api *api) {
     return 0;
 }
 
+/* What recovery needs of an unfinished request's records. */
+typedef struct {
+    char *body; /* the ACCEPTED body, re-encoded */
+    int reruns; /* DISPATCHED records of earlier re-runs */
+} leftover_recs;
+
+static int leftover_rec(void *user, const tg_jrec *r) {
+    leftover_recs *l = user;
+    if (r->type != TG_JREC_ACCEPTED && r->type != TG_JREC_DISPATCHED) return 0;
+    json_tokener *tk = json_tokener_new();
+    if (!tk) return 0;
+    json_object *o = json_tokener_parse_ex(tk, (const char *)r->payload, (int)r->payload_len);
+    json_object *v;
+    if (r->type == TG_JREC_ACCEPTED && !l->body && o && json_object_object_get_ex(o, "body", &v) &&
+        json_object_is_type(v, json_type_object))
+        l->body = strdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+    if (r->type == TG_JREC_DISPATCHED && o && json_object_object_get_ex(o, "recovered", &v) &&
+        json_object_get_boolean(v))
+        l->reruns++;
+    json_object_put(o);
+    json_tokener_free(tk);
+    return 0;
+}
+
+/* A request is re-run at most this many times: one that keeps a gateway
+ * from coming up (or keeps dying with it) ends FAILED instead. */
+#define MAX_RERUNS 2
+
 void tg_apij_recover(tg_api *api) {
     tg_apij *x = api->jx;
     if (!x) return;
-    /* Re-running a request needs the router's re-dispatch (not built yet):
-     * until then an unfinished request ends FAILED, so it has exactly one
-     * terminal state and a client polling for it gets an answer. */
+    size_t rerun = 0, failed = 0;
     for (size_t i = 0; i < x->n_left; i++) {
-        tg_apij_end(api, x->leftovers[i], TG_JREC_FAILED, 503, "server_error", "gateway_restarted",
-                    "the gateway stopped before this request finished; it was not re-run");
+        const char *id = x->leftovers[i];
+        leftover_recs l = {NULL, 0};
+        tg_journal_read(api->journal, id, leftover_rec, &l);
+        /* Chat requests (ids from the HTTP layer, req_...) are re-run;
+         * a Responses request (resp_...) keeps its own store and is not. */
+        bool chat = !strncmp(id, "req_", 4);
+        if (chat && l.body && l.reruns < MAX_RERUNS) {
+            /* Re-dispatched by the policy in force now; the result is
+             * journaled, for GET and for a retry with its key. */
+            tg_log_info("journal_rerun", "request_id=%s attempt=%d", id, l.reruns + 1);
+            tg_api_chat_recover(api, id, l.body, strlen(l.body));
+            rerun++;
+        } else {
+            tg_apij_end(api, id, TG_JREC_FAILED, 503, "server_error", "gateway_restarted",
+                        !chat    ? "the gateway stopped before this response finished"
+                        : l.body ? "the gateway stopped while this request ran, more than once"
+                                 : "the gateway stopped before this request finished; its body "
+                                   "could not be read back");
+            failed++;
+        }
+        free(l.body);
         free(x->leftovers[i]);
     }
+    if (x->n_left) tg_log_info("journal_recovered", "rerun=%zu failed=%zu", rerun, failed);
     free(x->leftovers);
     x->leftovers = NULL;
     x->n_left = x->cap_left = 0;

@@ -109,6 +109,9 @@ void tg_api_router_stop(tg_api *api);
 
 /* api_chat.c */
 void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);
+/* Re-runs a journaled chat request (ACCEPTED durable, no terminal record)
+ * with no client, by the current policy; its end is journaled. */
+void tg_api_chat_recover(tg_api *api, const char *id, const char *body, size_t len);
 /* Shutdown deadline: end every live chat (streams get an error event). */
 void tg_api_chat_end_all(tg_api *api, const char *why);
 /* api_responses.c: POST /v1/responses, GET/DELETE /v1/responses/{id},

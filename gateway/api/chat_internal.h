@@ -101,6 +101,8 @@ struct tg_chat {
     char idem[256];          /* Idempotency-Key, "" = none */
     char body_sha[65];       /* SHA-256 of the body */
     struct tg_toolacc *tacc; /* streamed tool calls, merged for the stored result */
+    bool recovered;          /* re-run after a restart: no client (ex NULL) */
+    tg_http_request own_req; /* ... and its request (req points here) */
     tg_oai_usage fin_usage;  /* a finishing stream's usage */
     bool fin_has_usage;
     char fin_reason[24];

@@ -148,8 +148,8 @@ for _ in $(seq 1 600); do # until it reaches a terminal state
     case $st in completed | failed | cancelled) break ;; esac
     sleep 0.05
 done
-case $st in completed | failed) ok "crash: the id has a terminal state after the restart ($st)" ;;
-*) bad "crash: status '$st' after the restart" ;; esac
+check "crash: re-run after the restart, completed" completed "$st"
+grep -q "journal_rerun request_id=$CID attempt=1" "$LOG" && ok "crash: re-dispatched once" || bad "crash: no re-run logged"
 cp "$BODY" "$TMP/crash.view"
 req cr POST /v1/chat/completions "${A1[@]}" -H 'Idempotency-Key: crash-1' -d "$(body six 2000)"
 check "crash: retry with the key answers the same id" "$CID" "$(header x-tidegate-request-id "$HDR")"
@@ -164,6 +164,50 @@ stop_server
 check "clean stop" 0 "$RC"
 "$TIDEGATE_BIN" journal check --strict "$J" >"$TMP/check.out" 2>&1 && ok "journal check --strict" ||
     bad "journal check: $(cat "$TMP/check.out")"
+
+# ---- FAILOVER records: a refused upstream, then a mid-stream reset
+. "$(dirname "$0")/../support/mock_cloud/mock_cloud.sh"
+start_mock_cloud "$TMP/mock" || exit 1
+SERVER_PIDS+=("$MOCK_PID")
+cat >"$TMP/cloud.yaml" <<YAML
+routing:
+  breaker: {failures: 1000, failure_rate_pct: 100, window: 64, min_requests: 64}
+  offline_after: 1000
+cloud:
+  - name: main
+    base_url: "$MOCK_URL"
+    model: mock-gpt
+    ca_file: "$MOCK_CA"
+    first_byte_timeout_ms: 400
+    idle_timeout_ms: 400
+YAML
+start_server fo -- -c "$TMP/cloud.yaml" --journal-dir "$TMP/jfo"
+mock_fault refuse 1
+req fo1 POST /v1/chat/completions -H 'content-type: application/json' \
+    -d '{"model":"mock-gpt","max_tokens":4,"messages":[{"role":"user","content":"x"}]}'
+check "failover: answered" 200 "$STATUS"
+FID=$(header x-tidegate-request-id "$HDR")
+req fo2 GET "/v1/requests/$FID"
+check "failover: GET route" engine "$(jget "$BODY" route)"
+check "failover: one record" 1 "$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1])).failovers.length)' "$BODY")"
+check "failover: from" cloud:main "$(jget "$BODY" failovers.0.from)"
+check "failover: to" engine "$(jget "$BODY" failovers.0.to)"
+check "failover: reason" refused "$(jget "$BODY" failovers.0.reason)"
+# (jq's // would turn false into null: read it with node.)
+fo_mid() { node -e 'console.log(String(JSON.parse(require("fs").readFileSync(process.argv[1])).failovers[0].midstream))' "$1"; }
+check "failover: before the first token" false "$(fo_mid "$BODY")"
+mock_fault "reset_after=2" 1
+curl -sN -D "$TMP/fo3.hdr" -H 'content-type: application/json' \
+    -d '{"model":"mock-gpt","stream":true,"max_tokens":12,"messages":[{"role":"user","content":"x"}]}' \
+    "$BASE/v1/chat/completions" >"$TMP/fo3.sse"
+MID=$(header x-tidegate-request-id "$TMP/fo3.hdr")
+req fo4 GET "/v1/requests/$MID"
+check "mid-stream failover: completed" completed "$(jget "$BODY" status)"
+check "mid-stream failover: from" cloud:main "$(jget "$BODY" failovers.0.from)"
+check "mid-stream failover: to" engine "$(jget "$BODY" failovers.0.to)"
+check "mid-stream failover: midstream" true "$(fo_mid "$BODY")"
+mock_fault none
+stop_server
 
 # ---- a full disk: 503 before anything is promised, fine once space is back
 if unshare -m true 2>/dev/null; then
