@@ -6,7 +6,7 @@
 # pauses the upstream transfer once its unsent output is over its bound
 # (256 KiB): the pause is counted in /metrics, the mock cannot finish
 # writing (kernel buffers hold a few MB at most), and the gateway's RSS
-# stays within 12 MB of what it was. Then the client reads: the whole
+# stays within 12 MB of what it was (not checked under ASan). Then the client reads: the whole
 # answer arrives with one [DONE]. About 5 s.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -57,8 +57,15 @@ for _ in $(seq 1 20); do
 done
 GROWTH=$(((MAXRSS - RSS0) / 1024))
 echo "gateway RSS: $((RSS0 / 1024)) MB before, at most $((MAXRSS / 1024)) MB with the client stalled"
-[ "$GROWTH" -le 12 ] && ok "gateway memory bounded while the client stalls (+$GROWTH MB <= 12 MB)" ||
+# (Under ASan freed memory sits in quarantine, so RSS says nothing there:
+# the upstream's progress below is the check that holds in every build.)
+if ldd "$TIDEGATE_BIN" 2>/dev/null | grep -q libasan; then
+    echo "ASan build: RSS not checked"
+elif [ "$GROWTH" -le 12 ]; then
+    ok "gateway memory bounded while the client stalls (+$GROWTH MB <= 12 MB)"
+else
     bad "gateway RSS grew by $GROWTH MB"
+fi
 W=$(last_rec chunks_written)
 echo "mock chunks written while stalled: $W of $N_WORDS"
 check "the upstream could not finish (flow control reached it)" false "$(last_rec completed)"
