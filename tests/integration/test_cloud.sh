@@ -149,7 +149,9 @@ check_le "reset: fault to first continued token (final chunk ms)" "$(j reset tid
 fault_mid malformed "malformed=2" malformed
 fault_mid idle "delay_chunk_ms=2000" idle_timeout
 check_le "idle: the gap was the idle budget + margin" "$(j idle max_gap_ms)" $((1000 + MARGIN))
-check_ge "idle: the gap was at least the idle budget" "$(j idle max_gap_ms)" 1000
+# (The client sees the gap from when the last cloud token reached it, which
+# can be a little after the gateway got it: 50 ms of slack.)
+check_ge "idle: the gap was at least the idle budget" "$(j idle max_gap_ms)" 950
 
 # ---- unsafe or configured: an explicit error event, no [DONE] -------------
 mock_fault "tool;reset_after=1" 1
