@@ -90,6 +90,10 @@ static const lq_q8blk *quant_act(lfm_model *m, const lfm_mat *W, const float *x,
     return m->xq;
 }
 
+void lfm_fwd_matmul(lfm_model *m, const lfm_mat *W, const float *x, int64_t n_rows, float *y) {
+    matmul(m, W, x, quant_act(m, W, x, n_rows), n_rows, y);
+}
+
 /* -------------------------------------------------------------- small -- */
 
 /* out = x / sqrt(mean(x^2) + eps) * w, the sum in double. */
@@ -407,7 +411,10 @@ static void eval_chunk(lfm_model *m, int n, const int32_t *tokens, lfm_seq *cons
             f.x[i] += f.t[i];
         for (int r = 0; r < n; r++)
             rmsnorm(f.h + (size_t)r * E, f.x + (size_t)r * E, L->ffn_norm, E, m->hp.rms_eps);
-        ffn(&f, L);
+        if (L->moe)
+            lfm_moe_ffn(m, L, n, f.h, f.t);
+        else
+            ffn(&f, L);
         for (size_t i = 0; i < (size_t)n * E; i++)
             f.x[i] += f.t[i];
     }
@@ -483,7 +490,8 @@ int lfm_eval(lfm_model *m, int n, const int32_t *tokens, lfm_seq *const *seqs,
     if (rc) goto out;
 
     pthread_mutex_lock(&m->mu);
-    if (ensure_scratch(m, n < CHUNK_ROWS ? n : CHUNK_ROWS, max_pos) != 0) {
+    if (ensure_scratch(m, n < CHUNK_ROWS ? n : CHUNK_ROWS, max_pos) != 0 ||
+        lfm_moe_reserve(m, n < CHUNK_ROWS ? n : CHUNK_ROWS) != 0) {
         pthread_mutex_unlock(&m->mu);
         rc = eval_fail(err, errlen, LFM_ENOMEM, "lfm_eval: out of memory for scratch");
         goto out;

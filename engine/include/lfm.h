@@ -65,6 +65,13 @@ typedef struct {
     float rope_theta;
     float rms_eps;
     bool tied_output;
+    /* lfm2moe (all 0 for a dense lfm2 file): blocks [n_dense_lead, n_layer)
+     * replace the dense FFN with n_expert SwiGLU experts of width n_ff_exp,
+     * n_expert_used of them chosen per token by a sigmoid router. */
+    int n_expert;
+    int n_expert_used;
+    int n_ff_exp;
+    int n_dense_lead;
 } lfm_hparams;
 
 void lfm_model_opts_default(lfm_model_opts *o);
