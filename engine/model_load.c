@@ -495,3 +495,23 @@ const char *lfm_model_chat_template(const lfm_model *m) {
 uint64_t lfm_model_weight_bytes(const lfm_model *m) {
     return m->weight_bytes;
 }
+
+static uint64_t mat_bytes(const lfm_mat *w) {
+    return w->data ? (uint64_t)w->n_out * lq_row_bytes(w->type, w->n_in) : 0;
+}
+
+uint64_t lfm_model_active_bytes(const lfm_model *m) {
+    const lfm_hparams *hp = &m->hp;
+    uint64_t b = mat_bytes(&m->output) + lq_row_bytes(m->tok_embd.type, hp->n_embd);
+    for (int l = 0; l < hp->n_layer; l++) {
+        const lfm_layer *L = &m->layers[l];
+        b += mat_bytes(&L->conv_in) + mat_bytes(&L->conv_out) + mat_bytes(&L->wq) +
+             mat_bytes(&L->wk) + mat_bytes(&L->wv) + mat_bytes(&L->wo);
+        if (L->moe)
+            b += (mat_bytes(&L->gate_exps) + mat_bytes(&L->up_exps) + mat_bytes(&L->down_exps)) /
+                 (uint64_t)hp->n_expert * (uint64_t)hp->n_expert_used;
+        else
+            b += mat_bytes(&L->ffn_gate) + mat_bytes(&L->ffn_up) + mat_bytes(&L->ffn_down);
+    }
+    return b;
+}

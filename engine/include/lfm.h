@@ -84,6 +84,11 @@ const lfm_tokenizer *lfm_model_tokenizer(const lfm_model *m);
 const char *lfm_model_chat_template(const lfm_model *m);
 /* Bytes of weights mapped, and bytes of one sequence's state at n_ctx. */
 uint64_t lfm_model_weight_bytes(const lfm_model *m);
+/* Bytes of mapped weights one decode step reads: every matrix, one
+ * embedding row, and for a mixture of experts only the experts used per
+ * token (n_expert_used / n_expert of the expert tensors). Norms, conv taps
+ * and routers live in owned f32 copies and are not counted. */
+uint64_t lfm_model_active_bytes(const lfm_model *m);
 uint64_t lfm_seq_state_bytes(const lfm_model *m, int n_ctx);
 
 /* A sequence: KV cache for attention blocks, rolling conv state for conv
@@ -192,6 +197,26 @@ typedef struct {
 int lfm_parse_tool_calls(const char *text, size_t len, tg_buf *content, lfm_tool_call **calls,
                          size_t *n_calls);
 void lfm_tool_calls_free(lfm_tool_call *calls, size_t n);
+
+/* LFM2.5 reasoning: splits generated text into the `<think>...</think>`
+ * reasoning and the answer after it, as the text streams in (a marker may be
+ * split across pieces; what may still be one is held back). Reasoning is only
+ * recognised at the start of the output, or from the start when the
+ * generation prompt already opened it (start_inside). Whitespace around the
+ * reasoning and before the answer is dropped. reasoning / content may be
+ * NULL to discard that part. */
+typedef struct {
+    int state;
+    bool reasoning_started;
+    tg_buf pend; /* undecided text */
+} lfm_think;
+void lfm_think_init(lfm_think *t, bool start_inside);
+void lfm_think_push(lfm_think *t, const char *s, size_t n, tg_buf *reasoning, tg_buf *content);
+/* End of output: whatever is held back is decided (an unclosed reasoning
+ * stays reasoning). */
+void lfm_think_flush(lfm_think *t, tg_buf *reasoning, tg_buf *content);
+bool lfm_think_in_reasoning(const lfm_think *t);
+void lfm_think_free(lfm_think *t);
 
 /* --------------------------------------------------------------- sampler -- */
 

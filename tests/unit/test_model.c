@@ -386,6 +386,13 @@ static void test_moe_reads_chosen_experts(void **state) {
         assert_int_equal(lfm_eval(m, 1, k_toks + i, &s, NULL, lg, NULL, 0), 0);
         assert_int_equal(m->moe_bytes_read, (uint64_t)n_moe * hp->n_expert_used * per_expert);
     }
+    /* Active bytes leave out exactly the unused experts, plus the small f32
+     * tensors kept as owned copies (norms, routers, biases, conv taps, a few
+     * KB here) and all embedding rows but one. */
+    uint64_t unused = (uint64_t)n_moe * (hp->n_expert - hp->n_expert_used) * per_expert;
+    uint64_t wb = lfm_model_weight_bytes(m), ab = lfm_model_active_bytes(m);
+    assert_true(wb - ab >= unused);
+    assert_true(wb - ab - unused < 64 * 1024);
     /* 17 rows: at most every expert once per block, far below 17 * k reads. */
     m->moe_bytes_read = 0;
     lfm_seq **seqs = malloc(17 * sizeof *seqs);
