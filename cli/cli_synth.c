@@ -14,7 +14,7 @@ static const char USAGE[] =
     "tidegate synth-model -o OUT.gguf [--preset tiny|350m|700m|1.2b|2.6b|tiny-moe|8b-a1b | "
     "--dims E,F,H,HKV,LAYERS,VOCAB] [--attn-layers I,J,..|none] [--moe X,K,FX,LEAD] "
     "[--type f32|f16|bf16|q8_0|q4_0|q4_k_m|q5_k_m|q6_k] [--seed S] [--layers N] [--ctx N] "
-    "[--rope-theta F] [--untied] [--arch NAME] [--name NAME] [--script FILE_OR_TEXT]";
+    "[--rope-theta F] [--untied] [--lfm25] [--arch NAME] [--name NAME] [--script FILE_OR_TEXT]";
 
 static const char HELP[] =
     "\n"
@@ -36,6 +36,8 @@ static const char HELP[] =
     "  --ctx N           lfm2.context_length\n"
     "  --rope-theta F    lfm2.rope.freq_base\n"
     "  --untied          add a separate output.weight\n"
+    "  --lfm25           LFM2.5 chat template (thinking model: past turns lose their\n"
+    "                    <think> blocks; the gateway splits reasoning_content out)\n"
     "  --arch NAME       general.architecture (tests of the loader's check)\n"
     "  --name NAME       general.name\n"
     "  --script S        scripted model: S is a file, or else the text itself. The\n"
@@ -85,6 +87,10 @@ int cmd_synth_model(int argc, char **argv) {
         }
         if (!strcmp(a, "--untied")) {
             o.untied = true;
+            continue;
+        }
+        if (!strcmp(a, "--lfm25")) {
+            o.lfm25 = true;
             continue;
         }
         if (i + 1 >= argc)
@@ -169,7 +175,7 @@ int cmd_synth_model(int argc, char **argv) {
         }
         o.script = sbuf.data ? sbuf.data : "";
         o.script_len = sbuf.len;
-        snprintf(o.name, sizeof o.name, "lfm2-scripted");
+        snprintf(o.name, sizeof o.name, o.lfm25 ? "lfm2.5-scripted" : "lfm2-scripted");
     }
     if (name) snprintf(o.name, sizeof o.name, "%s", name);
     char err[512];

@@ -492,6 +492,11 @@ const lfm_tokenizer *lfm_model_tokenizer(const lfm_model *m) {
 const char *lfm_model_chat_template(const lfm_model *m) {
     return m->chat_template;
 }
+bool lfm_model_is_lfm25(const lfm_model *m) {
+    if (lfm_chat_template_kind(m->chat_template) == LFM_TEMPLATE_LFM25) return true;
+    return strcasestr(m->hp.name, "lfm2.5") != NULL;
+}
+
 uint64_t lfm_model_weight_bytes(const lfm_model *m) {
     return m->weight_bytes;
 }

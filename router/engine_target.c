@@ -75,6 +75,20 @@ static void prep_work(uv_work_t *w) {
     int rc = lfm_chat_tokenize(eng->tok, eng->tmpl, msgs, run->req.n_msgs, run->req.tools_json,
                                true, &run->ids, &run->n_ids, run->prep_err, sizeof run->prep_err);
     free(msgs);
+    if (rc == LFM_OK && rt_engine_opens_think(eng)) {
+        /* The template's generation prompt ends inside <think>. */
+        int32_t *open = NULL, *ids;
+        size_t n_open = 0;
+        if (lfm_tokenize(eng->tok, "<think>", 7, false, true, &open, &n_open) == 0 &&
+            (ids = realloc(run->ids, (run->n_ids + n_open) * sizeof *ids)) != NULL) {
+            memcpy(ids + run->n_ids, open, n_open * sizeof *ids);
+            run->ids = ids;
+            run->n_ids += n_open;
+        } else {
+            rc = LFM_ENOMEM;
+        }
+        free(open);
+    }
     run->prep_rc = rc;
     /* LFM_EINVAL: the messages could not be rendered (err says why). */
     if (rc == LFM_EINVAL) run->prep_render_failed = true;
@@ -123,7 +137,7 @@ static void prep_done(uv_work_t *w, int status) {
     jp.prompt = run->ids;
     jp.n_prompt = run->n_ids;
     jp.max_tokens = run->req.has_max_tokens ? run->req.max_tokens : 0;
-    rt_engine_sampling(&run->req, &jp.sampling);
+    rt_engine_sampling_for(&run->req, eng->model, &jp.sampling);
     jp.stop = (const char *const *)run->req.stop;
     jp.n_stop = run->req.n_stop;
     jp.logprobs = run->req.logprobs;
@@ -206,7 +220,15 @@ int rt_engine_check_bias(const tg_oai_request *r, int n_vocab, tg_oai_error *err
 }
 
 void rt_engine_sampling(const tg_oai_request *r, lfm_sampler_params *p) {
-    lfm_sampler_defaults(p);
+    rt_engine_sampling_for(r, NULL, p);
+}
+
+bool rt_engine_opens_think(const rt_engine *eng) {
+    return eng->model && lfm_chat_template_opens_think(lfm_model_chat_template(eng->model));
+}
+
+void rt_engine_sampling_for(const tg_oai_request *r, const lfm_model *m, lfm_sampler_params *p) {
+    lfm_sampler_defaults_for(m, p);
     if (r->has_temperature) p->temperature = (float)r->temperature;
     if (r->has_top_p) p->top_p = (float)r->top_p;
     if (r->has_seed) p->seed = (uint64_t)r->seed;

@@ -89,6 +89,9 @@ uint64_t lfm_model_weight_bytes(const lfm_model *m);
  * token (n_expert_used / n_expert of the expert tensors). Norms, conv taps
  * and routers live in owned f32 copies and are not counted. */
 uint64_t lfm_model_active_bytes(const lfm_model *m);
+/* True for an LFM2.5 model: its chat template is the LFM2.5 one, or its
+ * general.name says LFM2.5. */
+bool lfm_model_is_lfm25(const lfm_model *m);
 uint64_t lfm_seq_state_bytes(const lfm_model *m, int n_ctx);
 
 /* A sequence: KV cache for attention blocks, rolling conv state for conv
@@ -165,6 +168,10 @@ typedef enum { LFM_TEMPLATE_LFM2 = 0, LFM_TEMPLATE_LFM25 = 1 } lfm_template_kind
 
 /* Tells LFM2 from LFM2.5 templates by the Jinja text (NULL -> LFM2). */
 lfm_template_kind lfm_chat_template_kind(const char *jinja);
+/* True when the template's generation prompt already opens the reasoning
+ * (`<|im_start|>assistant\n<think>`): the prompt then ends with <think> and
+ * the output starts inside the reasoning (lfm_think_init start_inside). */
+bool lfm_chat_template_opens_think(const char *jinja);
 /* Renders messages with the LFM2 ChatML template. tools_json is the OpenAI
  * `tools` array as JSON text (or NULL); it is rendered as LFM2's tool list.
  * Output starts with <|startoftext|>; tokenize it with add_bos=false or rely
@@ -245,6 +252,10 @@ typedef struct {
 /* LFM2's recommended defaults: temperature 0.3, min_p 0.15, repetition
  * penalty 1.05; seed from the clock. */
 void lfm_sampler_defaults(lfm_sampler_params *p);
+/* The model's own defaults: LFM2.5's model card values (temperature 0.1,
+ * top_k 50, top_p 0.1, repetition penalty 1.05, no min_p) when
+ * lfm_model_is_lfm25(m), else lfm_sampler_defaults. */
+void lfm_sampler_defaults_for(const lfm_model *m, lfm_sampler_params *p);
 typedef struct lfm_sampler lfm_sampler;
 /* True when lfm_sampler_new would accept p for a vocabulary of n_vocab:
  * bias ids inside the vocabulary, finite bias values and penalties. */

@@ -10,7 +10,12 @@
  * With tools, text that may be a tool call is held back: the streaming path
  * forwards plain text as it comes but keeps anything that could be the
  * start of <|tool_call_start|>; once the marker appears everything after it
- * is buffered and parsed at the end into tool_calls deltas. */
+ * is buffered and parsed at the end into tool_calls deltas.
+ *
+ * LFM2.5 (a thinking model): the output's leading <think>...</think> is
+ * split off as it streams (lfm_think) and sent as reasoning_content deltas
+ * (streaming) or the message's reasoning_content; content carries only the
+ * answer. `include_reasoning: false` drops the reasoning. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,10 +47,14 @@ struct tg_chat {
     bool got_text;
     int n_prompt;
 
-    tg_buf text;      /* non-streaming: the whole output */
-    tg_buf lp;        /* logprobs: content entries not yet sent, comma-separated */
-    bool lp_any;      /* lp holds at least one entry */
-    tg_toolstream ts; /* streaming with tools: what may be a tool call */
+    tg_buf text;            /* non-streaming: the whole output */
+    tg_buf lp;              /* logprobs: content entries not yet sent, comma-separated */
+    bool lp_any;            /* lp holds at least one entry */
+    tg_toolstream ts;       /* streaming with tools: what may be a tool call */
+    bool think;             /* LFM2.5: <think>...</think> goes to reasoning_content */
+    bool exclude_reasoning; /* include_reasoning: false */
+    lfm_think th;
+    tg_buf reasoning; /* non-streaming: the whole reasoning */
 
     bool linked;
     tg_chat *prev, *next;
@@ -80,6 +89,8 @@ static void chat_free(tg_chat *c) {
     tg_buf_free(&c->text);
     tg_buf_free(&c->lp);
     tg_toolstream_free(&c->ts);
+    lfm_think_free(&c->th);
+    tg_buf_free(&c->reasoning);
     free(c);
 }
 
@@ -148,6 +159,39 @@ static void on_token(void *user, const lfm_event *ev) {
     c->lp_any = true;
 }
 
+/* Answer text (after any reasoning): collected, or streamed as content. */
+static void take_answer(tg_chat *c, const char *s, size_t n) {
+    if (n == 0) return;
+    if (!c->stream) {
+        tg_buf_append(&c->text, s, n);
+        return;
+    }
+    if (c->tools)
+        stream_tool_text(c, s, n);
+    else
+        send_content(c, s, n);
+}
+
+/* Thinking models: split the reasoning off (lfm_think) and send it as
+ * reasoning_content; final = the output has ended. */
+static void take_think(tg_chat *c, const char *s, size_t n, bool final) {
+    tg_buf r = TG_BUF_INIT, a = TG_BUF_INIT;
+    tg_buf *rp = c->exclude_reasoning ? NULL : &r;
+    if (final)
+        lfm_think_flush(&c->th, rp, &a);
+    else
+        lfm_think_push(&c->th, s, n, rp, &a);
+    if (r.len && !c->stream) {
+        tg_buf_append(&c->reasoning, r.data, r.len);
+    } else if (r.len) {
+        tg_oai_chunk k = {.reasoning_content = r.data, .reasoning_len = r.len};
+        send_chunk(c, &k);
+    }
+    take_answer(c, a.data, a.len);
+    tg_buf_free(&r);
+    tg_buf_free(&a);
+}
+
 static void on_text(void *user, const lfm_event *ev) {
     tg_chat *c = user;
     if (!c->got_text) {
@@ -156,14 +200,10 @@ static void on_text(void *user, const lfm_event *ev) {
     }
     /* Kept current so an aborted or cut-off request still logs real counts. */
     tg_http_set_tokens(c->ex, c->n_prompt, ev->n_generated);
-    if (!c->stream) {
-        tg_buf_append(&c->text, ev->text, ev->len);
-        return;
-    }
-    if (c->tools)
-        stream_tool_text(c, ev->text, ev->len);
+    if (c->think)
+        take_think(c, ev->text, ev->len, false);
     else
-        send_content(c, ev->text, ev->len);
+        take_answer(c, ev->text, ev->len);
 }
 
 /* Parses tool calls out of text; on success fills content and the calls
@@ -254,10 +294,12 @@ static void finish_once(tg_chat *c, const lfm_event *ev) {
         tg_buf_append(&content, c->text.data ? c->text.data : "", c->text.len);
     const char *text = content.data ? content.data : "";
     tg_buf lp = TG_BUF_INIT;
-    tg_oai_completion_json(
-        &body, c->id, c->created, c->plan.response_model,
-        has_calls && content.len == 0 ? NULL : text, content.len, has_calls ? calls.data : NULL,
-        tg_oai_finish_reason(ev->finish, has_calls), &usage, take_logprobs(c, &lp));
+    tg_oai_completion_json_r(&body, c->id, c->created, c->plan.response_model,
+                             has_calls && content.len == 0 ? NULL : text, content.len,
+                             c->reasoning.len ? c->reasoning.data : NULL, c->reasoning.len,
+                             has_calls ? calls.data : NULL,
+                             tg_oai_finish_reason(ev->finish, has_calls), &usage,
+                             take_logprobs(c, &lp));
     tg_buf_free(&lp);
     tg_http_respond(c->ex, 200, "application/json", body.data, body.len);
     tg_buf_free(&content);
@@ -269,6 +311,7 @@ static void on_done(void *user, const lfm_event *ev) {
     tg_chat *c = user;
     c->run = NULL; /* the target frees it after this returns */
     tg_http_set_tokens(c->ex, ev->n_prompt, ev->n_generated);
+    if (c->think) take_think(c, NULL, 0, true); /* what was held back */
     if (c->stream)
         finish_stream(c, ev);
     else
@@ -320,6 +363,10 @@ static void run_engine(tg_chat *c) {
     tg_api *api = c->api;
     static const rt_engine_cbs cbs = {on_error, on_start, on_text, on_done, on_token};
     tg_oai_error e;
+    if (api->engine.model && lfm_model_is_lfm25(api->engine.model)) {
+        c->think = true;
+        lfm_think_init(&c->th, rt_engine_opens_think(&api->engine));
+    }
     if (rt_engine_run_start(&api->engine, &c->oai, &cbs, c, &c->run, &e) < 0) {
         chat_fail(c, e.status, e.type, e.code, e.param, e.message);
         return;
@@ -332,6 +379,7 @@ void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) 
     tg_chat *c = calloc(1, sizeof *c);
     if (!c) abort();
     tg_toolstream_init(&c->ts);
+    lfm_think_init(&c->th, false);
     c->api = api;
     c->ex = ex;
     c->req = req;
@@ -360,6 +408,7 @@ void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) 
     c->stream = c->oai.stream;
     c->include_usage = c->oai.include_usage;
     c->logprobs = c->oai.logprobs;
+    c->exclude_reasoning = c->oai.exclude_reasoning;
     c->tools = c->oai.tools_json != NULL;
     tg_log_debug("chat_plan", "request_id=%s target=%s reason=\"%s\"", req->request_id,
                  c->plan.targets[0].name, c->plan.reason);

@@ -407,6 +407,37 @@ static void test_moe_reads_chosen_experts(void **state) {
     lfm_model_free(m);
 }
 
+/* LFM2.5 (by its template) gets its model card's sampling defaults. */
+static void test_lfm25_defaults(void **state) {
+    (void)state;
+    synth_opts o;
+    synth_opts_default(&o);
+    o.lfm25 = true;
+    o.script = "<think>hm</think>ok";
+    o.script_len = strlen(o.script);
+    char path[400], err[256];
+    snprintf(path, sizeof path, "%s/lfm25.gguf", g_tmpdir);
+    assert_int_equal(synth_write(&o, path, err, sizeof err), 0);
+    lfm_model *m = load(path, 0, 0, 1);
+    assert_true(lfm_model_is_lfm25(m));
+    assert_int_equal(lfm_chat_template_kind(lfm_model_chat_template(m)), LFM_TEMPLATE_LFM25);
+    lfm_sampler_params p;
+    lfm_sampler_defaults_for(m, &p);
+    assert_true(fabsf(p.temperature - 0.1f) < 1e-6f);
+    assert_int_equal(p.top_k, 50);
+    assert_true(fabsf(p.top_p - 0.1f) < 1e-6f);
+    assert_true(p.min_p == 0.0f);
+    assert_true(fabsf(p.repeat_penalty - 1.05f) < 1e-6f);
+    lfm_model_free(m);
+    m = load(FX_MODEL("lfm2-tiny-q4_0.gguf"), 0, 0, 1);
+    assert_false(lfm_model_is_lfm25(m));
+    lfm_sampler_defaults_for(m, &p);
+    assert_true(fabsf(p.temperature - 0.3f) < 1e-6f);
+    assert_true(fabsf(p.min_p - 0.15f) < 1e-6f);
+    assert_int_equal(p.top_k, 0);
+    lfm_model_free(m);
+}
+
 /* ------------------------------------------------------ eval contract -- */
 
 /* Prefill in one batch, in chunks, and token by token: identical bits. */
@@ -656,6 +687,7 @@ int main(void) {
         cmocka_unit_test(test_ctx_and_args),       cmocka_unit_test(test_zero_block_model),
         cmocka_unit_test(test_350m_long_prompt),   cmocka_unit_test(test_moe_hparams_and_errors),
         cmocka_unit_test(test_moe_route),          cmocka_unit_test(test_moe_reads_chosen_experts),
+        cmocka_unit_test(test_lfm25_defaults),
     };
     return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
 }

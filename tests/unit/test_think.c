@@ -116,10 +116,22 @@ static void test_streaming_release(void **state) {
     tg_buf_free(&b);
 }
 
+/* The generation prompt opens <think> only when the template says so. */
+static void test_template_opens_think(void **state) {
+    (void)state;
+    assert_false(lfm_chat_template_opens_think(NULL));
+    assert_false(lfm_chat_template_opens_think("{{- '<|im_start|>assistant\\n' -}}"));
+    assert_true(lfm_chat_template_opens_think("{{- '<|im_start|>assistant\\n<think>' -}}"));
+    assert_true(lfm_chat_template_opens_think("{{- '<|im_start|>assistant\n<think>' -}}"));
+    /* A template that only strips past thinking does not open it. */
+    assert_false(lfm_chat_template_opens_think("content.split('</think>')[-1] | trim"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cases_every_split),
         cmocka_unit_test(test_streaming_release),
+        cmocka_unit_test(test_template_opens_think),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

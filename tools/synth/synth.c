@@ -35,6 +35,30 @@ static const char CHAT_TEMPLATE[] =
     "{{- content + \"<|im_end|>\\n\" -}}{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{- \"<|im_start|>assistant\\n\" -}}{%- endif -%}";
 
+/* Our own rendering of the LFM2.5 instruct template's shape: "List of
+ * tools: [...]" without list tokens, tool turns unwrapped, and past
+ * assistant turns keep only what follows their last </think>. */
+static const char CHAT_TEMPLATE_25[] =
+    "{{- bos_token -}}{%- set ns = namespace(system_prompt=\"\", last_assistant=-1) -%}"
+    "{%- if messages[0][\"role\"] == \"system\" -%}"
+    "{%- set ns.system_prompt = messages[0][\"content\"] -%}"
+    "{%- set messages = messages[1:] -%}{%- endif -%}"
+    "{%- if tools -%}{%- set ns.system_prompt = ns.system_prompt + (\"\\n\" if ns.system_prompt "
+    "else \"\") + \"List of tools: [\" + (tools | map(\"tojson\") | join(\", \")) + \"]\" -%}"
+    "{%- endif -%}"
+    "{%- if ns.system_prompt -%}{{- \"<|im_start|>system\\n\" + ns.system_prompt + "
+    "\"<|im_end|>\\n\" -}}{%- endif -%}"
+    "{%- for message in messages -%}{%- if message[\"role\"] == \"assistant\" -%}"
+    "{%- set ns.last_assistant = loop.index0 -%}{%- endif -%}{%- endfor -%}"
+    "{%- for message in messages -%}{{- \"<|im_start|>\" + message[\"role\"] + \"\\n\" -}}"
+    "{%- set content = message[\"content\"] -%}"
+    "{%- if content is not string -%}{%- set content = content | tojson -%}{%- endif -%}"
+    "{%- if message[\"role\"] == \"assistant\" and loop.index0 != ns.last_assistant and "
+    "\"</think>\" in content -%}{%- set content = content.split(\"</think>\")[-1] | trim -%}"
+    "{%- endif -%}"
+    "{{- content + \"<|im_end|>\\n\" -}}{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- \"<|im_start|>assistant\\n\" -}}{%- endif -%}";
+
 /* ------------------------------------------------------------ presets -- */
 
 typedef struct {
@@ -359,7 +383,7 @@ static void add_meta(gguf_writer *w, const synth_opts *o, const sv_vocab *v, int
     gguf_w_add_u32(w, "tokenizer.ggml.eos_token_id", SV_IM_END);
     gguf_w_add_u32(w, "tokenizer.ggml.padding_token_id", SV_PAD);
     gguf_w_add_bool(w, "tokenizer.ggml.add_bos_token", true);
-    gguf_w_add_str(w, "tokenizer.chat_template", CHAT_TEMPLATE);
+    gguf_w_add_str(w, "tokenizer.chat_template", o->lfm25 ? CHAT_TEMPLATE_25 : CHAT_TEMPLATE);
     if (m->ftype != UINT32_MAX) {
         gguf_w_add_u32(w, "general.quantization_version", 2);
         gguf_w_add_u32(w, "general.file_type", m->ftype);

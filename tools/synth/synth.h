@@ -46,6 +46,7 @@ typedef struct {
      * something other than "lfm2". moe_gating: expert_gating_func to write
      * (0 = 2, sigmoid; tests write others). */
     int n_expert, n_expert_used, n_ff_exp, n_dense_lead, moe_gating;
+    bool lfm25;         /* write the LFM2.5 chat template (thinking model) */
     const char *script; /* non-NULL: scripted model (shape fields are derived) */
     size_t script_len;
 } synth_opts;
