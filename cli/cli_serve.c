@@ -14,20 +14,33 @@
 #include "gateway/gateway.h"
 
 static const char k_usage[] =
-    "tidegate serve [-c CONFIG] [--listen HOST:PORT] [-m MODEL] [--threads N]";
+    "tidegate serve [-c CONFIG] [--listen HOST:PORT] [-m MODEL] [--threads N] [--journal-dir DIR]\n"
+    "               [--cloud-url URL --cloud-model NAME [--cloud-key-env VAR]] [--ca-file PEM]\n"
+    "               [--policy FILE]";
 
 static void print_help(void) {
-    printf("usage: %s\n\n"
-           "Runs the OpenAI-compatible gateway with the embedded LFM2 engine.\n\n"
-           "  -c, --config FILE     YAML config (else $TIDEGATE_CONFIG, else\n"
-           "                        ./config/tidegate.yaml if present)\n"
-           "  --listen HOST:PORT    listen address (default 127.0.0.1:8080; port 0 = ephemeral)\n"
-           "  -m, --model PATH      GGUF model file (engine.model)\n"
-           "  --threads N           engine compute threads (0 = number of CPUs)\n\n"
-           "Precedence: flag > TIDEGATE_* environment > config file > built-in default.\n"
-           "Once bound it logs `listening addr=HOST port=PORT` to stderr. SIGTERM/SIGINT\n"
-           "drain in-flight requests for server.shutdown_grace_ms, then exit 0.\n",
-           k_usage);
+    printf(
+        "usage: %s\n\n"
+        "Runs the OpenAI-compatible gateway with the embedded LFM2 engine.\n\n"
+        "  -c, --config FILE     YAML config (else $TIDEGATE_CONFIG, else\n"
+        "                        ./config/tidegate.yaml if present)\n"
+        "  --listen HOST:PORT    listen address (default 127.0.0.1:8080; port 0 = ephemeral)\n"
+        "  -m, --model PATH      GGUF model file (engine.model)\n"
+        "  --threads N           engine compute threads (0 = number of CPUs)\n"
+        "  --journal-dir DIR     request journal (else $TIDEGATE_JOURNAL_DIR; unset: off);\n"
+        "                        key: $TIDEGATE_JOURNAL_KEY or $TIDEGATE_JOURNAL_KEY_FILE\n"
+        "  --cloud-url URL       define/override the cloud upstream named \"cloud\"\n"
+        "                        (https://host/v1, OpenAI-compatible)\n"
+        "  --cloud-model NAME    its model (also the id clients may request)\n"
+        "  --cloud-key-env VAR   environment variable holding its API key\n"
+        "  --ca-file PEM         CA bundle for upstreams without their own (routing.ca_file)\n"
+        "  --policy FILE         routing policy (routing.policy; policies/README.md); the\n"
+        "                        default is the built-in hybrid.yaml when a cloud upstream\n"
+        "                        is configured. Reloaded on change, SIGHUP, POST /admin/reload\n\n"
+        "Precedence: flag > TIDEGATE_* environment > config file > built-in default.\n"
+        "Once bound it logs `listening addr=HOST port=PORT` to stderr. SIGTERM/SIGINT\n"
+        "drain in-flight requests for server.shutdown_grace_ms, then exit 0.\n",
+        k_usage);
 }
 
 /* Takes "--flag VALUE" or "--flag=VALUE"; returns the value or NULL. */
@@ -49,7 +62,10 @@ static const char *flag_value(int argc, char **argv, int *i, const char *shortf,
 }
 
 int cmd_serve(int argc, char **argv) {
-    const char *config_path = NULL, *listen = NULL, *model = NULL, *threads = NULL;
+    const char *config_path = NULL, *listen = NULL, *model = NULL, *threads = NULL,
+               *journal_dir = NULL;
+    const char *cloud_url = NULL, *cloud_model = NULL, *cloud_key_env = NULL, *ca_file = NULL;
+    const char *policy = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -58,11 +74,14 @@ int cmd_serve(int argc, char **argv) {
         }
         static const struct {
             const char *s, *l;
-        } flags[] = {
-            {"-c", "--config"}, {NULL, "--listen"}, {"-m", "--model"}, {NULL, "--threads"}};
-        const char **dst[] = {&config_path, &listen, &model, &threads};
+        } flags[] = {{"-c", "--config"},        {NULL, "--listen"},    {"-m", "--model"},
+                     {NULL, "--threads"},       {NULL, "--cloud-url"}, {NULL, "--cloud-model"},
+                     {NULL, "--cloud-key-env"}, {NULL, "--ca-file"},   {NULL, "--policy"},
+                     {NULL, "--journal-dir"}};
+        const char **dst[] = {&config_path, &listen,        &model,   &threads, &cloud_url,
+                              &cloud_model, &cloud_key_env, &ca_file, &policy,  &journal_dir};
         bool matched = false;
-        for (size_t f = 0; f < 4 && !matched; f++) {
+        for (size_t f = 0; f < sizeof dst / sizeof dst[0] && !matched; f++) {
             const char *v = flag_value(argc, argv, &i, flags[f].s, flags[f].l, &matched);
             if (matched && !v) return cli_usage_error("serve", k_usage, "%s needs a value", a);
             if (matched) *dst[f] = v;
@@ -73,6 +92,8 @@ int cmd_serve(int argc, char **argv) {
     /* The file itself can come from the environment (containers, units);
      * the flag still wins. An explicitly named file must exist. */
     const char *env_config = getenv("TIDEGATE_CONFIG");
+    /* The journal reads its directory from the environment (api_journal.c). */
+    if (journal_dir) setenv("TIDEGATE_JOURNAL_DIR", journal_dir, 1);
     if (!config_path && env_config && *env_config) config_path = env_config;
 
     tg_config cfg;
@@ -86,6 +107,17 @@ int cmd_serve(int argc, char **argv) {
         rc = tg_config_set(&cfg, "--model", "engine.model", model, err, sizeof err);
     if (rc == 0 && threads)
         rc = tg_config_set(&cfg, "--threads", "engine.threads", threads, err, sizeof err);
+    if (rc == 0 && cloud_url)
+        rc = tg_config_set_cloud(&cfg, "--cloud-url", "base_url", cloud_url, err, sizeof err);
+    if (rc == 0 && cloud_model)
+        rc = tg_config_set_cloud(&cfg, "--cloud-model", "model", cloud_model, err, sizeof err);
+    if (rc == 0 && cloud_key_env)
+        rc = tg_config_set_cloud(&cfg, "--cloud-key-env", "api_key_env", cloud_key_env, err,
+                                 sizeof err);
+    if (rc == 0 && ca_file)
+        rc = tg_config_set(&cfg, "--ca-file", "routing.ca_file", ca_file, err, sizeof err);
+    if (rc == 0 && policy)
+        rc = tg_config_set(&cfg, "--policy", "routing.policy", policy, err, sizeof err);
     if (rc == 0) rc = tg_config_finalize(&cfg, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "tidegate serve: invalid configuration:\n%s\n", err);

@@ -14,6 +14,7 @@ void tg_buf_reserve(tg_buf *b, size_t extra) {
     }
     char *p = realloc(b->data, cap);
     if (!p) abort();
+    p[b->len] = 0; /* allocated data is always NUL-terminated, even when empty */
     b->data = p;
     b->cap = cap;
 }

@@ -68,8 +68,9 @@ static void path_of(const parser *p, char *out, size_t outlen) {
         } else {
             if (f->key == SIZE_MAX) break;
             const key_span *k = &p->spans[f->key];
-            r = snprintf(out + w, outlen - w, "%s%.*s", w ? "." : "", (int)k->len,
-                         p->arena.data + k->off);
+            /* an empty key may leave the arena unallocated (data NULL) */
+            const char *key = p->arena.data ? p->arena.data + k->off : "";
+            r = snprintf(out + w, outlen - w, "%s%.*s", w ? "." : "", (int)k->len, key);
         }
         if (r < 0) break;
         w += (size_t)r;
@@ -222,7 +223,7 @@ static int check_duplicates(parser *p, frame *f) {
     if (cnt < 2) return 0;
     key_span *v = p->spans + first;
     for (size_t k = 0; k < cnt; k++)
-        v[k].p = p->arena.data + v[k].off;
+        v[k].p = p->arena.data ? p->arena.data + v[k].off : ""; /* all keys empty: no arena */
     /* Sorting moves spans: remember which one is the current key by value. */
     qsort(v, cnt, sizeof *v, span_cmp);
     for (size_t k = 1; k < cnt; k++) {

@@ -39,6 +39,7 @@ void tg_config_defaults(tg_config *cfg) {
     e->kv_type = TG_CONFIG_KV_F32;
     e->kernels = TG_CONFIG_KERNELS_AUTO;
     cfg->log.level = TG_CONFIG_LOG_INFO;
+    tg_config_routing_defaults(cfg);
 }
 
 void tg_config_free(tg_config *cfg) {
@@ -50,6 +51,7 @@ void tg_config_free(tg_config *cfg) {
     free(cfg->engine.model);
     free(cfg->engine.model_id);
     free(cfg->source_path);
+    tg_config_cloud_free(cfg);
     cfg->server.tls_cert = cfg->server.tls_key = NULL;
     cfg->engine.model = cfg->engine.model_id = NULL;
     cfg->source_path = NULL;
@@ -63,6 +65,7 @@ void tg_config_copy(tg_config *dst, const tg_config *src) {
     dst->engine.model = tg_xstrdup(src->engine.model);
     dst->engine.model_id = tg_xstrdup(src->engine.model_id);
     dst->source_path = tg_xstrdup(src->source_path);
+    tg_config_cloud_copy(dst, src);
 }
 
 /* ---- flags and environment ----------------------------------------------------- */
@@ -91,6 +94,11 @@ static void set_one(tg_config *cfg, const char *source, const char *path, const 
     }
     if (k->kind == TG_CK_SECTION) {
         tg_config_errs_add(errs, source, path, "is a section, not a key");
+        return;
+    }
+    if (k->kind == TG_CK_UPSTREAMS) {
+        tg_config_errs_add(errs, source, path,
+                           "is a list; use the file or --cloud-url/--cloud-model");
         return;
     }
     if (k->kind == TG_CK_HASHES) {
@@ -202,6 +210,7 @@ int tg_config_finalize(tg_config *cfg, char *err, size_t errlen) {
         tg_config_errs_add(&errs, src, "server.tls",
                            "cert and key must be set together (%s is missing)",
                            cfg->server.tls_cert ? "key" : "cert");
+    tg_config_cloud_finalize(cfg, src, &errs);
     return tg_config_errs_finish(&errs, err, errlen);
 }
 
@@ -298,6 +307,7 @@ char *tg_config_to_yaml(const tg_config *cfg) {
                 tg_buf_printf(&b, strchr(h, ':') ? " \"[%s]:%d\"" : " \"%s:%d\"", h, port);
             break;
         }
+        case TG_CK_UPSTREAMS: tg_config_cloud_yaml(&b, cfg); continue;
         case TG_CK_HASHES:
             put_hashes(&b, (const tg_config_sha256 *)(base + k->off),
                        *(const int *)(base + k->off2), depth * 2 + 2);

@@ -20,8 +20,8 @@
  * mix of old and new values and should be freed, not used.
  *
  * Unknown keys are errors: a typo must not silently fall back to a default.
- * Sections that later issues add (routing, cloud, journal) are unknown
- * until they exist. Strings in the struct are heap-owned by the config. */
+ * Sections that later issues add (journal) are unknown until they exist. Strings in the struct are
+ * heap-owned by the config. */
 #ifndef TG_CONFIG_H
 #define TG_CONFIG_H
 
@@ -67,8 +67,8 @@ typedef struct {
                                              its next pipelined request waits */
     size_t memory_budget_bytes;           /* default 256 MiB: buffered bodies + input + queued
                                              output, all connections; past it new work gets 503 */
-    char *trusted_proxies;                /* comma-separated IPs whose X-Forwarded-For is
-                                             believed (access log); NULL = none */
+    char *trusted_proxies;                /* comma-separated IPs whose X-Forwarded-For may
+                                             be believed (validated, not read yet); NULL */
 } tg_config_server;
 
 /* The admin listener: /metrics and the /admin routes are served there, never on
@@ -101,12 +101,75 @@ typedef struct {
     tg_config_log_level level; /* default info */
 } tg_config_log;
 
+/* ---- cloud upstreams and routing (config_cloud.c, config_schema_routing.c) ---- */
+
+#define TG_CONFIG_MAX_UPSTREAMS  8
+#define TG_CONFIG_MAX_UP_HEADERS 16
+
+typedef enum { TG_CONFIG_FALLBACK_EDGE = 0, TG_CONFIG_FALLBACK_NONE } tg_config_fallback;
+/* What a cloud failure after the first token does (routing.midstream and
+ * per upstream; DEFAULT = the routing value). */
+typedef enum {
+    TG_CONFIG_MIDSTREAM_DEFAULT = 0,
+    TG_CONFIG_MIDSTREAM_CONTINUE, /* continue on the engine from the text sent */
+    TG_CONFIG_MIDSTREAM_ERROR,    /* end with an OpenAI-style error event */
+} tg_config_midstream;
+/* Same order as rt_conn_mode in router/connectivity.h. */
+typedef enum {
+    TG_CONFIG_MODE_AUTO = 0,
+    TG_CONFIG_MODE_OFFLINE,
+    TG_CONFIG_MODE_EDGE_ONLY,
+    TG_CONFIG_MODE_CLOUD_ONLY
+} tg_config_mode;
+
+/* One cloud upstream (a `cloud:` list item). The API key itself is never
+ * here: only the name of the environment variable holding it. */
+typedef struct {
+    char *name;        /* [a-z0-9_-]+, unique; the route is "cloud:<name>" */
+    char *base_url;    /* https://host[:port]/v1 (https only) */
+    char *model;       /* the upstream's model; also the id clients may request */
+    char *api_key_env; /* environment variable with the bearer key, or NULL */
+    char *ca_file;     /* PEM CA bundle, NULL = routing.ca_file, then the system's */
+    char *headers[TG_CONFIG_MAX_UP_HEADERS]; /* "Name: value" sent with every request */
+    int n_headers;
+    uint32_t connect_timeout_ms; /* 0 = the routing default, for all four */
+    uint32_t first_byte_timeout_ms;
+    uint32_t idle_timeout_ms;
+    uint32_t total_timeout_ms;
+    tg_config_fallback fallback; /* edge after this upstream, or nothing */
+    tg_config_midstream midstream;
+} tg_config_upstream;
+
+typedef struct {
+    tg_config_mode mode;            /* default auto */
+    char *ca_file;                  /* default CA for upstreams without one (--ca-file) */
+    uint32_t connect_timeout_ms;    /* default 2000 */
+    uint32_t first_byte_timeout_ms; /* default 10000 */
+    uint32_t idle_timeout_ms;       /* default 10000: most time between two chunks */
+    uint32_t total_timeout_ms;      /* default 300000 */
+    tg_config_midstream midstream;  /* default continue */
+    int breaker_failures;           /* default 5: consecutive failures open a breaker */
+    int breaker_failure_rate_pct;   /* default 50: ... or this rate over the window */
+    int breaker_window;             /* default 20 outcomes */
+    int breaker_min_requests;       /* default 10: rate judged from this many outcomes */
+    uint32_t breaker_cooldown_ms;   /* default 5000: open -> one trial */
+    uint32_t probe_interval_ms;     /* default 2000: light probes while not online */
+    int offline_after;              /* default 3 consecutive network failures */
+    int online_after;               /* default 2 consecutive probe successes */
+    char *policy;                   /* routing policy file (--policy), NULL = built in */
+    char *health_root;              /* procfs/sysfs root for health, NULL = "/" */
+    uint32_t health_interval_ms;    /* default 1000 */
+} tg_config_routing;
+
 typedef struct {
     tg_config_server server;
     tg_config_admin admin;
     tg_config_auth auth;
     tg_config_engine engine;
     tg_config_log log;
+    tg_config_routing routing;
+    tg_config_upstream cloud[TG_CONFIG_MAX_UPSTREAMS];
+    int n_cloud;
     char *source_path; /* file the config came from, or NULL (defaults only) */
 } tg_config;
 
@@ -138,6 +201,13 @@ int tg_config_set(tg_config *cfg, const char *source, const char *path, const ch
 /* Derives model_id from the model file name (basename minus ".gguf") when not
  * set, and checks cross-key rules (tls cert and key together). 0 or -1. */
 int tg_config_finalize(tg_config *cfg, char *err, size_t errlen);
+
+/* Defines or overrides the upstream named "cloud" (the serve flags):
+ * field is "base_url", "model" or "api_key_env". 0 or -1 with err. */
+int tg_config_set_cloud(tg_config *cfg, const char *source, const char *field, const char *value,
+                        char *err, size_t errlen);
+/* The upstream whose model or name is `id`, or NULL. */
+const tg_config_upstream *tg_config_find_upstream(const tg_config *cfg, const char *id);
 
 /* Parses "host:port", "[v6]:port"; host must be an IPv4/IPv6 literal or a
  * DNS name. Returns 0, or -1 with a message (no location) in err. */

@@ -61,7 +61,7 @@ static const tg_config_schema_key k_keys[] = {
      "request bodies + unparsed input + queued output of all connections (503 beyond)"},
     {"server.trusted_proxies", "TIDEGATE_TRUSTED_PROXIES", TG_CK_STR, OFF(server.trusted_proxies),
      0, 0, 0, NULL, "comma-separated IP addresses",
-     "peers whose X-Forwarded-For is believed (access log); empty = none"},
+     "peers whose X-Forwarded-For may be believed (not read yet); empty = none"},
     {"admin", NULL, TG_CK_SECTION, 0, 0, 0, 0, NULL, "section",
      "the admin listener: /metrics and /admin/* (never on server.listen)"},
     {"admin.listen", "TIDEGATE_ADMIN_LISTEN", TG_CK_LISTEN, OFF(admin.listen_host),
@@ -101,15 +101,17 @@ static const tg_config_schema_key k_keys[] = {
 #define N_KEYS (sizeof k_keys / sizeof k_keys[0])
 
 size_t tg_config_schema_count(void) {
-    return N_KEYS;
+    return N_KEYS + tg_config_routing_nkeys;
 }
 const tg_config_schema_key *tg_config_schema_at(size_t i) {
-    return i < N_KEYS ? &k_keys[i] : NULL;
+    if (i < N_KEYS) return &k_keys[i];
+    i -= N_KEYS;
+    return i < tg_config_routing_nkeys ? &tg_config_routing_keys[i] : NULL;
 }
 
 const tg_config_schema_key *tg_config_schema_find(const char *path) {
-    for (size_t i = 0; i < N_KEYS; i++)
-        if (!strcmp(k_keys[i].path, path)) return &k_keys[i];
+    for (size_t i = 0; i < tg_config_schema_count(); i++)
+        if (!strcmp(tg_config_schema_at(i)->path, path)) return tg_config_schema_at(i);
     return NULL;
 }
 
@@ -137,8 +139,8 @@ const char *tg_config_schema_suggest(const char *prefix, const char *name) {
     size_t pl = strlen(prefix);
     const char *best = NULL;
     size_t best_d = SIZE_MAX;
-    for (size_t i = 0; i < N_KEYS; i++) {
-        const char *p = k_keys[i].path, *child;
+    for (size_t i = 0; i < tg_config_schema_count(); i++) {
+        const char *p = tg_config_schema_at(i)->path, *child;
         if (pl) {
             if (strncmp(p, prefix, pl) != 0 || p[pl] != '.') continue;
             child = p + pl + 1;
@@ -422,7 +424,8 @@ int tg_config_schema_apply(tg_config *cfg, const tg_config_schema_key *k, const 
         }
         return 0;
     }
-    case TG_CK_HASHES: snprintf(msg, msglen, "expected a list"); return -1;
+    case TG_CK_HASHES:
+    case TG_CK_UPSTREAMS: snprintf(msg, msglen, "expected a list"); return -1;
     case TG_CK_SECTION: snprintf(msg, msglen, "is a section, not a value"); return -1;
     }
     return -1;

@@ -17,9 +17,10 @@ typedef enum {
     TG_CK_MS,      /* milliseconds: decimal integer in [min, max], stored as uint32_t */
     TG_CK_SIZE,    /* byte count: integer, or with a KiB/MiB/GiB suffix, stored as size_t */
     TG_CK_BOOL,
-    TG_CK_ENUM,   /* one of names[] (index stored as int) */
-    TG_CK_LISTEN, /* host:port */
-    TG_CK_HASHES, /* list of 64-hex SHA-256 digests */
+    TG_CK_ENUM,      /* one of names[] (index stored as int) */
+    TG_CK_LISTEN,    /* host:port */
+    TG_CK_HASHES,    /* list of 64-hex SHA-256 digests */
+    TG_CK_UPSTREAMS, /* the `cloud:` list of upstream mappings (config_cloud.c) */
 } tg_config_kind;
 
 typedef struct {
@@ -66,6 +67,23 @@ int tg_config_errs_full(const tg_config_errs *e);
 /* Copies into err (truncating on a line boundary when possible), frees e.
  * Returns 0 if there were no errors, else -1. */
 int tg_config_errs_finish(tg_config_errs *e, char *err, size_t errlen);
+
+/* The routing keys live in their own table (config_schema_routing.c);
+ * tg_config_schema_at/find walk both. */
+extern const tg_config_schema_key tg_config_routing_keys[];
+extern const size_t tg_config_routing_nkeys;
+void tg_config_routing_defaults(tg_config *cfg);
+
+/* config_cloud.c: the `cloud:` list. walk reads a YAML node (any kind) with
+ * file:line:col errors; yaml writes it for `config show`; finalize checks
+ * cross-key rules; free/copy own the strings. doc is a yaml_document_t. */
+void tg_config_cloud_walk(void *doc, const char *name, tg_config *cfg, tg_config_errs *errs,
+                          void *node);
+void tg_config_cloud_yaml(tg_buf *b, const tg_config *cfg);
+void tg_config_cloud_finalize(tg_config *cfg, const char *src, tg_config_errs *errs);
+void tg_config_cloud_free(tg_config *cfg);
+void tg_config_cloud_free_list(tg_config *cfg); /* the list only */
+void tg_config_cloud_copy(tg_config *dst, const tg_config *src);
 
 /* Copies text for an error message: control characters become '?', and
  * long text is cut with "...". */

@@ -117,6 +117,10 @@ static void walk_value(walker *w, const tg_config_schema_key *k, yaml_node_t *v)
             node_err(w, v, k->path, "expected a mapping (section), got %s", node_kind(v));
         return;
     }
+    if (k->kind == TG_CK_UPSTREAMS) {
+        tg_config_cloud_walk(w->doc, w->name, w->cfg, w->errs, v);
+        return;
+    }
     if (k->kind == TG_CK_HASHES) {
         if (is_null(v)) {
             tg_config_schema_list_clear(w->cfg, k);

@@ -520,3 +520,7 @@ uint64_t lfm_model_active_bytes(const lfm_model *m) {
     }
     return b;
 }
+
+int lfm_model_threads(const lfm_model *m) {
+    return m ? m->opts.n_threads : 0;
+}

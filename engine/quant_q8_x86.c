@@ -7,6 +7,7 @@
 #if defined(__x86_64__)
 
 #include <immintrin.h>
+#include <cpuid.h>
 #include <stdatomic.h>
 
 #define ISA           avx2
@@ -48,7 +49,10 @@ static int cpu_bits(void) {
         v = avx2;
         if (avx2 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl"))
             v |= 2;
-        if (avx2 && __builtin_cpu_supports("avxvnni")) v |= 4;
+        /* AVX-VNNI is CPUID.(EAX=7,ECX=1):EAX[4]; read directly because
+         * clang 14's __builtin_cpu_supports does not know "avxvnni". */
+        unsigned a = 0, b = 0, c = 0, d = 0;
+        if (avx2 && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a >> 4 & 1u)) v |= 4;
         atomic_store_explicit(&bits, v, memory_order_relaxed);
     }
     return v;

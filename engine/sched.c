@@ -22,6 +22,7 @@
  * job counts as generated but is not shown as text. */
 #include "engine/lfm_sched.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,7 @@ struct sched_job {
     int n_fed; /* history tokens already evaluated into the sequence */
     int n_generated;
     lfm_sampler *sampler;
+    lfm_constraint *constraint; /* owned; NULL = unconstrained */
     lfm_detok detok;
     lfm_stop stop;
 };
@@ -76,8 +78,11 @@ struct lfm_sched {
      * free at once), their DONE still to be reported by the thread. */
     sched_job *canceled;
     /* Running jobs canceled but not yet stopped (their slot frees at the
-     * next step): the queue may hold that many more meanwhile, so a client
-     * that gives up and asks again is not refused for a slot about to free. */
+     * next step). Capacity is counted in live jobs: queued + running - these
+     * must stay under max_active + queue_cap. Counting the queue alone
+     * refused clients that gave up and asked again: between a canceled
+     * job's slot freeing and the next admission the queue still held its
+     * successor (issue 13's spurious 429s). */
     int n_active_canceled;
     sched_job **active; /* [max_active] slots, NULL = free; writes under mu */
     int n_active;
@@ -93,10 +98,11 @@ struct lfm_sched {
     int32_t *b_tok;
     lfm_seq **b_seq;
     uint8_t *b_want;
-    float *logits; /* max_active * n_vocab */
-    float *raw;    /* n_vocab: a logits row before the sampler edits it */
-    tg_buf piece;  /* detokenized text of one token */
-    tg_buf text;   /* text cleared for release */
+    float *logits;  /* max_active * n_vocab */
+    float *raw;     /* n_vocab: a logits row before the sampler edits it */
+    uint32_t *mask; /* (n_vocab + 31) / 32 words: a constraint's allowed tokens */
+    tg_buf piece;   /* detokenized text of one token */
+    tg_buf text;    /* text cleared for release */
     char err[256];
 };
 
@@ -116,6 +122,7 @@ static void job_free(sched_job *j) {
     if (!j) return;
     free(j->hist);
     if (j->sampler) lfm_sampler_free(j->sampler);
+    lfm_constraint_free(j->constraint);
     lfm_stop_free(&j->stop);
     free(j);
 }
@@ -215,6 +222,20 @@ static void emit_token(lfm_sched *s, const sched_job *j, int32_t tok) {
     j->cb(j->user, &ev);
 }
 
+/* Sets every token j's constraint refuses to -inf. false: none allowed. */
+static bool apply_constraint(lfm_sched *s, sched_job *j, float *lg) {
+    if (lfm_constraint_mask(j->constraint, s->mask) <= 0) return false;
+    int words = (s->n_vocab + 31) / 32;
+    for (int w = 0; w < words; w++) {
+        uint32_t m = s->mask[w];
+        if (m == UINT32_MAX) continue;
+        int base = w * 32, end = base + 32 < s->n_vocab ? base + 32 : s->n_vocab;
+        for (int i = base; i < end; i++)
+            if (!(m >> (i - base) & 1)) lg[i] = -INFINITY;
+    }
+    return true;
+}
+
 /* ------------------------------------------------------------- step -- */
 
 /* Fills s->order with the slots of running jobs, oldest admission first
@@ -276,9 +297,17 @@ static void sched_step(lfm_sched *s) {
         /* The sampler edits its row in place (penalties, bias): keep the
          * raw row when logprobs are wanted. */
         if (j->logprobs) memcpy(s->raw, lg, (size_t)s->n_vocab * sizeof *lg);
+        if (j->constraint && !apply_constraint(s, j, lg)) {
+            job_finish(s, j, LFM_FINISH_ERROR, "the output constraint allows no token");
+            continue;
+        }
         int32_t tok = lfm_sampler_sample(j->sampler, lg, j->hist, (size_t)j->n_hist);
         if (tok < 0 || tok >= s->n_vocab) {
             job_finish(s, j, LFM_FINISH_ERROR, "sampler returned an invalid token");
+            continue;
+        }
+        if (j->constraint && !lfm_constraint_accept(j->constraint, tok)) {
+            job_finish(s, j, LFM_FINISH_ERROR, "sampled a token the constraint refuses");
             continue;
         }
         if (j->logprobs) {
@@ -384,6 +413,7 @@ static void sched_destroy(lfm_sched *s) {
     free(s->b_want);
     free(s->logits);
     free(s->raw);
+    free(s->mask);
     tg_buf_free(&s->piece);
     tg_buf_free(&s->text);
     free(s);
@@ -435,8 +465,9 @@ int lfm_sched_new(lfm_model *m, const lfm_sched_opts *o, lfm_sched **out, char *
     s->b_want = calloc((size_t)s->row_cap, sizeof *s->b_want);
     s->logits = malloc((size_t)s->max_active * (size_t)s->n_vocab * sizeof *s->logits);
     s->raw = malloc((size_t)s->n_vocab * sizeof *s->raw);
-    if (!s->active || !s->seqs || !s->order || !s->b_tok || !s->b_seq || !s->b_want || !s->logits ||
-        !s->raw) {
+    s->mask = malloc(((size_t)s->n_vocab + 31) / 32 * sizeof *s->mask);
+    if (!s->mask || !s->active || !s->seqs || !s->order || !s->b_tok || !s->b_seq || !s->b_want ||
+        !s->logits || !s->raw) {
         sched_destroy(s);
         goto nomem;
     }
@@ -514,6 +545,7 @@ int lfm_sched_submit(lfm_sched *s, const lfm_job_params *p, uint64_t *job_id) {
     lfm_sampler_set_prompt_len(j->sampler, p->n_prompt);
     j->cb = p->cb;
     j->user = p->user;
+    j->constraint = p->constraint; /* ours only once submit succeeds */
     j->t_first = -1;
     lfm_stop_init(&j->stop, p->stop, p->n_stop);
 
@@ -521,7 +553,7 @@ int lfm_sched_submit(lfm_sched *s, const lfm_job_params *p, uint64_t *job_id) {
     int rc = LFM_OK;
     if (s->stopping)
         rc = LFM_ECANCELED;
-    else if (s->q_len >= s->queue_cap + s->n_active_canceled)
+    else if (s->q_len + s->n_active - s->n_active_canceled >= s->queue_cap + s->max_active)
         rc = LFM_EFULL;
     if (rc == LFM_OK) {
         j->id = ++s->next_id;
@@ -536,7 +568,10 @@ int lfm_sched_submit(lfm_sched *s, const lfm_job_params *p, uint64_t *job_id) {
         pthread_cond_signal(&s->cv);
     }
     pthread_mutex_unlock(&s->mu);
-    if (rc != LFM_OK) job_free(j);
+    if (rc != LFM_OK) {
+        j->constraint = NULL; /* the caller keeps it on failure */
+        job_free(j);
+    }
     return rc;
 }
 

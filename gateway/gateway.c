@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "common/tg_log.h"
+#include "gateway/api/api_journal.h"
 #include "gateway/api/api_routes.h"
 #include "gateway/api/openai_api.h"
 
@@ -14,7 +15,8 @@ typedef struct {
     tg_api api;
     uv_signal_t sig_term, sig_int;
     uv_timer_t grace;
-    bool server_closed;
+    bool server_closed;  /* both listeners are gone */
+    int servers_closing; /* listeners still draining */
 } gw;
 
 static void on_handle_closed(uv_handle_t *h) {
@@ -35,15 +37,16 @@ static void on_prep_idle(void *arg) {
     stop_engine(&g->api);
 }
 
-/* Last step of shutdown: every exchange has ended and the server is gone. */
-static void on_server_closed(void *arg) {
-    gw *g = arg;
+/* Last step of shutdown: every exchange has ended and both servers (API
+ * and admin) are gone. */
+static void shutdown_finish(gw *g) {
+    if (--g->servers_closing > 0) return;
     g->server_closed = true;
-    g->api.server = NULL;
     uv_timer_stop(&g->grace);
     uv_close((uv_handle_t *)&g->grace, on_handle_closed);
     uv_close((uv_handle_t *)&g->sig_term, on_handle_closed);
     uv_close((uv_handle_t *)&g->sig_int, on_handle_closed);
+    tg_api_router_stop(&g->api);
     /* Nothing is in flight any more: the engine can go (its async handle is
      * the last thing keeping the loop alive), once no prompt preparation
      * on the thread pool still reads the model. */
@@ -54,10 +57,23 @@ static void on_server_closed(void *arg) {
     tg_log_info("shutdown_done", "status=ok");
 }
 
+static void on_server_closed(void *arg) {
+    gw *g = arg;
+    g->api.server = NULL;
+    shutdown_finish(g);
+}
+
+static void on_admin_closed(void *arg) {
+    gw *g = arg;
+    g->api.admin_server = NULL;
+    shutdown_finish(g);
+}
+
 static void end_inflight(gw *g, const char *why) {
     tg_log_info("shutdown_deadline", "chats=%zu", g->api.n_chats);
     tg_api_chat_end_all(&g->api, why);
     if (g->api.server) tg_http_server_abort_inflight(g->api.server);
+    if (g->api.admin_server) tg_http_server_abort_inflight(g->api.admin_server);
 }
 
 static void on_grace(uv_timer_t *t) {
@@ -75,6 +91,8 @@ static void on_signal(uv_signal_t *h, int signum) {
     tg_log_info("shutdown_begin", "signal=%d inflight=%zu grace_ms=%u", signum, g->api.n_chats,
                 (unsigned)g->api.cfg->server.shutdown_grace_ms);
     g->api.draining = true;
+    g->servers_closing = g->api.admin_server ? 2 : 1;
+    if (g->api.admin_server) tg_http_server_close(g->api.admin_server, on_admin_closed, g);
     tg_http_server_close(g->api.server, on_server_closed, g);
     if (g->server_closed) return; /* closed synchronously: nothing in flight */
     uint32_t grace = g->api.cfg->server.shutdown_grace_ms;
@@ -157,6 +175,8 @@ static void opts_from_config(tg_http_opts *o, const tg_config *cfg) {
     if (s->write_timeout_ms) o->write_timeout_ms = s->write_timeout_ms;
     o->tls_cert_file = s->tls_cert;
     o->tls_key_file = s->tls_key;
+    if (s->conn_buffer_limit_bytes) o->conn_buffer_limit = s->conn_buffer_limit_bytes;
+    if (s->memory_budget_bytes) o->memory_budget = s->memory_budget_bytes;
 }
 
 int tg_gateway_run(const tg_config *cfg) {
@@ -180,15 +200,37 @@ int tg_gateway_run(const tg_config *cfg) {
     tg_api_register_metrics(api);
 
     int code = 1;
+    char rerr[512] = "";
+    if (tg_api_router_start(api, rerr, sizeof rerr) != 0) {
+        tg_log_error("startup_failed", "reason=\"%s\"", rerr);
+        goto out;
+    }
     if (start_engine(api, cfg) < 0) goto out;
+    if (tg_apij_open(api) < 0) goto out;
 
     tg_http_opts ho = {0};
     opts_from_config(&ho, cfg);
     ho.on_response = tg_api_on_response; /* every response is counted there */
     ho.on_response_user = api;
+    ho.on_head = tg_api_on_head; /* access decided before any body byte */
+    ho.on_head_user = api;
+    ho.listener = TG_API_LISTENER_PUBLIC;
     char err[512] = "";
     if (tg_http_server_start(&loop, &ho, tg_api_handle, api, &api->server, err, sizeof err) != 0) {
         tg_log_error("startup_failed", "reason=\"listen %s:%d: %s\"", ho.host, ho.port, err);
+        goto out;
+    }
+    /* The admin listener: same handler and limits, its own address; the
+     * route table decides what each listener serves. */
+    tg_http_opts ao = ho;
+    ao.host = cfg->admin.listen_host;
+    ao.port = cfg->admin.listen_port < 0 ? 0 : cfg->admin.listen_port;
+    ao.listener = TG_API_LISTENER_ADMIN;
+    if (tg_http_server_start(&loop, &ao, tg_api_handle, api, &api->admin_server, err, sizeof err) !=
+        0) {
+        tg_log_error("startup_failed", "reason=\"admin.listen %s:%d: %s\"", ao.host, ao.port, err);
+        tg_http_server_close(api->server, NULL, NULL);
+        api->server = NULL;
         goto out;
     }
     uv_timer_init(&loop, &g.grace);
@@ -200,12 +242,16 @@ int tg_gateway_run(const tg_config *cfg) {
     uv_signal_start(&g.sig_int, on_signal, SIGINT);
     tg_log_info("listening", "addr=%s port=%d tls=%s", ho.host, tg_http_server_port(api->server),
                 ho.tls_cert_file ? "on" : "off");
+    tg_log_info("admin_listening", "addr=%s port=%d", ao.host,
+                tg_http_server_port(api->admin_server));
 
     uv_run(&loop, UV_RUN_DEFAULT);
     code = 0;
 
 out:
+    tg_api_router_stop(api);
     stop_engine(api);
+    tg_apij_close(api);           /* after the engine: its last callbacks may append */
     uv_run(&loop, UV_RUN_NOWAIT); /* let the bridge's async handle close */
     if (uv_loop_close(&loop) != 0) {
         uv_walk(&loop, close_any, NULL);

@@ -117,12 +117,13 @@ static void on_sighup(uv_signal_t *s, int signum) {
 
 static void sample(tg_routing *r) {
     rt_health_sample_system(&r->sampler, &r->health);
-    if (r->queue_depth) {
-        int d = r->queue_depth(r->queue_user);
-        rt_health_set(&r->health, RT_H_ENGINE_QUEUE_DEPTH, d);
+    if (r->engine_queue) {
+        int waiting = 0, running = 0;
+        r->engine_queue(r->queue_user, &waiting, &running);
+        rt_health_set(&r->health, RT_H_ENGINE_QUEUE_DEPTH, waiting + running);
         if (r->queue_cap > 0)
             rt_health_set(&r->health, RT_H_ENGINE_QUEUE_FRAC,
-                          d >= r->queue_cap ? 1.0 : (double)d / r->queue_cap);
+                          waiting >= r->queue_cap ? 1.0 : (double)waiting / r->queue_cap);
     }
     if (r->cloud_sample) r->cloud_sample(r->cloud_user, &r->health);
 }

@@ -46,8 +46,10 @@ typedef struct tg_routing {
 
     rt_health_sampler sampler;
     rt_health health;
-    /* Engine queue: depth and capacity from the owner (NULL = unknown). */
-    int (*queue_depth)(void *user);
+    /* Engine queue from the owner (NULL = unknown): jobs waiting and
+     * running; queue_cap = waiting jobs the queue holds (a full queue means
+     * the next request gets 429: engine_queue_frac 1). */
+    void (*engine_queue)(void *user, int *waiting, int *running);
     int queue_cap;
     void *queue_user;
     /* Cloud health from the owner at each sample (NULL = none). */

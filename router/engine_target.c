@@ -75,8 +75,10 @@ static void prep_work(uv_work_t *w) {
     int rc = lfm_chat_tokenize(eng->tok, eng->tmpl, msgs, run->req.n_msgs, run->req.tools_json,
                                true, &run->ids, &run->n_ids, run->prep_err, sizeof run->prep_err);
     free(msgs);
-    if (rc == LFM_OK && rt_engine_opens_think(eng)) {
-        /* The template's generation prompt ends inside <think>. */
+    const char *prefix = run->req.assistant_prefix;
+    if (rc == LFM_OK && rt_engine_opens_think(eng) && !(prefix && *prefix)) {
+        /* The template's generation prompt ends inside <think> (not for a
+         * continuation: that resumes the answer itself). */
         int32_t *open = NULL, *ids;
         size_t n_open = 0;
         if (lfm_tokenize(eng->tok, "<think>", 7, false, true, &open, &n_open) == 0 &&
@@ -88,6 +90,21 @@ static void prep_work(uv_work_t *w) {
             rc = LFM_ENOMEM;
         }
         free(open);
+    }
+    if (rc == LFM_OK && prefix && *prefix) {
+        /* A continuation: the answer so far, as plain text (never control
+         * tokens), after the generation prompt. */
+        int32_t *more = NULL;
+        size_t n_more = 0;
+        rc = lfm_tokenize(eng->tok, prefix, strlen(prefix), false, false, &more, &n_more);
+        if (rc == LFM_OK) {
+            int32_t *all = realloc(run->ids, (run->n_ids + n_more) * sizeof *all);
+            if (!all) abort();
+            memcpy(all + run->n_ids, more, n_more * sizeof *more);
+            run->ids = all;
+            run->n_ids += n_more;
+        }
+        free(more);
     }
     run->prep_rc = rc;
     /* LFM_EINVAL: the messages could not be rendered (err says why). */

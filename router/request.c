@@ -42,5 +42,6 @@ void tg_oai_request_free(tg_oai_request *r) {
     free(r->bias_tokens);
     free(r->bias_values);
     json_object_put(r->raw);
+    free(r->assistant_prefix);
     memset(r, 0, sizeof *r);
 }

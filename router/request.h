@@ -89,6 +89,12 @@ typedef struct {
     /* The parsed body, kept so a cloud upstream can forward it untouched.
      * Owned (one reference). */
     json_object *raw;
+
+    /* A continuation (mid-stream failover from a cloud upstream): the start
+     * of the assistant's answer the client already has. The engine target
+     * tokenizes it as plain text after the generation prompt and generates
+     * on from there. NULL normally. Owned. */
+    char *assistant_prefix;
 } tg_oai_request;
 
 /* Frees everything r owns and zeroes it (safe on a zeroed request). */

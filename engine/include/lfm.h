@@ -92,6 +92,8 @@ uint64_t lfm_model_active_bytes(const lfm_model *m);
 /* True for an LFM2.5 model: its chat template is the LFM2.5 one, or its
  * general.name says LFM2.5. */
 bool lfm_model_is_lfm25(const lfm_model *m);
+/* Compute threads the model runs with (opts.n_threads, or the default). */
+int lfm_model_threads(const lfm_model *m);
 uint64_t lfm_seq_state_bytes(const lfm_model *m, int n_ctx);
 
 /* A sequence: KV cache for attention blocks, rolling conv state for conv

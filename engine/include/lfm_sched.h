@@ -16,6 +16,7 @@
 #define LFM_SCHED_H
 
 #include "engine/lfm.h"
+#include "engine/lfm_grammar.h"
 
 typedef enum {
     LFM_FINISH_NONE = 0,
@@ -74,12 +75,20 @@ typedef struct {
      * (0..LFM_MAX_TOP_LOGPROBS) best alternatives of every step. */
     bool logprobs;
     int top_logprobs;
+    /* Constrained decoding (NULL = none): before every draw the tokens the
+     * constraint refuses get -inf, and each sampled token advances it. On
+     * LFM_OK the scheduler owns it (frees it with the job); on failure the
+     * caller still does. A dead end (no token allowed) finishes the job with
+     * LFM_FINISH_ERROR; max_tokens before the value is complete is
+     * LFM_FINISH_LENGTH as usual. */
+    lfm_constraint *constraint;
 } lfm_job_params;
 
 typedef struct {
     int max_active; /* sequences decoded together (batch width) */
-    int queue_cap;  /* waiting jobs before submit returns LFM_EFULL (plus one per running
-                       job already canceled, whose slot frees at the next step) */
+    int queue_cap;  /* waiting jobs beyond max_active: submit returns LFM_EFULL once live
+                       jobs (queued + running, minus running ones already canceled)
+                       reach max_active + queue_cap */
     int n_ctx;      /* per-sequence context (0 = model's, capped at 8192) */
 } lfm_sched_opts;
 

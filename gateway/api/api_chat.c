@@ -1,64 +1,39 @@
 /* api_chat: POST /v1/chat/completions.
  *
  * The way through: parse and validate the body (openai_api), ask dispatch
- * for a plan, hand the request to the plan's target (the router's engine
- * target, router/engine_target.c: template, tokenizer, context check,
- * scheduler; a full queue -> 429), then either stream SSE chunks as text
- * events arrive or collect the text and answer once. A client that goes
- * away detaches the run, which cancels generation at the next token.
+ * for a plan (an ordered list of targets), then run it: each target in turn
+ * until one produces the answer. A failure before the first token reached
+ * the client moves to the next target at once (an open breaker is skipped
+ * without trying); the response head is only sent with the first token, so
+ * the client never sees a failed attempt, only the x-tidegate-failover
+ * header that explains it. A cloud failure after the first token continues
+ * on the engine from the text already sent (one stream, one [DONE]), unless
+ * a tool call was half emitted or the target's rule says error: then the
+ * stream ends with an OpenAI-style error event.
  *
- * With tools, text that may be a tool call is held back: the streaming path
- * forwards plain text as it comes but keeps anything that could be the
- * start of <|tool_call_start|>; once the marker appears everything after it
- * is buffered and parsed at the end into tool_calls deltas.
+ * The engine target: render the LFM2 chat template and tokenize (thread
+ * pool), submit to the scheduler through the bridge (full queue -> next
+ * target, or 429), relay text events. The cloud target is chat_cloud.c.
+ * A client that goes away cancels whatever runs (engine job or upstream
+ * request).
  *
- * LFM2.5 (a thinking model): the output's leading <think>...</think> is
- * split off as it streams (lfm_think) and sent as reasoning_content deltas
- * (streaming) or the message's reasoning_content; content carries only the
- * answer. `include_reasoning: false` drops the reasoning. */
+ * With tools, engine text that may be a tool call is held back: plain text
+ * streams as it comes, anything that could start <|tool_call_start|> waits;
+ * once the marker appears the rest is parsed at the end into tool_calls.
+ *
+ * LFM2.5 (a thinking model): the engine output's leading <think>...</think>
+ * is split off as it arrives (lfm_think) and sent as reasoning_content
+ * deltas (streaming) or the message's reasoning_content; content carries
+ * only the answer. `include_reasoning: false` drops the reasoning. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include <uv.h>
-
 #include "common/tg_log.h"
-#include "gateway/api/api_routes.h"
-#include "gateway/api/openai_api.h"
-#include "gateway/api/sse.h"
-#include "gateway/api/toolstream.h"
-
-struct tg_chat {
-    tg_api *api;
-    tg_http_exchange *ex;
-    const tg_http_request *req;
-    tg_oai_request oai; /* until handed to the target */
-    rt_plan plan;
-    rt_engine_run *run; /* the engine target's run, until it ends */
-
-    char id[48];
-    int64_t created;
-    bool stream;
-    bool include_usage;
-    bool logprobs;
-    bool tools;   /* tools were offered: output may be a tool call */
-    bool started; /* the target took the job: the response has begun */
-    bool got_text;
-    int n_prompt;
-
-    tg_buf text;            /* non-streaming: the whole output */
-    tg_buf lp;              /* logprobs: content entries not yet sent, comma-separated */
-    bool lp_any;            /* lp holds at least one entry */
-    tg_toolstream ts;       /* streaming with tools: what may be a tool call */
-    bool think;             /* LFM2.5: <think>...</think> goes to reasoning_content */
-    bool exclude_reasoning; /* include_reasoning: false */
-    lfm_think th;
-    tg_buf reasoning; /* non-streaming: the whole reasoning */
-
-    bool linked;
-    tg_chat *prev, *next;
-};
+#include "gateway/api/api_journal.h"
+#include "gateway/api/chat_internal.h"
+#include "router/reqfeat.h"
 
 /* ------------------------------------------------------------ lifetime -- */
 
@@ -83,29 +58,94 @@ static void chat_unlink(tg_chat *c) {
     c->linked = false;
 }
 
-static void chat_free(tg_chat *c) {
+void tg_chat_free(tg_chat *c) {
+    tg_buf_free(&c->held);
     chat_unlink(c);
+    tg_chat_cloud_cancel(c);
     tg_oai_request_free(&c->oai);
     tg_buf_free(&c->text);
     tg_buf_free(&c->lp);
+    tg_buf_free(&c->sent);
+    tg_buf_free(&c->body);
     tg_toolstream_free(&c->ts);
     lfm_think_free(&c->th);
     tg_buf_free(&c->reasoning);
     free(c);
 }
 
+static double ms_since(uint64_t t_ns) {
+    return (double)(uv_hrtime() - t_ns) / 1e6;
+}
+
+static rt_router *router(tg_chat *c) {
+    return c->api->router_on ? &c->api->router : NULL;
+}
+
+static const rt_target *cur_target(const tg_chat *c) {
+    return c->attempt < c->plan.n_targets ? &c->plan.targets[c->attempt] : NULL;
+}
+
+static void emit(tg_chat *c, rt_event_kind kind, const char *target, const char *from,
+                 const char *to, rt_fail_cause cause, bool mid, double ms, int status) {
+    rt_router *r = router(c);
+    if (!r) return;
+    rt_event ev = {kind,  c->req ? c->req->request_id : NULL, target, from, to, cause, mid, ms,
+                   status};
+    rt_router_emit(r, &ev);
+}
+
 /* Ends the exchange with an error before any response was started. */
 static void chat_fail(tg_chat *c, int status, const char *type, const char *code, const char *param,
                       const char *msg) {
+    if (c->failover[0]) tg_http_add_header(c->ex, "x-tidegate-failover", c->failover);
+    emit(c, RT_EV_FAILED, cur_target(c) ? cur_target(c)->name : "-", NULL, NULL, c->last_cause,
+         false, ms_since(c->t0_ns), status);
+    if (c->journaled) tg_apij_end(c->api, c->rid, TG_JREC_FAILED, code ? code : type, msg);
     tg_api_error(c->api, c->ex, status, type, code, param, "%s", msg);
-    chat_free(c);
+    tg_chat_free(c);
 }
 
-/* ------------------------------------------------------------ streaming -- */
+/* ------------------------------------------------------------ the head -- */
+
+/* The first token is here (or the answer, when not streamed): from now on
+ * the target that produced it is the route, and a later failure is a
+ * mid-stream one. */
+static void first_token(tg_chat *c) {
+    const rt_target *t = cur_target(c);
+    if (c->token_out) {
+        if (c->continuing && c->mid_ms == 0) {
+            c->mid_ms = ms_since(c->fault_ns);
+            tg_metrics_observe(c->api->rtm.failover_seconds, c->mid_ms / 1000.0, "midstream");
+        }
+        return;
+    }
+    c->token_out = true;
+    snprintf(c->route, sizeof c->route, "%s", t ? t->name : "-");
+    if (t && t->kind == RT_TARGET_CLOUD && c->up)
+        snprintf(c->model_out, sizeof c->model_out, "%s", c->up->model);
+    else if (c->api->dispatch.engine_model_id)
+        snprintf(c->model_out, sizeof c->model_out, "%s", c->api->dispatch.engine_model_id);
+    tg_metrics_add(c->api->rtm.decisions, 1, c->route);
+    if (c->fault_ns) {
+        double ms = ms_since(c->fault_ns);
+        size_t n = strlen(c->failover);
+        snprintf(c->failover + n, sizeof c->failover - n, "; ms=%.0f", ms);
+        tg_metrics_observe(c->api->rtm.failover_seconds, ms / 1000.0, "before_first_token");
+    }
+}
+
+static void send_raw_chunk(tg_chat *c, tg_buf *j) {
+    tg_buf ev = TG_BUF_INIT;
+    tg_sse_data(&ev, j->data, j->len);
+    /* -1 means the client is gone; on_abort cleans up, nothing to do here. */
+    (void)tg_http_stream_write(c->ex, ev.data, ev.len);
+    tg_buf_free(&ev);
+}
 
 /* The logprobs entries gathered since the last chunk as a JSON array, or
  * NULL when the request did not ask for logprobs. Clears the gathered
- * entries; *arr is the caller's to free. */
+ * entries; *arr is the caller's to free. (Engine tokens only: a cloud
+ * upstream's logprobs are not relayed.) */
 static const char *take_logprobs(tg_chat *c, tg_buf *arr) {
     if (!c->logprobs) return NULL;
     tg_buf_putc(arr, '[');
@@ -117,33 +157,323 @@ static const char *take_logprobs(tg_chat *c, tg_buf *arr) {
 }
 
 static void send_chunk(tg_chat *c, const tg_oai_chunk *k) {
-    tg_buf j = TG_BUF_INIT, ev = TG_BUF_INIT, lp = TG_BUF_INIT;
+    tg_buf j = TG_BUF_INIT, lp = TG_BUF_INIT;
     tg_oai_chunk kk = *k;
     /* Streamed logprobs ride on the next content or finish chunk after
      * their tokens (text can be held back across tokens). */
     if (!k->usage_only && !k->role && (k->content_len || k->finish_reason || k->tool_calls_json))
         kk.logprobs_content = take_logprobs(c, &lp);
-    tg_oai_chunk_json(&j, c->id, c->created, c->plan.response_model, &kk);
+    tg_oai_chunk_json(&j, c->id, c->created, c->model_out, &kk);
     tg_buf_free(&lp);
+    send_raw_chunk(c, &j);
+    tg_buf_free(&j);
+}
+
+static void add_route_headers(tg_chat *c) {
+    const char *route = c->route[0] ? c->route : (cur_target(c) ? cur_target(c)->name : "-");
+    tg_http_set_route(c->ex, route);
+    tg_http_add_header(c->ex, "x-tidegate-route", route);
+    tg_http_add_header(c->ex, "x-tidegate-reason", c->plan.reason);
+    if (c->plan.scored) {
+        char sc[16];
+        snprintf(sc, sizeof sc, "%.3f", c->plan.score);
+        tg_http_add_header(c->ex, "x-tidegate-score", sc);
+    }
+    if (c->failover[0]) tg_http_add_header(c->ex, "x-tidegate-failover", c->failover);
+}
+
+static void start_stream(tg_chat *c) {
+    if (c->started) return;
+    c->started = true;
+    add_route_headers(c);
+    tg_http_add_header(c->ex, "Cache-Control", "no-cache");
+    tg_http_add_header(c->ex, "X-Accel-Buffering", "no");
+    tg_http_stream_begin(c->ex, 200, "text/event-stream; charset=utf-8");
+    tg_oai_chunk first = {.role = "assistant", .content = "", .content_len = 0};
+    send_chunk(c, &first);
+}
+
+void tg_chat_emit_text(tg_chat *c, const char *s, size_t n) {
+    if (n == 0) return;
+    c->n_sent_chunks++;
+    first_token(c);
+    start_stream(c);
+    tg_buf_append(&c->sent, s, n);
+    tg_oai_chunk k = {.content = s, .content_len = n};
+    send_chunk(c, &k);
+}
+
+void tg_chat_emit_reasoning(tg_chat *c, const char *s, size_t n) {
+    if (n == 0) return;
+    first_token(c);
+    start_stream(c);
+    tg_oai_chunk k = {.reasoning_content = s, .reasoning_len = n};
+    send_chunk(c, &k);
+}
+
+void tg_chat_emit_tool_calls(tg_chat *c, const char *json) {
+    first_token(c);
+    start_stream(c);
+    c->tool_out = true;
+    tg_oai_chunk k = {.tool_calls_json = json};
+    send_chunk(c, &k);
+}
+
+static void send_stream_error(tg_chat *c, const char *type, const char *code, const char *msg) {
+    tg_oai_error e;
+    tg_oai_error_set(&e, 500, type, code, NULL, "%s", msg);
+    tg_buf j = TG_BUF_INIT, ev = TG_BUF_INIT;
+    tg_oai_error_json(&j, &e);
     tg_sse_data(&ev, j.data, j.len);
-    /* -1 means the client is gone; on_abort cleans up, nothing to do here. */
     (void)tg_http_stream_write(c->ex, ev.data, ev.len);
     tg_buf_free(&j);
     tg_buf_free(&ev);
 }
 
-static void send_content(tg_chat *c, const char *s, size_t n) {
-    if (n == 0) return;
-    tg_oai_chunk k = {.content = s, .content_len = n};
-    send_chunk(c, &k);
+/* The final chunk, with a `tidegate` field when the stream changed target
+ * on the way: {"failover":{"from","to","cause","ms","midstream":true}}. */
+static void send_final_chunk(tg_chat *c, const char *finish_reason) {
+    tg_buf j = TG_BUF_INIT, lp = TG_BUF_INIT;
+    tg_oai_chunk fin = {.finish_reason = finish_reason, .logprobs_content = take_logprobs(c, &lp)};
+    tg_oai_chunk_json(&j, c->id, c->created, c->model_out, &fin);
+    tg_buf_free(&lp);
+    if (c->mid_failover && j.len && j.data[j.len - 1] == '}') {
+        j.len--; /* reopen the object */
+        tg_buf_printf(
+            &j,
+            ",\"tidegate\":{\"failover\":{\"from\":\"%s\",\"to\":\"engine\",\"cause\":\"%s\","
+            "\"ms\":%.0f,\"midstream\":true}}}",
+            c->mid_from, rt_fail_cause_name(c->mid_cause), c->mid_ms);
+    }
+    send_raw_chunk(c, &j);
+    tg_buf_free(&j);
 }
 
-/* Streaming with tools: forward what cannot be part of a tool call. */
-static void stream_tool_text(tg_chat *c, const char *s, size_t n) {
-    tg_buf now = TG_BUF_INIT;
-    tg_toolstream_push(&c->ts, s, n, &now);
-    send_content(c, now.data, now.len);
-    tg_buf_free(&now);
+static void end_event(tg_chat *c, bool ok, int status) {
+    emit(c, ok ? RT_EV_COMPLETED : RT_EV_FAILED, c->route[0] ? c->route : "-", NULL, NULL,
+         ok ? RT_FAIL_NONE : c->last_cause, c->mid_failover, ms_since(c->t0_ns), status);
+}
+
+void tg_chat_finish_stream(tg_chat *c, const char *finish_reason, const tg_oai_usage *u) {
+    first_token(c);
+    start_stream(c);
+    if (c->journaled) {
+        /* The streamed text itself is not journaled yet (resumable streams). */
+        tg_buf r = TG_BUF_INIT;
+        tg_buf_printf(&r,
+                      "{\"object\":\"chat.completion.stream\",\"id\":\"%s\",\"route\":\"%s\","
+                      "\"finish_reason\":\"%s\"}",
+                      c->id, c->route, finish_reason);
+        tg_apij_note(c->api, c->rid, TG_JREC_COMPLETED, r.data, r.len);
+        tg_buf_free(&r);
+    }
+    send_final_chunk(c, finish_reason);
+    if (c->include_usage && u) {
+        tg_oai_chunk k = {.usage_only = true, .usage = u};
+        send_chunk(c, &k);
+    }
+    tg_buf d = TG_BUF_INIT;
+    tg_sse_done(&d);
+    (void)tg_http_stream_write(c->ex, d.data, d.len);
+    tg_buf_free(&d);
+    tg_http_stream_end(c->ex);
+    end_event(c, true, 200);
+    tg_chat_free(c);
+}
+
+/* A journaled result is sent only once COMPLETED is durable: a client that
+ * got a 200 finds the same result in the journal, even after a crash. */
+typedef struct {
+    tg_api *api;
+    tg_http_exchange *ex; /* NULL once the client left */
+    tg_buf body;
+} pending_result;
+
+static void on_result_abort(void *arg) {
+    pending_result *p = arg;
+    tg_http_respond(p->ex, 499, "text/plain", "", 0); /* frees only; nothing is sent */
+    p->ex = NULL;
+}
+
+static void on_result_durable(void *user, int status) {
+    pending_result *p = user;
+    if (p->ex) {
+        tg_http_set_on_abort(p->ex, NULL, NULL);
+        if (status == 0)
+            tg_http_respond(p->ex, 200, "application/json", p->body.data, p->body.len);
+        else
+            tg_api_error(p->api, p->ex, 503, "server_error", "journal_unavailable", NULL,
+                         "the result could not be journaled");
+    }
+    tg_buf_free(&p->body);
+    free(p);
+}
+
+static void respond_when_durable(tg_chat *c, tg_buf *body) {
+    pending_result *p = calloc(1, sizeof *p);
+    if (!p) abort();
+    p->api = c->api;
+    p->ex = c->ex;
+    p->body = *body;
+    *body = (tg_buf)TG_BUF_INIT;
+    tg_http_set_on_abort(p->ex, on_result_abort, p);
+    if (tg_journal_append(c->api->journal, TG_JREC_COMPLETED, c->rid, p->body.data, p->body.len,
+                          on_result_durable, p) != 0)
+        on_result_durable(p, -1);
+}
+
+void tg_chat_answer_once(tg_chat *c, const char *content, size_t len, const char *tool_calls_json,
+                         const char *finish_reason, const tg_oai_usage *u) {
+    first_token(c);
+    add_route_headers(c);
+    tg_buf body = TG_BUF_INIT, lp = TG_BUF_INIT;
+    tg_oai_completion_json_r(&body, c->id, c->created, c->model_out, content, len,
+                             c->reasoning.len ? c->reasoning.data : NULL, c->reasoning.len,
+                             tool_calls_json, finish_reason, u, take_logprobs(c, &lp));
+    tg_buf_free(&lp);
+    if (c->journaled)
+        respond_when_durable(c, &body);
+    else
+        tg_http_respond(c->ex, 200, "application/json", body.data, body.len);
+    tg_buf_free(&body);
+    end_event(c, true, 200);
+    tg_chat_free(c);
+}
+
+/* A stream that cannot go on: the error event, and no [DONE]. */
+static void end_stream_with_error(tg_chat *c, const char *code, const char *msg) {
+    if (c->journaled) tg_apij_end(c->api, c->rid, TG_JREC_FAILED, code, msg);
+    send_stream_error(c, "server_error", code, msg);
+    tg_http_stream_end(c->ex);
+    end_event(c, false, 200);
+    tg_chat_free(c);
+}
+
+/* ---------------------------------------------------------- the runner -- */
+
+static void run_next(tg_chat *c);
+
+/* Notes a failover hop from the current target; `to` is filled when the
+ * next target starts (run_next). */
+static void note_failure(tg_chat *c, rt_fail_cause cause) {
+    const rt_target *t = cur_target(c);
+    if (!c->fault_ns) c->fault_ns = uv_hrtime();
+    c->last_cause = cause;
+    tg_metrics_add(c->api->rtm.failovers, 1, rt_fail_cause_name(cause), "before_first_token");
+    size_t n = strlen(c->failover);
+    snprintf(c->failover + n, sizeof c->failover - n, "%s%s->", n ? ", " : "", t ? t->name : "-");
+    snprintf(c->hop_from, sizeof c->hop_from, "%s", t ? t->name : "-");
+    tg_log_info("failover", "request_id=%s from=%s cause=%s", c->req->request_id, t ? t->name : "-",
+                rt_fail_cause_name(cause));
+}
+
+/* Completes the pending hop with its destination and cause. */
+static void note_next(tg_chat *c, const char *to, rt_fail_cause cause) {
+    size_t n = strlen(c->failover);
+    if (n < 2 || strcmp(c->failover + n - 2, "->") != 0) return;
+    snprintf(c->failover + n, sizeof c->failover - n, "%s; cause=%s", to,
+             rt_fail_cause_name(cause));
+    emit(c, RT_EV_FAILOVER, to, c->hop_from, to, cause, false, ms_since(c->fault_ns), 0);
+}
+
+void tg_chat_attempt_failed(tg_chat *c, rt_fail_cause cause, int retry_after) {
+    const rt_target *t = cur_target(c);
+    rt_router *r = router(c);
+    if (r && t)
+        rt_router_outcome(r, t->kind == RT_TARGET_CLOUD ? &r->ups[t->upstream] : NULL, cause, 0);
+    c->last_retry_after = retry_after;
+    note_failure(c, cause);
+    tg_buf_clear(&c->text);
+    c->attempt++;
+    run_next(c);
+}
+
+static void engine_run(tg_chat *c);
+
+void tg_chat_midstream_failed(tg_chat *c, rt_fail_cause cause) {
+    const rt_target *t = cur_target(c);
+    rt_router *r = router(c);
+    if (r && t)
+        rt_router_outcome(r, t->kind == RT_TARGET_CLOUD ? &r->ups[t->upstream] : NULL, cause, 0);
+    c->last_cause = cause;
+    tg_metrics_add(c->api->rtm.failovers, 1, rt_fail_cause_name(cause), "midstream");
+    tg_log_info("midstream_failure", "request_id=%s from=%s cause=%s sent_bytes=%zu",
+                c->req->request_id, t ? t->name : "-", rt_fail_cause_name(cause), c->sent.len);
+    bool can = t && t->kind == RT_TARGET_CLOUD && t->midstream == RT_MIDSTREAM_CONTINUE &&
+               !c->tool_out && c->api->engine.bridge && c->api->dispatch.engine_ready &&
+               (!r || (rt_conn_edge_allowed(&r->conn) && rt_router_allow(r, NULL)));
+    if (!can) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "the upstream %s failed mid-stream (%s)%s", t ? t->name : "-",
+                 rt_fail_cause_name(cause),
+                 c->tool_out ? "; a tool call was half emitted, so it cannot be continued" : "");
+        end_stream_with_error(c, "upstream_failed", msg);
+        return;
+    }
+    c->fault_ns = uv_hrtime();
+    c->mid_failover = true;
+    c->continuing = true;
+    c->mid_cause = cause;
+    c->mid_ms = 0;
+    snprintf(c->mid_from, sizeof c->mid_from, "%s", t->name);
+    snprintf(c->route, sizeof c->route, "%s->engine", t->name);
+    tg_http_set_route(c->ex, c->route);
+    emit(c, RT_EV_FAILOVER, "engine", t->name, "engine", cause, true, 0, 0);
+    /* The engine runs as one more target beyond the plan. */
+    c->attempt = c->plan.n_targets;
+    engine_run(c);
+}
+
+static void all_failed(tg_chat *c) {
+    if (c->last_cause == RT_FAIL_ENGINE && c->last_retry_after > 0) {
+        tg_http_add_header(c->ex, "Retry-After", "1");
+        chat_fail(c, 429, "requests", "rate_limit_exceeded", NULL,
+                  "The engine queue is full; retry shortly");
+        return;
+    }
+    if (c->last_cause == RT_FAIL_429) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", c->last_retry_after > 0 ? c->last_retry_after : 1);
+        tg_http_add_header(c->ex, "Retry-After", ra);
+        chat_fail(c, 429, "requests", "rate_limit_exceeded", NULL,
+                  "the upstream is rate limited and no fallback could answer");
+        return;
+    }
+    char msg[200];
+    snprintf(msg, sizeof msg, "no target could answer (last failure: %s)",
+             rt_fail_cause_name(c->last_cause));
+    chat_fail(c, 503, "server_error", "upstream_unavailable", NULL, msg);
+}
+
+static void run_next(tg_chat *c) {
+    rt_router *r = router(c);
+    for (; c->attempt < c->plan.n_targets; c->attempt++) {
+        const rt_target *t = &c->plan.targets[c->attempt];
+        rt_upstream *u = t->kind == RT_TARGET_CLOUD && r ? &r->ups[t->upstream] : NULL;
+        if (t->kind == RT_TARGET_CLOUD && !u) continue;
+        if (r && !rt_router_allow(r, u)) {
+            /* Open breaker: skipped at once, no time spent. */
+            note_next(c, t->name, c->last_cause);
+            note_failure(c, RT_FAIL_BREAKER_OPEN);
+            continue;
+        }
+        note_next(c, t->name, c->last_cause);
+        if (t->kind == RT_TARGET_ENGINE)
+            engine_run(c);
+        else
+            tg_chat_run_cloud(c, u);
+        return;
+    }
+    /* The failover string ends in "->" after the last failure: cut it. */
+    size_t n = strlen(c->failover);
+    if (n >= 2 && !strcmp(c->failover + n - 2, "->")) {
+        char *comma = strrchr(c->failover, ',');
+        if (comma)
+            *comma = 0;
+        else
+            c->failover[0] = 0;
+    }
+    all_failed(c);
 }
 
 /* -------------------------------------------------------- engine events -- */
@@ -151,45 +481,116 @@ static void stream_tool_text(tg_chat *c, const char *s, size_t n) {
 /* A sampled token with its logprobs (requests with logprobs only). The EOG
  * token that ends the answer is not part of the content: left out, as
  * OpenAI does. */
-static void on_token(void *user, const lfm_event *ev) {
-    tg_chat *c = user;
-    if (ev->eog) return;
-    if (c->lp_any) tg_buf_putc(&c->lp, ',');
-    tg_oai_logprob_entry(&c->lp, c->api->engine.tok, ev);
-    c->lp_any = true;
-}
-
-/* Answer text (after any reasoning): collected, or streamed as content. */
-static void take_answer(tg_chat *c, const char *s, size_t n) {
-    if (n == 0) return;
-    if (!c->stream) {
-        tg_buf_append(&c->text, s, n);
+/* Streamed answer text on its way to the client (tool calls held back). */
+static void answer_text(tg_chat *c, const char *text, size_t len) {
+    if (c->tools) {
+        tg_buf now = TG_BUF_INIT;
+        tg_toolstream_push(&c->ts, text, len, &now);
+        if (now.len) tg_chat_emit_text(c, now.data, now.len);
+        tg_buf_free(&now);
+        if (c->ts.capturing) c->tool_out = true;
         return;
     }
-    if (c->tools)
-        stream_tool_text(c, s, n);
-    else
-        send_content(c, s, n);
+    tg_chat_emit_text(c, text, len);
 }
 
-/* Thinking models: split the reasoning off (lfm_think) and send it as
- * reasoning_content; final = the output has ended. */
-static void take_think(tg_chat *c, const char *s, size_t n, bool final) {
+/* Thinking models: the splitter decides what is reasoning and what is the
+ * answer; final = the output has ended (whatever was held is decided). */
+static void split_think(tg_chat *c, const char *text, size_t len, bool final) {
     tg_buf r = TG_BUF_INIT, a = TG_BUF_INIT;
     tg_buf *rp = c->exclude_reasoning ? NULL : &r;
     if (final)
         lfm_think_flush(&c->th, rp, &a);
     else
-        lfm_think_push(&c->th, s, n, rp, &a);
-    if (r.len && !c->stream) {
+        lfm_think_push(&c->th, text, len, rp, &a);
+    if (!c->stream) {
         tg_buf_append(&c->reasoning, r.data, r.len);
-    } else if (r.len) {
-        tg_oai_chunk k = {.reasoning_content = r.data, .reasoning_len = r.len};
-        send_chunk(c, &k);
+        tg_buf_append(&c->text, a.data, a.len);
+    } else {
+        tg_chat_emit_reasoning(c, r.data, r.len);
+        if (a.len) answer_text(c, a.data, a.len);
     }
-    take_answer(c, a.data, a.len);
     tg_buf_free(&r);
     tg_buf_free(&a);
+}
+
+/* Engine text released to the client (after any cascade hold). */
+static void engine_text(tg_chat *c, const char *text, size_t len) {
+    if (c->think)
+        split_think(c, text, len, false);
+    else
+        answer_text(c, text, len);
+}
+
+/* The cascade gives up on the edge: the engine's answer is dropped unseen
+ * and the request moves to the first cloud target of the plan. */
+static void cascade_escalate(tg_chat *c) {
+    c->cascading = false;
+    c->escalated = true;
+    if (c->run) rt_engine_detach(c->run);
+    c->run = NULL;
+    rt_router *r = router(c);
+    if (r) rt_router_release(r, NULL); /* the engine worked: not a breaker failure */
+    double lp = rt_cascade_mean_logprob(&c->cas), ent = rt_cascade_mean_entropy(&c->cas);
+    size_t n = strlen(c->plan.reason);
+    snprintf(c->plan.reason + n, sizeof c->plan.reason - n,
+             "; cascade escalated: mean logprob %.2f, entropy %.2f over %d tokens", lp, ent,
+             c->cas.n);
+    tg_buf_clear(&c->held);
+    tg_buf_clear(&c->text);
+    tg_buf_clear(&c->reasoning);
+    tg_buf_clear(&c->lp);
+    c->lp_any = false;
+    c->got_text = false;
+    tg_routing_escalated(&c->api->routing, c->plan.rule);
+    tg_log_info("cascade_escalated",
+                "request_id=%s rule=%s tokens=%d mean_logprob=%.3f mean_entropy=%.3f",
+                c->req->request_id, c->plan.rule, c->cas.n, lp, ent);
+    note_failure(c, RT_FAIL_LOW_CONFIDENCE);
+    size_t i = c->attempt + 1;
+    while (i < c->plan.n_targets && c->plan.targets[i].kind != RT_TARGET_CLOUD)
+        i++;
+    c->attempt = i;
+    run_next(c);
+}
+
+/* Judges the first tokens; on "keep" the held text goes out. Returns true
+ * when the request escalated (the engine's events no longer matter). */
+static bool cascade_check(tg_chat *c, bool finished) {
+    rt_cascade_verdict v = rt_cascade_judge(&c->plan.cascade, &c->cas, finished);
+    if (v == RT_CASCADE_PENDING) return false;
+    if (v == RT_CASCADE_ESCALATE) {
+        cascade_escalate(c);
+        return true;
+    }
+    c->cascading = false;
+    tg_log_debug("cascade_kept", "request_id=%s rule=%s tokens=%d mean_logprob=%.3f",
+                 c->req->request_id, c->plan.rule, c->cas.n, rt_cascade_mean_logprob(&c->cas));
+    if (c->stream && c->held.len) {
+        tg_buf h = c->held;
+        c->held = (tg_buf)TG_BUF_INIT;
+        engine_text(c, h.data, h.len);
+        tg_buf_free(&h);
+    }
+    return false;
+}
+
+static void on_token(void *user, const lfm_event *ev) {
+    tg_chat *c = user;
+    if (ev->eog) return;
+    if (c->lp_client) {
+        /* A cascade may have asked the engine for more alternatives than
+         * the client did: the client gets its own count. */
+        lfm_event e = *ev;
+        if (e.n_top > c->lp_top_client) e.n_top = c->lp_top_client;
+        if (c->lp_any) tg_buf_putc(&c->lp, ',');
+        tg_oai_logprob_entry(&c->lp, c->api->engine.tok, &e);
+        c->lp_any = true;
+    }
+    if (c->cascading) {
+        rt_cascade_add(&c->cas, ev->logprob, ev->top_logprobs, ev->n_top);
+        cascade_check(c, false);
+    }
 }
 
 static void on_text(void *user, const lfm_event *ev) {
@@ -200,10 +601,18 @@ static void on_text(void *user, const lfm_event *ev) {
     }
     /* Kept current so an aborted or cut-off request still logs real counts. */
     tg_http_set_tokens(c->ex, c->n_prompt, ev->n_generated);
-    if (c->think)
-        take_think(c, ev->text, ev->len, false);
-    else
-        take_answer(c, ev->text, ev->len);
+    if (!c->stream) {
+        if (c->think)
+            split_think(c, ev->text, ev->len, false);
+        else
+            tg_buf_append(&c->text, ev->text, ev->len);
+        return;
+    }
+    if (c->cascading) { /* held until the cascade decides */
+        tg_buf_append(&c->held, ev->text, ev->len);
+        return;
+    }
+    engine_text(c, ev->text, ev->len);
 }
 
 /* Parses tool calls out of text; on success fills content and the calls
@@ -226,153 +635,233 @@ static size_t parse_calls(const char *text, size_t len, tg_buf *content, tg_buf 
     return n;
 }
 
-static void send_stream_error(tg_chat *c, const char *type, const char *code, const char *msg) {
-    tg_oai_error e;
-    tg_oai_error_set(&e, 500, type, code, NULL, "%s", msg);
-    tg_buf j = TG_BUF_INIT, ev = TG_BUF_INIT;
-    tg_oai_error_json(&j, &e);
-    tg_sse_data(&ev, j.data, j.len);
-    (void)tg_http_stream_write(c->ex, ev.data, ev.len);
-    tg_buf_free(&j);
-    tg_buf_free(&ev);
+static void engine_finish_stream(tg_chat *c, const lfm_event *ev) {
+    tg_oai_usage usage = {ev->n_prompt, ev->n_generated};
+    bool has_calls = false;
+    size_t held_len;
+    const char *held = tg_toolstream_held(&c->ts, &held_len);
+    if (c->tools && held_len) {
+        tg_buf content = TG_BUF_INIT, calls = TG_BUF_INIT;
+        has_calls = parse_calls(held, held_len, &content, &calls, true) > 0;
+        if (content.len) tg_chat_emit_text(c, content.data, content.len);
+        if (has_calls) tg_chat_emit_tool_calls(c, calls.data);
+        tg_buf_free(&content);
+        tg_buf_free(&calls);
+    }
+    tg_chat_finish_stream(c, tg_oai_finish_reason(ev->finish, has_calls), &usage);
 }
 
-static void finish_stream(tg_chat *c, const lfm_event *ev) {
+static void engine_finish_once(tg_chat *c, const lfm_event *ev) {
     tg_oai_usage usage = {ev->n_prompt, ev->n_generated};
-    const char *reason = NULL;
-    if (ev->finish == LFM_FINISH_ERROR || ev->finish == LFM_FINISH_CANCELED) {
-        send_stream_error(c, "server_error",
-                          ev->finish == LFM_FINISH_ERROR ? "engine_error" : "canceled",
-                          ev->error ? ev->error : "generation was canceled");
-    } else {
-        bool has_calls = false;
-        size_t held_len;
-        const char *held = tg_toolstream_held(&c->ts, &held_len);
-        if (c->tools && held_len) {
-            tg_buf content = TG_BUF_INIT, calls = TG_BUF_INIT;
-            has_calls = parse_calls(held, held_len, &content, &calls, true) > 0;
-            send_content(c, content.data, content.len);
-            if (has_calls) {
-                tg_oai_chunk k = {.tool_calls_json = calls.data};
-                send_chunk(c, &k);
-            }
-            tg_buf_free(&content);
-            tg_buf_free(&calls);
-        }
-        reason = tg_oai_finish_reason(ev->finish, has_calls);
-        tg_oai_chunk fin = {.finish_reason = reason};
-        send_chunk(c, &fin);
-        if (c->include_usage) {
-            tg_oai_chunk u = {.usage_only = true, .usage = &usage};
-            send_chunk(c, &u);
-        }
-        tg_buf d = TG_BUF_INIT;
-        tg_sse_done(&d);
-        (void)tg_http_stream_write(c->ex, d.data, d.len);
-        tg_buf_free(&d);
-    }
-    tg_http_stream_end(c->ex);
-}
-
-static void finish_once(tg_chat *c, const lfm_event *ev) {
-    if (ev->finish == LFM_FINISH_ERROR) {
-        tg_api_error(c->api, c->ex, 500, "server_error", "engine_error", NULL, "%s",
-                     ev->error ? ev->error : "engine error");
-        return;
-    }
-    if (ev->finish == LFM_FINISH_CANCELED) {
-        tg_api_error(c->api, c->ex, 503, "server_error", "canceled", NULL,
-                     "generation was canceled (server shutting down)");
-        return;
-    }
-    tg_oai_usage usage = {ev->n_prompt, ev->n_generated};
-    tg_buf content = TG_BUF_INIT, calls = TG_BUF_INIT, body = TG_BUF_INIT;
+    tg_buf content = TG_BUF_INIT, calls = TG_BUF_INIT;
     bool has_calls = false;
     if (c->tools && c->text.len)
         has_calls = parse_calls(c->text.data, c->text.len, &content, &calls, false) > 0;
     else
         tg_buf_append(&content, c->text.data ? c->text.data : "", c->text.len);
     const char *text = content.data ? content.data : "";
-    tg_buf lp = TG_BUF_INIT;
-    tg_oai_completion_json_r(&body, c->id, c->created, c->plan.response_model,
-                             has_calls && content.len == 0 ? NULL : text, content.len,
-                             c->reasoning.len ? c->reasoning.data : NULL, c->reasoning.len,
-                             has_calls ? calls.data : NULL,
-                             tg_oai_finish_reason(ev->finish, has_calls), &usage,
-                             take_logprobs(c, &lp));
-    tg_buf_free(&lp);
-    tg_http_respond(c->ex, 200, "application/json", body.data, body.len);
+    tg_chat_answer_once(c, has_calls && content.len == 0 ? NULL : text, content.len,
+                        has_calls ? calls.data : NULL, tg_oai_finish_reason(ev->finish, has_calls),
+                        &usage);
     tg_buf_free(&content);
     tg_buf_free(&calls);
-    tg_buf_free(&body);
 }
 
 static void on_done(void *user, const lfm_event *ev) {
     tg_chat *c = user;
     c->run = NULL; /* the target frees it after this returns */
     tg_http_set_tokens(c->ex, ev->n_prompt, ev->n_generated);
-    if (c->think) take_think(c, NULL, 0, true); /* what was held back */
+    rt_router *r = router(c);
+    if (ev->finish == LFM_FINISH_CANCELED) {
+        /* Shutdown: not the engine's fault. */
+        if (r) rt_router_release(r, NULL);
+        if (c->stream && c->started) {
+            end_stream_with_error(c, "canceled", ev->error ? ev->error : "generation was canceled");
+            return;
+        }
+        chat_fail(c, 503, "server_error", "canceled", NULL,
+                  "generation was canceled (server shutting down)");
+        return;
+    }
+    if (ev->finish == LFM_FINISH_ERROR) {
+        const char *msg = ev->error ? ev->error : "engine error";
+        if (!c->token_out) {
+            tg_log_warn("engine_failed", "request_id=%s error=\"%s\"", c->req->request_id, msg);
+            tg_chat_attempt_failed(c, RT_FAIL_ENGINE, 0);
+            return;
+        }
+        if (r) rt_router_outcome(r, NULL, RT_FAIL_ENGINE, 0);
+        c->last_cause = RT_FAIL_ENGINE;
+        end_stream_with_error(c, "engine_error", msg);
+        return;
+    }
+    if (c->cascading && cascade_check(c, true)) return; /* a short answer judged: escalated */
+    if (r) rt_router_outcome(r, NULL, RT_FAIL_NONE, ev->ttft_ms);
+    if (c->api->routing_on)
+        tg_routing_engine_done(&c->api->routing, ev->ttft_ms, ev->n_generated,
+                               (double)(uv_hrtime() - c->engine_t0_ns) / 1e6);
+    if (c->think) split_think(c, NULL, 0, true); /* what the splitter held back */
     if (c->stream)
-        finish_stream(c, ev);
+        engine_finish_stream(c, ev);
     else
-        finish_once(c, ev);
-    chat_free(c);
+        engine_finish_once(c, ev);
 }
 
-/* The client went away: stop the engine at its next token and free. */
-static void on_abort(void *arg) {
-    tg_chat *c = arg;
-    rt_engine_detach(c->run);
-    c->run = NULL;
-    if (c->started && c->stream)
-        tg_http_stream_end(c->ex);
-    else
-        tg_http_respond(c->ex, 499, "text/plain", "", 0); /* frees only; nothing is sent */
-    chat_free(c);
+/* ------------------------------------------------------- engine target -- */
+
+/* The request for a target: c->oai until the engine target takes it, then
+ * parsed again from the body (it parsed before, so it parses again). */
+static void ensure_request(tg_chat *c) {
+    if (c->oai.raw) return;
+    tg_oai_error e;
+    tg_oai_request_free(&c->oai);
+    if (tg_oai_parse_request(c->req->body, c->req->body_len, &c->oai, &e) < 0)
+        tg_log_error("reparse_failed", "request_id=%s", c->req->request_id);
 }
 
-/* ------------------------------------------------------------ targets -- */
-
-/* The target failed before starting. */
-static void on_error(void *user, const tg_oai_error *e) {
+/* The engine could not start the job: a client error is answered as such;
+ * a full queue or an unavailable engine moves on to the next target. */
+static void on_engine_error(void *user, const tg_oai_error *e) {
     tg_chat *c = user;
     c->run = NULL; /* the target frees it after this returns */
-    if (e->status == 429) tg_http_add_header(c->ex, "Retry-After", "1");
+    rt_router *r = router(c);
+    bool engine_fault = e->status == 429 || e->status >= 500;
+    if (c->started) {
+        if (r) rt_router_release(r, NULL);
+        end_stream_with_error(c, e->code[0] ? e->code : "engine_error", e->message);
+        return;
+    }
+    if (engine_fault) {
+        tg_chat_attempt_failed(c, RT_FAIL_ENGINE, e->status == 429 ? 1 : 0);
+        return;
+    }
+    if (r) rt_router_release(r, NULL);
     chat_fail(c, e->status, e->type, e->code, e->param, e->message);
 }
 
-/* The target took the job: the response begins. */
-static void on_start(void *user, int n_prompt) {
+static void on_engine_start(void *user, int n_prompt) {
     tg_chat *c = user;
-    c->started = true;
     c->n_prompt = n_prompt;
-    tg_http_set_route(c->ex, c->plan.targets[0].name);
-    tg_http_add_header(c->ex, "x-tidegate-route", c->plan.targets[0].name);
-    tg_http_add_header(c->ex, "x-tidegate-reason", c->plan.reason);
-    if (c->stream) {
-        tg_http_add_header(c->ex, "Cache-Control", "no-cache");
-        tg_http_add_header(c->ex, "X-Accel-Buffering", "no");
-        tg_http_stream_begin(c->ex, 200, "text/event-stream; charset=utf-8");
-        tg_oai_chunk first = {.role = "assistant", .content = "", .content_len = 0};
-        send_chunk(c, &first);
+}
+
+/* Hands the request to the router's engine target; a continuation carries
+ * the text already streamed as the start of the answer. */
+static void engine_run(tg_chat *c) {
+    tg_api *api = c->api;
+    if (!api->engine.bridge || !api->dispatch.engine_ready) {
+        if (c->started) {
+            end_stream_with_error(c, "engine_unavailable", "the engine is not available");
+            return;
+        }
+        tg_chat_attempt_failed(c, RT_FAIL_ENGINE, 0);
+        return;
+    }
+    static const rt_engine_cbs cbs = {on_engine_error, on_engine_start, on_text, on_done, on_token};
+    ensure_request(c);
+    if (c->continuing && c->sent.len) {
+        free(c->oai.assistant_prefix);
+        c->oai.assistant_prefix = malloc(c->sent.len + 1);
+        if (!c->oai.assistant_prefix) abort();
+        memcpy(c->oai.assistant_prefix, c->sent.data, c->sent.len);
+        c->oai.assistant_prefix[c->sent.len] = 0;
+        /* The budget left: what the cloud already streamed counts. */
+        if (c->oai.has_max_tokens)
+            c->oai.max_tokens =
+                c->oai.max_tokens > c->n_sent_chunks ? c->oai.max_tokens - c->n_sent_chunks : 1;
+    }
+    c->got_text = false;
+    /* A thinking model reasons first, except in a continuation (it resumes
+     * the answer already streamed). */
+    lfm_think_free(&c->th);
+    c->think = api->engine.model && lfm_model_is_lfm25(api->engine.model) && !c->continuing;
+    lfm_think_init(&c->th, c->think && rt_engine_opens_think(&api->engine));
+    /* The cascade judges the first engine attempt of its plan (not a
+     * continuation, not a later fallback) from the tokens' logprobs and
+     * the top alternatives (entropy); the client still gets only the
+     * logprobs it asked for (on_token). */
+    c->cascading = c->plan.cascade.enabled && c->attempt == 0 && !c->continuing;
+    if (c->cascading) {
+        memset(&c->cas, 0, sizeof c->cas);
+        c->oai.logprobs = true;
+        c->oai.top_logprobs = LFM_MAX_TOP_LOGPROBS;
+    }
+    c->engine_t0_ns = uv_hrtime();
+    tg_oai_error e;
+    if (rt_engine_run_start(&api->engine, &c->oai, &cbs, c, &c->run, &e) < 0) {
+        c->run = NULL;
+        if (c->started) {
+            end_stream_with_error(c, e.code[0] ? e.code : "engine_error", e.message);
+            return;
+        }
+        rt_router *r = router(c);
+        if (r) rt_router_release(r, NULL);
+        chat_fail(c, e.status, e.type, e.code, e.param, e.message);
     }
 }
 
-/* Hands the request to the router's engine target. */
-static void run_engine(tg_chat *c) {
-    tg_api *api = c->api;
-    static const rt_engine_cbs cbs = {on_error, on_start, on_text, on_done, on_token};
-    tg_oai_error e;
-    if (api->engine.model && lfm_model_is_lfm25(api->engine.model)) {
-        c->think = true;
-        lfm_think_init(&c->th, rt_engine_opens_think(&api->engine));
+/* ------------------------------------------------------------ aborting -- */
+
+/* The client went away: stop whatever runs (engine at its next token, the
+ * upstream request at once) and free. */
+static void on_abort(void *arg) {
+    tg_chat *c = arg;
+    if (c->journaled) tg_apij_end(c->api, c->rid, TG_JREC_CANCELLED, "client_gone", NULL);
+    rt_router *r = router(c);
+    const rt_target *t = cur_target(c);
+    if (r && t) rt_router_release(r, t->kind == RT_TARGET_CLOUD ? &r->ups[t->upstream] : NULL);
+    rt_engine_detach(c->run);
+    c->run = NULL;
+    tg_chat_cloud_cancel(c);
+    if (c->started)
+        tg_http_stream_end(c->ex);
+    else
+        tg_http_respond(c->ex, 499, "text/plain", "", 0); /* frees only; nothing is sent */
+    tg_chat_free(c);
+}
+
+/* --------------------------------------------------------------- intake -- */
+
+static void dispatch(tg_chat *c) {
+    if (c->journaled) {
+        tg_buf d = TG_BUF_INIT;
+        tg_buf_puts(&d, "{\"target\":");
+        tg_buf_json_str(&d, c->plan.targets[0].name, strlen(c->plan.targets[0].name));
+        tg_buf_putc(&d, '}');
+        tg_apij_note(c->api, c->rid, TG_JREC_DISPATCHED, d.data, d.len);
+        tg_buf_free(&d);
     }
-    if (rt_engine_run_start(&api->engine, &c->oai, &cbs, c, &c->run, &e) < 0) {
-        chat_fail(c, e.status, e.type, e.code, e.param, e.message);
+    if (c->plan.scored)
+        tg_routing_count(&c->api->routing, c->plan.rule, c->plan.targets[0].name, c->plan.score,
+                         true);
+    emit(c, RT_EV_DISPATCHED, c->plan.targets[0].name, NULL, NULL, RT_FAIL_NONE, false, 0, 0);
+    chat_link(c->api, c);
+    tg_http_set_on_abort(c->ex, on_abort, c);
+    run_next(c);
+}
+
+/* The client left while ACCEPTED was on its way to disk: answer (nothing
+ * is sent), keep c until the append calls back. */
+static void on_abort_waiting(void *arg) {
+    tg_chat *c = arg;
+    c->gone = true;
+    tg_http_respond(c->ex, 499, "text/plain", "", 0);
+    c->ex = NULL;
+}
+
+static void on_accepted(void *user, int status) {
+    tg_chat *c = user;
+    if (c->gone) {
+        if (status == 0) tg_apij_end(c->api, c->rid, TG_JREC_CANCELLED, "client_gone", NULL);
+        tg_chat_free(c);
         return;
     }
-    chat_link(api, c);
-    tg_http_set_on_abort(c->ex, on_abort, c);
+    if (status != 0) {
+        chat_fail(c, 503, "server_error", "journal_unavailable", NULL,
+                  "the request could not be journaled; nothing was run");
+        return;
+    }
+    c->journaled = true;
+    dispatch(c);
 }
 
 void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
@@ -383,6 +872,7 @@ void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) 
     c->api = api;
     c->ex = ex;
     c->req = req;
+    c->t0_ns = uv_hrtime();
     if (api->draining) {
         chat_fail(c, 503, "server_error", "draining", NULL, "the server is shutting down");
         return;
@@ -398,27 +888,49 @@ void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) 
         .prompt_tokens = -1,
         .max_tokens = c->oai.has_max_tokens ? c->oai.max_tokens : 0,
     };
+    /* tidegate/auto: the policy decides from the request's features and
+     * the last health snapshot (the policy in force now: a reload later
+     * does not change this request's plan). */
+    rt_features feats;
+    const char *m = c->oai.model;
+    /* Without a cloud upstream or a named policy the edge is the only
+     * answer: the fixed rule says so without a score. */
+    bool policy = api->routing_on && (api->routing.path || api->router.n_ups > 0);
+    if (policy && (!m || !*m || !strcmp(m, RT_MODEL_AUTO))) {
+        rt_reqfeat_extract(c->oai.raw,
+                           rt_reqfeat_hint(tg_http_request_header(req, "x-tidegate-hint")), &feats);
+        info.features = &feats;
+        api->dispatch.policy = api->routing.policy;
+        api->dispatch.health = &api->routing.health;
+    }
     if (rt_dispatch_plan(&api->dispatch, &info, &c->plan) < 0) {
         const tg_oai_error *pe = &c->plan.err;
         chat_fail(c, pe->status, pe->type, pe->code, pe->param, pe->message);
         return;
     }
+    c->lp_client = c->oai.logprobs;
+    c->lp_top_client = c->oai.top_logprobs;
     tg_oai_new_id("chatcmpl-", c->id, sizeof c->id);
     c->created = (int64_t)time(NULL);
     c->stream = c->oai.stream;
+    /* Kept here: the request moves into the engine target when it runs. */
     c->include_usage = c->oai.include_usage;
-    c->logprobs = c->oai.logprobs;
     c->exclude_reasoning = c->oai.exclude_reasoning;
+    c->logprobs = c->oai.logprobs;
     c->tools = c->oai.tools_json != NULL;
-    tg_log_debug("chat_plan", "request_id=%s target=%s reason=\"%s\"", req->request_id,
-                 c->plan.targets[0].name, c->plan.reason);
-    /* Only the engine exists today; the cloud target and failover to the
-     * next target on an error before the first token arrive with routing. */
-    switch (c->plan.targets[0].kind) {
-    case RT_TARGET_ENGINE: run_engine(c); return;
-    case RT_TARGET_CLOUD: break;
+    snprintf(c->model_out, sizeof c->model_out, "%s", c->plan.response_model);
+    tg_log_debug("chat_plan", "request_id=%s target=%s n_targets=%zu reason=\"%s\"",
+                 req->request_id, c->plan.targets[0].name, c->plan.n_targets, c->plan.reason);
+    if (!api->journal) {
+        dispatch(c);
+        return;
     }
-    chat_fail(c, 503, "server_error", "cloud_unavailable", "model", "no cloud upstream configured");
+    /* Nothing is dispatched (or promised) before ACCEPTED is durable. */
+    snprintf(c->rid, sizeof c->rid, "%s", req->request_id ? req->request_id : c->id);
+    tg_http_set_on_abort(c->ex, on_abort_waiting, c);
+    if (tg_apij_accept(api, c->rid, "", req->body, req->body_len, on_accepted, c) != 0)
+        chat_fail(c, 503, "server_error", "journal_unavailable", NULL,
+                  "the request could not be journaled; nothing was run");
 }
 
 void tg_api_chat_end_all(tg_api *api, const char *why) {
@@ -427,12 +939,14 @@ void tg_api_chat_end_all(tg_api *api, const char *why) {
         chat_unlink(c);
         rt_engine_detach(c->run);
         c->run = NULL;
-        if (c->started && c->stream) {
+        tg_chat_cloud_cancel(c);
+        if (c->journaled) tg_apij_end(api, c->rid, TG_JREC_FAILED, "server_shutting_down", why);
+        if (c->started) {
             send_stream_error(c, "server_error", "server_shutting_down", why);
             tg_http_stream_end(c->ex);
         } else {
             tg_api_error(api, c->ex, 503, "server_error", "server_shutting_down", NULL, "%s", why);
         }
-        chat_free(c);
+        tg_chat_free(c);
     }
 }

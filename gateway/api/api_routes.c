@@ -9,6 +9,14 @@
 #include "gateway/api/auth.h"
 #include "gateway/api/openai_api.h"
 
+/* The access rule also decides the listener a route is served on:
+ *   ACCESS_OPEN   both listeners, no key (probes)
+ *   ACCESS_API    the API listener only (server.listen), API key when set
+ *   ACCESS_ADMIN  the admin listener only (admin.listen), admin key when
+ *                 set. The API port answers 404 for these whatever the
+ *                 peer, so a reverse proxy in front of the API (whose every
+ *                 client looks like loopback) can never reach them.
+ * A new admin endpoint only needs ACCESS_ADMIN in the table below. */
 typedef enum { ACCESS_OPEN, ACCESS_API, ACCESS_ADMIN } access_rule;
 
 typedef void (*route_fn)(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);
@@ -27,7 +35,9 @@ static void route_readyz(tg_api *api, tg_http_exchange *ex, const tg_http_reques
 static void route_metrics(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);
 static void route_admin(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);
 
-/* Where a request enters: the first entry whose path matches decides. */
+/* Where a request enters: the first entry whose path matches (on the
+ * listener the request came in on) decides. HEAD is answered wherever GET
+ * is (the server sends the head without the body). */
 static const route k_routes[] = {
     {"/v1/chat/completions", false, "POST", tg_api_chat, ACCESS_API},
     {"/v1/models", false, "GET", route_models, ACCESS_API},
@@ -94,8 +104,8 @@ void tg_api_error(tg_api *api, tg_http_exchange *ex, int status, const char *typ
 /* --------------------------------------------------------------- routes -- */
 
 static void route_models(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
-    const char *ids[8], *owners[8];
-    size_t n = rt_dispatch_models(&api->dispatch, ids, owners, 8);
+    const char *ids[RT_MAX_UPSTREAMS + 4], *owners[RT_MAX_UPSTREAMS + 4];
+    size_t n = rt_dispatch_models(&api->dispatch, ids, owners, RT_MAX_UPSTREAMS + 4);
     tg_buf b = TG_BUF_INIT;
     tg_oai_models_json(&b, ids, owners, n, api->started_at);
     tg_http_respond(ex, 200, "application/json", b.data, b.len);
@@ -137,10 +147,8 @@ static void route_metrics(tg_api *api, tg_http_exchange *ex, const tg_http_reque
 }
 
 static void route_admin(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
-    /* Placeholder: /admin/state, /admin/mode and /admin/reload arrive with
-     * the routing issue. Access is already enforced. */
-    tg_api_error(api, ex, 404, "invalid_request_error", "not_found", NULL,
-                 "admin endpoint %.64s does not exist in this build", req->path);
+    /* Access is already enforced; api_admin.c answers. */
+    tg_api_admin(api, ex, req);
 }
 
 /* -------------------------------------------------------------- gauges -- */
@@ -155,7 +163,14 @@ static double g_active_seqs(void *u) {
 }
 static double g_connections(void *u) {
     tg_api *api = u;
-    return api->server ? (double)tg_http_server_active_connections(api->server) : 0;
+    /* Both listeners: the API and the admin one. */
+    size_t n = api->server ? tg_http_server_active_connections(api->server) : 0;
+    if (api->admin_server) n += tg_http_server_active_connections(api->admin_server);
+    return (double)n;
+}
+static double g_buffered(void *u) {
+    tg_api *api = u;
+    return api->server ? (double)tg_http_server_memory_used(api->server) : 0;
 }
 static double g_inflight(void *u) {
     tg_api *api = u;
@@ -167,10 +182,14 @@ void tg_api_register_metrics(tg_api *api) {
                         "Engine jobs waiting for a sequence slot", g_queue_depth, api);
     tg_metrics_gauge_fn(api->metrics, "tidegate_engine_active_sequences",
                         "Engine sequences being decoded", g_active_seqs, api);
-    tg_metrics_gauge_fn(api->metrics, "tidegate_http_active_connections", "Open client connections",
-                        g_connections, api);
+    tg_metrics_gauge_fn(api->metrics, "tidegate_http_active_connections",
+                        "Open client connections (API and admin listeners)", g_connections, api);
     tg_metrics_gauge_fn(api->metrics, "tidegate_chat_inflight", "Chat completions in progress",
                         g_inflight, api);
+    tg_metrics_gauge_fn(api->metrics, "tidegate_http_buffered_bytes",
+                        "Request bodies, unparsed input and unsent output held for API clients "
+                        "(checked against server.memory_budget_bytes)",
+                        g_buffered, api);
 }
 
 /* ------------------------------------------------------------- dispatch -- */
@@ -199,17 +218,54 @@ static bool check_access(tg_api *api, tg_http_exchange *ex, const tg_http_reques
 
 /* The first route whose path matches and whose method fits, or NULL;
  * path_known tells a wrong method (405) from an unknown path (404). */
+static bool served_here(const route *r, const tg_http_request *req) {
+    if (r->access == ACCESS_OPEN) return true;
+    return (r->access == ACCESS_ADMIN) == (req->listener == TG_API_LISTENER_ADMIN);
+}
+
+static bool method_fits(const route *r, const char *method) {
+    if (!r->method || !strcmp(method, r->method)) return true;
+    return !strcmp(method, "HEAD") && !strcmp(r->method, "GET");
+}
+
 static const route *find_route(const tg_http_request *req, bool *path_known) {
     *path_known = false;
     for (size_t i = 0; i < N_ROUTES; i++) {
         const route *r = &k_routes[i];
+        if (!served_here(r, req)) continue;
         bool hit =
             r->prefix ? !strncmp(req->path, r->path, strlen(r->path)) : !strcmp(req->path, r->path);
         if (!hit) continue;
         *path_known = true;
-        if (!r->method || !strcmp(req->method, r->method)) return r;
+        if (method_fits(r, req->method)) return r;
     }
     return NULL;
+}
+
+int tg_api_on_head(void *user, const tg_http_request *req, tg_http_reject *rej) {
+    tg_api *api = user;
+    bool known = false;
+    const route *r = find_route(req, &known);
+    if (!r) return 0; /* 404/405 from the handler; the body limit still holds */
+    const char *tok = req->bearer;
+    size_t toklen = tok ? strlen(tok) : 0;
+    tg_auth_result res = TG_AUTH_ALLOW;
+    if (r->access == ACCESS_API)
+        res = tg_auth_check_bearer(api->cfg, tok, toklen);
+    else if (r->access == ACCESS_ADMIN)
+        res = tg_auth_admin_allowed(api->cfg, tok, toklen, req->peer_is_loopback);
+    if (res == TG_AUTH_ALLOW) return 0;
+    if (res == TG_AUTH_NEED_KEY) {
+        *rej = (tg_http_reject){401, "invalid_api_key",
+                                tok ? "Incorrect API key provided"
+                                    : "You didn't provide an API key: use Authorization: Bearer "
+                                      "<key>",
+                                "Bearer"};
+    } else {
+        *rej = (tg_http_reject){403, "forbidden",
+                                "this endpoint is only available to admin clients", NULL};
+    }
+    return rej->status;
 }
 
 void tg_api_handle(tg_http_exchange *ex, const tg_http_request *req, void *user) {
@@ -222,9 +278,11 @@ void tg_api_handle(tg_http_exchange *ex, const tg_http_request *req, void *user)
             char allow[64] = "";
             for (size_t i = 0; i < N_ROUTES; i++)
                 if (!k_routes[i].prefix && !strcmp(req->path, k_routes[i].path) &&
-                    k_routes[i].method) {
+                    k_routes[i].method && served_here(&k_routes[i], req)) {
                     if (allow[0]) strncat(allow, ", ", sizeof allow - strlen(allow) - 1);
                     strncat(allow, k_routes[i].method, sizeof allow - strlen(allow) - 1);
+                    if (!strcmp(k_routes[i].method, "GET"))
+                        strncat(allow, ", HEAD", sizeof allow - strlen(allow) - 1);
                 }
             tg_http_add_header(ex, "Allow", allow);
             tg_api_error(api, ex, 405, "invalid_request_error", "method_not_allowed", NULL,

@@ -7,7 +7,8 @@
  *   GET  /healthz               process alive
  *   GET  /readyz                engine loaded and not draining (else 503)
  *   GET  /metrics               Prometheus text (admin key or loopback)
- *   *    /admin/...             admin access rule; endpoints arrive later
+ *   GET  /admin/state           mode, breakers, upstream RTT/success (api_admin.c)
+ *   POST /admin/mode            {"mode": "offline|edge-only|cloud-only|auto"}
  *
  * All state the handlers share lives in one tg_api, owned by gateway.c and
  * touched only on the loop thread. */
@@ -23,6 +24,7 @@
 #include "config/config.h"
 #include "gateway/http/http_server.h"
 #include "gateway/metrics.h"
+#include "gateway/routing.h"
 #include "router/dispatch.h"
 #include "router/engine_target.h"
 
@@ -31,12 +33,29 @@ typedef struct tg_chat tg_chat; /* one in-flight chat completion (api_chat.c) */
 typedef struct tg_api {
     uv_loop_t *loop;
     const tg_config *cfg;
-    tg_http_server *server; /* set once listening */
+    tg_http_server *server;       /* set once listening */
+    tg_http_server *admin_server; /* the admin listener (admin.listen) */
 
     /* The router: dispatch and the engine target (model, tokenizer,
      * scheduler, bridge, prompts in preparation). */
     rt_dispatch_ctx dispatch;
     rt_engine engine;
+    /* Upstreams, breakers, connectivity mode (router/router.h); router_on
+     * once initialized (api_admin.c: tg_api_router_start). */
+    rt_router router;
+    bool router_on;
+    /* The routing policy (hot reload), device health, routing metrics
+     * (gateway/routing.h); started with the router. */
+    tg_routing routing;
+    bool routing_on;
+    struct {
+        tg_metric *decisions;        /* {route}: who produced the first token */
+        tg_metric *failovers;        /* {cause,phase} */
+        tg_metric *failover_seconds; /* {phase}: fault to first fallback token */
+        tg_metric *breaker;          /* {target,to}: breaker transitions */
+        tg_metric *mode_changes;     /* {to} */
+        tg_metric *cloud_ttfb;       /* {route}: upstream time to first byte */
+    } rtm;
 
     tg_metrics *metrics;
     tg_metrics_std std;
@@ -44,9 +63,18 @@ typedef struct tg_api {
     bool draining;      /* SIGTERM seen: /readyz 503, new chats 503 */
     int64_t started_at; /* unix seconds, the models' "created" */
 
-    tg_chat *chats; /* live chat completions (for shutdown) */
+    tg_chat *chats;             /* live chat completions (for shutdown) */
+    struct tg_journal *journal; /* request journal (api_journal.c), or NULL: off */
     size_t n_chats;
 } tg_api;
+
+/* tg_http_opts.listener values: which listener a request came in on. */
+enum { TG_API_LISTENER_PUBLIC = 0, TG_API_LISTENER_ADMIN = 1 };
+
+/* The servers' on_head hook (user = the tg_api): the route's access rule,
+ * applied once the head is read, so a request without the right key gets
+ * 401/403 before its body is read or 100 Continue is sent. */
+int tg_api_on_head(void *user, const tg_http_request *req, tg_http_reject *rej);
 
 /* The tg_http_handler for the server; user is the tg_api. */
 void tg_api_handle(tg_http_exchange *ex, const tg_http_request *req, void *user);
@@ -68,6 +96,11 @@ void tg_api_register_metrics(tg_api *api);
  * JSON null. */
 void tg_api_error(tg_api *api, tg_http_exchange *ex, int status, const char *type, const char *code,
                   const char *param, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+
+/* api_admin.c: /admin/state, /admin/mode; router start/stop and its metrics. */
+void tg_api_admin(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);
+int tg_api_router_start(tg_api *api, char *err, size_t errlen);
+void tg_api_router_stop(tg_api *api);
 
 /* api_chat.c */
 void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);

@@ -61,7 +61,11 @@ void tg_http_conn_ref(tg_http_conn *c) {
 void tg_http_conn_unref(tg_http_conn *c) {
     if (--c->refs > 0) return;
     if (c->cur) tg_http_ex_free(c->cur); /* never dispatched (half-read request) */
+    c->srv->mem_used -= c->mem;
+    c->mem = 0;
     tg_buf_free(&c->in);
+    tg_buf_free(&c->out);
+    tg_buf_free(&c->flying);
     tg_buf_free(&c->field);
     tg_buf_free(&c->value);
     if (c->ssl) SSL_free(c->ssl); /* frees both BIOs */
@@ -115,12 +119,6 @@ void tg_http_conn_close(tg_http_conn *c) {
 
 /* ------------------------------------------------------------- output -- */
 
-typedef struct {
-    uv_write_t req;
-    tg_http_conn *conn;
-    char data[];
-} conn_wreq;
-
 static void on_write_timeout(uv_timer_t *t) {
     tg_http_conn *c = t->data;
     tg_log_warn("http_write_stall", "peer=%s queued=%zu", c->peer, tg_http_conn_write_queue(c));
@@ -132,21 +130,74 @@ static void on_write_timeout(uv_timer_t *t) {
  * writing to a client that stopped reading would never be cut off. */
 static void write_timer_update(tg_http_conn *c, bool progress) {
     if (c->closing || c->fake) return;
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0)
+    if (tg_http_conn_write_queue(c) == 0)
         uv_timer_stop(&c->write_timer);
     else if (progress || !uv_is_active((uv_handle_t *)&c->write_timer))
         uv_timer_start(&c->write_timer, on_write_timeout, c->srv->o.write_timeout_ms, 0);
 }
 
+void tg_http_conn_account(tg_http_conn *c) {
+    size_t m = c->in.len + c->out.len + c->flying.len + (c->cur ? c->cur->body.len : 0);
+    c->srv->mem_used = c->srv->mem_used - c->mem + m;
+    c->mem = m;
+}
+
+static bool output_over_limit(const tg_http_conn *c) {
+    return tg_http_conn_write_queue(c) > c->srv->o.conn_buffer_limit;
+}
+
+static void on_write(uv_write_t *req, int status);
+static void do_shutdown(tg_http_conn *c);
+
+/* Hands `out` to libuv (when nothing is in flight): the buffers swap. */
+static int flush(tg_http_conn *c) {
+    if (c->writing || c->out.len == 0 || c->closing) return 0;
+    tg_buf t = c->flying;
+    c->flying = c->out;
+    c->out = t;
+    tg_buf_clear(&c->out);
+    c->writing = true;
+    c->wreq.data = c;
+    uv_buf_t b = uv_buf_init(c->flying.data, (unsigned)c->flying.len);
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
+        c->writing = false;
+        tg_http_conn_close(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* Large buffers are not kept around once drained: an idle connection
+ * should cost little. */
+static void buf_trim(tg_buf *b) {
+    if (b->len == 0 && b->cap > (64u << 10)) tg_buf_free(b);
+}
+
 static void on_write(uv_write_t *req, int status) {
-    conn_wreq *w = (conn_wreq *)req;
-    tg_http_conn *c = w->conn;
-    free(w);
+    tg_http_conn *c = req->data;
+    c->writing = false;
+    tg_buf_clear(&c->flying);
+    buf_trim(&c->flying);
+    if (c->closing) {
+        tg_http_conn_account(c);
+        return;
+    }
     if (status < 0) {
         tg_http_conn_close(c);
         return;
     }
+    if (flush(c) != 0) return;
+    tg_http_conn_account(c);
+    if (c->shutdown_pending && c->out.len == 0) do_shutdown(c);
     write_timer_update(c, true);
+    /* Under the output bound again: pipelined input waiting (or a paused
+     * read) may go on. */
+    if (!c->closing && !output_over_limit(c) && c->phase != TG_CONN_LINGER) {
+        if (c->phase != TG_CONN_DISPATCHED && c->in.len)
+            tg_http_conn_process(c);
+        else if (c->phase != TG_CONN_DISPATCHED || !c->reading)
+            conn_read_resume(c);
+    }
 }
 
 int tg_http_conn_send_raw(tg_http_conn *c, const char *data, size_t len) {
@@ -156,17 +207,9 @@ int tg_http_conn_send_raw(tg_http_conn *c, const char *data, size_t len) {
         if (c->sink) tg_buf_append(c->sink, data, len);
         return 0;
     }
-    conn_wreq *w = malloc(sizeof *w + len);
-    if (!w) abort();
-    w->conn = c;
-    memcpy(w->data, data, len);
-    uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
-    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
-    if (rc < 0) {
-        free(w);
-        tg_http_conn_close(c);
-        return -1;
-    }
+    tg_buf_append(&c->out, data, len);
+    if (flush(c) != 0) return -1;
+    tg_http_conn_account(c);
     write_timer_update(c, false);
     return 0;
 }
@@ -179,7 +222,7 @@ int tg_http_conn_send(tg_http_conn *c, const char *data, size_t len) {
 
 size_t tg_http_conn_write_queue(const tg_http_conn *c) {
     if (c->closing || c->fake) return 0;
-    return uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp);
+    return c->out.len + c->flying.len;
 }
 
 /* ------------------------------------------------------------- timers -- */
@@ -213,6 +256,31 @@ static void read_timer_set(tg_http_conn *c, uint64_t ms) {
 
 /* ---------------------------------------------------------- parsing --- */
 
+/* RFC 9112 5.2: obs-fold (a header line starting with SP or HTAB) must be
+ * rejected; a folded Content-Length or Transfer-Encoding could frame the
+ * message differently here and in a proxy. Scans the head bytes as they
+ * are fed, up to the blank line that ends the head. */
+enum { HS_START = 0, HS_LINE, HS_LF, HS_CR, HS_DONE };
+static int head_scan(tg_http_conn *c, const char *d, size_t n) {
+    for (size_t i = 0; i < n && c->hscan != HS_DONE; i++) {
+        char ch = d[i];
+        switch (c->hscan) {
+        case HS_START: /* empty lines before a request line are tolerated */
+            if (ch != '\r' && ch != '\n') c->hscan = HS_LINE;
+            break;
+        case HS_LINE:
+            if (ch == '\n') c->hscan = HS_LF;
+            break;
+        case HS_LF: /* start of a header line */
+            if (ch == ' ' || ch == '\t') return -1;
+            c->hscan = ch == '\r' ? HS_CR : ch == '\n' ? HS_DONE : HS_LINE;
+            break;
+        case HS_CR: c->hscan = ch == '\n' ? HS_DONE : HS_LINE; break;
+        }
+    }
+    return 0;
+}
+
 static tg_http_conn *P(llhttp_t *p) {
     return p->data;
 }
@@ -227,6 +295,15 @@ static int parse_fail(tg_http_conn *c, int status, const char *code, const char 
     return -1;
 }
 
+/* Past the global memory budget: 503 + Retry-After, connection closed. */
+static int budget_fail(tg_http_conn *c) {
+    if (c->cur && !c->err_status) tg_http_add_header(c->cur, "Retry-After", "1");
+    tg_log_warn("http_memory_budget", "peer=%s used=%zu budget=%zu", c->peer, c->srv->mem_used,
+                c->srv->o.memory_budget);
+    return parse_fail(c, 503, "memory_budget_exceeded",
+                      "the server is over its memory budget, retry later");
+}
+
 static int on_message_begin(llhttp_t *p) {
     tg_http_conn *c = P(p);
     if (!c->cur) c->cur = tg_http_ex_new(c);
@@ -235,7 +312,10 @@ static int on_message_begin(llhttp_t *p) {
     c->in_value = false;
     tg_buf_clear(&c->field);
     tg_buf_clear(&c->value);
-    read_timer_set(c, c->srv->o.header_timeout_ms);
+    /* The head deadline: from the first byte, or for a connection's first
+     * request from the accept (already running). */
+    if (!c->first_head) read_timer_set(c, c->srv->o.header_timeout_ms);
+    c->first_head = false;
     return 0;
 }
 
@@ -325,6 +405,15 @@ static int finish_head(tg_http_conn *c) {
     r->headers = ex->headers;
     r->n_headers = ex->n_headers;
 
+    /* RFC 9112 3.2: HTTP/1.1 needs exactly one Host; two are never valid
+     * (a proxy and we could pick different ones). */
+    int hosts = 0;
+    for (size_t i = 0; i < ex->n_headers; i++)
+        hosts += strcmp(ex->headers[i].name, "host") == 0;
+    if (hosts > 1) return parse_fail(c, 400, "bad_request", "more than one Host header");
+    if (hosts == 0 && p->http_minor >= 1)
+        return parse_fail(c, 400, "bad_request", "HTTP/1.1 request without a Host header");
+
     const char *rid = tg_http_request_header(r, "x-request-id");
     if (rid && tg_reqid_sanitize_client(rid, strlen(rid), ex->client_id, sizeof ex->client_id))
         r->client_request_id = ex->client_id;
@@ -352,10 +441,24 @@ static int on_headers_complete(llhttp_t *p) {
     tg_http_conn *c = P(p);
     if (finish_head(c) != 0) return -1;
     tg_http_exchange *ex = c->cur;
-    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->srv->o.max_body_bytes)
+    tg_http_server *s = c->srv;
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > s->o.max_body_bytes)
         return parse_fail(c, 413, "request_too_large", "request body too large");
+    /* Access is decided here, before a body byte is read or 100 Continue
+     * is sent: a keyless client cannot make us hold its body. */
+    if (s->o.on_head) {
+        tg_http_reject rej = {0};
+        if (s->o.on_head(s->o.on_head_user, &ex->req, &rej) != 0) {
+            if (rej.www_authenticate)
+                tg_http_add_header(ex, "WWW-Authenticate", rej.www_authenticate);
+            return parse_fail(c, rej.status ? rej.status : 403, rej.code ? rej.code : "forbidden",
+                              rej.message ? rej.message : "request refused");
+        }
+    }
+    uint64_t want = (p->flags & F_CONTENT_LENGTH) ? p->content_length : 0;
+    if (s->mem_used + want > s->o.memory_budget) return budget_fail(c);
     c->phase = TG_CONN_BODY;
-    read_timer_set(c, c->srv->o.body_timeout_ms);
+    read_timer_set(c, s->o.body_timeout_ms); /* a deadline for the whole body */
     bool has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length);
     if (ex->expect_continue && has_body) {
         static const char k100[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -369,8 +472,9 @@ static int on_body(llhttp_t *p, const char *at, size_t n) {
     tg_http_exchange *ex = c->cur;
     if (n > c->srv->o.max_body_bytes - ex->body.len)
         return parse_fail(c, 413, "request_too_large", "request body too large");
+    if (c->srv->mem_used + n > c->srv->o.memory_budget) return budget_fail(c);
     tg_buf_append(&ex->body, at, n);
-    read_timer_set(c, c->srv->o.body_timeout_ms); /* the body timeout is for silence */
+    tg_http_conn_account(c);
     return 0;
 }
 
@@ -457,7 +561,7 @@ void tg_http_conn_process(tg_http_conn *c) {
     c->in_process = true;
     tg_http_conn_ref(c);
     while (!c->closing && c->phase != TG_CONN_DISPATCHED && c->phase != TG_CONN_LINGER &&
-           c->in.len > 0) {
+           c->in.len > 0 && !output_over_limit(c)) {
         size_t n = c->in.len;
         bool in_head = c->phase == TG_CONN_IDLE || c->phase == TG_CONN_HEAD;
         if (in_head) {
@@ -469,6 +573,11 @@ void tg_http_conn_process(tg_http_conn *c) {
                 break;
             }
             if (n > budget) n = budget;
+            if (head_scan(c, c->in.data, n) != 0) {
+                fail_current(c, 400, "bad_request",
+                             "obsolete line folding (obs-fold) in the request head");
+                break;
+            }
         }
         long used = feed(c, c->in.data, n);
         if (used < 0) break;
@@ -477,6 +586,7 @@ void tg_http_conn_process(tg_http_conn *c) {
         if (c->message_done) dispatch(c); /* may end at once and loop on */
     }
     c->in_process = false;
+    tg_http_conn_account(c);
     if (!c->closing && !c->fake) conn_read_resume(c);
     tg_http_conn_unref(c);
 }
@@ -484,6 +594,8 @@ void tg_http_conn_process(tg_http_conn *c) {
 /* Resets per-request state; the parser itself continues (keep-alive). */
 void tg_http_conn_exchange_done(tg_http_conn *c, bool keep_alive) {
     c->cur = NULL;
+    c->hscan = 0;
+    tg_http_conn_account(c);
     if (c->closing) return;
     if (!keep_alive) {
         tg_http_conn_close_after_write(c);
@@ -523,6 +635,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     } else {
         tg_buf_append(&c->in, buf->base, (size_t)nread);
     }
+    tg_http_conn_account(c);
     if (c->closing) return;
     if (c->phase == TG_CONN_DISPATCHED) {
         conn_read_resume(c); /* may pause reading if too much is buffered */
@@ -533,7 +646,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
 
 /* Reads while the buffer has room; a full buffer pauses the client. */
 static void conn_read_resume(tg_http_conn *c) {
-    bool want = c->in.len < TG_CONN_INBUF_MAX;
+    bool want = c->in.len < TG_CONN_INBUF_MAX && !output_over_limit(c);
     if (want && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = true;
     } else if (!want && c->reading) {
@@ -567,6 +680,7 @@ void tg_http_conn_start(tg_http_conn *c) {
     }
     /* A new connection must deliver its first request head promptly. */
     c->phase = TG_CONN_IDLE;
+    c->first_head = true;
     read_timer_set(c, s->o.header_timeout_ms);
     conn_read_resume(c);
 }
@@ -598,8 +712,17 @@ void tg_http_conn_close_after_write(tg_http_conn *c) {
     uv_timer_stop(&c->read_timer);
     if (c->ssl) tg_http_tls_shutdown(c);
     if (c->closing) return;
+    /* uv_shutdown waits for writes already handed to libuv; what is still
+     * in `out` goes first (on_write shuts down once it is handed over). */
+    if (c->out.len)
+        c->shutdown_pending = true;
+    else
+        do_shutdown(c);
+}
+
+static void do_shutdown(tg_http_conn *c) {
+    c->shutdown_pending = false;
     c->shut_req.data = c;
-    /* uv_shutdown waits for queued writes (the response) first. */
     if (uv_shutdown(&c->shut_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) tg_http_conn_close(c);
 }
 

@@ -72,10 +72,21 @@ struct tg_http_conn {
 
     llhttp_t parser;
     tg_conn_phase phase;
-    tg_buf in;            /* plaintext received and not yet parsed */
-    size_t head_bytes;    /* raw bytes fed while reading the current head */
-    size_t trailer_bytes; /* chunked trailers count against the head limit */
-    tg_buf field, value;  /* header being assembled */
+    tg_buf in; /* plaintext received and not yet parsed */
+    /* Output: one buffer chain of two. `out` collects what is sent while
+     * `flying` is being written by libuv (one uv_write at a time); when it
+     * completes the two swap, so a connection holds two buffers whose sizes
+     * follow its unsent bytes, not one allocation per send. */
+    tg_buf out, flying;
+    uv_write_t wreq;
+    bool writing;          /* wreq in flight with `flying` */
+    bool shutdown_pending; /* close_after_write waits for `out` to be handed over */
+    size_t mem;            /* bytes this conn counts in srv->mem_used */
+    int hscan;             /* obs-fold scanner state for the head being read */
+    bool first_head;       /* the first request's head deadline runs from accept */
+    size_t head_bytes;     /* raw bytes fed while reading the current head */
+    size_t trailer_bytes;  /* chunked trailers count against the head limit */
+    tg_buf field, value;   /* header being assembled */
     bool in_value;
     bool message_done; /* on_message_complete fired, dispatch pending */
     tg_http_exchange *cur;
@@ -121,6 +132,7 @@ struct tg_http_server {
     size_t n_active; /* counted (not rejected) connections with an open socket */
     size_t n_rejected_open;
     size_t n_inflight;
+    size_t mem_used; /* sum of every conn's mem: checked against o.memory_budget */
     uint64_t total_conns, total_rejected, total_requests;
 
     void (*done)(void *);
@@ -143,6 +155,8 @@ void tg_http_conn_process(tg_http_conn *c);
 /* The current exchange ended: next request or close. */
 void tg_http_conn_exchange_done(tg_http_conn *c, bool keep_alive);
 size_t tg_http_conn_write_queue(const tg_http_conn *c);
+/* Recounts c's buffered bytes in the server's memory budget. */
+void tg_http_conn_account(tg_http_conn *c);
 
 /* http_response.c */
 tg_http_exchange *tg_http_ex_new(tg_http_conn *c);

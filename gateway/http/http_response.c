@@ -22,6 +22,7 @@ tg_http_exchange *tg_http_ex_new(tg_http_conn *c) {
     ex->req.request_id = ex->reqid;
     ex->req.peer_addr = c->peer;
     ex->req.peer_is_loopback = c->loopback;
+    ex->req.listener = c->srv->o.listener;
     ex->req.start_ns = uv_hrtime();
     ex->req.method = "-";
     ex->req.path = "-";

@@ -24,6 +24,8 @@ void tg_http_opts_defaults(tg_http_opts *o) {
     if (!o->idle_timeout_ms) o->idle_timeout_ms = TG_DEFAULT_IDLE_TIMEOUT_MS;
     if (!o->write_timeout_ms) o->write_timeout_ms = TG_DEFAULT_WRITE_TIMEOUT_MS;
     if (o->backlog <= 0) o->backlog = TG_DEFAULT_BACKLOG;
+    if (!o->conn_buffer_limit) o->conn_buffer_limit = 1u << 20;
+    if (!o->memory_budget) o->memory_budget = 256u << 20;
 }
 
 /* The server is freed once nothing refers to it: listener closed, every
@@ -200,6 +202,9 @@ size_t tg_http_server_active_connections(const tg_http_server *s) {
 }
 size_t tg_http_server_inflight(const tg_http_server *s) {
     return s->n_inflight;
+}
+size_t tg_http_server_memory_used(const tg_http_server *s) {
+    return s->mem_used;
 }
 uint64_t tg_http_server_total_connections(const tg_http_server *s) {
     return s->total_conns;

@@ -70,6 +70,7 @@ typedef struct {
     const char *peer_addr; /* client IP as text */
     bool peer_is_loopback;
     int http_minor;    /* 0 for HTTP/1.0, 1 for HTTP/1.1 */
+    int listener;      /* tg_http_opts.listener of the server that read it */
     uint64_t start_ns; /* uv_hrtime() when the request's first byte arrived */
 } tg_http_request;
 
@@ -101,22 +102,53 @@ typedef void (*tg_http_done_fn)(void *user, const tg_http_done *d);
 typedef const char *(*tg_http_error_fn)(tg_buf *out, int status, const char *code,
                                         const char *message);
 
+/* A request refused at the end of its head (tg_http_opts.on_head). */
+typedef struct tg_http_reject {
+    int status;                   /* 401, 403, ... */
+    const char *code;             /* OpenAI error code ("invalid_api_key") */
+    const char *message;          /* static text */
+    const char *www_authenticate; /* value of WWW-Authenticate, or NULL */
+} tg_http_reject;
+
 /* Zero fields mean the defaults (tg_http_opts_defaults fills them from
  * common/tg_defaults.h, the table the config starts from too). */
 typedef struct {
-    const char *host;           /* "127.0.0.1", "::", "0.0.0.0", "::1"; default 127.0.0.1 */
-    int port;                   /* 0 = ephemeral (see tg_http_server_port) */
-    size_t max_body_bytes;      /* default 1 MiB */
-    size_t max_header_bytes;    /* request line + headers; default 16 KiB */
-    size_t max_headers;         /* default 64 */
-    int max_connections;        /* default 1024; beyond: 503 then close */
-    uint64_t header_timeout_ms; /* whole request head must arrive; default 10 s */
-    uint64_t body_timeout_ms;   /* max silence while reading a body; default 30 s */
+    const char *host;        /* "127.0.0.1", "::", "0.0.0.0", "::1"; default 127.0.0.1 */
+    int port;                /* 0 = ephemeral (see tg_http_server_port) */
+    size_t max_body_bytes;   /* default 1 MiB */
+    size_t max_header_bytes; /* request line + headers; default 16 KiB */
+    size_t max_headers;      /* default 64 */
+    int max_connections;     /* default 1024; beyond: 503 then close */
+    /* Deadlines, not silence timers: a head must be complete header_timeout_ms
+     * after its first byte (for a connection's first request: after the
+     * accept), a body body_timeout_ms after its head; trickling bytes does
+     * not extend them. Past one: 408, then close. */
+    uint64_t header_timeout_ms; /* default 10 s */
+    uint64_t body_timeout_ms;   /* default 30 s */
     uint64_t idle_timeout_ms;   /* idle keep-alive connection; default 60 s */
     uint64_t write_timeout_ms;  /* client not draining our writes; default 30 s */
     const char *tls_cert_file;  /* PEM; both set = TLS on the listener */
     const char *tls_key_file;
     int backlog; /* listen backlog; default 511 */
+    /* Output bound: while a connection's unsent output is over this, its
+     * next pipelined request is neither parsed nor dispatched and reading
+     * from it pauses (a streaming response still writes). Default 1 MiB. */
+    size_t conn_buffer_limit;
+    /* Global budget: request bodies + unparsed input + unsent output of
+     * every connection of this server. A request arriving past it gets 503
+     * + Retry-After (and the connection closes) instead of the process
+     * growing. Default 256 MiB. */
+    size_t memory_budget;
+    /* Copied into every tg_http_request.listener (tells the API which of
+     * its listeners a request came in on). */
+    int listener;
+    /* Optional: called once a request's head is complete, before any body
+     * byte is read and before 100 Continue. Returns 0 to go on, or fills
+     * *rej and returns its status: the server then answers it as error JSON
+     * and closes the connection without reading the body. Must not call
+     * back into the server. */
+    int (*on_head)(void *user, const tg_http_request *req, struct tg_http_reject *rej);
+    void *on_head_user;
     /* Optional: called on the loop thread when an exchange ends, right after
      * its access-log line (metrics). Must not call back into the exchange. */
     tg_http_done_fn on_response;
@@ -154,6 +186,9 @@ int tg_http_server_port(const tg_http_server *s);
 size_t tg_http_server_active_connections(const tg_http_server *s);
 /* Exchanges handed to the handler and not yet ended. */
 size_t tg_http_server_inflight(const tg_http_server *s);
+/* Bytes counted against memory_budget right now (bodies, unparsed input,
+ * unsent output). */
+size_t tg_http_server_memory_used(const tg_http_server *s);
 /* Totals since start (for metrics): accepted connections, rejected by the
  * connection limit, requests dispatched to the handler. */
 uint64_t tg_http_server_total_connections(const tg_http_server *s);

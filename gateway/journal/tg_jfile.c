@@ -184,8 +184,8 @@ static void quarantine(jfile *f, uint64_t no) {
     seg_name(a, sizeof a, no);
     snprintf(b, sizeof b, "%s.bad", a);
     if (renameat(f->dirfd, a, f->dirfd, b) != 0)
-        tg_log_write(TG_LOG_ERROR, "journal_quarantine_failed",
-                     "\"segment\":\"%s\",\"error\":\"%s\"", a, strerror(errno));
+        tg_log_write(TG_LOG_ERROR, "journal_quarantine_failed", "segment=%s error=\"%s\"", a,
+                     strerror(errno));
 }
 
 /* Reads every segment, rebuilds the index, repairs the tail (unless
@@ -321,9 +321,8 @@ static int recover(jfile *f, tg_jfile_report *r, uint64_t *max_no, char *err, si
                 }
                 if (wfd >= 0) close(wfd);
                 tg_log_write(TG_LOG_WARN, "journal_tail_cut",
-                             "\"segment\":\"%s\",\"offset\":%" PRIu64 ",\"bytes\":%" PRIu64
-                             ",\"torn\":%s",
-                             name, bad_off, r->torn_bytes, is_short ? "true" : "false");
+                             "segment=%s offset=%" PRIu64 " bytes=%" PRIu64 " torn=%s", name,
+                             bad_off, r->torn_bytes, is_short ? "true" : "false");
             }
         }
         if (!f->ro && !rc) {
@@ -461,7 +460,7 @@ static void *writer_main(void *arg) {
         if (!st) st = write_batch(f, &batch, list, &sticky);
         tg_buf_clear(&batch);
         if (st)
-            tg_log_write(TG_LOG_ERROR, "journal_write_failed", "\"error\":\"%s\",\"sticky\":%s",
+            tg_log_write(TG_LOG_ERROR, "journal_write_failed", "error=\"%s\" sticky=%s",
                          strerror(-st), sticky ? "true" : "false");
 
         pthread_mutex_lock(&f->mu);

@@ -7,6 +7,7 @@ leave the machine; the gateway reaches the cloud through the fault proxy on
 127.0.0.1.
 """
 
+import contextlib
 import http.client
 import json
 import os
@@ -159,9 +160,6 @@ class Proxy:
 class Gateway:
     """The real `tidegate serve`, restartable on the same ports."""
 
-    LISTEN_RE = re.compile(r"listening addr=\S+ port=(\d+)")
-    ADMIN_RE = re.compile(r"admin\S* listening addr=\S+ port=(\d+)|listening addr=\S+ port=(\d+)\S* .*admin")
-
     def __init__(self, bin_, model, out, mock_ca, proxy, policy_src, log):
         self.bin, self.model, self.out, self.log = bin_, model, out, log
         self.mock_ca, self.proxy = mock_ca, proxy
@@ -186,10 +184,16 @@ class Gateway:
             self.bin, "serve", "--listen", "127.0.0.1:%d" % self.fixed_port, "-m", self.model,
             "--threads", "1", "--cloud-url", "https://127.0.0.1:%d/v1" % self.proxy.port,
             "--cloud-model", "mock-model", "--cloud-key-env", "DRILL_CLOUD_KEY",
-            "--ca-file", self.mock_ca, "--journal-dir", self.journal, "--policy", self.policy]
-        if self.admin_port:
-            cmd += ["--admin-listen", "127.0.0.1:%d" % self.admin_port]
+            "--ca-file", self.mock_ca]
+        helptext = self._help()
+        for flag, val in (("--journal-dir", self.journal), ("--policy", self.policy)):
+            if flag in helptext:
+                cmd += [flag, val]
+            elif self.starts == 1:
+                self.log("note: this tidegate has no %s" % flag)
         env = dict(os.environ, DRILL_CLOUD_KEY="sk-drill-secret", TIDEGATE_LOG="info")
+        if self.admin_port and self.admin_port != self.fixed_port:
+            env["TIDEGATE_ADMIN_LISTEN"] = "127.0.0.1:%d" % self.admin_port
         self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env)
         end = time.time() + 60
         port = admin = None
@@ -211,6 +215,11 @@ class Gateway:
         self.admin_port = admin or self.admin_port or port
         self.port = port
         self.log("gateway #%d up: api port %d, admin port %d" % (self.starts, port, self.admin_port))
+
+    def _help(self):
+        r = subprocess.run([self.bin, "serve", "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True)
+        return r.stdout
 
     def kill9(self):
         self.port = None
@@ -318,22 +327,16 @@ class Env:
     def heal(self):
         """After the schedule: every fault off, every process up."""
         self.net.link(True)
-        try:
+        with contextlib.suppress(DrillError, OSError):
             self.proxy.ctl("clear")
-        except (DrillError, OSError):
-            pass
         if not self.mock.proc or self.mock.proc.poll() is not None:
             self.mock.start()
-        try:
+        with contextlib.suppress(DrillError, OSError):
             self.mock.fault("none")
-        except (DrillError, OSError):
-            pass
         if not self.gateway.proc or self.gateway.proc.poll() is not None:
             self.gateway.start()
-        try:
+        with contextlib.suppress(DrillError):
             self.gateway.admin_post("/admin/mode", {"mode": "auto"})
-        except DrillError:
-            pass
 
     def down(self):
         self.gateway.stop()

@@ -93,7 +93,7 @@ def _parse_sse(resp):
 
 class LoadGen:
     def __init__(self, gw, rate, duration, seed, stream_share=0.5, complex_share=0.3,
-                 concurrency=24, request_deadline=120.0, api_key=None):
+                 concurrency=24, request_deadline=120.0, api_key=None, cloud_model_share=0.0):
         self.gw = gw  # object with .host, .port (may change across restarts)
         self.rate = rate
         self.duration = duration
@@ -101,6 +101,7 @@ class LoadGen:
         self.seed = seed
         self.stream_share = stream_share
         self.complex_share = complex_share
+        self.cloud_model_share = cloud_model_share
         self.pool = ThreadPoolExecutor(max_workers=concurrency)
         self.deadline = request_deadline
         self.api_key = api_key
@@ -112,7 +113,7 @@ class LoadGen:
     # ---- one request, with retries under the same key ----
     def _attempt(self, entry):
         body = {
-            "model": "tidegate/auto",
+            "model": entry["model"],
             "messages": [{"role": "user", "content": entry["prompt"]}],
             "max_tokens": entry["max_tokens"],
             "stream": entry["stream"],
@@ -236,6 +237,9 @@ class LoadGen:
             "stream": self.rng.random() < self.stream_share,
             "prompt": self.rng.choice(prompts),
             "max_tokens": 24 if cx else 12,
+            # tidegate/auto lets the policy choose; tidegate/cloud asks for the
+            # cloud first (edge fallback), so cloud faults always meet traffic
+            "model": "tidegate/cloud" if self.rng.random() < self.cloud_model_share else "tidegate/auto",
             "attempts": [],
         }
 

@@ -213,8 +213,7 @@ def verify(env, load, runner, sched, out, log):
         fo_rows.append({"cause": cause, "n": len(xs), "p50_ms": _pct(xs, 50), "p99_ms": _pct(xs, 99),
                         "max_ms": mx, "budget_ms": b, "ok": ok})
     # 4. every fault felt by the gateway
-    samples = env_samples = getattr(load, "sampler_samples", None)
-    samples = env_samples if env_samples is not None else []
+    samples = getattr(load, "sampler_samples", None) or []
     evid_rows, evid_ok = [], True
     for ap in runner.applied:
         checks = _evidence_checks(ap["fault"])
@@ -288,22 +287,22 @@ def _timeline(entries, applied, samples, out):
     gp = os.path.join(out, "timeline.gp")
     ymax = max([r["edge"] + r["cloud"] + r["failed"] for r in rows] + [1]) + 2
     with open(gp, "w") as f:
-        f.write('set terminal pngcairo size 1400,520 font "sans,10"\n' if _has_cairo() else
-                "set terminal png size 1400,520\n")
+        f.write('set terminal pngcairo noenhanced size 1400,520 font "sans,10"\n' if _has_cairo() else
+                "set terminal png noenhanced size 1400,520\n")
         f.write('set output "%s"\n' % os.path.join(out, "timeline.png"))
         f.write('set datafile separator ","\nset key outside top center horizontal\n')
-        f.write('set xlabel "seconds"\nset ylabel "answers per second"\nset yrange [0:%d]\n' % (ymax + 3))
+        f.write('set xlabel "seconds"\nset ylabel "answers per second"\nset yrange [0:%d]\n' % (ymax + 8))
         f.write('set title "tidegate chaos drill: where requests went while faults were injected"\n')
         for i, ap in enumerate(applied):
             f.write('set object %d rect from %g,0 to %g,%d fc rgb "#%s" fs solid 0.25 noborder\n'
-                    % (i + 1, ap["at"], max(ap["end"], ap["at"] + 0.5), ymax + 3,
+                    % (i + 1, ap["at"], max(ap["end"], ap["at"] + 0.5), ymax + 8,
                        ["f4a261", "e76f51", "2a9d8f", "8ab17d", "b5838d", "6d6875"][i % 6]))
-            f.write('set label %d "%s" at %g,%g rotate by 90 font ",8"\n'
-                    % (i + 1, ap["fault"], ap["at"] + 0.2, ymax - 0.5))
+            f.write('set label %d "%s" at %g,%g rotate by 90 right font ",8"\n'
+                    % (i + 1, ap["fault"], ap["at"] + 0.3, ymax + 7.5))
         f.write('plot "%s" using 1:2 skip 1 with steps lw 2 lc rgb "#1d3557" title "edge", '
                 '"" using 1:3 skip 1 with steps lw 2 lc rgb "#e63946" title "cloud", '
                 '"" using 1:4 skip 1 with impulses lw 3 lc rgb "black" title "failed", '
-                '"" using 1:5 skip 1 with points pt 7 lc rgb "#ffb703" title "mid-stream failover"\n'
+                '"" using 1:($5>0?$5:1/0) skip 1 with points pt 7 ps 1.5 lc rgb "#ffb703" title "mid-stream failovers"\n'
                 % os.path.join(out, "timeline.csv"))
     subprocess.run(["gnuplot", gp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

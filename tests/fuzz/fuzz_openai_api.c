@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gateway/api/openai_api.h"
+#include "router/engine_target.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     tg_oai_request r;

@@ -34,7 +34,7 @@ check "load client: no errors" 0 "$lrc"
 growth=$(((peak - before) / 1024))
 [ "$growth" -le "$LIMIT_MB" ] && ok "peak RSS growth ${growth} MiB <= ${LIMIT_MB} MiB" ||
     bad "peak RSS growth ${growth} MiB > ${LIMIT_MB} MiB"
-req metrics GET /metrics
+areq metrics GET /metrics
 grep -q '^tidegate_http_requests_total{route="/v1/chat/completions",status="200"} '"$N_STREAMS"'$' "$BODY" &&
     ok "metrics: $N_STREAMS streams counted" || bad "metrics: stream count $(grep 'chat/completions",status="200"' "$BODY")"
 stop_server

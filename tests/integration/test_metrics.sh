@@ -47,7 +47,7 @@ for _ in $(seq 1 40); do
     sleep 0.1
 done
 
-req scrape1 GET /metrics
+areq scrape1 GET /metrics
 check "metrics 200" 200 "$STATUS"
 check "413 counted once" 1 "$(metric "$(reqs - 413)")"
 check "431 counted once" 1 "$(metric "$(reqs - 431)")"
@@ -67,7 +67,7 @@ grep -q "id=.* status=413 " "$LOG" && ok "413 in the access log" || bad "413 not
 
 # A scrape is counted after it is sent: the second one sees the first.
 check "first scrape not yet counted" absent "$(metric "$(reqs /metrics 200)")"
-req scrape2 GET /metrics
+areq scrape2 GET /metrics
 check "second scrape sees the first" 1 "$(metric "$(reqs /metrics 200)")"
 check "413 still 1" 1 "$(metric "$(reqs - 413)")"
 

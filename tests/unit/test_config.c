@@ -141,7 +141,20 @@ static void test_errors_each_kind(void **st) {
                "t.yaml:2:3: server.lisen: unknown key 'lisen' (did you mean 'listen'?)");
     expect_err("engin:\n  threads: 1\n",
                "t.yaml:1:1: engin: unknown key 'engin' (did you mean 'engine'?)");
-    expect_err("routing: {}\n", "t.yaml:1:1: routing: unknown key 'routing'");
+    expect_err("journal: {}\n", "t.yaml:1:1: journal: unknown key 'journal'");
+    expect_err("routing: {mode: sideways}\n",
+               "t.yaml:1:17: routing.mode: expected one of auto|offline|edge-only|cloud-only, got "
+               "'sideways'");
+    expect_err("cloud: {a: 1}\n", "t.yaml:1:8: cloud: expected a list of upstreams");
+    expect_err("cloud:\n  - {name: a, bogus: 1}\n",
+               "t.yaml:2:15: cloud[0].bogus: unknown key 'bogus' (name, base_url, model, "
+               "api_key_env, ca_file, headers, *_timeout_ms, fallback, midstream)");
+    expect_err("cloud:\n  - {name: a, first_byte_timeout_ms: -1}\n",
+               "t.yaml:2:38: cloud[0].first_byte_timeout_ms: value -1 out of range (milliseconds "
+               "0..86400000)");
+    expect_err("cloud:\n  - {name: a, headers: {Authorization: x}}\n",
+               "t.yaml:2:25: cloud[0].headers: header must be a token name (not authorization) "
+               "with a one-line value");
     expect_err("server.listen: 1.2.3.4:80\n",
                "t.yaml:1:1: server.listen: unknown key 'server.listen'");
     expect_err("engine:\n  threads: four\n",
@@ -516,8 +529,66 @@ static void test_key_table(void **st) {
             assert_int_equal(strncmp(ki.env, "TIDEGATE_", 9), 0);
         }
     }
-    assert_int_equal(n, 34);
-    assert_int_equal(with_env, 28);
+    assert_int_equal(n, 55);
+    assert_int_equal(with_env, 37);
+}
+
+static void test_cloud_upstreams(void **st) {
+    (void)st;
+    tg_config c;
+    assert_int_equal(load("routing: {mode: edge-only, breaker: {failures: 2}}\n"
+                          "cloud:\n"
+                          "  - name: main\n"
+                          "    base_url: https://api.example.com/v1\n"
+                          "    model: big-model\n"
+                          "    api_key_env: MAIN_KEY\n"
+                          "    headers: {x-org: tide}\n"
+                          "    idle_timeout_ms: 250\n"
+                          "    fallback: none\n"
+                          "    midstream: error\n",
+                          &c),
+                     0);
+    assert_int_equal(c.routing.mode, TG_CONFIG_MODE_EDGE_ONLY);
+    assert_int_equal(c.routing.breaker_failures, 2);
+    assert_int_equal(c.n_cloud, 1);
+    assert_string_equal(c.cloud[0].name, "main");
+    assert_string_equal(c.cloud[0].model, "big-model");
+    assert_string_equal(c.cloud[0].api_key_env, "MAIN_KEY");
+    assert_int_equal(c.cloud[0].n_headers, 1);
+    assert_string_equal(c.cloud[0].headers[0], "x-org: tide");
+    assert_int_equal(c.cloud[0].idle_timeout_ms, 250);
+    assert_int_equal(c.cloud[0].fallback, TG_CONFIG_FALLBACK_NONE);
+    assert_int_equal(c.cloud[0].midstream, TG_CONFIG_MIDSTREAM_ERROR);
+    assert_int_equal(tg_config_finalize(&c, g_err, sizeof g_err), 0);
+    assert_ptr_equal(tg_config_find_upstream(&c, "big-model"), &c.cloud[0]);
+    /* The flags override the upstream named cloud, or add it. */
+    assert_int_equal(
+        tg_config_set_cloud(&c, "--cloud-url", "base_url", "https://h/v1", g_err, sizeof g_err), 0);
+    assert_int_equal(tg_config_set_cloud(&c, "--cloud-model", "model", "m2", g_err, sizeof g_err),
+                     0);
+    assert_int_equal(c.n_cloud, 2);
+    assert_string_equal(c.cloud[1].name, "cloud");
+    tg_config copy;
+    tg_config_copy(&copy, &c);
+    assert_string_equal(copy.cloud[1].base_url, "https://h/v1");
+    char *y = tg_config_to_yaml(&c);
+    assert_non_null(strstr(y, "  - name: \"main\"\n"));
+    assert_null(strstr(y, "tide")); /* header values may be secrets */
+    free(y);
+    tg_config_free(&copy);
+    tg_config_free(&c);
+
+    /* Cross-key rules at finalize: https only, names unique and well formed. */
+    assert_int_equal(load("cloud:\n  - {name: A, base_url: \"http://x/v1\"}\n"
+                          "  - {name: b, base_url: \"https://x/v1\", model: tidegate/auto}\n",
+                          &c),
+                     0);
+    assert_int_equal(tg_config_finalize(&c, g_err, sizeof g_err), -1);
+    assert_non_null(strstr(g_err, "cloud[0]: name: required"));
+    assert_non_null(strstr(g_err, "cloud[0]: base_url: required, an https:// URL"));
+    assert_non_null(strstr(g_err, "cloud[0]: model: required"));
+    assert_non_null(strstr(g_err, "cloud[1]: model 'tidegate/auto' collides"));
+    tg_config_free(&c);
 }
 
 /* Runs `sh -c cmd`, captures stdout+stderr into out; returns the exit code. */
@@ -588,6 +659,7 @@ int main(void) {
         cmocka_unit_test(test_shipped_file_matches_defaults),
         cmocka_unit_test(test_to_yaml_roundtrip),
         cmocka_unit_test(test_key_table),
+        cmocka_unit_test(test_cloud_upstreams),
         cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

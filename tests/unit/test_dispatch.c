@@ -4,13 +4,15 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "config/config.h"
 #include "router/dispatch.h"
 
-static const rt_dispatch_ctx k_ready = {"lfm2-tiny-q4_0", true, false};
+static const rt_dispatch_ctx k_ready = {"lfm2-tiny-q4_0", true, false, NULL, NULL, NULL};
 
 static void plan_for(const rt_dispatch_ctx *ctx, const char *model, rt_plan *p, int want_rc) {
     rt_request_info r = {.model = model, .prompt_tokens = -1};
@@ -81,12 +83,12 @@ static void test_long_model_name_is_bounded(void **st) {
 
 static void test_engine_not_ready_is_503(void **st) {
     (void)st;
-    rt_dispatch_ctx down = {"lfm2-tiny-q4_0", false, false};
+    rt_dispatch_ctx down = {"lfm2-tiny-q4_0", false, false, NULL, NULL, NULL};
     rt_plan p;
     plan_for(&down, "tidegate/auto", &p, -1);
     assert_int_equal(p.err.status, 503);
     assert_string_equal(p.err.code, "engine_unavailable");
-    rt_dispatch_ctx none = {NULL, false, false};
+    rt_dispatch_ctx none = {NULL, false, false, NULL, NULL, NULL};
     plan_for(&none, "tidegate/edge", &p, -1);
     assert_int_equal(p.err.status, 503);
     /* With no engine, its id is unknown, so an arbitrary name is a 404. */
@@ -105,11 +107,200 @@ static void test_models_list(void **st) {
     assert_string_equal(owners[0], "tidegate-edge");
     /* Capacity is respected. */
     assert_int_equal(rt_dispatch_models(&k_ready, ids, NULL, 2), 2);
-    rt_dispatch_ctx cloud = {"m", true, true};
-    n = rt_dispatch_models(&cloud, ids, owners, 8);
-    assert_int_equal(n, 4);
-    assert_string_equal(ids[3], "tidegate/cloud");
     assert_string_equal(rt_target_kind_name(RT_TARGET_CLOUD), "cloud");
+}
+
+/* ---- with cloud upstreams: a real router from a real config ---- */
+
+static uv_loop_t g_loop;
+static rt_router g_router;
+
+static void router_up(const char *yaml) {
+    tg_config cfg;
+    char err[512];
+    tg_config_defaults(&cfg);
+    assert_int_equal(tg_config_load_mem(yaml, strlen(yaml), "t.yaml", &cfg, err, sizeof err), 0);
+    assert_int_equal(tg_config_finalize(&cfg, err, sizeof err), 0);
+    assert_int_equal(uv_loop_init(&g_loop), 0);
+    setenv("TG_TEST_KEY", "sk-test", 1);
+    assert_int_equal(rt_router_init(&g_router, &g_loop, &cfg, err, sizeof err), 0);
+    tg_config_free(&cfg);
+}
+
+static void router_down(void) {
+    rt_router_close(&g_router);
+    uv_run(&g_loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&g_loop), 0);
+}
+
+static const char *k_two = "cloud:\n"
+                           "  - {name: a, base_url: \"https://127.0.0.1:1/v1\", model: ma,\n"
+                           "     api_key_env: TG_TEST_KEY, first_byte_timeout_ms: 700}\n"
+                           "  - {name: b, base_url: \"https://127.0.0.1:2/v1\", model: mb,\n"
+                           "     fallback: none, midstream: error}\n";
+
+static void test_cloud_plans(void **st) {
+    (void)st;
+    router_up(k_two);
+    rt_dispatch_ctx ctx = {"edge-m", true, true, &g_router, NULL, NULL};
+    rt_plan p;
+    plan_for(&ctx, "tidegate/cloud", &p, 0);
+    assert_int_equal(p.n_targets, 3);
+    assert_string_equal(p.targets[0].name, "cloud:a");
+    assert_int_equal(p.targets[0].upstream, 0);
+    assert_int_equal(p.targets[0].timeout_ms, 700);
+    assert_string_equal(p.targets[1].name, "cloud:b");
+    assert_int_equal(p.targets[1].midstream, RT_MIDSTREAM_ERROR);
+    assert_string_equal(p.targets[2].name, "engine");
+    assert_string_equal(p.response_model, "ma");
+    /* A cloud model's own name: that upstream, then the edge ... */
+    plan_for(&ctx, "ma", &p, 0);
+    assert_int_equal(p.n_targets, 2);
+    assert_string_equal(p.targets[0].name, "cloud:a");
+    assert_string_equal(p.targets[1].name, "engine");
+    /* ... unless it says fallback: none. */
+    plan_for(&ctx, "mb", &p, 0);
+    assert_int_equal(p.n_targets, 1);
+    assert_string_equal(p.targets[0].name, "cloud:b");
+    /* auto: edge first, the cloud as fallback. */
+    plan_for(&ctx, "tidegate/auto", &p, 0);
+    assert_int_equal(p.n_targets, 3);
+    assert_string_equal(p.targets[0].name, "engine");
+    assert_string_equal(p.targets[1].name, "cloud:a");
+    /* ... and the cloud first while the engine's breaker is open. */
+    rt_breaker_force(&g_router.engine_breaker, RT_BREAKER_OPEN, 0);
+    plan_for(&ctx, "tidegate/auto", &p, 0);
+    assert_string_equal(p.targets[0].name, "cloud:a");
+    assert_string_equal(p.targets[2].name, "engine");
+    rt_breaker_force(&g_router.engine_breaker, RT_BREAKER_CLOSED, 0);
+
+    const char *ids[16], *owners[16];
+    size_t n = rt_dispatch_models(&ctx, ids, owners, 16);
+    assert_int_equal(n, 6);
+    assert_string_equal(ids[3], "tidegate/cloud");
+    assert_string_equal(ids[4], "ma");
+    assert_string_equal(owners[4], "cloud:a");
+    assert_string_equal(ids[5], "mb");
+    router_down();
+}
+
+static void test_modes_filter_plans(void **st) {
+    (void)st;
+    router_up(k_two);
+    rt_dispatch_ctx ctx = {"edge-m", true, true, &g_router, NULL, NULL};
+    rt_plan p;
+    rt_router_set_mode(&g_router, RT_CONN_OFFLINE);
+    plan_for(&ctx, "tidegate/cloud", &p, 0);
+    assert_int_equal(p.n_targets, 1);
+    assert_string_equal(p.targets[0].name, "engine");
+    assert_non_null(strstr(p.reason, "offline"));
+    plan_for(&ctx, "mb", &p, -1); /* fallback none and no network: 503 */
+    assert_int_equal(p.err.status, 503);
+    assert_string_equal(p.err.code, "cloud_unavailable");
+    plan_for(&ctx, "tidegate/auto", &p, 0);
+    assert_int_equal(p.n_targets, 1);
+
+    rt_router_set_mode(&g_router, RT_CONN_CLOUD_ONLY);
+    plan_for(&ctx, "tidegate/cloud", &p, 0);
+    assert_int_equal(p.n_targets, 2);
+    assert_string_equal(p.targets[1].name, "cloud:b");
+    plan_for(&ctx, "tidegate/edge", &p, -1);
+    assert_int_equal(p.err.status, 503);
+    assert_string_equal(p.err.code, "edge_unavailable");
+
+    /* auto, with the link derived offline, behaves as offline. */
+    rt_router_set_mode(&g_router, RT_CONN_AUTO);
+    for (int i = 0; i < 3; i++)
+        rt_conn_observe(&g_router.conn, false, true, 10);
+    assert_int_equal(g_router.conn.link, RT_LINK_OFFLINE);
+    plan_for(&ctx, "ma", &p, 0);
+    assert_int_equal(p.n_targets, 1);
+    assert_string_equal(p.targets[0].name, "engine");
+    router_down();
+}
+
+/* tidegate/auto with a policy: the decision becomes the plan. */
+static void test_policy_plans(void **st) {
+    (void)st;
+    router_up(k_two);
+    const char *y = "rules:\n"
+                    "  - name: hot\n"
+                    "    when: {health: {thermal_max_c: {gte: 80}}}\n"
+                    "    target: cloud:b\n"
+                    "    fallbacks: [edge]\n"
+                    "    timeouts_ms: {cloud:b: 1234}\n"
+                    "    retry_budget: 1\n"
+                    "    mid_stream: continue\n"
+                    "  - name: off\n"
+                    "    when: {mode: offline}\n"
+                    "    target: cloud\n"
+                    "  - name: default\n"
+                    "    target: edge\n"
+                    "    fallbacks: [cloud]\n"
+                    "    cascade: {tokens: 4, min_mean_logprob: -1}\n";
+    char err[1024];
+    rt_policy *pol = rt_policy_load_mem(y, strlen(y), "p.yaml", err, sizeof err);
+    assert_non_null(pol);
+    rt_health h;
+    rt_health_init(&h);
+    rt_dispatch_ctx ctx = {"edge-m", true, true, &g_router, pol, &h};
+    rt_features f;
+    memset(&f, 0, sizeof f);
+    rt_request_info r = {.model = "tidegate/auto", .prompt_tokens = -1, .features = &f};
+    rt_plan p;
+    assert_int_equal(rt_dispatch_plan(&ctx, &r, &p), 0);
+    assert_true(p.scored);
+    assert_string_equal(p.rule, "default");
+    assert_int_equal(p.n_targets, 3); /* engine, cloud:a, cloud:b */
+    assert_string_equal(p.targets[0].name, "engine");
+    assert_string_equal(p.targets[2].name, "cloud:b");
+    assert_true(p.cascade.enabled);
+    assert_string_equal(p.response_model, "edge-m");
+    assert_non_null(strstr(p.reason, "rule=default; score="));
+    rt_health_set(&h, RT_H_THERMAL_MAX_C, 90);
+    assert_int_equal(rt_dispatch_plan(&ctx, &r, &p), 0);
+    assert_string_equal(p.rule, "hot");
+    assert_int_equal(p.n_targets, 4); /* cloud:b twice (retry), engine twice */
+    assert_string_equal(p.targets[0].name, "cloud:b");
+    assert_string_equal(p.targets[1].name, "cloud:b");
+    assert_int_equal(p.targets[0].timeout_ms, 1234);
+    assert_int_equal(p.targets[0].midstream, RT_MIDSTREAM_CONTINUE); /* rule beats upstream */
+    assert_string_equal(p.targets[2].name, "engine");
+    assert_false(p.cascade.enabled);
+    assert_string_equal(p.response_model, "mb");
+    /* Forced offline: the policy sees mode offline; its cloud target is
+     * dropped by the mode: nothing left is a 503 naming the rule. */
+    rt_health_init(&h);
+    rt_router_set_mode(&g_router, RT_CONN_OFFLINE);
+    assert_int_equal(rt_dispatch_plan(&ctx, &r, &p), -1);
+    assert_int_equal(p.err.status, 503);
+    assert_non_null(strstr(p.err.message, "rule 'off'"));
+    /* Without features (not an auto request path) the fixed rules apply. */
+    rt_router_set_mode(&g_router, RT_CONN_AUTO);
+    r.features = NULL;
+    assert_int_equal(rt_dispatch_plan(&ctx, &r, &p), 0);
+    assert_false(p.scored);
+    rt_policy_free(pol);
+    router_down();
+}
+
+static void test_missing_key_env_is_an_error(void **st) {
+    (void)st;
+    const char *y = "cloud:\n  - {name: a, base_url: \"https://x/v1\", model: m, api_key_env: "
+                    "TG_TEST_UNSET_KEY}\n";
+    tg_config cfg;
+    char err[512];
+    tg_config_defaults(&cfg);
+    assert_int_equal(tg_config_load_mem(y, strlen(y), "t.yaml", &cfg, err, sizeof err), 0);
+    unsetenv("TG_TEST_UNSET_KEY");
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    rt_router r;
+    assert_int_equal(rt_router_init(&r, &loop, &cfg, err, sizeof err), -1);
+    assert_non_null(strstr(err, "TG_TEST_UNSET_KEY"));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    tg_config_free(&cfg);
 }
 
 int main(void) {
@@ -121,6 +312,10 @@ int main(void) {
         cmocka_unit_test(test_long_model_name_is_bounded),
         cmocka_unit_test(test_engine_not_ready_is_503),
         cmocka_unit_test(test_models_list),
+        cmocka_unit_test(test_cloud_plans),
+        cmocka_unit_test(test_modes_filter_plans),
+        cmocka_unit_test(test_policy_plans),
+        cmocka_unit_test(test_missing_key_env_is_an_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -678,8 +678,8 @@ static void test_metrics_count_every_response(void **state) {
 static void test_feed_byte_by_byte(void **state) {
     static const char in[] =
         "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
-        "POST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyz"
-        "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nq\r\n0\r\n\r\n";
+        "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nxyz"
+        "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nq\r\n0\r\n\r\n";
     for (size_t split = 0; split <= 7; split++) {
         seen_reqs s = {0};
         tg_buf out = TG_BUF_INIT;

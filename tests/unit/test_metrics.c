@@ -165,7 +165,8 @@ static void test_on_response_hook(void **st) {
     api.metrics = tg_metrics_new();
     tg_metrics_std_init(&api.std, api.metrics);
     tg_http_request chat = {.method = "POST", .path = "/v1/chat/completions", .body = ""};
-    tg_http_request adm = {.method = "GET", .path = "/admin/state", .body = ""};
+    tg_http_request adm = {
+        .method = "GET", .path = "/admin/state", .body = "", .listener = TG_API_LISTENER_ADMIN};
     tg_http_request wrong = {.method = "DELETE", .path = "/v1/models", .body = ""};
     tg_http_request unparsed = {.method = "-", .path = "-", .body = ""};
     /* 413 on the chat path, answered by the server: not a chat request */

@@ -120,10 +120,10 @@ static void test_file_watch_reloads(void **st) {
     drain(&loop);
 }
 
-static int g_depth = 3;
-static int depth_fn(void *u) {
+static void queue_fn(void *u, int *waiting, int *running) {
     (void)u;
-    return g_depth;
+    *waiting = 3;
+    *running = 2;
 }
 
 static void test_builtin_and_health(void **st) {
@@ -135,10 +135,10 @@ static void test_builtin_and_health(void **st) {
     assert_int_equal(tg_routing_init(&r, &loop, NULL, true, err, sizeof err), 0);
     assert_non_null(strstr(rt_policy_source(r.policy), "hybrid.yaml"));
     assert_int_equal(tg_routing_reload(&r, "test", err, sizeof err), 1);
-    r.queue_depth = depth_fn;
+    r.engine_queue = queue_fn;
     r.queue_cap = 4;
     tg_routing_start(&r, "/nonexistent", 60000);
-    assert_true(r.health.v[RT_H_ENGINE_QUEUE_DEPTH] == 3);
+    assert_true(r.health.v[RT_H_ENGINE_QUEUE_DEPTH] == 5);
     assert_true(r.health.v[RT_H_ENGINE_QUEUE_FRAC] == 0.75);
     tg_routing_engine_done(&r, 100, 11, 1100); /* 10 tokens in 1 s after the first */
     assert_true(r.health.v[RT_H_ENGINE_TTFT_MS] == 100);

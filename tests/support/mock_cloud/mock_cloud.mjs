@@ -8,6 +8,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import fs from "node:fs";
 import { once } from "node:events";
+import crypto from "node:crypto";
 
 const USAGE = `usage: node mock_cloud.mjs --cert PEM --key PEM [options]
   --cert PEM, --key PEM   the server certificate chain and key (required)
@@ -266,6 +267,9 @@ function setWrongCert(on) {
   if (on && !wrongCtx) throw new Error("start the mock with --wrong-cert/--wrong-key");
   state.wrongCert = on;
   server.setSecureContext(on ? wrongCtx : mainCtx);
+  // New ticket keys: a client resuming an old TLS session would skip the
+  // certificate and never see the fault.
+  server.setTicketKeys(crypto.randomBytes(48));
   for (const s of sockets) s.destroy(); // new connections get the new certificate
 }
 

@@ -1,0 +1,125 @@
+/* chat_internal: one chat completion in flight, shared by the files that
+ * run it (api_chat.c: intake, plan runner, engine target, client-facing
+ * output; chat_cloud.c: the cloud target). Not for other modules. */
+#ifndef TG_CHAT_INTERNAL_H
+#define TG_CHAT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "gateway/api/api_routes.h"
+#include "gateway/api/openai_api.h"
+#include "gateway/api/sse.h"
+#include "gateway/api/toolstream.h"
+#include "router/cascade.h"
+#include "router/cloud.h"
+#include "router/dispatch.h"
+#include "router/engine_target.h"
+
+#define TG_CHAT_ROUTE "/v1/chat/completions"
+
+struct tg_chat {
+    tg_api *api;
+    tg_http_exchange *ex;
+    const tg_http_request *req;
+    tg_oai_request oai;
+    rt_plan plan;
+    rt_engine_run *run; /* the engine target's run, until it ends */
+
+    char id[48];
+    int64_t created;
+    bool stream;
+    bool include_usage;
+    bool logprobs;
+    bool tools; /* tools were offered: output may be a tool call */
+    bool got_text;
+    int n_prompt;
+
+    tg_buf text;      /* non-streaming: the whole output */
+    tg_buf lp;        /* logprobs: content entries not yet sent, comma-separated */
+    bool lp_any;      /* lp holds at least one entry */
+    tg_toolstream ts; /* streaming with tools: what may be a tool call */
+
+    /* ---- LFM2.5 thinking: <think>...</think> goes to reasoning_content ---- */
+    bool think;             /* the engine's output starts with reasoning */
+    bool exclude_reasoning; /* include_reasoning: false */
+    lfm_think th;           /* the splitter */
+    tg_buf reasoning;       /* non-streaming: the whole reasoning */
+
+    /* ---- the plan runner ---- */
+    size_t attempt;              /* index of the running target in plan.targets */
+    bool started;                /* response head sent (stream begun) */
+    bool token_out;              /* a token reached the client (stream) / the answer exists */
+    bool tool_out;               /* a tool-call delta went out or is held: no continuation */
+    tg_buf sent;                 /* text the client already has (prompt of a continuation) */
+    int n_sent_chunks;           /* content chunks sent (about one token each) */
+    char model_out[RT_NAME_MAX]; /* the "model" the client sees */
+    char route[RT_NAME_MAX];     /* target that produced the first token */
+    uint64_t t0_ns;              /* request accepted */
+    uint64_t fault_ns;           /* first failure of this request (0 = none) */
+    char failover[256];          /* x-tidegate-failover before the head, "" = none */
+    char hop_from[RT_NAME_MAX];  /* the target of the pending failover hop */
+    rt_fail_cause last_cause;
+    int last_retry_after;
+    /* a failover after the first token: reported in the final chunk */
+    bool mid_failover;
+    bool continuing; /* the engine continues from `sent` */
+    char mid_from[RT_NAME_MAX];
+    rt_fail_cause mid_cause;
+    double mid_ms;
+
+    /* ---- the cascade (plan.cascade on the first engine attempt) ---- */
+    bool cascading;     /* judging the engine's first tokens; streamed text held */
+    bool escalated;     /* the cascade handed the request to the cloud */
+    rt_cascade_acc cas; /* their logprobs and entropies so far */
+    tg_buf held;        /* streamed text held back while judging */
+    bool lp_client;     /* the client asked for logprobs (the run may get more) */
+    int lp_top_client;
+    uint64_t engine_t0_ns; /* engine job submitted (tokens/s average) */
+
+    /* ---- cloud target (chat_cloud.c) ---- */
+    rt_cloud_call *call;
+    rt_upstream *up;
+    tg_sse_parser sse;
+    bool sse_on;
+    bool cloud_done_marker; /* [DONE] seen */
+    char cloud_finish[24];
+    bool cloud_usage;
+    tg_oai_usage usage;
+    tg_buf body; /* non-streamed answer */
+
+    /* ---- the journal (api_journal.c) ---- */
+    char rid[48];   /* the request id, the journal's key */
+    bool journaled; /* ACCEPTED is durable: the end must be journaled too */
+    bool gone;      /* the client left while ACCEPTED was on its way to disk */
+
+    bool linked;
+    tg_chat *prev, *next;
+};
+
+/* api_chat.c, for the cloud target */
+/* The target at plan.targets[attempt] failed before any token reached the
+ * client: account it and run the next one (or answer the error). */
+void tg_chat_attempt_failed(tg_chat *c, rt_fail_cause cause, int retry_after);
+/* A failure after the first token: continue on the engine or end with an
+ * error event, as the target's midstream rule and the state allow. */
+void tg_chat_midstream_failed(tg_chat *c, rt_fail_cause cause);
+/* Streams text / a tool_calls delta to the client (starts the response on
+ * the first one). */
+void tg_chat_emit_text(tg_chat *c, const char *s, size_t n);
+void tg_chat_emit_tool_calls(tg_chat *c, const char *json);
+/* Streams a reasoning_content delta (thinking models). */
+void tg_chat_emit_reasoning(tg_chat *c, const char *s, size_t n);
+/* Ends the stream (final chunk, usage, [DONE]) / answers once. */
+void tg_chat_finish_stream(tg_chat *c, const char *finish_reason, const tg_oai_usage *u);
+void tg_chat_answer_once(tg_chat *c, const char *content, size_t len, const char *tool_calls_json,
+                         const char *finish_reason, const tg_oai_usage *u);
+void tg_chat_free(tg_chat *c);
+
+/* chat_cloud.c */
+void tg_chat_run_cloud(tg_chat *c, rt_upstream *u);
+void tg_chat_cloud_cancel(tg_chat *c);
+
+#endif
