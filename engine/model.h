@@ -76,7 +76,8 @@ struct lfm_model {
     size_t scratch_floats;
     double *dscratch; /* (n_threads, n_ctx + hd) attention scores + accumulators */
     size_t dscratch_doubles;
-    lq_q8blk *xq; /* (rows, max(E, F) / 32) activations quantized for the integer kernels */
+    lq_q8blk *xq;    /* (rows, max(E, F, Fx) / 32) activations quantized for the integer kernels */
+    lq_q8blk *xq256; /* the same with a scale per 256 values (K-quant weights) */
     size_t xq_blocks;
     void *moe_scratch; /* moe.c's buffers, sized by lfm_moe_reserve */
     size_t moe_scratch_rows;
@@ -87,6 +88,10 @@ struct lfm_model {
 
 /* y = x W^T for n_rows rows of x, on the model's thread pool (forward.c). */
 void lfm_fwd_matmul(lfm_model *m, const lfm_mat *W, const float *x, int64_t n_rows, float *y);
+/* Two matrices reading the same x (gate and up): x is quantized once per
+ * activation format they need. */
+void lfm_fwd_matmul2(lfm_model *m, const lfm_mat *W1, float *y1, const lfm_mat *W2, float *y2,
+                     const float *x, int64_t n_rows);
 
 /* Mixture-of-experts FFN (moe.c): t = sum over the chosen experts of
  * weight * SwiGLU_expert(h), for n rows of h (n, E). Needs

@@ -478,6 +478,7 @@ void lfm_model_free(lfm_model *m) {
     free(m->scratch);
     free(m->dscratch);
     free(m->xq);
+    free(m->xq256);
     pthread_mutex_destroy(&m->mu);
     gguf_close(m->gguf);
     free(m);

@@ -153,8 +153,7 @@ void lfm_moe_ffn(lfm_model *m, const lfm_layer *L, int n, const float *h, float 
             memcpy(b.xe + (size_t)i * E, h + (size_t)(lst[i] / k) * E, (size_t)E * sizeof *h);
         lfm_mat gw = slice(&L->gate_exps, x, Fx), uw = slice(&L->up_exps, x, Fx),
                 dw = slice(&L->down_exps, x, E);
-        lfm_fwd_matmul(m, &gw, b.xe, ne, b.g);
-        lfm_fwd_matmul(m, &uw, b.xe, ne, b.u);
+        lfm_fwd_matmul2(m, &gw, b.g, &uw, b.u, b.xe, ne);
         for (size_t i = 0; i < (size_t)ne * (size_t)Fx; i++) {
             double a = b.g[i];
             b.g[i] = (float)(a / (1.0 + exp(-a)) * b.u[i]);
