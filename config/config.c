@@ -48,6 +48,7 @@ void tg_config_free(tg_config *cfg) {
     free(cfg->server.tls_key);
     free(cfg->server.trusted_proxies);
     cfg->server.trusted_proxies = NULL;
+    free(cfg->server.cors_origins);
     free(cfg->engine.model);
     free(cfg->engine.model_id);
     free(cfg->source_path);
@@ -62,6 +63,7 @@ void tg_config_copy(tg_config *dst, const tg_config *src) {
     dst->server.tls_cert = tg_xstrdup(src->server.tls_cert);
     dst->server.tls_key = tg_xstrdup(src->server.tls_key);
     dst->server.trusted_proxies = tg_xstrdup(src->server.trusted_proxies);
+    dst->server.cors_origins = tg_xstrdup(src->server.cors_origins);
     dst->engine.model = tg_xstrdup(src->engine.model);
     dst->engine.model_id = tg_xstrdup(src->engine.model_id);
     dst->source_path = tg_xstrdup(src->source_path);

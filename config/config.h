@@ -69,6 +69,7 @@ typedef struct {
                                              output, all connections; past it new work gets 503 */
     char *trusted_proxies;                /* comma-separated IPs whose X-Forwarded-For may
                                              be believed (validated, not read yet); NULL */
+    char *cors_origins; /* comma list of browser origins allowed ("*" = any); NULL = CORS off */
 } tg_config_server;
 
 /* The admin listener: /metrics and the /admin routes are served there, never on

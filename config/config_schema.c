@@ -62,6 +62,8 @@ static const tg_config_schema_key k_keys[] = {
     {"server.trusted_proxies", "TIDEGATE_TRUSTED_PROXIES", TG_CK_STR, OFF(server.trusted_proxies),
      0, 0, 0, NULL, "comma-separated IP addresses",
      "peers whose X-Forwarded-For may be believed (not read yet); empty = none"},
+    {"server.cors_origins", "TIDEGATE_CORS_ORIGINS", TG_CK_STR, OFF(server.cors_origins), 0, 0, 0,
+     NULL, "comma list", "browser origins allowed by CORS (\"*\" = any; null = off)"},
     {"admin", NULL, TG_CK_SECTION, 0, 0, 0, 0, NULL, "section",
      "the admin listener: /metrics and /admin/* (never on server.listen)"},
     {"admin.listen", "TIDEGATE_ADMIN_LISTEN", TG_CK_LISTEN, OFF(admin.listen_host),

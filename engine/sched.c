@@ -17,6 +17,11 @@
  * each job samples with its own seeded sampler over its own history, a job's
  * text is the same alone or batched.
  *
+ * Prefix reuse (pcache.h): a starting job restores the longest cached
+ * prefix of its prompt into its sequence and feeds only the rest; each
+ * prefill step's end copies the conv state (a restore point), and a job
+ * that ends (except by error) leaves its state in the cache.
+ *
  * Token accounting: prompt + generated tokens never exceed n_ctx (a token is
  * only generated if it would fit in the context), the EOG token that ends a
  * job counts as generated but is not shown as text. */
@@ -29,6 +34,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/pcache.h"
 #include "engine/stopstr.h"
 
 #define SCHED_PREFILL_CHUNK 256
@@ -57,7 +63,9 @@ struct sched_job {
     uint64_t admit_seq; /* admission order: prefill budget goes oldest first */
     bool fresh;         /* admitted this step, not yet initialized */
     bool cancel_seen;
-    int n_fed; /* history tokens already evaluated into the sequence */
+    int n_fed;      /* history tokens already evaluated into the sequence */
+    int n_cached;   /* of them, restored from the prefix cache */
+    pc_marks marks; /* conv state at this job's prefill step ends */
     int n_generated;
     lfm_sampler *sampler;
     lfm_constraint *constraint; /* owned; NULL = unconstrained */
@@ -104,6 +112,8 @@ struct lfm_sched {
     tg_buf piece;   /* detokenized text of one token */
     tg_buf text;    /* text cleared for release */
     char err[256];
+    pc_cache *pc;            /* NULL = prefix cache off */
+    lfm_cache_stats pc_seen; /* copy for lfm_sched_cache_stats (under mu) */
 };
 
 static double now_ms(void) {
@@ -124,6 +134,7 @@ static void job_free(sched_job *j) {
     if (j->sampler) lfm_sampler_free(j->sampler);
     lfm_constraint_free(j->constraint);
     lfm_stop_free(&j->stop);
+    pc_marks_free(&j->marks);
     free(j);
 }
 
@@ -139,6 +150,7 @@ static void emit(const sched_job *j, lfm_event_type type, const char *text, size
         .n_prompt = j->n_prompt,
         .n_generated = j->n_generated,
         .ttft_ms = j->t_first >= 0 ? j->t_first - j->t_submit : 0.0,
+        .n_cached = j->n_cached,
     };
     j->cb(j->user, &ev);
 }
@@ -155,6 +167,11 @@ static void job_finish(lfm_sched *s, sched_job *j, lfm_finish finish, const char
         lfm_stop_flush(&j->stop, &s->text);
         if (s->text.len) emit(j, LFM_EV_TEXT, s->text.data, s->text.len, LFM_FINISH_NONE, NULL);
     }
+    /* A started job's sequence holds exactly hist[0, n_fed) between steps
+     * (an error may have left it half-written). */
+    if (s->pc && !j->fresh && finish != LFM_FINISH_ERROR &&
+        lfm_seq_pos(s->seqs[j->slot]) == j->n_fed)
+        pc_insert(s->pc, j->hist, j->n_fed, s->seqs[j->slot], &j->marks);
     pthread_mutex_lock(&s->mu);
     s->active[j->slot] = NULL;
     s->n_active--;
@@ -167,8 +184,8 @@ static void job_finish(lfm_sched *s, sched_job *j, lfm_finish finish, const char
 /* Gets a freshly admitted job ready to run (scheduler thread, no lock). */
 static void job_start(lfm_sched *s, sched_job *j) {
     j->fresh = false;
-    j->n_fed = 0;
     lfm_seq_reset(s->seqs[j->slot]);
+    j->n_fed = j->n_cached = pc_restore(s->pc, j->hist, j->n_prompt, s->seqs[j->slot]);
     lfm_detok_init(&j->detok);
 }
 
@@ -290,7 +307,9 @@ static void sched_step(lfm_sched *s) {
         int i = s->order[o];
         sched_job *j = s->active[i];
         if (!take[i]) continue;
+        bool prefill = j->n_fed < j->n_prompt;
         j->n_fed += take[i];
+        if (prefill && s->pc) pc_mark(s->pc, &j->marks, s->seqs[i]);
         if (j->n_fed != j->n_hist) continue; /* still in prefill: no logits row */
         float *lg = s->logits + (size_t)k * (size_t)s->n_vocab;
         k++;
@@ -325,6 +344,7 @@ static void *sched_main(void *arg) {
     for (;;) {
         sched_job *dead;
         pthread_mutex_lock(&s->mu);
+        pc_get_stats(s->pc, &s->pc_seen); /* the last step's counters */
         while (!s->stopping && s->q_len == 0 && s->n_active == 0 && !s->canceled)
             pthread_cond_wait(&s->cv, &s->mu);
         if (s->stopping) {
@@ -399,6 +419,7 @@ void lfm_sched_opts_default(lfm_sched_opts *o) {
     o->max_active = 4;
     o->queue_cap = 64;
     o->n_ctx = 0;
+    o->prefix_cache_bytes = (size_t)128 << 20;
 }
 
 static void sched_destroy(lfm_sched *s) {
@@ -416,6 +437,7 @@ static void sched_destroy(lfm_sched *s) {
     free(s->mask);
     tg_buf_free(&s->piece);
     tg_buf_free(&s->text);
+    pc_free(s->pc);
     free(s);
 }
 
@@ -477,6 +499,10 @@ int lfm_sched_new(lfm_model *m, const lfm_sched_opts *o, lfm_sched **out, char *
             sched_destroy(s);
             goto nomem;
         }
+    }
+    if (o->prefix_cache_bytes && !(s->pc = pc_new(m, o->prefix_cache_bytes))) {
+        sched_destroy(s);
+        goto nomem;
     }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -621,4 +647,10 @@ int lfm_sched_active(lfm_sched *s) {
 
 int lfm_sched_n_ctx(const lfm_sched *s) {
     return s->n_ctx;
+}
+
+void lfm_sched_cache_stats(lfm_sched *s, lfm_cache_stats *out) {
+    pthread_mutex_lock(&s->mu);
+    *out = s->pc_seen;
+    pthread_mutex_unlock(&s->mu);
 }

@@ -69,6 +69,11 @@ static void on_done(void *user, const lfm_event *ev) {
 static void prep_work(uv_work_t *w) {
     rt_engine_run *run = w->data;
     rt_engine *eng = run->eng;
+    if (run->req.raw_prompt) { /* legacy completions: the prompt as is, no template */
+        run->prep_rc = lfm_tokenize(eng->tok, run->req.raw_prompt, strlen(run->req.raw_prompt),
+                                    true, false, &run->ids, &run->n_ids);
+        return;
+    }
     lfm_chat_msg *msgs = rt_engine_chat_msgs(&run->req);
     /* Message text is tokenized as plain text: a literal "<|im_end|>" in
      * content must not become a control token (role/turn injection). */
@@ -159,9 +164,11 @@ static void prep_done(uv_work_t *w, int status) {
     jp.n_stop = run->req.n_stop;
     jp.logprobs = run->req.logprobs;
     jp.top_logprobs = run->req.top_logprobs;
+    jp.constraint = run->req.constraint;
     tg_bridge_cbs cbs = {on_text, on_done, on_token};
     int rc = tg_bridge_submit(eng->bridge, &jp, &cbs, run, &run->job);
-    free(run->ids); /* copied by submit */
+    if (rc == LFM_OK) run->req.constraint = NULL; /* the job owns it now */
+    free(run->ids);                               /* copied by submit */
     run->ids = NULL;
     if (rc == LFM_EFULL) {
         run_fail(run, 429, "requests", "rate_limit_exceeded", NULL,

@@ -39,6 +39,9 @@ void tg_oai_request_free(tg_oai_request *r) {
     free(r->tools_json);
     free(r->tool_choice_name);
     free(r->user);
+    free(r->rf_schema);
+    free(r->raw_prompt);
+    lfm_constraint_free(r->constraint);
     free(r->bias_tokens);
     free(r->bias_values);
     json_object_put(r->raw);

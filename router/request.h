@@ -21,6 +21,7 @@
 #include <json-c/json.h>
 
 #include "engine/lfm.h"
+#include "engine/lfm_grammar.h"
 
 typedef struct {
     int status;     /* HTTP status: 400, 404, 413, 429, 500, 503 ... */
@@ -43,6 +44,8 @@ typedef enum {
     TG_OAI_TOOL_CHOICE_REQUIRED,
     TG_OAI_TOOL_CHOICE_NAMED,
 } tg_oai_tool_choice;
+
+enum { TG_OAI_RF_TEXT = 0, TG_OAI_RF_JSON_OBJECT = 1, TG_OAI_RF_JSON_SCHEMA = 2 };
 
 typedef struct {
     char *model; /* NULL when omitted */
@@ -85,6 +88,19 @@ typedef struct {
 
     bool logprobs;    /* `logprobs`: report the sampled tokens' logprobs */
     int top_logprobs; /* 0..20, needs logprobs */
+
+    /* response_format: text (0), json_object, json_schema (schema JSON text
+     * in rf_schema, NULL = any value). */
+    int rf_kind;
+    char *rf_schema;
+    /* parallel_tool_calls (default true): false allows at most one call. */
+    bool parallel_tool_calls;
+    /* Legacy completions: the prompt, tokenized as is (no chat template;
+     * msgs then hold a placeholder). NULL for chat. */
+    char *raw_prompt;
+    /* The output constraint the API built (structured output, forced tool
+     * calls), or NULL; owned until the engine takes it at submit. */
+    lfm_constraint *constraint;
 
     /* The parsed body, kept so a cloud upstream can forward it untouched.
      * Owned (one reference). */

@@ -48,6 +48,7 @@ typedef struct {
     int n_prompt;      /* prompt tokens */
     int n_generated;   /* tokens generated so far */
     double ttft_ms;    /* time from submit to first token (DONE, TEXT) */
+    int n_cached;      /* prompt tokens restored from the prefix cache, not evaluated */
     /* LFM_EV_TOKEN: the sampled token, its logprob and the n_top most likely
      * tokens of that step, best first (arrays valid only during the
      * callback). Logprobs are log softmax of the step's RAW logits: before
@@ -90,7 +91,19 @@ typedef struct {
                        jobs (queued + running, minus running ones already canceled)
                        reach max_active + queue_cap */
     int n_ctx;      /* per-sequence context (0 = model's, capped at 8192) */
+    /* Prefix cache budget in bytes (0 = off; default 128 MiB). A finished
+     * job's state (KV rows, conv state at its prefill step ends and its end)
+     * is kept, and a later prompt that starts with the same tokens (a chat
+     * resending its history) restores it instead of evaluating them again.
+     * Exact: the same tokens come out with and without it. */
+    size_t prefix_cache_bytes;
 } lfm_sched_opts;
+
+typedef struct {
+    uint64_t lookups, hits; /* jobs started; of them, restored from the cache */
+    uint64_t tokens_reused; /* prompt tokens restored instead of evaluated */
+    uint64_t entries, bytes, evictions;
+} lfm_cache_stats;
 
 typedef struct lfm_sched lfm_sched;
 
@@ -106,5 +119,7 @@ void lfm_sched_cancel(lfm_sched *s, uint64_t job_id);
 int lfm_sched_queue_depth(lfm_sched *s); /* waiting, not yet running */
 int lfm_sched_active(lfm_sched *s);      /* running */
 int lfm_sched_n_ctx(const lfm_sched *s);
+/* Prefix cache counters as of the scheduler's last step (all 0 when off). */
+void lfm_sched_cache_stats(lfm_sched *s, lfm_cache_stats *out);
 
 #endif

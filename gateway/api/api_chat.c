@@ -31,6 +31,8 @@
 #include <time.h>
 
 #include "common/tg_log.h"
+#include "common/tg_str.h"
+#include "gateway/api/api_constrain.h"
 #include "gateway/api/api_journal.h"
 #include "gateway/api/chat_internal.h"
 #include "router/reqfeat.h"
@@ -70,6 +72,10 @@ void tg_chat_free(tg_chat *c) {
     tg_toolstream_free(&c->ts);
     lfm_think_free(&c->th);
     tg_buf_free(&c->reasoning);
+    tg_resp_req_free(&c->rx);
+    free(c->chat_body);
+    free(c->raw_prompt);
+    json_object_put(c->rcalls);
     free(c);
 }
 
@@ -95,8 +101,8 @@ static void emit(tg_chat *c, rt_event_kind kind, const char *target, const char 
 }
 
 /* Ends the exchange with an error before any response was started. */
-static void chat_fail(tg_chat *c, int status, const char *type, const char *code, const char *param,
-                      const char *msg) {
+void tg_chat_fail(tg_chat *c, int status, const char *type, const char *code, const char *param,
+                  const char *msg) {
     if (c->failover[0]) tg_http_add_header(c->ex, "x-tidegate-failover", c->failover);
     emit(c, RT_EV_FAILED, cur_target(c) ? cur_target(c)->name : "-", NULL, NULL, c->last_cause,
          false, ms_since(c->t0_ns), status);
@@ -189,8 +195,12 @@ static void start_stream(tg_chat *c) {
     tg_http_add_header(c->ex, "Cache-Control", "no-cache");
     tg_http_add_header(c->ex, "X-Accel-Buffering", "no");
     tg_http_stream_begin(c->ex, 200, "text/event-stream; charset=utf-8");
-    tg_oai_chunk first = {.role = "assistant", .content = "", .content_len = 0};
-    send_chunk(c, &first);
+    if (c->mode == TG_CHAT_RESPONSES) {
+        tg_resp_stream_start(c);
+    } else if (c->mode == TG_CHAT_CHAT) {
+        tg_oai_chunk first = {.role = "assistant", .content = "", .content_len = 0};
+        send_chunk(c, &first);
+    }
 }
 
 void tg_chat_emit_text(tg_chat *c, const char *s, size_t n) {
@@ -199,12 +209,22 @@ void tg_chat_emit_text(tg_chat *c, const char *s, size_t n) {
     first_token(c);
     start_stream(c);
     tg_buf_append(&c->sent, s, n);
+    if (c->mode == TG_CHAT_RESPONSES) {
+        tg_resp_stream_text(c, s, n);
+        return;
+    }
+    if (c->mode == TG_CHAT_COMPLETIONS) {
+        tg_cmpl_stream_text(c, s, n);
+        return;
+    }
     tg_oai_chunk k = {.content = s, .content_len = n};
     send_chunk(c, &k);
 }
 
 void tg_chat_emit_reasoning(tg_chat *c, const char *s, size_t n) {
-    if (n == 0) return;
+    /* Responses: reasoning items are not built yet; the reasoning is kept
+     * out of the output text all the same. */
+    if (n == 0 || c->mode != TG_CHAT_CHAT) return;
     first_token(c);
     start_stream(c);
     tg_oai_chunk k = {.reasoning_content = s, .reasoning_len = n};
@@ -215,11 +235,19 @@ void tg_chat_emit_tool_calls(tg_chat *c, const char *json) {
     first_token(c);
     start_stream(c);
     c->tool_out = true;
+    if (c->mode != TG_CHAT_CHAT) { /* sent with the final events */
+        tg_resp_tool_calls(c, json);
+        return;
+    }
     tg_oai_chunk k = {.tool_calls_json = json};
     send_chunk(c, &k);
 }
 
 static void send_stream_error(tg_chat *c, const char *type, const char *code, const char *msg) {
+    if (c->mode == TG_CHAT_RESPONSES) {
+        tg_resp_stream_error(c, code, msg);
+        return;
+    }
     tg_oai_error e;
     tg_oai_error_set(&e, 500, type, code, NULL, "%s", msg);
     tg_buf j = TG_BUF_INIT, ev = TG_BUF_INIT;
@@ -257,6 +285,16 @@ static void end_event(tg_chat *c, bool ok, int status) {
 void tg_chat_finish_stream(tg_chat *c, const char *finish_reason, const tg_oai_usage *u) {
     first_token(c);
     start_stream(c);
+    if (c->mode != TG_CHAT_CHAT) {
+        if (c->mode == TG_CHAT_RESPONSES)
+            tg_resp_finish(c, c->sent.data, c->sent.len, finish_reason, u);
+        else
+            tg_cmpl_finish(c, NULL, 0, finish_reason, u);
+        tg_http_stream_end(c->ex);
+        end_event(c, true, 200);
+        tg_chat_free(c);
+        return;
+    }
     if (c->journaled) {
         /* The streamed text itself is not journaled yet (resumable streams). */
         tg_buf r = TG_BUF_INIT;
@@ -326,6 +364,17 @@ void tg_chat_answer_once(tg_chat *c, const char *content, size_t len, const char
                          const char *finish_reason, const tg_oai_usage *u) {
     first_token(c);
     add_route_headers(c);
+    if (c->mode != TG_CHAT_CHAT) {
+        if (c->mode == TG_CHAT_RESPONSES) {
+            if (tool_calls_json) tg_resp_tool_calls(c, tool_calls_json);
+            tg_resp_finish(c, content, len, finish_reason, u);
+        } else {
+            tg_cmpl_finish(c, content, len, finish_reason, u);
+        }
+        end_event(c, true, 200);
+        tg_chat_free(c);
+        return;
+    }
     tg_buf body = TG_BUF_INIT, lp = TG_BUF_INIT;
     tg_oai_completion_json_r(&body, c->id, c->created, c->model_out, content, len,
                              c->reasoning.len ? c->reasoning.data : NULL, c->reasoning.len,
@@ -427,22 +476,22 @@ void tg_chat_midstream_failed(tg_chat *c, rt_fail_cause cause) {
 static void all_failed(tg_chat *c) {
     if (c->last_cause == RT_FAIL_ENGINE && c->last_retry_after > 0) {
         tg_http_add_header(c->ex, "Retry-After", "1");
-        chat_fail(c, 429, "requests", "rate_limit_exceeded", NULL,
-                  "The engine queue is full; retry shortly");
+        tg_chat_fail(c, 429, "requests", "rate_limit_exceeded", NULL,
+                     "The engine queue is full; retry shortly");
         return;
     }
     if (c->last_cause == RT_FAIL_429) {
         char ra[16];
         snprintf(ra, sizeof ra, "%d", c->last_retry_after > 0 ? c->last_retry_after : 1);
         tg_http_add_header(c->ex, "Retry-After", ra);
-        chat_fail(c, 429, "requests", "rate_limit_exceeded", NULL,
-                  "the upstream is rate limited and no fallback could answer");
+        tg_chat_fail(c, 429, "requests", "rate_limit_exceeded", NULL,
+                     "the upstream is rate limited and no fallback could answer");
         return;
     }
     char msg[200];
     snprintf(msg, sizeof msg, "no target could answer (last failure: %s)",
              rt_fail_cause_name(c->last_cause));
-    chat_fail(c, 503, "server_error", "upstream_unavailable", NULL, msg);
+    tg_chat_fail(c, 503, "server_error", "upstream_unavailable", NULL, msg);
 }
 
 static void run_next(tg_chat *c) {
@@ -618,10 +667,17 @@ static void on_text(void *user, const lfm_event *ev) {
 /* Parses tool calls out of text; on success fills content and the calls
  * JSON (NULL when there are none). */
 static size_t parse_calls(const char *text, size_t len, tg_buf *content, tg_buf *calls_json,
-                          bool stream_form) {
+                          bool stream_form, bool parallel) {
     lfm_tool_call *calls = NULL;
     size_t n = 0;
     int rc = lfm_parse_tool_calls(text, len, content, &calls, &n);
+    if (rc > 0 && !parallel && n > 1) { /* parallel_tool_calls false: the first call only */
+        for (size_t i = 1; i < n; i++) {
+            free(calls[i].name);
+            free(calls[i].arguments_json);
+        }
+        n = 1;
+    }
     if (rc <= 0 || n == 0) {
         /* No call, or a malformed one: the text goes back as plain content. */
         if (rc < 0) tg_log_warn("tool_call_unparsed", "bytes=%zu", len);
@@ -642,7 +698,7 @@ static void engine_finish_stream(tg_chat *c, const lfm_event *ev) {
     const char *held = tg_toolstream_held(&c->ts, &held_len);
     if (c->tools && held_len) {
         tg_buf content = TG_BUF_INIT, calls = TG_BUF_INIT;
-        has_calls = parse_calls(held, held_len, &content, &calls, true) > 0;
+        has_calls = parse_calls(held, held_len, &content, &calls, true, c->parallel) > 0;
         if (content.len) tg_chat_emit_text(c, content.data, content.len);
         if (has_calls) tg_chat_emit_tool_calls(c, calls.data);
         tg_buf_free(&content);
@@ -656,7 +712,8 @@ static void engine_finish_once(tg_chat *c, const lfm_event *ev) {
     tg_buf content = TG_BUF_INIT, calls = TG_BUF_INIT;
     bool has_calls = false;
     if (c->tools && c->text.len)
-        has_calls = parse_calls(c->text.data, c->text.len, &content, &calls, false) > 0;
+        has_calls =
+            parse_calls(c->text.data, c->text.len, &content, &calls, false, c->parallel) > 0;
     else
         tg_buf_append(&content, c->text.data ? c->text.data : "", c->text.len);
     const char *text = content.data ? content.data : "";
@@ -679,8 +736,8 @@ static void on_done(void *user, const lfm_event *ev) {
             end_stream_with_error(c, "canceled", ev->error ? ev->error : "generation was canceled");
             return;
         }
-        chat_fail(c, 503, "server_error", "canceled", NULL,
-                  "generation was canceled (server shutting down)");
+        tg_chat_fail(c, 503, "server_error", "canceled", NULL,
+                     "generation was canceled (server shutting down)");
         return;
     }
     if (ev->finish == LFM_FINISH_ERROR) {
@@ -711,11 +768,19 @@ static void on_done(void *user, const lfm_event *ev) {
 
 /* The request for a target: c->oai until the engine target takes it, then
  * parsed again from the body (it parsed before, so it parses again). */
+int tg_chat_parse(tg_chat *c, tg_oai_error *e) {
+    tg_oai_request_free(&c->oai);
+    const char *b = c->chat_body ? c->chat_body : c->req->body;
+    size_t n = c->chat_body ? c->chat_body_len : c->req->body_len;
+    if (tg_oai_parse_request(b, n, &c->oai, e) < 0) return -1;
+    if (c->raw_prompt) c->oai.raw_prompt = tg_xstrdup(c->raw_prompt);
+    return 0;
+}
+
 static void ensure_request(tg_chat *c) {
     if (c->oai.raw) return;
     tg_oai_error e;
-    tg_oai_request_free(&c->oai);
-    if (tg_oai_parse_request(c->req->body, c->req->body_len, &c->oai, &e) < 0)
+    if (tg_chat_parse(c, &e) < 0)
         tg_log_error("reparse_failed", "request_id=%s", c->req->request_id);
 }
 
@@ -736,7 +801,7 @@ static void on_engine_error(void *user, const tg_oai_error *e) {
         return;
     }
     if (r) rt_router_release(r, NULL);
-    chat_fail(c, e->status, e->type, e->code, e->param, e->message);
+    tg_chat_fail(c, e->status, e->type, e->code, e->param, e->message);
 }
 
 static void on_engine_start(void *user, int n_prompt) {
@@ -773,7 +838,8 @@ static void engine_run(tg_chat *c) {
     /* A thinking model reasons first, except in a continuation (it resumes
      * the answer already streamed). */
     lfm_think_free(&c->th);
-    c->think = api->engine.model && lfm_model_is_lfm25(api->engine.model) && !c->continuing;
+    c->think = api->engine.model && lfm_model_is_lfm25(api->engine.model) && !c->continuing &&
+               c->mode != TG_CHAT_COMPLETIONS; /* a raw prompt: the text as it comes */
     lfm_think_init(&c->th, c->think && rt_engine_opens_think(&api->engine));
     /* The cascade judges the first engine attempt of its plan (not a
      * continuation, not a later fallback) from the tokens' logprobs and
@@ -787,6 +853,21 @@ static void engine_run(tg_chat *c) {
     }
     c->engine_t0_ns = uv_hrtime();
     tg_oai_error e;
+    /* Structured output / forced tool calls: compiled for each engine run
+     * (the run takes it). Not on a continuation: the constraint would
+     * start over in the middle of the streamed text. */
+    const char *fp =
+        c->mode == TG_CHAT_RESPONSES ? "text.format.schema" : "response_format.json_schema.schema";
+    if (!c->continuing && tg_api_constraint(api, &c->oai, fp, &c->oai.constraint, &e) < 0) {
+        if (c->started) {
+            end_stream_with_error(c, e.code[0] ? e.code : "invalid_request", e.message);
+            return;
+        }
+        rt_router *r = router(c);
+        if (r) rt_router_release(r, NULL);
+        tg_chat_fail(c, e.status, e.type, e.code, e.param, e.message);
+        return;
+    }
     if (rt_engine_run_start(&api->engine, &c->oai, &cbs, c, &c->run, &e) < 0) {
         c->run = NULL;
         if (c->started) {
@@ -795,7 +876,7 @@ static void engine_run(tg_chat *c) {
         }
         rt_router *r = router(c);
         if (r) rt_router_release(r, NULL);
-        chat_fail(c, e.status, e.type, e.code, e.param, e.message);
+        tg_chat_fail(c, e.status, e.type, e.code, e.param, e.message);
     }
 }
 
@@ -856,15 +937,15 @@ static void on_accepted(void *user, int status) {
         return;
     }
     if (status != 0) {
-        chat_fail(c, 503, "server_error", "journal_unavailable", NULL,
-                  "the request could not be journaled; nothing was run");
+        tg_chat_fail(c, 503, "server_error", "journal_unavailable", NULL,
+                     "the request could not be journaled; nothing was run");
         return;
     }
     c->journaled = true;
     dispatch(c);
 }
 
-void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
+tg_chat *tg_chat_new(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
     tg_chat *c = calloc(1, sizeof *c);
     if (!c) abort();
     tg_toolstream_init(&c->ts);
@@ -873,15 +954,26 @@ void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) 
     c->ex = ex;
     c->req = req;
     c->t0_ns = uv_hrtime();
+    return c;
+}
+
+void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
+    tg_chat *c = tg_chat_new(api, ex, req);
     if (api->draining) {
-        chat_fail(c, 503, "server_error", "draining", NULL, "the server is shutting down");
+        tg_chat_fail(c, 503, "server_error", "draining", NULL, "the server is shutting down");
         return;
     }
     tg_oai_error e;
-    if (tg_oai_parse_request(req->body, req->body_len, &c->oai, &e) < 0) {
-        chat_fail(c, e.status, e.type, e.code, e.param, e.message);
+    if (tg_chat_parse(c, &e) < 0) {
+        tg_chat_fail(c, e.status, e.type, e.code, e.param, e.message);
         return;
     }
+    tg_chat_run(c);
+}
+
+void tg_chat_run(tg_chat *c) {
+    tg_api *api = c->api;
+    const tg_http_request *req = c->req;
     rt_request_info info = {
         .model = c->oai.model,
         .has_tools = c->oai.tools_json != NULL,
@@ -905,12 +997,17 @@ void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) 
     }
     if (rt_dispatch_plan(&api->dispatch, &info, &c->plan) < 0) {
         const tg_oai_error *pe = &c->plan.err;
-        chat_fail(c, pe->status, pe->type, pe->code, pe->param, pe->message);
+        tg_chat_fail(c, pe->status, pe->type, pe->code, pe->param, pe->message);
         return;
     }
     c->lp_client = c->oai.logprobs;
     c->lp_top_client = c->oai.top_logprobs;
-    tg_oai_new_id("chatcmpl-", c->id, sizeof c->id);
+    tg_oai_new_id(c->mode == TG_CHAT_RESPONSES     ? "resp_"
+                  : c->mode == TG_CHAT_COMPLETIONS ? "cmpl-"
+                                                   : "chatcmpl-",
+                  c->id, sizeof c->id);
+    if (c->mode == TG_CHAT_RESPONSES) tg_oai_new_id("msg_", c->msg_id, sizeof c->msg_id);
+    c->parallel = c->oai.parallel_tool_calls;
     c->created = (int64_t)time(NULL);
     c->stream = c->oai.stream;
     /* Kept here: the request moves into the engine target when it runs. */
@@ -921,7 +1018,9 @@ void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) 
     snprintf(c->model_out, sizeof c->model_out, "%s", c->plan.response_model);
     tg_log_debug("chat_plan", "request_id=%s target=%s n_targets=%zu reason=\"%s\"",
                  req->request_id, c->plan.targets[0].name, c->plan.n_targets, c->plan.reason);
-    if (!api->journal) {
+    /* The journal covers chat completions; Responses (their own store) and
+     * legacy completions are not journaled yet. */
+    if (!api->journal || c->mode != TG_CHAT_CHAT) {
         dispatch(c);
         return;
     }
@@ -929,8 +1028,8 @@ void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) 
     snprintf(c->rid, sizeof c->rid, "%s", req->request_id ? req->request_id : c->id);
     tg_http_set_on_abort(c->ex, on_abort_waiting, c);
     if (tg_apij_accept(api, c->rid, "", req->body, req->body_len, on_accepted, c) != 0)
-        chat_fail(c, 503, "server_error", "journal_unavailable", NULL,
-                  "the request could not be journaled; nothing was run");
+        tg_chat_fail(c, 503, "server_error", "journal_unavailable", NULL,
+                     "the request could not be journaled; nothing was run");
 }
 
 void tg_api_chat_end_all(tg_api *api, const char *why) {

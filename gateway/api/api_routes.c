@@ -30,6 +30,7 @@ typedef struct {
 } route;
 
 static void route_models(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);
+static void route_model_by_id(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);
 static void route_healthz(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);
 static void route_readyz(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);
 static void route_metrics(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);
@@ -41,6 +42,11 @@ static void route_admin(tg_api *api, tg_http_exchange *ex, const tg_http_request
 static const route k_routes[] = {
     {"/v1/chat/completions", false, "POST", tg_api_chat, ACCESS_API},
     {"/v1/models", false, "GET", route_models, ACCESS_API},
+    {"/v1/models/", true, "GET", route_model_by_id, ACCESS_API},
+    {"/v1/responses", false, "POST", tg_api_responses, ACCESS_API},
+    {"/v1/responses/", true, "GET", tg_api_response_by_id, ACCESS_API},
+    {"/v1/responses/", true, "DELETE", tg_api_response_by_id, ACCESS_API},
+    {"/v1/completions", false, "POST", tg_api_completions, ACCESS_API},
     {"/healthz", false, "GET", route_healthz, ACCESS_OPEN},
     {"/readyz", false, "GET", route_readyz, ACCESS_OPEN},
     {"/metrics", false, "GET", route_metrics, ACCESS_ADMIN},
@@ -63,7 +69,8 @@ static const char *route_label(const tg_http_request *req) {
     bool known = false;
     const route *r = find_route(req, &known);
     if (!r) return "other";
-    return r->prefix ? "/admin/*" : r->path;
+    if (!r->prefix) return r->path;
+    return !strcmp(r->path, "/admin/") ? "/admin/*" : r->path;
 }
 
 void tg_api_on_response(void *user, const tg_http_done *d) {
@@ -89,6 +96,8 @@ void tg_api_error(tg_api *api, tg_http_exchange *ex, int status, const char *typ
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* Every 503 and 429 tells the client when to come back. */
+    if (status == 503 || status == 429) tg_http_add_header(ex, "Retry-After", "1");
     tg_oai_error e;
     tg_oai_error_set(&e, status,
                      type            ? type
@@ -110,6 +119,45 @@ static void route_models(tg_api *api, tg_http_exchange *ex, const tg_http_reques
     tg_oai_models_json(&b, ids, owners, n, api->started_at);
     tg_http_respond(ex, 200, "application/json", b.data, b.len);
     tg_buf_free(&b);
+}
+
+/* %XX-decodes src into dst (cap bytes); SDKs encode "tidegate/auto". */
+static void pct_decode(const char *src, char *dst, size_t cap) {
+    size_t o = 0;
+    for (size_t i = 0; src[i] && o + 1 < cap; i++) {
+        unsigned v;
+        if (src[i] == '%' && src[i + 1] && src[i + 2] && sscanf(src + i + 1, "%2x", &v) == 1 &&
+            v > 0) {
+            dst[o++] = (char)v;
+            i += 2;
+        } else {
+            dst[o++] = src[i];
+        }
+    }
+    dst[o] = 0;
+}
+
+static void route_model_by_id(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
+    char want[256];
+    pct_decode(req->path + strlen("/v1/models/"), want, sizeof want);
+    const char *ids[8], *owners[8];
+    size_t n = rt_dispatch_models(&api->dispatch, ids, owners, 8);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(ids[i], want) != 0) continue;
+        tg_buf b = TG_BUF_INIT;
+        tg_buf_puts(&b, "{\"id\":");
+        tg_buf_json_str(&b, ids[i], strlen(ids[i]));
+        tg_buf_printf(
+            &b, ",\"object\":\"model\",\"created\":%lld,\"owned_by\":", (long long)api->started_at);
+        const char *o = owners[i] ? owners[i] : "tidegate";
+        tg_buf_json_str(&b, o, strlen(o));
+        tg_buf_putc(&b, '}');
+        tg_http_respond(ex, 200, "application/json", b.data, b.len);
+        tg_buf_free(&b);
+        return;
+    }
+    tg_api_error(api, ex, 404, "invalid_request_error", "model_not_found", "model",
+                 "The model '%.100s' does not exist", want);
 }
 
 static void route_healthz(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
@@ -242,6 +290,49 @@ static const route *find_route(const tg_http_request *req, bool *path_known) {
     return NULL;
 }
 
+/* ---------------------------------------------------------------- CORS -- */
+
+/* True when origin is in the configured comma list (or the list is "*"). */
+static bool cors_allowed(const char *list, const char *origin) {
+    size_t ol = strlen(origin);
+    for (const char *p = list; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        size_t n = (size_t)(e - p);
+        while (n && p[n - 1] == ' ')
+            n--;
+        if ((n == 1 && *p == '*') || (n == ol && n && !strncmp(p, origin, n))) return true;
+        p = e;
+    }
+    return false;
+}
+
+/* Adds CORS headers for an allowed Origin; answers a preflight (OPTIONS
+ * with Access-Control-Request-Method) itself, without auth, and returns
+ * true then. Off (no headers at all) unless server.cors_origins is set. */
+static bool cors(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
+    const char *list = api->cfg ? api->cfg->server.cors_origins : NULL;
+    const char *origin = tg_http_request_header(req, "origin");
+    if (!list || !origin || !cors_allowed(list, origin)) return false;
+    tg_http_add_header(ex, "Access-Control-Allow-Origin", origin);
+    tg_http_add_header(ex, "Vary", "Origin");
+    tg_http_add_header(ex, "Access-Control-Expose-Headers",
+                       "x-request-id, x-tidegate-route, x-tidegate-reason, retry-after");
+    if (strcmp(req->method, "OPTIONS") != 0 ||
+        !tg_http_request_header(req, "access-control-request-method"))
+        return false;
+    tg_http_add_header(ex, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
+    const char *rh = tg_http_request_header(req, "access-control-request-headers");
+    tg_http_add_header(ex, "Access-Control-Allow-Headers",
+                       rh ? rh : "authorization, content-type, x-request-id");
+    tg_http_add_header(ex, "Access-Control-Max-Age", "600");
+    tg_http_respond(ex, 204, "text/plain", "", 0);
+    return true;
+}
+
 int tg_api_on_head(void *user, const tg_http_request *req, tg_http_reject *rej) {
     tg_api *api = user;
     bool known = false;
@@ -270,6 +361,7 @@ int tg_api_on_head(void *user, const tg_http_request *req, tg_http_reject *rej) 
 
 void tg_api_handle(tg_http_exchange *ex, const tg_http_request *req, void *user) {
     tg_api *api = user;
+    if (cors(api, ex, req)) return;
     bool path_known = false;
     const route *match = find_route(req, &path_known);
     if (!match) {

@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "engine/lfm_grammar.h"
 #include "gateway/http/http_server.h"
 #include "gateway/metrics.h"
 #include "gateway/routing.h"
@@ -40,6 +41,8 @@ typedef struct tg_api {
      * scheduler, bridge, prompts in preparation). */
     rt_dispatch_ctx dispatch;
     rt_engine engine;
+    lfm_vocab_index *vindex;          /* structured outputs: built at start */
+    struct tg_resp_store *resp_store; /* stored Responses (lazily made) */
     /* Upstreams, breakers, connectivity mode (router/router.h); router_on
      * once initialized (api_admin.c: tg_api_router_start). */
     rt_router router;
@@ -106,5 +109,11 @@ void tg_api_router_stop(tg_api *api);
 void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);
 /* Shutdown deadline: end every live chat (streams get an error event). */
 void tg_api_chat_end_all(tg_api *api, const char *why);
+/* api_responses.c: POST /v1/responses, GET/DELETE /v1/responses/{id},
+ * POST /v1/completions; the stored responses are freed at shutdown. */
+void tg_api_responses(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);
+void tg_api_response_by_id(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);
+void tg_api_completions(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);
+void tg_api_free_resp_store(tg_api *api);
 
 #endif

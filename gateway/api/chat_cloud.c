@@ -32,7 +32,7 @@ void tg_chat_cloud_cancel(tg_chat *c) {
 /* The upstream's body: the client's, with model (and usage reporting) set. */
 static char *upstream_body(tg_chat *c, size_t *len) {
     if (!c->oai.raw) /* taken by an engine attempt: parse the body again */
-        (void)tg_oai_parse_request(c->req->body, c->req->body_len, &c->oai, &(tg_oai_error){0});
+        (void)tg_chat_parse(c, &(tg_oai_error){0});
     json_object *raw = c->oai.raw;
     json_object_object_add(raw, "model", json_object_new_string(c->up->model));
     if (c->stream) {

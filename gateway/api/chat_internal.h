@@ -1,6 +1,7 @@
-/* chat_internal: one chat completion in flight, shared by the files that
- * run it (api_chat.c: intake, plan runner, engine target, client-facing
- * output; chat_cloud.c: the cloud target). Not for other modules. */
+/* chat_internal: one request in flight, shared by the files that run it
+ * (api_chat.c: intake, plan runner, engine target, client-facing output;
+ * chat_cloud.c: the cloud target; api_responses.c: the Responses and
+ * legacy completions output shapes). Not for other modules. */
 #ifndef TG_CHAT_INTERNAL_H
 #define TG_CHAT_INTERNAL_H
 
@@ -11,6 +12,7 @@
 
 #include "gateway/api/api_routes.h"
 #include "gateway/api/openai_api.h"
+#include "gateway/api/openai_responses.h"
 #include "gateway/api/sse.h"
 #include "gateway/api/toolstream.h"
 #include "router/cascade.h"
@@ -19,6 +21,10 @@
 #include "router/engine_target.h"
 
 #define TG_CHAT_ROUTE "/v1/chat/completions"
+
+/* Which API asked: the targets and the plan are the same, the output shape
+ * differs (api_responses.c writes the other two). */
+typedef enum { TG_CHAT_CHAT = 0, TG_CHAT_RESPONSES, TG_CHAT_COMPLETIONS } tg_chat_mode;
 
 struct tg_chat {
     tg_api *api;
@@ -97,6 +103,19 @@ struct tg_chat {
 
     bool linked;
     tg_chat *prev, *next;
+
+    /* ---- the API that asked (api_responses.c) ---- */
+    tg_chat_mode mode;
+    bool parallel;   /* parallel_tool_calls: false keeps the first call only */
+    char *chat_body; /* the request in chat form when it came in another
+                        shape (parsed again per target); NULL = req->body */
+    size_t chat_body_len;
+    char *raw_prompt;    /* TG_CHAT_COMPLETIONS: the prompt, no template */
+    tg_resp_req rx;      /* TG_CHAT_RESPONSES: echo, store, history */
+    char msg_id[48];     /* TG_CHAT_RESPONSES: the message item's id */
+    int seq;             /* TG_CHAT_RESPONSES: event sequence number */
+    bool msg_started;    /* TG_CHAT_RESPONSES: message item announced */
+    json_object *rcalls; /* TG_CHAT_RESPONSES: tool calls so far (chat form, merged) */
 };
 
 /* api_chat.c, for the cloud target */
@@ -117,6 +136,27 @@ void tg_chat_finish_stream(tg_chat *c, const char *finish_reason, const tg_oai_u
 void tg_chat_answer_once(tg_chat *c, const char *content, size_t len, const char *tool_calls_json,
                          const char *finish_reason, const tg_oai_usage *u);
 void tg_chat_free(tg_chat *c);
+
+/* A new request record for ex (calloc'd, toolstream ready). */
+tg_chat *tg_chat_new(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);
+/* Ends the exchange with an error before a response started; frees c. */
+void tg_chat_fail(tg_chat *c, int status, const char *type, const char *code, const char *param,
+                  const char *msg);
+/* c->oai is parsed: plan, then run the targets (answers or fails). */
+void tg_chat_run(tg_chat *c);
+/* (Re)parses the request (chat_body or the client's body) into c->oai. */
+int tg_chat_parse(tg_chat *c, tg_oai_error *e);
+
+/* api_responses.c: the Responses and completions output. */
+void tg_resp_stream_start(tg_chat *c);
+void tg_resp_stream_text(tg_chat *c, const char *s, size_t n);
+void tg_resp_tool_calls(tg_chat *c, const char *json); /* chat-form calls or deltas */
+void tg_resp_finish(tg_chat *c, const char *text, size_t len, const char *finish_reason,
+                    const tg_oai_usage *u);
+void tg_resp_stream_error(tg_chat *c, const char *code, const char *msg);
+void tg_cmpl_stream_text(tg_chat *c, const char *s, size_t n);
+void tg_cmpl_finish(tg_chat *c, const char *text, size_t len, const char *finish_reason,
+                    const tg_oai_usage *u);
 
 /* chat_cloud.c */
 void tg_chat_run_cloud(tg_chat *c, rt_upstream *u);

@@ -473,6 +473,66 @@ static int parse_stop(json_object *stop, tg_oai_request *r, tg_oai_error *e) {
     return 0;
 }
 
+/* ------------------------------------------------------- output format -- */
+
+int tg_oai_parse_format(json_object *v, bool nested, const char *param, tg_oai_request *r,
+                        tg_oai_error *e) {
+    char p[96];
+    if (!json_object_is_type(v, json_type_object)) return wrong_type(e, param, "an object", v);
+    json_object *ty = field(v, "type");
+    snprintf(p, sizeof p, "%s.type", param);
+    if (!ty) {
+        tg_oai_error_set(e, 400, ERR_INVALID, "missing_required_parameter", p, "%s is required", p);
+        return -1;
+    }
+    if (!json_object_is_type(ty, json_type_string)) return wrong_type(e, p, "a string", ty);
+    const char *t = json_object_get_string(ty);
+    if (!strcmp(t, "text")) {
+        r->rf_kind = TG_OAI_RF_TEXT;
+        return 0;
+    }
+    if (!strcmp(t, "json_object")) {
+        r->rf_kind = TG_OAI_RF_JSON_OBJECT;
+        return 0;
+    }
+    if (strcmp(t, "json_schema") != 0) {
+        tg_oai_error_set(e, 400, ERR_INVALID, "invalid_value", p,
+                         "%s must be 'text', 'json_object' or 'json_schema'", p);
+        return -1;
+    }
+    json_object *js = v;
+    if (nested) {
+        snprintf(p, sizeof p, "%s.json_schema", param);
+        js = field(v, "json_schema");
+        if (!js) {
+            tg_oai_error_set(e, 400, ERR_INVALID, "missing_required_parameter", p, "%s is required",
+                             p);
+            return -1;
+        }
+        if (!json_object_is_type(js, json_type_object)) return wrong_type(e, p, "an object", js);
+    } else {
+        snprintf(p, sizeof p, "%s", param);
+    }
+    char q[128];
+    json_object *name = field(js, "name");
+    snprintf(q, sizeof q, "%s.name", p);
+    if (name && !json_object_is_type(name, json_type_string))
+        return wrong_type(e, q, "a string", name);
+    json_object *strict = field(js, "strict");
+    snprintf(q, sizeof q, "%s.strict", p);
+    bool sb = false;
+    if (strict && !json_object_is_type(strict, json_type_null) && get_bool(strict, q, &sb, e) < 0)
+        return -1;
+    json_object *schema = field(js, "schema");
+    snprintf(q, sizeof q, "%s.schema", p);
+    if (schema && !json_object_is_type(schema, json_type_object))
+        return wrong_type(e, q, "an object", schema);
+    r->rf_kind = TG_OAI_RF_JSON_SCHEMA;
+    free(r->rf_schema);
+    r->rf_schema = schema ? tg_xstrdup(to_json(schema)) : NULL;
+    return 0;
+}
+
 /* ---------------------------------------------------------------- parse -- */
 
 static int parse_root(json_object *root, tg_oai_request *r, tg_oai_error *e) {
@@ -573,28 +633,13 @@ static int parse_root(json_object *root, tg_oai_request *r, tg_oai_error *e) {
         }
         r->top_logprobs = (int)x;
     }
-    if ((v = field(root, "response_format"))) {
-        if (!json_object_is_type(v, json_type_object))
-            return wrong_type(e, "response_format", "an object", v);
-        json_object *ty = field(v, "type");
-        if (!ty || !json_object_is_type(ty, json_type_string))
-            return ty ? wrong_type(e, "response_format.type", "a string", ty)
-                      : (tg_oai_error_set(e, 400, ERR_INVALID, "missing_required_parameter",
-                                          "response_format.type",
-                                          "response_format.type is required"),
-                         -1);
-        const char *t = json_object_get_string(ty);
-        if (!strcmp(t, "json_object") || !strcmp(t, "json_schema")) {
-            tg_oai_error_set(e, 400, ERR_INVALID, "unsupported_value", "response_format.type",
-                             "response_format type '%s' is not supported yet; only 'text' is", t);
-            return -1;
-        }
-        if (strcmp(t, "text") != 0) {
-            tg_oai_error_set(e, 400, ERR_INVALID, "invalid_value", "response_format.type",
-                             "response_format.type must be 'text', 'json_object' or 'json_schema'");
-            return -1;
-        }
-    }
+    if ((v = field(root, "response_format")) && !json_object_is_type(v, json_type_null) &&
+        tg_oai_parse_format(v, true, "response_format", r, e) < 0)
+        return -1;
+    r->parallel_tool_calls = true;
+    if ((v = field(root, "parallel_tool_calls")) && !json_object_is_type(v, json_type_null) &&
+        get_bool(v, "parallel_tool_calls", &r->parallel_tool_calls, e) < 0)
+        return -1;
     return parse_tools(root, r, e);
 }
 

@@ -32,6 +32,14 @@
 #define TG_OAI_JSON_DEPTH   64
 #define TG_OAI_MAX_BIAS     1024 /* logit_bias entries */
 
+/* Parses a structured-output format object: chat's response_format
+ * ({"type", "json_schema": {"name", "schema", "strict"}}) when nested is
+ * true, the Responses API's text.format ({"type", "name", "schema",
+ * "strict"}) when false. Sets rf_kind / rf_schema. param names the field
+ * in errors. */
+int tg_oai_parse_format(json_object *v, bool nested, const char *param, tg_oai_request *r,
+                        tg_oai_error *e);
+
 /* Parses and validates a chat-completions body. Returns 0, or -1 with *err
  * filled (status 400). *out must be freed with tg_oai_request_free either way. */
 int tg_oai_parse_request(const char *body, size_t len, tg_oai_request *out, tg_oai_error *err);

@@ -173,6 +173,7 @@ class Gateway:
         self.journal = os.path.join(out, "journal")
         self.policy = os.path.join(out, "policy.yaml")
         self.policy_src = policy_src
+        self.routing = {}
         self.reloads = 0
         shutil.copyfile(policy_src, self.policy)
 
@@ -181,7 +182,7 @@ class Gateway:
         logp = os.path.join(self.out, "gateway-%d.log" % self.starts)
         logf = open(logp, "w")
         cmd = _taskset(1) + [
-            self.bin, "serve", "--listen", "127.0.0.1:%d" % self.fixed_port, "-m", self.model,
+            self.bin, "serve", "-c", self._config(), "--listen", "127.0.0.1:%d" % self.fixed_port, "-m", self.model,
             "--threads", "1", "--cloud-url", "https://127.0.0.1:%d/v1" % self.proxy.port,
             "--cloud-model", "mock-model", "--cloud-key-env", "DRILL_CLOUD_KEY",
             "--ca-file", self.mock_ca]
@@ -215,6 +216,19 @@ class Gateway:
         self.admin_port = admin or self.admin_port or port
         self.port = port
         self.log("gateway #%d up: api port %d, admin port %d" % (self.starts, port, self.admin_port))
+
+    def _config(self):
+        """The gateway's config file: the schedule's routing timeouts (short
+        ones, so a stall or a dead link is felt within a drill)."""
+        path = os.path.join(self.out, "tidegate.yaml")
+        r = self.routing
+        with open(path, "w") as f:
+            f.write("# written by tests/chaos/drill\nrouting:\n")
+            for k in ("connect_timeout_ms", "first_byte_timeout_ms", "idle_timeout_ms",
+                      "probe_interval_ms"):
+                if k in r:
+                    f.write("  %s: %d\n" % (k, int(r[k])))
+        return path
 
     def _help(self):
         r = subprocess.run([self.bin, "serve", "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -311,6 +325,7 @@ class Env:
         policy = os.path.join(root, sched.get("policy", "policies/hybrid.yaml"))
         self.gateway = Gateway(bin_, model, out, os.path.join(self.mock.dir, "ca.pem"), self.proxy,
                                policy, log)
+        self.gateway.routing = dict(sched.get("routing") or {})
 
     def up(self):
         if os.geteuid() != 0:

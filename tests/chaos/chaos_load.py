@@ -93,7 +93,7 @@ def _parse_sse(resp):
 
 class LoadGen:
     def __init__(self, gw, rate, duration, seed, stream_share=0.5, complex_share=0.3,
-                 concurrency=24, request_deadline=120.0, api_key=None, cloud_model_share=0.0):
+                 concurrency=96, request_deadline=120.0, api_key=None, cloud_model_share=0.0):
         self.gw = gw  # object with .host, .port (may change across restarts)
         self.rate = rate
         self.duration = duration
@@ -108,6 +108,7 @@ class LoadGen:
         self.ledger = Ledger()
         self.stop_flag = threading.Event()
         self.extra = []  # (time, n) floods added by the schedule
+        self.flood_pools = []
         self.t0 = None
 
     # ---- one request, with retries under the same key ----
@@ -247,11 +248,17 @@ class LoadGen:
         """n extra simple edge-bound requests at once (engine past its queue)."""
         base = 1_000_000 + len(self.extra) * 10_000
         self.extra.append((time.time() - self.t0, n))
+        # Their own threads, all at once: through the load's pool they would
+        # trickle in (and delay the open-loop schedule). tidegate/edge, so
+        # the policy cannot send the flood to the cloud instead.
+        pool = ThreadPoolExecutor(max_workers=max(1, min(n, 400)))
+        self.flood_pools.append(pool)
         for j in range(n):
             e = self._make_entry(base + j, "simple")
             e["flood"] = True
+            e["model"] = "tidegate/edge"
             self.ledger.add(e)
-            self.pool.submit(self._run_one, e)
+            pool.submit(self._run_one, e)
 
     def run(self):
         """Blocks for the duration, submitting on the open-loop schedule."""
@@ -272,3 +279,5 @@ class LoadGen:
 
     def drain(self):
         self.pool.shutdown(wait=True)
+        for p in self.flood_pools:
+            p.shutdown(wait=True)

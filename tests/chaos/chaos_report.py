@@ -58,9 +58,10 @@ class Sampler:
         st2, raw2 = gw.admin_get("/admin/state")
         if st2 == 200:
             try:
-                mode = json.loads(raw2).get("mode")
-                if isinstance(mode, dict):
-                    mode = mode.get("effective") or mode.get("current") or json.dumps(mode)
+                # "state" is the effective connectivity: the link (online,
+                # degraded, offline) in auto mode, else the forced mode.
+                st_json = json.loads(raw2)
+                mode = st_json.get("state") or st_json.get("mode")
             except ValueError:
                 pass
         self.samples.append((time.time() - self.t0, mets, mode, gw.starts))
@@ -73,35 +74,55 @@ class Sampler:
                 self.log("sampler: %s" % e)
 
 
-def _match(key, name_part, labels):
-    name, lab = key
-    if name_part not in name:
+def _match(key, name, labels):
+    """Exact metric name; a label value ending in '*' matches by prefix
+    (route="cloud*" covers every cloud upstream, cloud:NAME)."""
+    kname, lab = key
+    if kname != name:
         return False
     d = dict(lab)
     for k, v in labels.items():
-        if d.get(k) != v:
+        got = d.get(k)
+        if got is None:
+            return False
+        if v.endswith("*") and got.startswith(v[:-1]):
+            continue
+        if got != v:
             return False
     return True
 
 
-def increase(samples, t0, t1, name_part, **labels):
+def peak(samples, t0, t1, name, **labels):
+    """The largest value a matching gauge showed within [t0, t1]."""
+    best = 0.0
+    for t, mets, _mode, _inc in samples:
+        if t0 <= t <= t1:
+            for k, v in mets.items():
+                if _match(k, name, labels):
+                    best = max(best, v)
+    return best
+
+
+def increase(samples, t0, t1, name, **labels):
     """How much matching counters grew within [t0, t1], counting across
     gateway restarts (a restart starts counters at zero again)."""
-    total, prev = 0.0, {}
+    # A labelled series first shows up when it is first counted, so a series
+    # missing from the previous sample of the same gateway was 0 there.
+    total, prev, prev_inc = 0.0, {}, None
     for t, mets, _mode, inc in samples:
         if t > t1:
             break
         cur = {}
         for k, v in mets.items():
-            if _match(k, name_part, labels):
+            if _match(k, name, labels):
                 cur[k] = v
-        for k, v in cur.items():
-            p = prev.get(k)
-            if t >= t0 and p is not None and p[1] == inc and v > p[0]:
-                total += v - p[0]
-            elif t >= t0 and p is not None and p[1] != inc:
-                total += v  # new incarnation counted from zero
-        prev = {k: (v, inc) for k, v in cur.items()}
+        if t >= t0 and prev_inc is not None:
+            for k, v in cur.items():
+                if inc != prev_inc:
+                    total += v  # a restarted gateway counts from zero
+                elif v > prev.get(k, 0.0):
+                    total += v - prev.get(k, 0.0)
+        prev, prev_inc = cur, inc
     return total
 
 
@@ -120,22 +141,29 @@ def _evidence_checks(fault):
     def mode(m):
         return lambda s, a, b: 1.0 if any(m in (x or "") for x in modes_seen(s, a, b + win)) else 0.0
 
+    FO = "tidegate_failovers_total"
+
+    def gpeak(name, **lab):
+        return lambda s, a, b: peak(s, a, b + win, name, **lab)
+
     return {
-        "cloud_kill": [("failovers (any cause)", inc("failover")),
-                       ("breaker transitions", inc("breaker"))],
-        "cloud_5xx": [("failovers cause=5xx", inc("failover", cause="5xx"))],
-        "cloud_429": [("failovers cause=429", inc("failover", cause="429"))],
-        "tls_wrong_cert": [("failovers cause=tls", inc("failover", cause="tls"))],
-        "latency": [("cloud requests during latency", inc("decision", route="cloud")),
-                    ("cloud answers", inc("requests"))],
-        "loss": [("requests answered during loss", inc("requests"))],
-        "partition": [("mode offline", mode("offline"))],
-        "stall_first_byte": [("failovers cause=first_byte_timeout", inc("failover", cause="first_byte_timeout"))],
-        "reset_midstream": [("failovers cause=reset", inc("failover", cause="reset"))],
-        "engine_flood": [("429 answers", inc("responses", status="429")),
-                         ("engine queue", inc("requests"))],
-        "policy_reload": [("policy reloads", inc("reload"))],
-        "mode_switch": [("forced mode seen", lambda s, a, b: 1.0 if modes_seen(s, a, b) else 0.0)],
+        "cloud_kill": [("failovers (any cause)", inc(FO)),
+                       ("breaker transitions", inc("tidegate_breaker_transitions_total"))],
+        "cloud_5xx": [("failovers cause=5xx", inc(FO, cause="5xx"))],
+        "cloud_429": [("failovers cause=429", inc(FO, cause="429"))],
+        "tls_wrong_cert": [("failovers cause=tls", inc(FO, cause="tls"))],
+        "latency": [("answers first from the cloud during latency",
+                     inc("tidegate_route_decisions_total", route="cloud*"))],
+        "loss": [("HTTP answers during loss", inc("tidegate_http_requests_total"))],
+        "partition": [("connectivity offline", mode("offline"))],
+        "stall_first_byte": [("failovers cause=first_byte_timeout", inc(FO, cause="first_byte_timeout"))],
+        "reset_midstream": [("failovers cause=reset", inc(FO, cause="reset"))],
+        "engine_flood": [("engine queue depth peak", gpeak("tidegate_engine_queue_depth")),
+                         ("429 answers", inc("tidegate_http_requests_total", status="429"))],
+        "policy_reload": [("policy reloads", inc("tidegate_routing_policy_reloads_total"))],
+        "mode_switch": [("forced mode in /admin/state",
+                         lambda s, a, b: 1.0 if any(m in ("offline", "edge-only", "cloud-only")
+                                                    for m in modes_seen(s, a, b)) else 0.0)],
         "gateway_kill": [("gateway restarted and answering", lambda s, a, b: 1.0 if any(
             a <= t <= b + win for t, _m, _x, _i in s) else 0.0)],
     }.get(fault, [])
@@ -158,13 +186,18 @@ def verify(env, load, runner, sched, out, log):
     entries = load.ledger.snapshot()
     budgets = sched.get("budgets", {})
     gw = env.gateway
-    # 1. every id a client was given must be journaled and terminal
-    ids = {}
+    # 1. every id a client was given must be journaled and terminal. A 429 or
+    # 503 refusal ("come back later") promised nothing: its id names the HTTP
+    # exchange, not an accepted request, and the retry gets a fresh one.
+    # Those are still looked up: one the journal knows must be terminal too.
+    ids, refused = {}, set()
     for e in entries:
         for a in e["attempts"]:
             rid = a.get("request_id")
             if rid:
                 ids.setdefault(rid, e["key"])
+                if a.get("status") in (429, 503):
+                    refused.add(rid)
     status_by_id, lost = {}, []
     deadline = time.time() + float(budgets.get("settle_s", 90))
     pending = set(ids)
@@ -182,6 +215,8 @@ def verify(env, load, runner, sched, out, log):
         if pending:
             time.sleep(1)
     for rid in ids:
+        if rid in refused and status_by_id.get(rid) == "missing":
+            continue
         if status_by_id.get(rid) not in ("completed", "failed", "cancelled"):
             lost.append({"id": rid, "key": ids[rid], "status": status_by_id.get(rid)})
     # 2. at most one run and one result per idempotency key
@@ -189,7 +224,8 @@ def verify(env, load, runner, sched, out, log):
     for e in entries:
         done = [a for a in e["attempts"] if a.get("status") == 200 and a.get("content") is not None
                 and (not e["stream"] or a.get("done"))]
-        rids = {a.get("request_id") for a in e["attempts"] if a.get("request_id")}
+        rids = {a.get("request_id") for a in e["attempts"]
+                if a.get("request_id") and a.get("status") not in (429, 503)}
         contents = {a.get("content") for a in done}
         if len(rids) > 1 or len(contents) > 1:
             double.append({"key": e["key"], "request_ids": sorted(rids), "results": len(contents)})
@@ -203,7 +239,11 @@ def verify(env, load, runner, sched, out, log):
                 m = re.search(r"cause=([a-z_0-9]+); ms=(\d+)", h)
                 if m:
                     fo.setdefault(m.group(1), []).append(int(m.group(2)))
-    fo_budget = {"first_byte_timeout": budgets.get("first_byte_failover_ms", 12000)}
+    # A timeout cause cannot fail over before its timeout ran out: its budget
+    # is that timeout plus a margin (the schedule's *_failover_ms keys).
+    fo_budget = {"first_byte_timeout": budgets.get("first_byte_failover_ms", 12000),
+                 "connect_timeout": budgets.get("connect_failover_ms", 3500),
+                 "idle_timeout": budgets.get("idle_failover_ms", 12000)}
     fo_rows, fo_ok = [], True
     for cause, xs in sorted(fo.items()):
         b = fo_budget.get(cause, budgets.get("failover_ms", 1000))

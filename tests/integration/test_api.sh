@@ -118,8 +118,8 @@ req e_pp POST /v1/chat/completions -d '{"messages":[{"role":"user","content":"x"
 expect_error "presence_penalty wrong type" 400 invalid_type presence_penalty
 req e_type2 POST /v1/chat/completions -d '{"messages":[{"role":"user","content":"x"},{"role":"user","content":5}]}'
 expect_error "wrong type (nested)" 400 invalid_type "messages[1].content"
-req e_rf POST /v1/chat/completions -d '{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}'
-expect_error "response_format json_object" 400 unsupported_value response_format.type
+req e_rf POST /v1/chat/completions -d '{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"n","schema":{"type":"object","properties":{"a":{"type":"string","minLength":1}}}}}}'
+expect_error "response_format unsupported keyword" 400 unsupported_schema_keyword response_format.json_schema.schema
 req e_model POST /v1/chat/completions -d '{"model":"gpt-9","messages":[{"role":"user","content":"x"}]}'
 expect_error "unknown model" 404 model_not_found model
 req e_cloud POST /v1/chat/completions -d '{"model":"tidegate/cloud","messages":[{"role":"user","content":"x"}]}'

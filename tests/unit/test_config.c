@@ -529,8 +529,8 @@ static void test_key_table(void **st) {
             assert_int_equal(strncmp(ki.env, "TIDEGATE_", 9), 0);
         }
     }
-    assert_int_equal(n, 55);
-    assert_int_equal(with_env, 37);
+    assert_int_equal(n, 56);
+    assert_int_equal(with_env, 38);
 }
 
 static void test_cloud_upstreams(void **st) {

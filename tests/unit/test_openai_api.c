@@ -217,10 +217,12 @@ static void test_wrong_types_name_the_field(void **st) {
     expect_400("{" MSG ",\"n\":2}", "n", "unsupported_value");
     expect_400("{" MSG ",\"user\":[]}", "user", "invalid_type");
     expect_400("{" MSG ",\"response_format\":\"json\"}", "response_format", "invalid_type");
-    expect_400("{" MSG ",\"response_format\":{\"type\":\"json_object\"}}", "response_format.type",
-               "unsupported_value");
-    expect_400("{" MSG ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{}}}",
-               "response_format.type", "unsupported_value");
+    expect_400("{" MSG ",\"response_format\":{\"type\":\"json_schema\"}}",
+               "response_format.json_schema", "missing_required_parameter");
+    expect_400("{" MSG ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{"
+               "\"schema\":[]}}}",
+               "response_format.json_schema.schema", "invalid_type");
+    expect_400("{" MSG ",\"parallel_tool_calls\":1}", "parallel_tool_calls", "invalid_type");
     expect_400("{" MSG ",\"response_format\":{\"type\":\"yaml\"}}", "response_format.type",
                "invalid_value");
     /* A NUL inside a string would be cut by the engine: refused. */

@@ -101,6 +101,6 @@ async function expectError(name, p, cls, status, code, param) {
 await expectError("unknown model", { ...params, model: "gpt-nope" }, OpenAI.NotFoundError, 404, "model_not_found", "model");
 await expectError("bad temperature", { ...params, temperature: 7 }, OpenAI.BadRequestError, 400, "invalid_value", "temperature");
 await expectError("cloud", { ...params, model: "tidegate/cloud" }, OpenAI.InternalServerError, 503, "cloud_unavailable");
-await expectError("json_object", { ...params, response_format: { type: "json_object" } }, OpenAI.BadRequestError, 400, "unsupported_value", "response_format.type");
+await expectError("unsupported schema keyword", { ...params, response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "string", pattern: "a+" } } } }, OpenAI.BadRequestError, 400, "unsupported_schema_keyword", "response_format.json_schema.schema");
 
 done();

@@ -72,4 +72,13 @@ const r3 = await client.chat.completions.create({
 });
 eq("second turn: content", ANSWER, r3.choices[0].message.content);
 eq("second turn: reasoning", REASONING, r3.choices[0].message.reasoning_content);
+
+// Responses API: the thinking stays out of the output text, streamed and
+// not (reasoning items are not built yet).
+const rr = await client.responses.create({ model: "tidegate/edge", input: "Hi there" });
+eq("responses: output_text is the answer only", ANSWER, rr.output_text);
+const rs = await client.responses.create({ model: "tidegate/edge", input: "Hi there", stream: true });
+let rtext = "";
+for await (const ev of rs) if (ev.type === "response.output_text.delta") rtext += ev.delta;
+eq("responses stream: deltas are the answer only", ANSWER, rtext);
 done();

@@ -221,7 +221,25 @@ function models(res) {
   res.end(JSON.stringify({ object: "list", data: [{ id: "mock-model", object: "model", created: 0, owned_by: "mock" }] }));
 }
 
+// Connections by whether a request is in flight on them, so that a fault
+// change can start clients on fresh connections (a reused connection that
+// dies before any answer is silently retried by libcurl, hiding the fault)
+// without cutting requests in flight (a "hang" must stay hung until the
+// client's own timeout acts). Keys: TLS sockets (HTTP/1.1), h2 sessions.
+const busy = new WeakMap();
+const tlsConns = new Set();
+function track(c) {
+  tlsConns.add(c);
+  c.on("close", () => tlsConns.delete(c));
+}
+function dropIdle() {
+  for (const c of tlsConns) if (!(busy.get(c) > 0)) c.destroy();
+}
+
 const onRequest = (req, res) => {
+  const conn = req.stream ? req.stream.session : req.socket;
+  busy.set(conn, (busy.get(conn) || 0) + 1);
+  res.on("close", () => busy.set(conn, busy.get(conn) - 1));
   const parts = [];
   req.on("data", (d) => parts.push(d));
   req.on("end", () => {
@@ -242,6 +260,8 @@ server.on("connection", (s) => {
   sockets.add(s);
   s.on("close", () => sockets.delete(s));
 });
+server.on("secureConnection", (s) => { if (s.alpnProtocol !== "h2") track(s); });
+if (opts.http2) server.on("session", track);
 server.on("tlsClientError", () => {}); // a client refusing our certificate is a test case
 
 async function listenMain(port) {
@@ -264,6 +284,10 @@ async function setRefused(on) {
 }
 
 function setWrongCert(on) {
+  // Only a change of certificate drops connections: a /fault call that
+  // leaves it alone must not cut requests in flight (a "hang" would turn
+  // into a reset when the next fault is set).
+  if (on === state.wrongCert) return;
   if (on && !wrongCtx) throw new Error("start the mock with --wrong-cert/--wrong-key");
   state.wrongCert = on;
   server.setSecureContext(on ? wrongCtx : mainCtx);
@@ -296,6 +320,7 @@ const admin = http.createServer((req, res) => {
         delete f.wrong_cert;
         state.fault = f;
         state.faultCount = body.count === undefined ? -1 : Number(body.count);
+        dropIdle();
         return adminJSON(res, 200, { fault: state.fault, count: state.faultCount, refused: state.refused, wrong_cert: state.wrongCert });
       }
       if (req.method === "POST" && req.url === "/reply") {
