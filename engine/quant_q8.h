@@ -41,6 +41,13 @@ bool lq_q8_used(lq_type t, lq_kernels k);
  * n_rows * n_in / 32 blocks, row-major, one scale per 32 values.
  * Deterministic per row; the same function serves every kernel set. */
 void lq_q8_quantize(const float *x, int64_t n_rows, int64_t n_in, lq_q8blk *xa);
+/* The definition, block by block (scalar), and a SIMD version giving the
+ * same bytes (AVX2 on x86; NULL elsewhere or without it), which
+ * lq_q8_quantize uses when present. test_quant compares them. */
+void lq_q8_quantize_ref(const float *x, int64_t n_rows, int64_t n_in, lq_q8blk *xa);
+void lq_q8_quantize_block(const float *v, lq_q8blk *o);
+typedef void (*lq_q8quant_fn)(const float *x, int64_t n_rows, int64_t n_in, lq_q8blk *xa);
+lq_q8quant_fn lq_q8_quantize_fast(void);
 
 /* Values that share one activation scale for weights of type t: 256 (a
  * whole super-block) for the K-quants, 32 for Q4_0 and Q8_0. That is the

@@ -67,7 +67,66 @@ const lq_q8set *lq_q8_vnni(void) {
     return b & 2 ? &q8_vnni : b & 4 ? &q8_avxvnni : NULL;
 }
 
+/* lq_q8_quantize_block with AVX2: the same amax, d, 1/d (scalar), the
+ * same float products rounded half to even by cvtps2dq (as lrintf in the
+ * default rounding mode), the same clamp. Blocks with a NaN or infinity go
+ * to the scalar definition. */
+__attribute__((target("avx2,fma"))) static void q8_quantize_avx2(const float *x, int64_t n_rows,
+                                                                 int64_t n_in, lq_q8blk *xa) {
+    const int64_t nb = n_in / 32;
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int64_t r = 0; r < n_rows; r++)
+        for (int64_t b = 0; b < nb; b++) {
+            const float *v = x + r * n_in + b * 32;
+            lq_q8blk *o = xa + r * nb + b;
+            __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
+            __m256 v2 = _mm256_loadu_ps(v + 16), v3 = _mm256_loadu_ps(v + 24);
+            __m256 bad = _mm256_or_ps(_mm256_cmp_ps(v0, v1, _CMP_UNORD_Q),
+                                      _mm256_cmp_ps(v2, v3, _CMP_UNORD_Q));
+            __m256 m = _mm256_max_ps(
+                _mm256_max_ps(_mm256_and_ps(v0, abs_mask), _mm256_and_ps(v1, abs_mask)),
+                _mm256_max_ps(_mm256_and_ps(v2, abs_mask), _mm256_and_ps(v3, abs_mask)));
+            __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+            m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+            m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+            const float amax = _mm_cvtss_f32(m4);
+            if (_mm256_movemask_ps(bad) || !(amax <= 3.4028235e38f)) {
+                lq_q8_quantize_block(v, o);
+                continue;
+            }
+            const float d = amax / 127.0f;
+            const __m256 id = _mm256_set1_ps(d != 0 ? 1.0f / d : 0.0f);
+            __m256i q0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, id));
+            __m256i q1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, id));
+            __m256i q2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, id));
+            __m256i q3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, id));
+            q0 = _mm256_min_epi32(_mm256_max_epi32(q0, lo), hi);
+            q1 = _mm256_min_epi32(_mm256_max_epi32(q1, lo), hi);
+            q2 = _mm256_min_epi32(_mm256_max_epi32(q2, lo), hi);
+            q3 = _mm256_min_epi32(_mm256_max_epi32(q3, lo), hi);
+            __m256i s = _mm256_add_epi32(_mm256_add_epi32(q0, q1), _mm256_add_epi32(q2, q3));
+            __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+            /* packs interleave 128-bit lanes; the permute restores order. */
+            __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q0, q1), _mm256_packs_epi32(q2, q3));
+            _mm256_storeu_si256((__m256i *)o->q, _mm256_permutevar8x32_epi32(p, perm));
+            o->d = d;
+            o->sum = (int16_t)_mm_cvtsi128_si32(s4);
+        }
+}
+
+lq_q8quant_fn lq_q8_quantize_fast(void) {
+    return cpu_bits() & 1 ? q8_quantize_avx2 : NULL;
+}
+
 #else
+
+lq_q8quant_fn lq_q8_quantize_fast(void) {
+    return NULL;
+}
 
 const lq_q8set *lq_q8_avx2(void) {
     return NULL;

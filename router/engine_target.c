@@ -20,6 +20,7 @@ struct rt_engine_run {
     bool preparing;
     int32_t *ids;
     size_t n_ids;
+    size_t n_prefix; /* of n_ids: a continuation's answer so far */
     int prep_rc;
     bool prep_render_failed;
     char prep_err[256];
@@ -108,6 +109,7 @@ static void prep_work(uv_work_t *w) {
             memcpy(all + run->n_ids, more, n_more * sizeof *more);
             run->ids = all;
             run->n_ids += n_more;
+            run->n_prefix = n_more;
         }
         free(more);
     }
@@ -153,7 +155,9 @@ static void prep_done(uv_work_t *w, int status) {
         run_fail(run, 400, "invalid_request_error", "context_length_exceeded", "messages", msg);
         return;
     }
-    int n_prompt = (int)run->n_ids;
+    /* The prompt the client sent: a continuation's answer so far is part
+     * of the completion, not of the prompt (usage). */
+    int n_prompt = (int)(run->n_ids - run->n_prefix);
 
     lfm_job_params jp = {0};
     jp.prompt = run->ids;

@@ -9,7 +9,9 @@
  *
  *   on_error   the run failed before starting (status 400/429/500/503 in
  *              the error); the run is freed after it returns
- *   on_start   the job is queued: the response may begin
+ *   on_start   the job is queued: the response may begin; n_prompt counts
+ *              the conversation's tokens (a continuation's answer so far,
+ *              tokenized after it, is not counted: it is completion)
  *   on_text    generated text (complete UTF-8, stop strings removed)
  *   on_token   a sampled token with its logprobs (requests with logprobs;
  *              may be NULL)

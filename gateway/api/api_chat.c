@@ -150,8 +150,8 @@ static void send_raw_chunk(tg_chat *c, tg_buf *j) {
 
 /* The logprobs entries gathered since the last chunk as a JSON array, or
  * NULL when the request did not ask for logprobs. Clears the gathered
- * entries; *arr is the caller's to free. (Engine tokens only: a cloud
- * upstream's logprobs are not relayed.) */
+ * entries; *arr is the caller's to free. (The engine's tokens add
+ * entries in on_token, a cloud upstream's in chat_cloud.c.) */
 static const char *take_logprobs(tg_chat *c, tg_buf *arr) {
     if (!c->logprobs) return NULL;
     tg_buf_putc(arr, '[');
@@ -462,6 +462,7 @@ void tg_chat_midstream_failed(tg_chat *c, rt_fail_cause cause) {
     c->fault_ns = uv_hrtime();
     c->mid_failover = true;
     c->continuing = true;
+    c->n_cloud_chunks = c->n_sent_chunks;
     c->mid_cause = cause;
     c->mid_ms = 0;
     snprintf(c->mid_from, sizeof c->mid_from, "%s", t->name);
@@ -691,8 +692,17 @@ static size_t parse_calls(const char *text, size_t len, tg_buf *content, tg_buf 
     return n;
 }
 
+/* The usage the client sees. A continuation's engine prompt holds the answer
+ * so far: the prompt is the conversation (on_start's count) and the
+ * completion is what the cloud streamed (one token a chunk, its usage never
+ * came) plus what the engine generated. */
+static tg_oai_usage engine_usage(const tg_chat *c, const lfm_event *ev) {
+    if (!c->continuing) return (tg_oai_usage){ev->n_prompt, ev->n_generated};
+    return (tg_oai_usage){c->n_prompt, c->n_cloud_chunks + ev->n_generated};
+}
+
 static void engine_finish_stream(tg_chat *c, const lfm_event *ev) {
-    tg_oai_usage usage = {ev->n_prompt, ev->n_generated};
+    tg_oai_usage usage = engine_usage(c, ev);
     bool has_calls = false;
     size_t held_len;
     const char *held = tg_toolstream_held(&c->ts, &held_len);
@@ -708,7 +718,7 @@ static void engine_finish_stream(tg_chat *c, const lfm_event *ev) {
 }
 
 static void engine_finish_once(tg_chat *c, const lfm_event *ev) {
-    tg_oai_usage usage = {ev->n_prompt, ev->n_generated};
+    tg_oai_usage usage = engine_usage(c, ev);
     tg_buf content = TG_BUF_INIT, calls = TG_BUF_INIT;
     bool has_calls = false;
     if (c->tools && c->text.len)
@@ -727,7 +737,8 @@ static void engine_finish_once(tg_chat *c, const lfm_event *ev) {
 static void on_done(void *user, const lfm_event *ev) {
     tg_chat *c = user;
     c->run = NULL; /* the target frees it after this returns */
-    tg_http_set_tokens(c->ex, ev->n_prompt, ev->n_generated);
+    tg_oai_usage used = engine_usage(c, ev);
+    tg_http_set_tokens(c->ex, used.prompt_tokens, used.completion_tokens);
     rt_router *r = router(c);
     if (ev->finish == LFM_FINISH_CANCELED) {
         /* Shutdown: not the engine's fault. */

@@ -6,7 +6,8 @@
  * (relayed only if the client asked). The upstream's SSE is parsed
  * incrementally (tg_sse_parser, bounded) and each chunk relayed as our own
  * chunk (our id, the upstream's model): content deltas as content,
- * tool_calls deltas as they are. A stream that ends without [DONE], an
+ * tool_calls deltas as they are, logprobs entries (when the client asked)
+ * on the chunk that carries their text. A stream that ends without [DONE], an
  * event that is not chunk JSON, or an error event is a failure of the
  * upstream. The outcome goes to the plan runner in api_chat.c: before the
  * first token a failover, after it a mid-stream failure. */
@@ -67,6 +68,28 @@ static void read_usage(tg_chat *c, json_object *root) {
     c->cloud_usage = true;
 }
 
+/* The upstream's logprobs for a choice (its "logprobs":{"content":[...]})
+ * join the entries the next chunk or the answer carries, as the engine's
+ * do, when the client asked for logprobs. */
+static void relay_logprobs(tg_chat *c, json_object *choice) {
+    json_object *lp, *content;
+    if (!c->logprobs || !json_object_object_get_ex(choice, "logprobs", &lp) ||
+        !json_object_is_type(lp, json_type_object) ||
+        !json_object_object_get_ex(lp, "content", &content) ||
+        !json_object_is_type(content, json_type_array))
+        return;
+    size_t n = json_object_array_length(content);
+    for (size_t i = 0; i < n; i++) {
+        json_object *e = json_object_array_get_idx(content, i);
+        if (!json_object_is_type(e, json_type_object)) continue;
+        size_t len = 0;
+        const char *s = json_object_to_json_string_length(e, JSON_C_TO_STRING_PLAIN, &len);
+        if (c->lp_any) tg_buf_putc(&c->lp, ',');
+        tg_buf_append(&c->lp, s, len);
+        c->lp_any = true;
+    }
+}
+
 /* One upstream SSE event. Nonzero stops the call (malformed). */
 static int on_event(void *user, const tg_sse_msg *m) {
     tg_chat *c = user;
@@ -91,6 +114,7 @@ static int on_event(void *user, const tg_sse_msg *m) {
     if (json_object_object_get_ex(root, "choices", &choices) &&
         json_object_is_type(choices, json_type_array) && json_object_array_length(choices) > 0) {
         json_object *ch = json_object_array_get_idx(choices, 0), *delta, *v;
+        if (json_object_is_type(ch, json_type_object)) relay_logprobs(c, ch);
         if (json_object_object_get_ex(ch, "delta", &delta) &&
             json_object_is_type(delta, json_type_object)) {
             if (json_object_object_get_ex(delta, "content", &v) &&
@@ -145,6 +169,7 @@ static int answer_from_body(tg_chat *c) {
         json_object_is_type(v, json_type_string))
         finish = json_object_get_string(v);
     read_usage(c, root);
+    if (json_object_is_type(ch, json_type_object)) relay_logprobs(c, ch);
     tg_http_set_tokens(c->ex, c->usage.prompt_tokens, c->usage.completion_tokens);
     tg_chat_answer_once(c, content, clen, calls, finish, &c->usage);
     json_object_put(root);

@@ -61,6 +61,7 @@ struct tg_chat {
     bool tool_out;               /* a tool-call delta went out or is held: no continuation */
     tg_buf sent;                 /* text the client already has (prompt of a continuation) */
     int n_sent_chunks;           /* content chunks sent (about one token each) */
+    int n_cloud_chunks;          /* of those, sent before a mid-stream failover */
     char model_out[RT_NAME_MAX]; /* the "model" the client sees */
     char route[RT_NAME_MAX];     /* target that produced the first token */
     uint64_t t0_ns;              /* request accepted */

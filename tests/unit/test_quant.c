@@ -680,6 +680,49 @@ static void test_q8_sets_identical(void **state) {
                   lq_q8_pick(LQ_KERNELS_AUTO)->name);
 }
 
+/* The SIMD activation quantizer gives the definition's bytes: random
+ * magnitudes, exact halves (round half to even), +-0, denormals, values
+ * that clamp, NaN and infinities (those blocks take the scalar path). */
+static void test_q8_quantize_fast_identical(void **state) {
+    (void)state;
+    lq_q8quant_fn fast = lq_q8_quantize_fast();
+    if (!fast) {
+        print_message("no SIMD quantizer on this CPU: skipped\n");
+        return;
+    }
+    enum { NB = 4096 };
+    float *x = malloc(sizeof(float) * NB * 32);
+    uint32_t seed = 12345;
+    for (int b = 0; b < NB; b++) {
+        float scale = ldexpf(1.0f, (int)(b % 60) - 40); /* 2^-40 .. 2^19 */
+        for (int i = 0; i < 32; i++) {
+            seed = seed * 1664525u + 1013904223u;
+            float u = (float)(seed >> 8) / 16777216.0f * 2.0f - 1.0f;
+            float v = u * scale;
+            switch (b % 9) {
+            case 1: v = ((float)(int)(u * 100) + 0.5f) * 127.0f / 100.5f; break; /* ties */
+            case 2: v = i == 0 ? 127.0f : (float)(i - 16) + 0.5f; break;         /* d = 1 */
+            case 3: v = i % 2 ? -0.0f : 0.0f; break;
+            case 4: v = u * 1e-41f; break; /* denormal amax: 1/d overflows */
+            case 5: v = i == 7 ? NAN : v; break;
+            case 6: v = i == 30 ? -INFINITY : v; break;
+            case 7: v = i == 3 ? 3e38f : v; break;
+            default: break;
+            }
+            x[b * 32 + i] = v;
+        }
+    }
+    lq_q8blk *a = calloc(NB, sizeof *a), *b = calloc(NB, sizeof *b);
+    lq_q8_quantize_ref(x, 2, NB / 2 * 32, a);
+    fast(x, 2, NB / 2 * 32, b);
+    for (int k = 0; k < NB; k++) {
+        assert_true(f_bits(a[k].d) == f_bits(b[k].d));
+        assert_int_equal(a[k].sum, b[k].sum);
+        assert_memory_equal(a[k].q, b[k].q, 32);
+    }
+    free(x), free(a), free(b);
+}
+
 static void test_matmul_bad_shape(void **state) {
     (void)state;
     float x[40] = {0}, y[2] = {1, 1};
@@ -836,6 +879,7 @@ int main(void) {
         cmocka_unit_test(test_q8_accuracy),
         cmocka_unit_test(test_q8_sets_identical),
         cmocka_unit_test(test_q8_groups),
+        cmocka_unit_test(test_q8_quantize_fast_identical),
         cmocka_unit_test(test_matmul_bad_shape),
         cmocka_unit_test(test_fixtures_dequant),
     };

@@ -165,18 +165,30 @@ async function chat(req, res, bodyText) {
   const promptTokens = JSON.stringify(body.messages).length >> 2;
   const usage = { prompt_tokens: promptTokens, completion_tokens: out.length, total_tokens: promptTokens + out.length };
   const tool = f.tool ? { name: "get_weather", args: ['{"city":', '"Oslo",', '"days":2}'] } : null;
+  // logprobs: one entry per word, logprob -(i+1)/10, top_logprobs alternatives
+  // (the word, then "alt<k>") as many as asked: a test can check each value.
+  const lpEntry = (w, i) => {
+    const lp = -(i + 1) / 10;
+    const top = [];
+    for (let k = 0; k < (body.top_logprobs || 0); k++) {
+      const t = k === 0 ? w : `alt${k}`;
+      top.push({ token: t, logprob: lp - k, bytes: [...Buffer.from(t)] });
+    }
+    return { token: w, logprob: lp, bytes: [...Buffer.from(w)], top_logprobs: top };
+  };
+  const logprobs = body.logprobs && !tool ? { content: out.map(lpEntry), refusal: null } : null;
 
   if (!body.stream) {
     res.writeHead(200, { "content-type": "application/json" });
     const message = { role: "assistant", content: tool ? null : out.join("") };
     if (tool) message.tool_calls = [{ id: "call_mock1", type: "function", function: { name: tool.name, arguments: tool.args.join("") } }];
-    res.end(JSON.stringify({ id, object: "chat.completion", created, model, choices: [{ index: 0, message, finish_reason: tool ? "tool_calls" : finish }], usage }));
+    res.end(JSON.stringify({ id, object: "chat.completion", created, model, choices: [{ index: 0, message, logprobs, finish_reason: tool ? "tool_calls" : finish }], usage }));
     rec.completed = true;
     return;
   }
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
   const send = (obj) => res.write(`data: ${JSON.stringify(obj)}\n\n`);
-  const chunk = (delta, finish_reason = null) => ({ id, object: "chat.completion.chunk", created, model, choices: [{ index: 0, delta, finish_reason }] });
+  const chunk = (delta, finish_reason = null, lp = null) => ({ id, object: "chat.completion.chunk", created, model, choices: [{ index: 0, delta, logprobs: lp, finish_reason }] });
   let sent = 0; // content/tool chunks written
   const cut = async () => {
     if (f.reset_after !== undefined && sent >= f.reset_after) {
@@ -200,12 +212,12 @@ async function chat(req, res, bodyText) {
   const steps = tool
     ? tool.args.map((a, i) => ({ tool_calls: [i === 0 ? { index: 0, id: "call_mock1", type: "function", function: { name: tool.name, arguments: a } } : { index: 0, function: { arguments: a } }] }))
     : out.map((w) => ({ content: w }));
-  for (const d of steps) {
+  for (const [i, d] of steps.entries()) {
     if (ac.signal.aborted) return;
     if (await cut()) return;
     if (sent > 0) await sleep(f.delay_chunk_ms, ac.signal);
     if (ac.signal.aborted) return;
-    send(chunk(d));
+    send(chunk(d, null, logprobs ? { content: [logprobs.content[i]], refusal: null } : null));
     sent++;
   }
   if (await cut()) return;
