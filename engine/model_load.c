@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "engine/cpu.h"
@@ -271,6 +272,16 @@ static int load_exps(const gguf_file *f, const char *name, int64_t n_in, int64_t
     m->data = t->data;
     m->n_in = n_in;
     m->n_out = n_out * X;
+    /* A step reads only its chosen experts' rows: readahead around a fault
+     * would page in neighbouring experts nobody asked for (bench_moe
+     * measured 2.2x the active bytes with it). Advice only; errors do not
+     * matter. */
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg > 0) {
+        uintptr_t a = (uintptr_t)t->data & ~(uintptr_t)(pg - 1);
+        uintptr_t e = (uintptr_t)t->data + (uintptr_t)m->n_out * lq_row_bytes(m->type, n_in);
+        (void)madvise((void *)a, e - a, MADV_RANDOM);
+    }
     return 0;
 }
 
