@@ -13,7 +13,12 @@
  *
  * The engine target: render the LFM2 chat template and tokenize (thread
  * pool), submit to the scheduler through the bridge (full queue -> next
- * target, or 429), relay text events. The cloud target is chat_cloud.c.
+ * target, or 429), relay text events; a response_format or a forced tool
+ * call is compiled into a constraint on the sampled tokens for each engine
+ * run (api_constrain.c). The cloud target is chat_cloud.c; what the client
+ * sees is written by chat_output.c (and, for /v1/responses and
+ * /v1/completions, which enter through api_responses.c with the request in
+ * chat form, in their shapes by api_responses.c).
  * A client that goes away cancels whatever runs (engine job or upstream
  * request).
  *
@@ -79,24 +84,24 @@ void tg_chat_free(tg_chat *c) {
     free(c);
 }
 
-static double ms_since(uint64_t t_ns) {
+double tg_chat_ms_since(uint64_t t_ns) {
     return (double)(uv_hrtime() - t_ns) / 1e6;
 }
 
-static rt_router *router(tg_chat *c) {
+rt_router *tg_chat_router(tg_chat *c) {
     return c->api->router_on ? &c->api->router : NULL;
 }
 
-static const rt_target *cur_target(const tg_chat *c) {
+const rt_target *tg_chat_target(const tg_chat *c) {
     return c->attempt < c->plan.n_targets ? &c->plan.targets[c->attempt] : NULL;
 }
 
-static void emit(tg_chat *c, rt_event_kind kind, const char *target, const char *from,
-                 const char *to, rt_fail_cause cause, bool mid, double ms, int status) {
-    rt_router *r = router(c);
+void tg_chat_event(tg_chat *c, rt_event_kind kind, const char *target, const char *from,
+                   const char *to, rt_fail_cause cause, bool mid, double ms, int status) {
+    rt_router *r = tg_chat_router(c);
     if (!r) return;
-    rt_event ev = {kind,  c->req ? c->req->request_id : NULL, target, from, to, cause, mid, ms,
-                   status};
+    /* The copy: the end events come after the answer, which frees req. */
+    rt_event ev = {kind, c->req_id[0] ? c->req_id : NULL, target, from, to, cause, mid, ms, status};
     rt_router_emit(r, &ev);
 }
 
@@ -104,297 +109,10 @@ static void emit(tg_chat *c, rt_event_kind kind, const char *target, const char 
 void tg_chat_fail(tg_chat *c, int status, const char *type, const char *code, const char *param,
                   const char *msg) {
     if (c->failover[0]) tg_http_add_header(c->ex, "x-tidegate-failover", c->failover);
-    emit(c, RT_EV_FAILED, cur_target(c) ? cur_target(c)->name : "-", NULL, NULL, c->last_cause,
-         false, ms_since(c->t0_ns), status);
+    tg_chat_event(c, RT_EV_FAILED, tg_chat_target(c) ? tg_chat_target(c)->name : "-", NULL, NULL,
+                  c->last_cause, false, tg_chat_ms_since(c->t0_ns), status);
     if (c->journaled) tg_apij_end(c->api, c->rid, TG_JREC_FAILED, code ? code : type, msg);
     tg_api_error(c->api, c->ex, status, type, code, param, "%s", msg);
-    tg_chat_free(c);
-}
-
-/* ------------------------------------------------------------ the head -- */
-
-/* The first token is here (or the answer, when not streamed): from now on
- * the target that produced it is the route, and a later failure is a
- * mid-stream one. */
-static void first_token(tg_chat *c) {
-    const rt_target *t = cur_target(c);
-    if (c->token_out) {
-        if (c->continuing && c->mid_ms == 0) {
-            c->mid_ms = ms_since(c->fault_ns);
-            tg_metrics_observe(c->api->rtm.failover_seconds, c->mid_ms / 1000.0, "midstream");
-        }
-        return;
-    }
-    c->token_out = true;
-    snprintf(c->route, sizeof c->route, "%s", t ? t->name : "-");
-    if (t && t->kind == RT_TARGET_CLOUD && c->up)
-        snprintf(c->model_out, sizeof c->model_out, "%s", c->up->model);
-    else if (c->api->dispatch.engine_model_id)
-        snprintf(c->model_out, sizeof c->model_out, "%s", c->api->dispatch.engine_model_id);
-    tg_metrics_add(c->api->rtm.decisions, 1, c->route);
-    if (c->fault_ns) {
-        double ms = ms_since(c->fault_ns);
-        size_t n = strlen(c->failover);
-        snprintf(c->failover + n, sizeof c->failover - n, "; ms=%.0f", ms);
-        tg_metrics_observe(c->api->rtm.failover_seconds, ms / 1000.0, "before_first_token");
-    }
-}
-
-static void send_raw_chunk(tg_chat *c, tg_buf *j) {
-    tg_buf ev = TG_BUF_INIT;
-    tg_sse_data(&ev, j->data, j->len);
-    /* -1 means the client is gone; on_abort cleans up, nothing to do here. */
-    (void)tg_http_stream_write(c->ex, ev.data, ev.len);
-    tg_buf_free(&ev);
-}
-
-/* The logprobs entries gathered since the last chunk as a JSON array, or
- * NULL when the request did not ask for logprobs. Clears the gathered
- * entries; *arr is the caller's to free. (The engine's tokens add
- * entries in on_token, a cloud upstream's in chat_cloud.c.) */
-static const char *take_logprobs(tg_chat *c, tg_buf *arr) {
-    if (!c->logprobs) return NULL;
-    tg_buf_putc(arr, '[');
-    if (c->lp_any) tg_buf_append(arr, c->lp.data, c->lp.len);
-    tg_buf_putc(arr, ']');
-    tg_buf_clear(&c->lp);
-    c->lp_any = false;
-    return arr->data;
-}
-
-static void send_chunk(tg_chat *c, const tg_oai_chunk *k) {
-    tg_buf j = TG_BUF_INIT, lp = TG_BUF_INIT;
-    tg_oai_chunk kk = *k;
-    /* Streamed logprobs ride on the next content or finish chunk after
-     * their tokens (text can be held back across tokens). */
-    if (!k->usage_only && !k->role && (k->content_len || k->finish_reason || k->tool_calls_json))
-        kk.logprobs_content = take_logprobs(c, &lp);
-    tg_oai_chunk_json(&j, c->id, c->created, c->model_out, &kk);
-    tg_buf_free(&lp);
-    send_raw_chunk(c, &j);
-    tg_buf_free(&j);
-}
-
-static void add_route_headers(tg_chat *c) {
-    const char *route = c->route[0] ? c->route : (cur_target(c) ? cur_target(c)->name : "-");
-    tg_http_set_route(c->ex, route);
-    tg_http_add_header(c->ex, "x-tidegate-route", route);
-    tg_http_add_header(c->ex, "x-tidegate-reason", c->plan.reason);
-    if (c->plan.scored) {
-        char sc[16];
-        snprintf(sc, sizeof sc, "%.3f", c->plan.score);
-        tg_http_add_header(c->ex, "x-tidegate-score", sc);
-    }
-    if (c->failover[0]) tg_http_add_header(c->ex, "x-tidegate-failover", c->failover);
-}
-
-static void start_stream(tg_chat *c) {
-    if (c->started) return;
-    c->started = true;
-    add_route_headers(c);
-    tg_http_add_header(c->ex, "Cache-Control", "no-cache");
-    tg_http_add_header(c->ex, "X-Accel-Buffering", "no");
-    tg_http_stream_begin(c->ex, 200, "text/event-stream; charset=utf-8");
-    if (c->mode == TG_CHAT_RESPONSES) {
-        tg_resp_stream_start(c);
-    } else if (c->mode == TG_CHAT_CHAT) {
-        tg_oai_chunk first = {.role = "assistant", .content = "", .content_len = 0};
-        send_chunk(c, &first);
-    }
-}
-
-void tg_chat_emit_text(tg_chat *c, const char *s, size_t n) {
-    if (n == 0) return;
-    c->n_sent_chunks++;
-    first_token(c);
-    start_stream(c);
-    tg_buf_append(&c->sent, s, n);
-    if (c->mode == TG_CHAT_RESPONSES) {
-        tg_resp_stream_text(c, s, n);
-        return;
-    }
-    if (c->mode == TG_CHAT_COMPLETIONS) {
-        tg_cmpl_stream_text(c, s, n);
-        return;
-    }
-    tg_oai_chunk k = {.content = s, .content_len = n};
-    send_chunk(c, &k);
-}
-
-void tg_chat_emit_reasoning(tg_chat *c, const char *s, size_t n) {
-    /* Responses: reasoning items are not built yet; the reasoning is kept
-     * out of the output text all the same. */
-    if (n == 0 || c->mode != TG_CHAT_CHAT) return;
-    first_token(c);
-    start_stream(c);
-    tg_oai_chunk k = {.reasoning_content = s, .reasoning_len = n};
-    send_chunk(c, &k);
-}
-
-void tg_chat_emit_tool_calls(tg_chat *c, const char *json) {
-    first_token(c);
-    start_stream(c);
-    c->tool_out = true;
-    if (c->mode != TG_CHAT_CHAT) { /* sent with the final events */
-        tg_resp_tool_calls(c, json);
-        return;
-    }
-    tg_oai_chunk k = {.tool_calls_json = json};
-    send_chunk(c, &k);
-}
-
-static void send_stream_error(tg_chat *c, const char *type, const char *code, const char *msg) {
-    if (c->mode == TG_CHAT_RESPONSES) {
-        tg_resp_stream_error(c, code, msg);
-        return;
-    }
-    tg_oai_error e;
-    tg_oai_error_set(&e, 500, type, code, NULL, "%s", msg);
-    tg_buf j = TG_BUF_INIT, ev = TG_BUF_INIT;
-    tg_oai_error_json(&j, &e);
-    tg_sse_data(&ev, j.data, j.len);
-    (void)tg_http_stream_write(c->ex, ev.data, ev.len);
-    tg_buf_free(&j);
-    tg_buf_free(&ev);
-}
-
-/* The final chunk, with a `tidegate` field when the stream changed target
- * on the way: {"failover":{"from","to","cause","ms","midstream":true}}. */
-static void send_final_chunk(tg_chat *c, const char *finish_reason) {
-    tg_buf j = TG_BUF_INIT, lp = TG_BUF_INIT;
-    tg_oai_chunk fin = {.finish_reason = finish_reason, .logprobs_content = take_logprobs(c, &lp)};
-    tg_oai_chunk_json(&j, c->id, c->created, c->model_out, &fin);
-    tg_buf_free(&lp);
-    if (c->mid_failover && j.len && j.data[j.len - 1] == '}') {
-        j.len--; /* reopen the object */
-        tg_buf_printf(
-            &j,
-            ",\"tidegate\":{\"failover\":{\"from\":\"%s\",\"to\":\"engine\",\"cause\":\"%s\","
-            "\"ms\":%.0f,\"midstream\":true}}}",
-            c->mid_from, rt_fail_cause_name(c->mid_cause), c->mid_ms);
-    }
-    send_raw_chunk(c, &j);
-    tg_buf_free(&j);
-}
-
-static void end_event(tg_chat *c, bool ok, int status) {
-    emit(c, ok ? RT_EV_COMPLETED : RT_EV_FAILED, c->route[0] ? c->route : "-", NULL, NULL,
-         ok ? RT_FAIL_NONE : c->last_cause, c->mid_failover, ms_since(c->t0_ns), status);
-}
-
-void tg_chat_finish_stream(tg_chat *c, const char *finish_reason, const tg_oai_usage *u) {
-    first_token(c);
-    start_stream(c);
-    if (c->mode != TG_CHAT_CHAT) {
-        if (c->mode == TG_CHAT_RESPONSES)
-            tg_resp_finish(c, c->sent.data, c->sent.len, finish_reason, u);
-        else
-            tg_cmpl_finish(c, NULL, 0, finish_reason, u);
-        tg_http_stream_end(c->ex);
-        end_event(c, true, 200);
-        tg_chat_free(c);
-        return;
-    }
-    if (c->journaled) {
-        /* The streamed text itself is not journaled yet (resumable streams). */
-        tg_buf r = TG_BUF_INIT;
-        tg_buf_printf(&r,
-                      "{\"object\":\"chat.completion.stream\",\"id\":\"%s\",\"route\":\"%s\","
-                      "\"finish_reason\":\"%s\"}",
-                      c->id, c->route, finish_reason);
-        tg_apij_note(c->api, c->rid, TG_JREC_COMPLETED, r.data, r.len);
-        tg_buf_free(&r);
-    }
-    send_final_chunk(c, finish_reason);
-    if (c->include_usage && u) {
-        tg_oai_chunk k = {.usage_only = true, .usage = u};
-        send_chunk(c, &k);
-    }
-    tg_buf d = TG_BUF_INIT;
-    tg_sse_done(&d);
-    (void)tg_http_stream_write(c->ex, d.data, d.len);
-    tg_buf_free(&d);
-    tg_http_stream_end(c->ex);
-    end_event(c, true, 200);
-    tg_chat_free(c);
-}
-
-/* A journaled result is sent only once COMPLETED is durable: a client that
- * got a 200 finds the same result in the journal, even after a crash. */
-typedef struct {
-    tg_api *api;
-    tg_http_exchange *ex; /* NULL once the client left */
-    tg_buf body;
-} pending_result;
-
-static void on_result_abort(void *arg) {
-    pending_result *p = arg;
-    tg_http_respond(p->ex, 499, "text/plain", "", 0); /* frees only; nothing is sent */
-    p->ex = NULL;
-}
-
-static void on_result_durable(void *user, int status) {
-    pending_result *p = user;
-    if (p->ex) {
-        tg_http_set_on_abort(p->ex, NULL, NULL);
-        if (status == 0)
-            tg_http_respond(p->ex, 200, "application/json", p->body.data, p->body.len);
-        else
-            tg_api_error(p->api, p->ex, 503, "server_error", "journal_unavailable", NULL,
-                         "the result could not be journaled");
-    }
-    tg_buf_free(&p->body);
-    free(p);
-}
-
-static void respond_when_durable(tg_chat *c, tg_buf *body) {
-    pending_result *p = calloc(1, sizeof *p);
-    if (!p) abort();
-    p->api = c->api;
-    p->ex = c->ex;
-    p->body = *body;
-    *body = (tg_buf)TG_BUF_INIT;
-    tg_http_set_on_abort(p->ex, on_result_abort, p);
-    if (tg_journal_append(c->api->journal, TG_JREC_COMPLETED, c->rid, p->body.data, p->body.len,
-                          on_result_durable, p) != 0)
-        on_result_durable(p, -1);
-}
-
-void tg_chat_answer_once(tg_chat *c, const char *content, size_t len, const char *tool_calls_json,
-                         const char *finish_reason, const tg_oai_usage *u) {
-    first_token(c);
-    add_route_headers(c);
-    if (c->mode != TG_CHAT_CHAT) {
-        if (c->mode == TG_CHAT_RESPONSES) {
-            if (tool_calls_json) tg_resp_tool_calls(c, tool_calls_json);
-            tg_resp_finish(c, content, len, finish_reason, u);
-        } else {
-            tg_cmpl_finish(c, content, len, finish_reason, u);
-        }
-        end_event(c, true, 200);
-        tg_chat_free(c);
-        return;
-    }
-    tg_buf body = TG_BUF_INIT, lp = TG_BUF_INIT;
-    tg_oai_completion_json_r(&body, c->id, c->created, c->model_out, content, len,
-                             c->reasoning.len ? c->reasoning.data : NULL, c->reasoning.len,
-                             tool_calls_json, finish_reason, u, take_logprobs(c, &lp));
-    tg_buf_free(&lp);
-    if (c->journaled)
-        respond_when_durable(c, &body);
-    else
-        tg_http_respond(c->ex, 200, "application/json", body.data, body.len);
-    tg_buf_free(&body);
-    end_event(c, true, 200);
-    tg_chat_free(c);
-}
-
-/* A stream that cannot go on: the error event, and no [DONE]. */
-static void end_stream_with_error(tg_chat *c, const char *code, const char *msg) {
-    if (c->journaled) tg_apij_end(c->api, c->rid, TG_JREC_FAILED, code, msg);
-    send_stream_error(c, "server_error", code, msg);
-    tg_http_stream_end(c->ex);
-    end_event(c, false, 200);
     tg_chat_free(c);
 }
 
@@ -405,7 +123,7 @@ static void run_next(tg_chat *c);
 /* Notes a failover hop from the current target; `to` is filled when the
  * next target starts (run_next). */
 static void note_failure(tg_chat *c, rt_fail_cause cause) {
-    const rt_target *t = cur_target(c);
+    const rt_target *t = tg_chat_target(c);
     if (!c->fault_ns) c->fault_ns = uv_hrtime();
     c->last_cause = cause;
     tg_metrics_add(c->api->rtm.failovers, 1, rt_fail_cause_name(cause), "before_first_token");
@@ -422,12 +140,13 @@ static void note_next(tg_chat *c, const char *to, rt_fail_cause cause) {
     if (n < 2 || strcmp(c->failover + n - 2, "->") != 0) return;
     snprintf(c->failover + n, sizeof c->failover - n, "%s; cause=%s", to,
              rt_fail_cause_name(cause));
-    emit(c, RT_EV_FAILOVER, to, c->hop_from, to, cause, false, ms_since(c->fault_ns), 0);
+    tg_chat_event(c, RT_EV_FAILOVER, to, c->hop_from, to, cause, false,
+                  tg_chat_ms_since(c->fault_ns), 0);
 }
 
 void tg_chat_attempt_failed(tg_chat *c, rt_fail_cause cause, int retry_after) {
-    const rt_target *t = cur_target(c);
-    rt_router *r = router(c);
+    const rt_target *t = tg_chat_target(c);
+    rt_router *r = tg_chat_router(c);
     if (r && t)
         rt_router_outcome(r, t->kind == RT_TARGET_CLOUD ? &r->ups[t->upstream] : NULL, cause, 0);
     c->last_retry_after = retry_after;
@@ -440,8 +159,8 @@ void tg_chat_attempt_failed(tg_chat *c, rt_fail_cause cause, int retry_after) {
 static void engine_run(tg_chat *c);
 
 void tg_chat_midstream_failed(tg_chat *c, rt_fail_cause cause) {
-    const rt_target *t = cur_target(c);
-    rt_router *r = router(c);
+    const rt_target *t = tg_chat_target(c);
+    rt_router *r = tg_chat_router(c);
     if (r && t)
         rt_router_outcome(r, t->kind == RT_TARGET_CLOUD ? &r->ups[t->upstream] : NULL, cause, 0);
     c->last_cause = cause;
@@ -456,7 +175,7 @@ void tg_chat_midstream_failed(tg_chat *c, rt_fail_cause cause) {
         snprintf(msg, sizeof msg, "the upstream %s failed mid-stream (%s)%s", t ? t->name : "-",
                  rt_fail_cause_name(cause),
                  c->tool_out ? "; a tool call was half emitted, so it cannot be continued" : "");
-        end_stream_with_error(c, "upstream_failed", msg);
+        tg_chat_end_with_error(c, "upstream_failed", msg);
         return;
     }
     c->fault_ns = uv_hrtime();
@@ -468,7 +187,7 @@ void tg_chat_midstream_failed(tg_chat *c, rt_fail_cause cause) {
     snprintf(c->mid_from, sizeof c->mid_from, "%s", t->name);
     snprintf(c->route, sizeof c->route, "%s->engine", t->name);
     tg_http_set_route(c->ex, c->route);
-    emit(c, RT_EV_FAILOVER, "engine", t->name, "engine", cause, true, 0, 0);
+    tg_chat_event(c, RT_EV_FAILOVER, "engine", t->name, "engine", cause, true, 0, 0);
     /* The engine runs as one more target beyond the plan. */
     c->attempt = c->plan.n_targets;
     engine_run(c);
@@ -496,7 +215,7 @@ static void all_failed(tg_chat *c) {
 }
 
 static void run_next(tg_chat *c) {
-    rt_router *r = router(c);
+    rt_router *r = tg_chat_router(c);
     for (; c->attempt < c->plan.n_targets; c->attempt++) {
         const rt_target *t = &c->plan.targets[c->attempt];
         rt_upstream *u = t->kind == RT_TARGET_CLOUD && r ? &r->ups[t->upstream] : NULL;
@@ -579,7 +298,7 @@ static void cascade_escalate(tg_chat *c) {
     c->escalated = true;
     if (c->run) rt_engine_detach(c->run);
     c->run = NULL;
-    rt_router *r = router(c);
+    rt_router *r = tg_chat_router(c);
     if (r) rt_router_release(r, NULL); /* the engine worked: not a breaker failure */
     double lp = rt_cascade_mean_logprob(&c->cas), ent = rt_cascade_mean_entropy(&c->cas);
     size_t n = strlen(c->plan.reason);
@@ -739,12 +458,13 @@ static void on_done(void *user, const lfm_event *ev) {
     c->run = NULL; /* the target frees it after this returns */
     tg_oai_usage used = engine_usage(c, ev);
     tg_http_set_tokens(c->ex, used.prompt_tokens, used.completion_tokens);
-    rt_router *r = router(c);
+    rt_router *r = tg_chat_router(c);
     if (ev->finish == LFM_FINISH_CANCELED) {
         /* Shutdown: not the engine's fault. */
         if (r) rt_router_release(r, NULL);
         if (c->stream && c->started) {
-            end_stream_with_error(c, "canceled", ev->error ? ev->error : "generation was canceled");
+            tg_chat_end_with_error(c, "canceled",
+                                   ev->error ? ev->error : "generation was canceled");
             return;
         }
         tg_chat_fail(c, 503, "server_error", "canceled", NULL,
@@ -760,7 +480,7 @@ static void on_done(void *user, const lfm_event *ev) {
         }
         if (r) rt_router_outcome(r, NULL, RT_FAIL_ENGINE, 0);
         c->last_cause = RT_FAIL_ENGINE;
-        end_stream_with_error(c, "engine_error", msg);
+        tg_chat_end_with_error(c, "engine_error", msg);
         return;
     }
     if (c->cascading && cascade_check(c, true)) return; /* a short answer judged: escalated */
@@ -800,11 +520,11 @@ static void ensure_request(tg_chat *c) {
 static void on_engine_error(void *user, const tg_oai_error *e) {
     tg_chat *c = user;
     c->run = NULL; /* the target frees it after this returns */
-    rt_router *r = router(c);
+    rt_router *r = tg_chat_router(c);
     bool engine_fault = e->status == 429 || e->status >= 500;
     if (c->started) {
         if (r) rt_router_release(r, NULL);
-        end_stream_with_error(c, e->code[0] ? e->code : "engine_error", e->message);
+        tg_chat_end_with_error(c, e->code[0] ? e->code : "engine_error", e->message);
         return;
     }
     if (engine_fault) {
@@ -826,7 +546,7 @@ static void engine_run(tg_chat *c) {
     tg_api *api = c->api;
     if (!api->engine.bridge || !api->dispatch.engine_ready) {
         if (c->started) {
-            end_stream_with_error(c, "engine_unavailable", "the engine is not available");
+            tg_chat_end_with_error(c, "engine_unavailable", "the engine is not available");
             return;
         }
         tg_chat_attempt_failed(c, RT_FAIL_ENGINE, 0);
@@ -871,10 +591,10 @@ static void engine_run(tg_chat *c) {
         c->mode == TG_CHAT_RESPONSES ? "text.format.schema" : "response_format.json_schema.schema";
     if (!c->continuing && tg_api_constraint(api, &c->oai, fp, &c->oai.constraint, &e) < 0) {
         if (c->started) {
-            end_stream_with_error(c, e.code[0] ? e.code : "invalid_request", e.message);
+            tg_chat_end_with_error(c, e.code[0] ? e.code : "invalid_request", e.message);
             return;
         }
-        rt_router *r = router(c);
+        rt_router *r = tg_chat_router(c);
         if (r) rt_router_release(r, NULL);
         tg_chat_fail(c, e.status, e.type, e.code, e.param, e.message);
         return;
@@ -882,10 +602,10 @@ static void engine_run(tg_chat *c) {
     if (rt_engine_run_start(&api->engine, &c->oai, &cbs, c, &c->run, &e) < 0) {
         c->run = NULL;
         if (c->started) {
-            end_stream_with_error(c, e.code[0] ? e.code : "engine_error", e.message);
+            tg_chat_end_with_error(c, e.code[0] ? e.code : "engine_error", e.message);
             return;
         }
-        rt_router *r = router(c);
+        rt_router *r = tg_chat_router(c);
         if (r) rt_router_release(r, NULL);
         tg_chat_fail(c, e.status, e.type, e.code, e.param, e.message);
     }
@@ -898,8 +618,8 @@ static void engine_run(tg_chat *c) {
 static void on_abort(void *arg) {
     tg_chat *c = arg;
     if (c->journaled) tg_apij_end(c->api, c->rid, TG_JREC_CANCELLED, "client_gone", NULL);
-    rt_router *r = router(c);
-    const rt_target *t = cur_target(c);
+    rt_router *r = tg_chat_router(c);
+    const rt_target *t = tg_chat_target(c);
     if (r && t) rt_router_release(r, t->kind == RT_TARGET_CLOUD ? &r->ups[t->upstream] : NULL);
     rt_engine_detach(c->run);
     c->run = NULL;
@@ -925,7 +645,8 @@ static void dispatch(tg_chat *c) {
     if (c->plan.scored)
         tg_routing_count(&c->api->routing, c->plan.rule, c->plan.targets[0].name, c->plan.score,
                          true);
-    emit(c, RT_EV_DISPATCHED, c->plan.targets[0].name, NULL, NULL, RT_FAIL_NONE, false, 0, 0);
+    tg_chat_event(c, RT_EV_DISPATCHED, c->plan.targets[0].name, NULL, NULL, RT_FAIL_NONE, false, 0,
+                  0);
     chat_link(c->api, c);
     tg_http_set_on_abort(c->ex, on_abort, c);
     run_next(c);
@@ -964,6 +685,7 @@ tg_chat *tg_chat_new(tg_api *api, tg_http_exchange *ex, const tg_http_request *r
     c->api = api;
     c->ex = ex;
     c->req = req;
+    snprintf(c->req_id, sizeof c->req_id, "%s", req->request_id ? req->request_id : "");
     c->t0_ns = uv_hrtime();
     return c;
 }
@@ -1029,14 +751,16 @@ void tg_chat_run(tg_chat *c) {
     snprintf(c->model_out, sizeof c->model_out, "%s", c->plan.response_model);
     tg_log_debug("chat_plan", "request_id=%s target=%s n_targets=%zu reason=\"%s\"",
                  req->request_id, c->plan.targets[0].name, c->plan.n_targets, c->plan.reason);
-    /* The journal covers chat completions; Responses (their own store) and
-     * legacy completions are not journaled yet. */
-    if (!api->journal || c->mode != TG_CHAT_CHAT) {
+    /* The journal covers chat completions and Responses (keyed by the
+     * response id: a stored response is read back from it); legacy
+     * completions are not journaled. */
+    if (!api->journal || c->mode == TG_CHAT_COMPLETIONS) {
         dispatch(c);
         return;
     }
     /* Nothing is dispatched (or promised) before ACCEPTED is durable. */
-    snprintf(c->rid, sizeof c->rid, "%s", req->request_id ? req->request_id : c->id);
+    snprintf(c->rid, sizeof c->rid, "%s",
+             c->mode == TG_CHAT_CHAT && req->request_id ? req->request_id : c->id);
     tg_http_set_on_abort(c->ex, on_abort_waiting, c);
     if (tg_apij_accept(api, c->rid, "", req->body, req->body_len, on_accepted, c) != 0)
         tg_chat_fail(c, 503, "server_error", "journal_unavailable", NULL,
@@ -1052,7 +776,7 @@ void tg_api_chat_end_all(tg_api *api, const char *why) {
         tg_chat_cloud_cancel(c);
         if (c->journaled) tg_apij_end(api, c->rid, TG_JREC_FAILED, "server_shutting_down", why);
         if (c->started) {
-            send_stream_error(c, "server_error", "server_shutting_down", why);
+            tg_chat_stream_error(c, "server_error", "server_shutting_down", why);
             tg_http_stream_end(c->ex);
         } else {
             tg_api_error(api, c->ex, 503, "server_error", "server_shutting_down", NULL, "%s", why);

@@ -18,6 +18,7 @@
 
 #include "common/tg_log.h"
 #include "common/tg_str.h"
+#include "gateway/api/api_journal.h"
 #include "gateway/api/chat_internal.h"
 #include "gateway/api/sse.h"
 
@@ -70,6 +71,79 @@ static int parse_chat(tg_chat *c, json_object *chat) {
     return 0;
 }
 
+/* ---------------------------------------------------- stored responses -- */
+
+/* A stored response is in memory (bounded, newest kept) and, when the
+ * journal is on, in the journal under the response id: its COMPLETED record
+ * holds {"stored": bool, "response": {...}, "messages": [...]}. One that
+ * left memory (evicted, or an earlier run) is read back from there and
+ * kept in memory again. A DELETE is journaled as its own request
+ * "del:<id>" (ACCEPTED + COMPLETED: the journal never rewrites a finished
+ * id), which every later lookup checks first. The journal read is a
+ * synchronous read of the segment files (index lookup, then the records of
+ * that id only), on the loop thread. */
+typedef struct {
+    char *payload; /* the COMPLETED record's payload, NUL-terminated */
+} stored_rec;
+
+static int on_stored_rec(void *user, const tg_jrec *r) {
+    stored_rec *s = user;
+    if (r->type != TG_JREC_COMPLETED) return 0;
+    free(s->payload);
+    s->payload = malloc(r->payload_len + 1);
+    if (!s->payload) abort();
+    memcpy(s->payload, r->payload, r->payload_len);
+    s->payload[r->payload_len] = 0;
+    return 0;
+}
+
+static void del_key(const char *id, char *out, size_t cap) {
+    snprintf(out, cap, "del:%s", id);
+}
+
+/* True when id names a stored response (loaded into memory if it was only
+ * in the journal). */
+static bool resp_load(tg_api *api, const char *id) {
+    size_t n = strlen(id);
+    if (n == 0 || n > 100) return false;
+    if (tg_resp_store_response(store(api), id)) return true;
+    if (!api->journal || strncmp(id, "resp_", 5) != 0) return false;
+    char del[128];
+    del_key(id, del, sizeof del);
+    tg_journal_info info;
+    if (tg_journal_info_get(api->journal, del, &info) == 0) return false; /* deleted */
+    stored_rec s = {0};
+    if (tg_journal_read(api->journal, id, on_stored_rec, &s) != 0 || !s.payload) {
+        free(s.payload);
+        return false;
+    }
+    json_object *o = json_tokener_parse(s.payload), *st, *resp, *msgs;
+    free(s.payload);
+    bool ok = o && json_object_object_get_ex(o, "stored", &st) && json_object_get_boolean(st) &&
+              json_object_object_get_ex(o, "response", &resp) &&
+              json_object_object_get_ex(o, "messages", &msgs);
+    if (ok)
+        tg_resp_store_put(store(api), id,
+                          json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PLAIN),
+                          json_object_to_json_string_ext(msgs, JSON_C_TO_STRING_PLAIN));
+    json_object_put(o);
+    return ok;
+}
+
+static void resp_delete(tg_api *api, const char *id) {
+    tg_resp_store_delete(store(api), id);
+    if (!api->journal) return;
+    char del[128];
+    del_key(id, del, sizeof del);
+    tg_buf b = TG_BUF_INIT;
+    tg_buf_puts(&b, "{\"delete\":");
+    tg_buf_json_str(&b, id, strlen(id));
+    tg_buf_putc(&b, '}');
+    if (tg_apij_accept(api, del, "", b.data, b.len, NULL, NULL) == 0)
+        tg_apij_note(api, del, TG_JREC_COMPLETED, b.data, b.len);
+    tg_buf_free(&b);
+}
+
 void tg_api_responses(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
     tg_chat *c = tg_chat_new(api, ex, req);
     c->mode = TG_CHAT_RESPONSES;
@@ -79,6 +153,10 @@ void tg_api_responses(tg_api *api, tg_http_exchange *ex, const tg_http_request *
     }
     json_object *body = NULL, *chat = NULL;
     if (parse_body(c, &body) < 0) return;
+    json_object *prev = NULL;
+    if (json_object_object_get_ex(body, "previous_response_id", &prev) &&
+        json_object_is_type(prev, json_type_string))
+        (void)resp_load(api, json_object_get_string(prev)); /* from the journal if need be */
     tg_oai_error e;
     int rc = tg_resp_to_chat(body, store(api), &chat, &c->rx, &e);
     json_object_put(body);
@@ -138,8 +216,8 @@ void tg_api_completions(tg_api *api, tg_http_exchange *ex, const tg_http_request
 /* GET/DELETE /v1/responses/{id} */
 void tg_api_response_by_id(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
     const char *id = req->path + strlen("/v1/responses/");
-    const char *stored = api->resp_store ? tg_resp_store_response(api->resp_store, id) : NULL;
-    if (!stored || !*id) {
+    const char *stored = resp_load(api, id) ? tg_resp_store_response(store(api), id) : NULL;
+    if (!stored) {
         tg_api_error(api, ex, 404, "invalid_request_error", "not_found", NULL,
                      "Response with id '%.60s' not found.", id);
         return;
@@ -149,7 +227,7 @@ void tg_api_response_by_id(tg_api *api, tg_http_exchange *ex, const tg_http_requ
         tg_buf_puts(&b, "{\"id\":");
         tg_buf_json_str(&b, id, strlen(id));
         tg_buf_puts(&b, ",\"object\":\"response.deleted\",\"deleted\":true}");
-        tg_resp_store_delete(api->resp_store, id);
+        resp_delete(api, id);
         tg_http_respond(ex, 200, "application/json", b.data, b.len);
         tg_buf_free(&b);
         return;
@@ -352,13 +430,19 @@ void tg_resp_finish(tg_chat *c, const char *text, size_t len, const char *finish
     v.call_ids = call_ids;
     v.item_ids = item_ids;
     v.usage = usage;
-    tg_buf body = TG_BUF_INIT;
+    tg_buf body = TG_BUF_INIT, rec = TG_BUF_INIT;
     tg_resp_object_json(&body, &v);
-    if (c->rx.store) {
-        char *hist = history_after(c, text, len, calls, n, call_ids);
-        tg_resp_store_put(store(api), c->id, body.data, hist);
-        free(hist);
+    char *hist = c->rx.store ? history_after(c, text, len, calls, n, call_ids) : NULL;
+    if (hist) tg_resp_store_put(store(api), c->id, body.data, hist);
+    if (c->journaled) {
+        tg_buf_printf(&rec, "{\"stored\":%s,\"response\":", hist ? "true" : "false");
+        tg_buf_append(&rec, body.data, body.len);
+        tg_buf_puts(&rec, ",\"messages\":");
+        tg_buf_puts(&rec, hist ? hist : "null");
+        tg_buf_putc(&rec, '}');
+        if (c->stream) tg_apij_note(api, c->rid, TG_JREC_COMPLETED, rec.data, rec.len);
     }
+    free(hist);
     if (c->stream) {
         tg_buf b = TG_BUF_INIT;
         if (has_msg) {
@@ -394,10 +478,13 @@ void tg_resp_finish(tg_chat *c, const char *text, size_t len, const char *finish
                       with_response(tg_resp_object(&v)));
         write_events(c, &b);
         tg_buf_free(&b);
+    } else if (c->journaled) {
+        tg_chat_respond_durable(c, &body, rec.data, rec.len); /* 200 once durable */
     } else {
         tg_http_respond(c->ex, 200, "application/json", body.data, body.len);
     }
     tg_buf_free(&body);
+    tg_buf_free(&rec);
     lfm_tool_calls_free(calls, n);
     free(call_ids);
     free(item_ids);

@@ -29,7 +29,8 @@ typedef enum { TG_CHAT_CHAT = 0, TG_CHAT_RESPONSES, TG_CHAT_COMPLETIONS } tg_cha
 struct tg_chat {
     tg_api *api;
     tg_http_exchange *ex;
-    const tg_http_request *req;
+    const tg_http_request *req; /* freed with the exchange (by the answer) */
+    char req_id[64];            /* its request id, kept past that */
     tg_oai_request oai;
     rt_plan plan;
     rt_engine_run *run; /* the engine target's run, until it ends */
@@ -119,7 +120,22 @@ struct tg_chat {
     json_object *rcalls; /* TG_CHAT_RESPONSES: tool calls so far (chat form, merged) */
 };
 
-/* api_chat.c, for the cloud target */
+/* api_chat.c, for chat_output.c and the cloud target */
+double tg_chat_ms_since(uint64_t t_ns);
+rt_router *tg_chat_router(tg_chat *c);             /* NULL before the router is up */
+const rt_target *tg_chat_target(const tg_chat *c); /* the running one, or NULL */
+/* A router event about this request (admin state, metrics observers). */
+void tg_chat_event(tg_chat *c, rt_event_kind kind, const char *target, const char *from,
+                   const char *to, rt_fail_cause cause, bool mid, double ms, int status);
+
+/* chat_output.c: an error event on the open stream (no [DONE]) / that,
+ * then the end of the exchange (journaled FAILED; frees c). */
+void tg_chat_stream_error(tg_chat *c, const char *type, const char *code, const char *msg);
+void tg_chat_end_with_error(tg_chat *c, const char *code, const char *msg);
+/* Journals COMPLETED (payload, or the body itself when NULL) and sends the
+ * body (200) once that is durable; takes the body. */
+void tg_chat_respond_durable(tg_chat *c, tg_buf *body, const char *payload, size_t len);
+
 /* The target at plan.targets[attempt] failed before any token reached the
  * client: account it and run the next one (or answer the error). */
 void tg_chat_attempt_failed(tg_chat *c, rt_fail_cause cause, int retry_after);

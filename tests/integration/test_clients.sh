@@ -5,14 +5,16 @@
 # `ChatOpenAI`, and the OpenAI Agents SDK. Each does a plain and a streamed
 # call, structured output through its own helper, a forced tool call and a
 # tool round trip; the openai SDK also checks logprobs against the engine's
-# logits. Scripted models (synth-model --script) make answers exact.
+# logits; LangChain (chat completions by default) also goes over the
+# Responses API (useResponsesApi), streamed and with a tool round trip.
+# Scripted models (synth-model --script) make answers exact.
 #
 # npm installs go to $TG_BUILD_DIR/npm-clients once (again only when
-# clients/package.json changes), so CI pays for them on a fresh tree only.
+# node/clients/package.json changes), so CI pays for them on a fresh tree only.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
-SRC=$(cd "$(dirname "$0")/clients" && pwd)
-NPM_DIR=${TG_BUILD_DIR:-$SRC/../../../build}/npm-clients
+SRC=$(cd "$(dirname "$0")/node/clients" && pwd)
+NPM_DIR=${TG_BUILD_DIR:-$SRC/../../../../build}/npm-clients
 mkdir -p "$NPM_DIR"
 if [ ! -d "$NPM_DIR/node_modules/@openai/agents" ] || ! cmp -s "$SRC/package.json" "$NPM_DIR/package.json"; then
     echo "installing the client packages into $NPM_DIR"

@@ -13,6 +13,8 @@ J() { node -e "$1" "$BODY"; } # J 'JS reading process.argv[1]'
 "$TIDEGATE_BIN" synth-model -o "$TMP/json.gguf" --script '{"city":"Oslo","temp":21}' >/dev/null || exit 1
 "$TIDEGATE_BIN" synth-model -o "$TMP/tool.gguf" \
     --script '<|tool_call_start|>[{"name":"get_weather","arguments":{"city":"Oslo"}}]<|tool_call_end|>' >/dev/null || exit 1
+"$TIDEGATE_BIN" synth-model -o "$TMP/two.gguf" \
+    --script '<|tool_call_start|>[{"name":"get_weather","arguments":{"city":"Oslo"}},{"name":"get_weather","arguments":{"city":"Bergen"}}]<|tool_call_end|>' >/dev/null || exit 1
 
 # ------------------------------------------------------------ responses --
 MODEL=$TMP/text.gguf start_server text
@@ -82,6 +84,11 @@ expect_error "models/{id} unknown" 404 model_not_found model
 # max_tokens: unfinished JSON ends with length, never a silent stop.
 req s3 POST /v1/chat/completions -d '{"messages":[{"role":"user","content":"w"}],"max_tokens":3,"response_format":{"type":"json_schema","json_schema":{"name":"a","schema":{"type":"object","properties":{"a":{"type":"string"}},"required":["a"]}}}}'
 check "json cut at max_tokens is length" length "$(jget "$BODY" choices.0.finish_reason)"
+req s3s POST /v1/chat/completions -d '{"messages":[{"role":"user","content":"w"}],"max_tokens":3,"stream":true,"response_format":{"type":"json_object"}}'
+check "json cut streamed is length" '"length"' "$(grep -o '"finish_reason":"[a-z]*"' "$BODY" | tail -1 | cut -d: -f2)"
+req s3r POST /v1/responses -d '{"input":"w","max_output_tokens":3,"text":{"format":{"type":"json_schema","name":"a","schema":{"type":"object","properties":{"a":{"type":"string"}},"required":["a"]}}}}'
+check "responses json cut is incomplete" incomplete "$(jget "$BODY" status)"
+check "responses json cut reason" max_output_tokens "$(jget "$BODY" incomplete_details.reason)"
 
 # ------------------------------------------------------------ Retry-After --
 req ra POST /v1/chat/completions -d '{"model":"tidegate/cloud","messages":[{"role":"user","content":"x"}]}'
@@ -124,6 +131,68 @@ check "responses call args" '{"city":"Oslo"}' "$(jget "$BODY" output.0.arguments
 [[ $(jget "$BODY" output.0.call_id) == call_* ]] && ok "responses call_id" || bad "call_id"
 stop_server
 check "tool server exit 0" 0 "$RC"
+
+# ---------------------------------------------------- parallel_tool_calls --
+# The model makes two calls; parallel_tool_calls false lets one through
+# (chat, streamed chat, Responses), true (the default) both.
+MODEL=$TMP/two.gguf start_server two
+body() { echo "{\"messages\":[{\"role\":\"user\",\"content\":\"w\"}],\"tools\":$TOOLS$1}"; }
+req p1 POST /v1/chat/completions -d "$(body '')"
+check "parallel default: two calls" 2 "$(jq '.choices[0].message.tool_calls | length' "$BODY")"
+req p2 POST /v1/chat/completions -d "$(body ',"parallel_tool_calls":false')"
+check "parallel false: one call" 1 "$(jq '.choices[0].message.tool_calls | length' "$BODY")"
+check "parallel false: the first" '{"city":"Oslo"}' "$(jget "$BODY" choices.0.message.tool_calls.0.function.arguments)"
+req p3 POST /v1/chat/completions -d "$(body ',"parallel_tool_calls":false,"stream":true')"
+check "parallel false streamed: one call" 1 "$(grep -o '"function":{"name"' "$BODY" | wc -l)"
+req p4 POST /v1/responses -d "{\"input\":\"w\",\"parallel_tool_calls\":false,\"tools\":[{\"type\":\"function\",\"name\":\"get_weather\",\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}}]}"
+check "parallel false responses: one item" 1 "$(jq '[.output[] | select(.type=="function_call")] | length' "$BODY")"
+check "parallel false responses: echoed" false "$(jq -r .parallel_tool_calls "$BODY")"
+stop_server
+check "two server exit 0" 0 "$RC"
+
+# ------------------------------------------- stored responses, journaled --
+# With the journal on, a stored response outlives memory and restarts: it
+# is read back by id (GET, previous_response_id); store:false ones are not;
+# a DELETE holds across a restart; the journal stays consistent.
+J=$TMP/journal
+MODEL=$TMP/text.gguf start_server j1 -- --journal-dir "$J"
+req j1 POST /v1/responses -d '{"input":"hi","instructions":"be brief"}'
+JID=$(jget "$BODY" id)
+it=$(jget "$BODY" usage.input_tokens)
+req j2 POST /v1/responses -d '{"input":"hi","store":false}'
+JNOSTORE=$(jget "$BODY" id)
+curl -sN --max-time 30 "$BASE/v1/responses" -H 'content-type: application/json' \
+    -d '{"input":"hi","stream":true}' >"$TMP/j3.sse"
+JSTREAM=$(grep -o '"id":"resp_[0-9a-f]*"' "$TMP/j3.sse" | head -1 | cut -d'"' -f4)
+req j4 POST /v1/responses -d '{"input":"bye"}'
+JDEL=$(jget "$BODY" id)
+stop_server
+check "journal server 1 exit 0" 0 "$RC"
+MODEL=$TMP/text.gguf start_server j2 -- --journal-dir "$J"
+req j5 GET "/v1/responses/$JID"
+check "after restart: GET from the journal" 200 "$STATUS"
+check "after restart: the same response" "$JID" "$(jget "$BODY" id)"
+check "after restart: text" "It is sunny." "$(jget "$BODY" output.0.content.0.text)"
+req j6 GET "/v1/responses/$JSTREAM"
+check "after restart: a streamed response too" "It is sunny." "$(jget "$BODY" output.0.content.0.text)"
+req j7 GET "/v1/responses/$JNOSTORE"
+expect_error "after restart: store false is not kept" 404 not_found
+req j8 POST /v1/responses -d "{\"input\":\"and?\",\"previous_response_id\":\"$JID\"}"
+check "after restart: previous_response_id" 200 "$STATUS"
+it2=$(jget "$BODY" usage.input_tokens)
+[ "$it2" -gt "$it" ] 2>/dev/null && ok "after restart: history from the journal ($it -> $it2)" || bad "history tokens $it -> $it2"
+req j9 DELETE "/v1/responses/$JDEL"
+check "journaled DELETE" true "$(jget "$BODY" deleted)"
+req j10 GET "/v1/responses/$JDEL"
+expect_error "GET after journaled DELETE" 404 not_found
+stop_server
+MODEL=$TMP/text.gguf start_server j3 -- --journal-dir "$J"
+req j11 GET "/v1/responses/$JDEL"
+expect_error "DELETE holds across a restart" 404 not_found
+stop_server
+"$TIDEGATE_BIN" journal check "$J" --strict >"$TMP/jcheck.out" 2>&1
+rc=$?; cat "$TMP/jcheck.out"
+check "journal check --strict clean" 0 "$rc"
 
 # ------------------------------------------------------------------ CORS --
 start_server cors TIDEGATE_CORS_ORIGINS="https://app.example, http://localhost:3000"
