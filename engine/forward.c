@@ -12,6 +12,7 @@
  * angles are computed in double; activations are stored as float. */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,31 +33,44 @@ typedef struct {
     int64_t n_rows;
     float *y; /* (n_rows, n_out) */
     lq_kernels k;
+    int64_t chunk;        /* output rows per grab, a multiple of 16 */
+    _Atomic int64_t next; /* first output row not yet taken */
 } mm_job;
 
+/* Threads take chunks of output rows until none is left. A static half each
+ * made the whole step wait for the slower thread, and on a shared machine a
+ * descheduled worker held up every matmul (over half of decode time went
+ * to waiting). Every output row's value is computed the same way whichever
+ * thread takes it (quant.h contract), so results do not depend on it. */
 static void mm_worker(void *ctx, int i, int n) {
+    (void)i, (void)n;
     mm_job *j = ctx;
-    int64_t n_out = j->W->n_out;
-    int64_t per = (n_out + n - 1) / n;
-    per = (per + 15) & ~(int64_t)15; /* whole groups of 16 rows per thread */
-    int64_t o0 = per * i, o1 = o0 + per < n_out ? o0 + per : n_out;
-    if (o0 >= o1) return;
-    if (j->xa && lq_q8_used(j->W->type, j->k))
-        lq_matmul_q8_range(j->W->type, j->W->data, n_out, j->W->n_in, j->xa, j->n_rows, j->y, o0,
-                           o1, j->k);
-    else
-        lq_matmul_range(j->W->type, j->W->data, n_out, j->W->n_in, j->x, j->n_rows, j->y, o0, o1,
-                        j->k);
+    const int64_t n_out = j->W->n_out;
+    for (;;) {
+        int64_t o0 = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
+        if (o0 >= n_out) break;
+        int64_t o1 = o0 + j->chunk < n_out ? o0 + j->chunk : n_out;
+        if (j->xa && lq_q8_used(j->W->type, j->k))
+            lq_matmul_q8_range(j->W->type, j->W->data, n_out, j->W->n_in, j->xa, j->n_rows, j->y,
+                               o0, o1, j->k);
+        else
+            lq_matmul_range(j->W->type, j->W->data, n_out, j->W->n_in, j->x, j->n_rows, j->y, o0,
+                            o1, j->k);
+    }
 }
 
-/* y = x W^T over all rows; output rows are split over the pool's threads. The
- * value of every y element is independent of the split (quant.h contract).
- * xa: x already quantized by quant_acts (shared by the matmuls that read the
- * same x: q/k/v, gate/up), or NULL. */
+/* y = x W^T over all rows; output rows are shared out in chunks over the
+ * pool's threads (about 8 per thread). The value of every y element is
+ * independent of the split (quant.h contract). xa: x already quantized by
+ * quant_acts (shared by the matmuls that read the same x: q/k/v, gate/up),
+ * or NULL. */
 static void matmul(lfm_model *m, const lfm_mat *W, const float *x, const lq_q8blk *xa,
                    int64_t n_rows, float *y) {
-    mm_job j = {W, x, xa, n_rows, y, m->kernels};
-    if (tp_size(m->pool) == 1 || W->n_out * W->n_in * n_rows < (1 << 17))
+    int nt = tp_size(m->pool);
+    bool one = nt == 1 || W->n_out * W->n_in * n_rows < (1 << 17);
+    int64_t chunk = one ? W->n_out : (W->n_out / (8 * nt) + 15) & ~(int64_t)15;
+    mm_job j = {W, x, xa, n_rows, y, m->kernels, chunk > 16 ? chunk : 16, 0};
+    if (one)
         mm_worker(&j, 0, 1);
     else
         tp_run(m->pool, mm_worker, &j);

@@ -2,9 +2,10 @@
  *
  * tp_run(pool, fn, ctx) calls fn(ctx, i, n) once for every i in [0, n),
  * n = tp_size(pool), worker i on its own thread (i = 0 on the caller), and
- * returns when all are done. What each index computes is decided by the
- * caller from (i, n) alone, so results never depend on scheduling: a matmul
- * split over output rows writes the same bytes with 1 or 8 threads. */
+ * returns when all are done. Callers keep results independent of
+ * scheduling: a matmul hands out chunks of output rows on demand, and each
+ * row's value is computed the same way whichever thread takes it, so it
+ * writes the same bytes with 1 or 8 threads. */
 #ifndef LFM_THREADPOOL_H
 #define LFM_THREADPOOL_H
 
