@@ -38,6 +38,11 @@ wait_status() {
     done
     echo "$st"
 }
+# longbody CONTENT MAX_TOKENS: end-of-text tokens banned (logit_bias), so it
+# runs for all MAX_TOKENS whatever the model says.
+longbody() {
+    printf '{"messages":[{"role":"user","content":"%s"}],"max_tokens":%s,"seed":7,"logit_bias":{"2":-100,"7":-100}}' "$1" "$2"
+}
 body() { # body CONTENT MAX_TOKENS [STREAM]
     local s=""
     [ "${3:-}" = stream ] && s=',"stream":true,"stream_options":{"include_usage":true}'
@@ -117,14 +122,14 @@ check "streamed retry: same text, usage, one [DONE]" "$(text_of "$TMP/st1.sse")"
 
 # Attach: a retry while the first is still running waits for the same result.
 n=$(plans_so_far)
-curl -s "${A1[@]}" -H 'Idempotency-Key: long-1' -d "$(body five 400)" "$BASE/v1/chat/completions" >"$TMP/l1.out" &
+curl -s "${A1[@]}" -H 'Idempotency-Key: long-1' -d "$(longbody five 1500)" "$BASE/v1/chat/completions" >"$TMP/l1.out" &
 P1=$!
 LID=$(next_plan "$n")
 # (Normally still running when the retry comes; a model that ends early
 # makes it a replay instead: the checks below hold either way.)
 st=$(wait_status "$LID" running)
 case $st in running | completed) ok "attach: the first is $st" ;; *) bad "attach: first is '$st'" ;; esac
-curl -s "${A1[@]}" -H 'Idempotency-Key: long-1' -d "$(body five 400)" "$BASE/v1/chat/completions" >"$TMP/l2.out"
+curl -s "${A1[@]}" -H 'Idempotency-Key: long-1' -d "$(longbody five 1500)" "$BASE/v1/chat/completions" >"$TMP/l2.out"
 wait $P1
 check "attached retry: same result" "$(cat "$TMP/l1.out")" "$(cat "$TMP/l2.out")"
 check "attached retry: a completion" chat.completion "$(jget "$TMP/l2.out" object)"
@@ -135,7 +140,7 @@ check "the engine ran once per request and key" 6 "$n_runs"
 
 # ---- SIGKILL in the middle of a request, restart, GET, retry with the key
 n=$(plans_so_far)
-curl -s "${A1[@]}" -H 'Idempotency-Key: crash-1' -d "$(body six 600)" "$BASE/v1/chat/completions" >/dev/null 2>&1 &
+curl -s "${A1[@]}" -H 'Idempotency-Key: crash-1' -d "$(longbody six 3000)" "$BASE/v1/chat/completions" >/dev/null 2>&1 &
 CP=$!
 CID=$(next_plan "$n")
 check "crash: the request runs" running "$(wait_status "$CID" running)"
@@ -154,7 +159,7 @@ done
 check "crash: re-run after the restart, completed" completed "$st"
 grep -q "journal_rerun request_id=$CID attempt=1" "$LOG" && ok "crash: re-dispatched once" || bad "crash: no re-run logged"
 cp "$BODY" "$TMP/crash.view"
-req cr POST /v1/chat/completions "${A1[@]}" -H 'Idempotency-Key: crash-1' -d "$(body six 600)"
+req cr POST /v1/chat/completions "${A1[@]}" -H 'Idempotency-Key: crash-1' -d "$(longbody six 3000)"
 check "crash: retry with the key answers the same id" "$CID" "$(header x-tidegate-request-id "$HDR")"
 if [ "$st" = completed ]; then
     check "crash: retry = GET result" "$(jget "$TMP/crash.view" result)" "$(jget "$BODY" '')"
