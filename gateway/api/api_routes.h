@@ -58,6 +58,7 @@ typedef struct tg_api {
         tg_metric *breaker;          /* {target,to}: breaker transitions */
         tg_metric *mode_changes;     /* {to} */
         tg_metric *cloud_ttfb;       /* {route}: upstream time to first byte */
+        tg_metric *relay_pauses;     /* a slow client paused a cloud stream */
     } rtm;
 
     tg_metrics *metrics;
