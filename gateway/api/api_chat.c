@@ -24,7 +24,12 @@
  *
  * With tools, engine text that may be a tool call is held back: plain text
  * streams as it comes, anything that could start <|tool_call_start|> waits;
- * once the marker appears the rest is parsed at the end into tool_calls. */
+ * once the marker appears the rest is parsed at the end into tool_calls.
+ *
+ * LFM2.5 (a thinking model): the engine output's leading <think>...</think>
+ * is split off as it arrives (lfm_think) and sent as reasoning_content
+ * deltas (streaming) or the message's reasoning_content; content carries
+ * only the answer. `include_reasoning: false` drops the reasoning. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +75,8 @@ void tg_chat_free(tg_chat *c) {
     tg_buf_free(&c->sent);
     tg_buf_free(&c->body);
     tg_toolstream_free(&c->ts);
+    lfm_think_free(&c->th);
+    tg_buf_free(&c->reasoning);
     tg_resp_req_free(&c->rx);
     free(c->chat_body);
     free(c->raw_prompt);
@@ -243,8 +250,8 @@ static void run_next(tg_chat *c) {
 /* A sampled token with its logprobs (requests with logprobs only). The EOG
  * token that ends the answer is not part of the content: left out, as
  * OpenAI does. */
-/* Streamed engine text on its way to the client (tool calls held back). */
-static void engine_text(tg_chat *c, const char *text, size_t len) {
+/* Streamed answer text on its way to the client (tool calls held back). */
+static void answer_text(tg_chat *c, const char *text, size_t len) {
     if (c->tools) {
         tg_buf now = TG_BUF_INIT;
         tg_toolstream_push(&c->ts, text, len, &now);
@@ -254,6 +261,34 @@ static void engine_text(tg_chat *c, const char *text, size_t len) {
         return;
     }
     tg_chat_emit_text(c, text, len);
+}
+
+/* Thinking models: the splitter decides what is reasoning and what is the
+ * answer; final = the output has ended (whatever was held is decided). */
+static void split_think(tg_chat *c, const char *text, size_t len, bool final) {
+    tg_buf r = TG_BUF_INIT, a = TG_BUF_INIT;
+    tg_buf *rp = c->exclude_reasoning ? NULL : &r;
+    if (final)
+        lfm_think_flush(&c->th, rp, &a);
+    else
+        lfm_think_push(&c->th, text, len, rp, &a);
+    if (!c->stream) {
+        tg_buf_append(&c->reasoning, r.data, r.len);
+        tg_buf_append(&c->text, a.data, a.len);
+    } else {
+        tg_chat_emit_reasoning(c, r.data, r.len);
+        if (a.len) answer_text(c, a.data, a.len);
+    }
+    tg_buf_free(&r);
+    tg_buf_free(&a);
+}
+
+/* Engine text released to the client (after any cascade hold). */
+static void engine_text(tg_chat *c, const char *text, size_t len) {
+    if (c->think)
+        split_think(c, text, len, false);
+    else
+        answer_text(c, text, len);
 }
 
 /* The cascade gives up on the edge: the engine's answer is dropped unseen
@@ -272,6 +307,7 @@ static void cascade_escalate(tg_chat *c) {
              c->cas.n);
     tg_buf_clear(&c->held);
     tg_buf_clear(&c->text);
+    tg_buf_clear(&c->reasoning);
     tg_buf_clear(&c->lp);
     c->lp_any = false;
     c->got_text = false;
@@ -335,7 +371,10 @@ static void on_text(void *user, const lfm_event *ev) {
     /* Kept current so an aborted or cut-off request still logs real counts. */
     tg_http_set_tokens(c->ex, c->n_prompt, ev->n_generated);
     if (!c->stream) {
-        tg_buf_append(&c->text, ev->text, ev->len);
+        if (c->think)
+            split_think(c, ev->text, ev->len, false);
+        else
+            tg_buf_append(&c->text, ev->text, ev->len);
         return;
     }
     if (c->cascading) { /* held until the cascade decides */
@@ -449,6 +488,7 @@ static void on_done(void *user, const lfm_event *ev) {
     if (c->api->routing_on)
         tg_routing_engine_done(&c->api->routing, ev->ttft_ms, ev->n_generated,
                                (double)(uv_hrtime() - c->engine_t0_ns) / 1e6);
+    if (c->think) split_think(c, NULL, 0, true); /* what the splitter held back */
     if (c->stream)
         engine_finish_stream(c, ev);
     else
@@ -526,6 +566,12 @@ static void engine_run(tg_chat *c) {
                 c->oai.max_tokens > c->n_sent_chunks ? c->oai.max_tokens - c->n_sent_chunks : 1;
     }
     c->got_text = false;
+    /* A thinking model reasons first, except in a continuation (it resumes
+     * the answer already streamed). */
+    lfm_think_free(&c->th);
+    c->think = api->engine.model && lfm_model_is_lfm25(api->engine.model) && !c->continuing &&
+               c->mode != TG_CHAT_COMPLETIONS; /* a raw prompt: the text as it comes */
+    lfm_think_init(&c->th, c->think && rt_engine_opens_think(&api->engine));
     /* The cascade judges the first engine attempt of its plan (not a
      * continuation, not a later fallback) from the tokens' logprobs and
      * the top alternatives (entropy); the client still gets only the
@@ -635,6 +681,7 @@ tg_chat *tg_chat_new(tg_api *api, tg_http_exchange *ex, const tg_http_request *r
     tg_chat *c = calloc(1, sizeof *c);
     if (!c) abort();
     tg_toolstream_init(&c->ts);
+    lfm_think_init(&c->th, false);
     c->api = api;
     c->ex = ex;
     c->req = req;
@@ -698,6 +745,7 @@ void tg_chat_run(tg_chat *c) {
     c->stream = c->oai.stream;
     /* Kept here: the request moves into the engine target when it runs. */
     c->include_usage = c->oai.include_usage;
+    c->exclude_reasoning = c->oai.exclude_reasoning;
     c->logprobs = c->oai.logprobs;
     c->tools = c->oai.tools_json != NULL;
     snprintf(c->model_out, sizeof c->model_out, "%s", c->plan.response_model);

@@ -49,6 +49,12 @@ struct tg_chat {
     bool lp_any;      /* lp holds at least one entry */
     tg_toolstream ts; /* streaming with tools: what may be a tool call */
 
+    /* ---- LFM2.5 thinking: <think>...</think> goes to reasoning_content ---- */
+    bool think;             /* the engine's output starts with reasoning */
+    bool exclude_reasoning; /* include_reasoning: false */
+    lfm_think th;           /* the splitter */
+    tg_buf reasoning;       /* non-streaming: the whole reasoning */
+
     /* ---- the plan runner ---- */
     size_t attempt;              /* index of the running target in plan.targets */
     bool started;                /* response head sent (stream begun) */
@@ -140,6 +146,8 @@ void tg_chat_midstream_failed(tg_chat *c, rt_fail_cause cause);
  * the first one). */
 void tg_chat_emit_text(tg_chat *c, const char *s, size_t n);
 void tg_chat_emit_tool_calls(tg_chat *c, const char *json);
+/* Streams a reasoning_content delta (thinking models). */
+void tg_chat_emit_reasoning(tg_chat *c, const char *s, size_t n);
 /* Ends the stream (final chunk, usage, [DONE]) / answers once. */
 void tg_chat_finish_stream(tg_chat *c, const char *finish_reason, const tg_oai_usage *u);
 void tg_chat_answer_once(tg_chat *c, const char *content, size_t len, const char *tool_calls_json,

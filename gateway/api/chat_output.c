@@ -124,6 +124,16 @@ void tg_chat_emit_text(tg_chat *c, const char *s, size_t n) {
     send_chunk(c, &k);
 }
 
+void tg_chat_emit_reasoning(tg_chat *c, const char *s, size_t n) {
+    /* Responses: reasoning items are not built yet; the reasoning is kept
+     * out of the output text all the same. */
+    if (n == 0 || c->mode != TG_CHAT_CHAT) return;
+    first_token(c);
+    start_stream(c);
+    tg_oai_chunk k = {.reasoning_content = s, .reasoning_len = n};
+    send_chunk(c, &k);
+}
+
 void tg_chat_emit_tool_calls(tg_chat *c, const char *json) {
     first_token(c);
     start_stream(c);
@@ -274,8 +284,9 @@ void tg_chat_answer_once(tg_chat *c, const char *content, size_t len, const char
         return;
     }
     tg_buf body = TG_BUF_INIT, lp = TG_BUF_INIT;
-    tg_oai_completion_json(&body, c->id, c->created, c->model_out, content, len, tool_calls_json,
-                           finish_reason, u, take_logprobs(c, &lp));
+    tg_oai_completion_json_r(&body, c->id, c->created, c->model_out, content, len,
+                             c->reasoning.len ? c->reasoning.data : NULL, c->reasoning.len,
+                             tool_calls_json, finish_reason, u, take_logprobs(c, &lp));
     tg_buf_free(&lp);
     if (c->journaled)
         tg_chat_respond_durable(c, &body, NULL, 0);
