@@ -27,7 +27,8 @@ static void print_help(void) {
         "  --listen HOST:PORT    listen address (default 127.0.0.1:8080; port 0 = ephemeral)\n"
         "  -m, --model PATH      GGUF model file (engine.model)\n"
         "  --threads N           engine compute threads (0 = number of CPUs)\n"
-        "  --journal-dir DIR     request journal (else $TIDEGATE_JOURNAL_DIR; unset: off);\n"
+        "  --journal-dir DIR     request journal directory (journal.dir; default\n"
+        "                        $XDG_STATE_HOME/tidegate, else ~/.local/state/tidegate);\n"
         "                        key: $TIDEGATE_JOURNAL_KEY or $TIDEGATE_JOURNAL_KEY_FILE\n"
         "  --cloud-url URL       define/override the cloud upstream named \"cloud\"\n"
         "                        (https://host/v1, OpenAI-compatible)\n"
@@ -92,8 +93,6 @@ int cmd_serve(int argc, char **argv) {
     /* The file itself can come from the environment (containers, units);
      * the flag still wins. An explicitly named file must exist. */
     const char *env_config = getenv("TIDEGATE_CONFIG");
-    /* The journal reads its directory from the environment (api_journal.c). */
-    if (journal_dir) setenv("TIDEGATE_JOURNAL_DIR", journal_dir, 1);
     if (!config_path && env_config && *env_config) config_path = env_config;
 
     tg_config cfg;
@@ -107,6 +106,8 @@ int cmd_serve(int argc, char **argv) {
         rc = tg_config_set(&cfg, "--model", "engine.model", model, err, sizeof err);
     if (rc == 0 && threads)
         rc = tg_config_set(&cfg, "--threads", "engine.threads", threads, err, sizeof err);
+    if (rc == 0 && journal_dir)
+        rc = tg_config_set(&cfg, "--journal-dir", "journal.dir", journal_dir, err, sizeof err);
     if (rc == 0 && cloud_url)
         rc = tg_config_set_cloud(&cfg, "--cloud-url", "base_url", cloud_url, err, sizeof err);
     if (rc == 0 && cloud_model)

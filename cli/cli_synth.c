@@ -11,10 +11,10 @@
 #include "cli/cli.h"
 
 static const char USAGE[] =
-    "tidegate synth-model -o OUT.gguf [--preset tiny|350m|700m|1.2b|2.6b | "
-    "--dims E,F,H,HKV,LAYERS,VOCAB] [--attn-layers I,J,..|none] "
+    "tidegate synth-model -o OUT.gguf [--preset tiny|350m|700m|1.2b|2.6b|tiny-moe|8b-a1b | "
+    "--dims E,F,H,HKV,LAYERS,VOCAB] [--attn-layers I,J,..|none] [--moe X,K,FX,LEAD] "
     "[--type f32|f16|bf16|q8_0|q4_0|q4_k_m|q5_k_m|q6_k] [--seed S] [--layers N] [--ctx N] "
-    "[--rope-theta F] [--untied] [--arch NAME] [--name NAME] [--script FILE_OR_TEXT]";
+    "[--rope-theta F] [--untied] [--lfm25] [--arch NAME] [--name NAME] [--script FILE_OR_TEXT]";
 
 static const char HELP[] =
     "\n"
@@ -23,7 +23,11 @@ static const char HELP[] =
     "at 2,4, vocab 1024). Quantized types follow the published mixes.\n"
     "\n"
     "  -o OUT            output file\n"
-    "  --preset NAME     tiny, 350m, 700m, 1.2b, 2.6b (vocab 65536, ctx 128000)\n"
+    "  --preset NAME     tiny, 350m, 700m, 1.2b, 2.6b (vocab 65536, ctx 128000);\n"
+    "                    mixtures of experts (lfm2moe): tiny-moe (the fixture shape),\n"
+    "                    8b-a1b (LFM2-8B-A1B: 24 blocks, E 2048, dense F 7168 in\n"
+    "                    blocks 0-1, 32 experts of width 1792, 4 used per token)\n"
+    "  --moe X,K,FX,LEAD X experts of width FX, K used per token, from block LEAD on\n"
     "  --dims LIST       E,F,H,HKV,LAYERS,VOCAB (attention blocks default to 2,5,8,..)\n"
     "  --attn-layers L   attention block indices, or 'none'\n"
     "  --type T          weight mix (default f32)\n"
@@ -32,6 +36,8 @@ static const char HELP[] =
     "  --ctx N           lfm2.context_length\n"
     "  --rope-theta F    lfm2.rope.freq_base\n"
     "  --untied          add a separate output.weight\n"
+    "  --lfm25           LFM2.5 chat template (thinking model: past turns lose their\n"
+    "                    <think> blocks; the gateway splits reasoning_content out)\n"
     "  --arch NAME       general.architecture (tests of the loader's check)\n"
     "  --name NAME       general.name\n"
     "  --script S        scripted model: S is a file, or else the text itself. The\n"
@@ -70,7 +76,7 @@ int cmd_synth_model(int argc, char **argv) {
     synth_opts o;
     synth_opts_default(&o);
     const char *out = NULL, *preset = NULL, *dims = NULL, *attn = NULL, *script = NULL;
-    const char *name = NULL;
+    const char *name = NULL, *moe = NULL;
     long layers = -1, ctx = -1;
     double theta = 0;
     for (int i = 1; i < argc; i++) {
@@ -83,6 +89,10 @@ int cmd_synth_model(int argc, char **argv) {
             o.untied = true;
             continue;
         }
+        if (!strcmp(a, "--lfm25")) {
+            o.lfm25 = true;
+            continue;
+        }
         if (i + 1 >= argc)
             return cli_usage_error("synth-model", USAGE, "unknown or incomplete flag %s", a);
         const char *v = argv[++i];
@@ -92,6 +102,8 @@ int cmd_synth_model(int argc, char **argv) {
             preset = v;
         else if (!strcmp(a, "--dims"))
             dims = v;
+        else if (!strcmp(a, "--moe"))
+            moe = v;
         else if (!strcmp(a, "--attn-layers"))
             attn = v;
         else if (!strcmp(a, "--script"))
@@ -147,6 +159,12 @@ int cmd_synth_model(int argc, char **argv) {
     if (theta > 0) o.rope_theta = (float)theta;
     if (attn && parse_list(attn, o.attn_layers, SYNTH_MAX_LAYERS, &o.n_attn))
         return cli_usage_error("synth-model", USAGE, "bad --attn-layers %s", attn);
+    if (moe) {
+        int d[4], nd;
+        if (parse_list(moe, d, 4, &nd) || nd != 4)
+            return cli_usage_error("synth-model", USAGE, "--moe needs X,K,FX,LEAD");
+        o.n_expert = d[0], o.n_expert_used = d[1], o.n_ff_exp = d[2], o.n_dense_lead = d[3];
+    }
     if (layers >= 0) synth_truncate(&o, (int)layers);
 
     tg_buf sbuf = TG_BUF_INIT;
@@ -157,7 +175,7 @@ int cmd_synth_model(int argc, char **argv) {
         }
         o.script = sbuf.data ? sbuf.data : "";
         o.script_len = sbuf.len;
-        snprintf(o.name, sizeof o.name, "lfm2-scripted");
+        snprintf(o.name, sizeof o.name, o.lfm25 ? "lfm2.5-scripted" : "lfm2-scripted");
     }
     if (name) snprintf(o.name, sizeof o.name, "%s", name);
     char err[512];

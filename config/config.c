@@ -40,6 +40,7 @@ void tg_config_defaults(tg_config *cfg) {
     e->kernels = TG_CONFIG_KERNELS_AUTO;
     cfg->log.level = TG_CONFIG_LOG_INFO;
     tg_config_routing_defaults(cfg);
+    tg_config_journal_defaults(cfg);
 }
 
 void tg_config_free(tg_config *cfg) {
@@ -53,6 +54,7 @@ void tg_config_free(tg_config *cfg) {
     free(cfg->engine.model_id);
     free(cfg->source_path);
     tg_config_cloud_free(cfg);
+    tg_config_journal_free(cfg);
     cfg->server.tls_cert = cfg->server.tls_key = NULL;
     cfg->engine.model = cfg->engine.model_id = NULL;
     cfg->source_path = NULL;
@@ -68,6 +70,7 @@ void tg_config_copy(tg_config *dst, const tg_config *src) {
     dst->engine.model_id = tg_xstrdup(src->engine.model_id);
     dst->source_path = tg_xstrdup(src->source_path);
     tg_config_cloud_copy(dst, src);
+    tg_config_journal_copy(dst, src);
 }
 
 /* ---- flags and environment ----------------------------------------------------- */

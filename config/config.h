@@ -20,8 +20,7 @@
  * mix of old and new values and should be freed, not used.
  *
  * Unknown keys are errors: a typo must not silently fall back to a default.
- * Sections that later issues add (journal) are unknown until they exist. Strings in the struct are
- * heap-owned by the config. */
+ * Strings in the struct are heap-owned by the config. */
 #ifndef TG_CONFIG_H
 #define TG_CONFIG_H
 
@@ -162,6 +161,20 @@ typedef struct {
     uint32_t health_interval_ms;    /* default 1000 */
 } tg_config_routing;
 
+/* The request journal (config_schema_journal.c, gateway/api/api_journal.c).
+ * On by default; dir NULL = $XDG_STATE_HOME/tidegate, else
+ * ~/.local/state/tidegate. The key itself is never here: only where to find
+ * it (a variable's name or a 0600 file). */
+typedef struct {
+    int enabled;          /* default 1 */
+    char *dir;            /* NULL = the default directory */
+    int fsync;            /* default 1: fdatasync per batch; 0 only for throwaway journals */
+    size_t segment_bytes; /* default 64 MiB: a new segment past this */
+    int retention_s;      /* default 86400: finished requests (and idempotency keys) kept */
+    char *key_env;        /* variable with a 64-hex AES-256 key; NULL = TIDEGATE_JOURNAL_KEY */
+    char *key_file;       /* 0600 file with the key (wins over key_env) */
+} tg_config_journal;
+
 typedef struct {
     tg_config_server server;
     tg_config_admin admin;
@@ -171,6 +184,7 @@ typedef struct {
     tg_config_routing routing;
     tg_config_upstream cloud[TG_CONFIG_MAX_UPSTREAMS];
     int n_cloud;
+    tg_config_journal journal;
     char *source_path; /* file the config came from, or NULL (defaults only) */
 } tg_config;
 

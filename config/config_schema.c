@@ -103,12 +103,14 @@ static const tg_config_schema_key k_keys[] = {
 #define N_KEYS (sizeof k_keys / sizeof k_keys[0])
 
 size_t tg_config_schema_count(void) {
-    return N_KEYS + tg_config_routing_nkeys;
+    return N_KEYS + tg_config_routing_nkeys + tg_config_journal_nkeys;
 }
 const tg_config_schema_key *tg_config_schema_at(size_t i) {
     if (i < N_KEYS) return &k_keys[i];
     i -= N_KEYS;
-    return i < tg_config_routing_nkeys ? &tg_config_routing_keys[i] : NULL;
+    if (i < tg_config_routing_nkeys) return &tg_config_routing_keys[i];
+    i -= tg_config_routing_nkeys;
+    return i < tg_config_journal_nkeys ? &tg_config_journal_keys[i] : NULL;
 }
 
 const tg_config_schema_key *tg_config_schema_find(const char *path) {

@@ -74,6 +74,13 @@ extern const tg_config_schema_key tg_config_routing_keys[];
 extern const size_t tg_config_routing_nkeys;
 void tg_config_routing_defaults(tg_config *cfg);
 
+/* The journal keys (config_schema_journal.c), walked after the routing ones. */
+extern const tg_config_schema_key tg_config_journal_keys[];
+extern const size_t tg_config_journal_nkeys;
+void tg_config_journal_defaults(tg_config *cfg);
+void tg_config_journal_free(tg_config *cfg);
+void tg_config_journal_copy(tg_config *dst, const tg_config *src);
+
 /* config_cloud.c: the `cloud:` list. walk reads a YAML node (any kind) with
  * file:line:col errors; yaml writes it for `config show`; finalize checks
  * cross-key rules; free/copy own the strings. doc is a yaml_document_t. */

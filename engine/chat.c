@@ -43,6 +43,12 @@ lfm_template_kind lfm_chat_template_kind(const char *jinja) {
     return LFM_TEMPLATE_LFM2;
 }
 
+bool lfm_chat_template_opens_think(const char *jinja) {
+    /* The generation prompt string, with the newline as written in Jinja
+     * source (an escape) or as a real newline. */
+    return jinja && (strstr(jinja, "assistant\\n<think>") || strstr(jinja, "assistant\n<think>"));
+}
+
 static const char *role_name(lfm_role r) {
     switch (r) {
     case LFM_ROLE_SYSTEM: return "system";

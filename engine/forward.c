@@ -62,7 +62,7 @@ static void mm_worker(void *ctx, int i, int n) {
 /* y = x W^T over all rows; output rows are shared out in chunks over the
  * pool's threads (about 8 per thread). The value of every y element is
  * independent of the split (quant.h contract). xa: x already quantized by
- * quant_act (shared by the matmuls that read the same x: q/k/v, gate/up),
+ * quant_acts (shared by the matmuls that read the same x: q/k/v, gate/up),
  * or NULL. */
 static void matmul(lfm_model *m, const lfm_mat *W, const float *x, const lq_q8blk *xa,
                    int64_t n_rows, float *y) {
@@ -79,6 +79,7 @@ static void matmul(lfm_model *m, const lfm_mat *W, const float *x, const lq_q8bl
 typedef struct {
     const float *x;
     int64_t n_rows, n_in;
+    int group;
     lq_q8blk *xa;
 } qa_job;
 
@@ -86,22 +87,66 @@ static void qa_worker(void *ctx, int i, int n) {
     qa_job *j = ctx;
     int64_t r0 = j->n_rows * i / n, r1 = j->n_rows * (i + 1) / n;
     int64_t nb = j->n_in / 32;
-    lq_q8_quantize(j->x + r0 * j->n_in, r1 - r0, j->n_in, j->xa + r0 * nb);
+    lq_q8_quantize_g(j->x + r0 * j->n_in, r1 - r0, j->n_in, j->group, j->xa + r0 * nb);
 }
 
-/* Quantizes x (n_rows, n_in) once into the model's activation scratch when W
- * (the first matmul to read it) uses the integer kernels; NULL otherwise. */
-static const lq_q8blk *quant_act(lfm_model *m, const lfm_mat *W, const float *x, int64_t n_rows) {
-    int64_t n_in = W->n_in;
-    if (!lq_q8_used(W->type, m->kernels) || n_in % 32 != 0 ||
-        (size_t)(n_rows * n_in / 32) > m->xq_blocks)
-        return NULL;
-    qa_job j = {x, n_rows, n_in, m->xq};
+/* x (n_rows, n_in) quantized for the integer kernels, once per activation
+ * format (lq_q8_group: a scale per 32 values, or per 256 for K-quant
+ * weights) that the matrices reading it need. */
+typedef struct {
+    const lq_q8blk *g32, *g256; /* NULL: not needed, or not possible */
+} qacts;
+
+static const lq_q8blk *quant_one(lfm_model *m, int group, const float *x, int64_t n_in,
+                                 int64_t n_rows) {
+    lq_q8blk *buf = group == 256 ? m->xq256 : m->xq;
+    qa_job j = {x, n_rows, n_in, group, buf};
     if (tp_size(m->pool) == 1 || n_rows < 8)
         qa_worker(&j, 0, 1);
     else
         tp_run(m->pool, qa_worker, &j);
-    return m->xq;
+    return buf;
+}
+
+static qacts quant_acts(lfm_model *m, const lfm_mat *const *Ws, int nW, const float *x,
+                        int64_t n_rows) {
+    qacts a = {NULL, NULL};
+    for (int i = 0; i < nW; i++) {
+        const lfm_mat *W = Ws[i];
+        int64_t n_in = W->n_in;
+        if (!lq_q8_used(W->type, m->kernels) || n_in % 32 != 0 ||
+            (size_t)(n_rows * n_in / 32) > m->xq_blocks)
+            continue;
+        int g = lq_q8_group(W->type);
+        if (g == 256 && n_in % 256 != 0) g = 32;
+        if (g == 256 && !a.g256) a.g256 = quant_one(m, 256, x, n_in, n_rows);
+        if (g == 32 && !a.g32) a.g32 = quant_one(m, 32, x, n_in, n_rows);
+    }
+    return a;
+}
+
+/* The copy for W (NULL: matmul quantizes itself or runs in float). */
+static const lq_q8blk *qa_for(const qacts *a, const lfm_mat *W) {
+    return lq_q8_group(W->type) == 256 && W->n_in % 256 == 0 ? a->g256 : a->g32;
+}
+
+/* One matrix reading x. */
+static void matmul_q(lfm_model *m, const lfm_mat *W, const float *x, int64_t n_rows, float *y) {
+    const lfm_mat *Ws[1] = {W};
+    qacts a = quant_acts(m, Ws, 1, x, n_rows);
+    matmul(m, W, x, qa_for(&a, W), n_rows, y);
+}
+
+void lfm_fwd_matmul(lfm_model *m, const lfm_mat *W, const float *x, int64_t n_rows, float *y) {
+    matmul_q(m, W, x, n_rows, y);
+}
+
+void lfm_fwd_matmul2(lfm_model *m, const lfm_mat *W1, float *y1, const lfm_mat *W2, float *y2,
+                     const float *x, int64_t n_rows) {
+    const lfm_mat *Ws[2] = {W1, W2};
+    qacts a = quant_acts(m, Ws, 2, x, n_rows);
+    matmul(m, W1, x, qa_for(&a, W1), n_rows, y1);
+    matmul(m, W2, x, qa_for(&a, W2), n_rows, y2);
 }
 
 /* -------------------------------------------------------------- small -- */
@@ -211,7 +256,7 @@ static void conv_block(fwd *f, const lfm_layer *L) {
     lfm_model *m = f->m;
     const int E = m->hp.n_embd, K = m->hp.conv_l_cache;
     float *bcx = f->big; /* (n, 3E) */
-    matmul(m, &L->conv_in, f->h, quant_act(m, &L->conv_in, f->h, f->n), f->n, bcx);
+    matmul_q(m, &L->conv_in, f->h, f->n, bcx);
     for (int r = 0; r < f->n; r++) {
         const float *B = bcx + (size_t)r * 3 * E, *C = B + E, *X = B + 2 * E;
         float *st = f->seqs[r]->conv + (size_t)L->conv_index * (K - 1) * E; /* (K-1, E) */
@@ -229,7 +274,7 @@ static void conv_block(fwd *f, const lfm_layer *L) {
             if (K > 1) st[(size_t)(K - 2) * E + c] = u;
         }
     }
-    matmul(m, &L->conv_out, f->h, quant_act(m, &L->conv_out, f->h, f->n), f->n, f->t);
+    matmul_q(m, &L->conv_out, f->h, f->n, f->t);
 }
 
 typedef struct {
@@ -296,13 +341,12 @@ static void attn_block(fwd *f, const lfm_layer *L) {
     float *q = f->big;                 /* (n, E) */
     float *k = q + (size_t)f->n * E;   /* (n, Hkv*hd) */
     float *v = k + (size_t)f->n * kvd; /* (n, Hkv*hd) */
-    /* One quantized copy of h serves q, k and v (all integer-kernel types
-     * share the activation format). */
-    const lq_q8blk *ha = quant_act(m, &L->wq, f->h, f->n);
-    if (!ha) ha = quant_act(m, &L->wk, f->h, f->n);
-    matmul(m, &L->wq, f->h, ha, f->n, q);
-    matmul(m, &L->wk, f->h, ha, f->n, k);
-    matmul(m, &L->wv, f->h, ha, f->n, v);
+    /* h is quantized once per activation format q, k and v need. */
+    const lfm_mat *Ws[3] = {&L->wq, &L->wk, &L->wv};
+    qacts ha = quant_acts(m, Ws, 3, f->h, f->n);
+    matmul(m, &L->wq, f->h, qa_for(&ha, &L->wq), f->n, q);
+    matmul(m, &L->wk, f->h, qa_for(&ha, &L->wk), f->n, k);
+    matmul(m, &L->wv, f->h, qa_for(&ha, &L->wv), f->n, v);
     /* Pass 1 (in row order): normalize, rotate, append K/V to each row's
      * sequence. After it every row's causal window is in its cache, so pass 2
      * can run rows and heads in parallel. */
@@ -334,7 +378,7 @@ static void attn_block(fwd *f, const lfm_layer *L) {
         attn_worker(&j, 0, 1);
     else
         tp_run(m->pool, attn_worker, &j);
-    matmul(m, &L->wo, f->h, quant_act(m, &L->wo, f->h, f->n), f->n, f->t);
+    matmul_q(m, &L->wo, f->h, f->n, f->t);
 }
 
 /* FFN (SwiGLU): t = down(silu(gate(h)) * up(h)). */
@@ -342,15 +386,12 @@ static void ffn(fwd *f, const lfm_layer *L) {
     lfm_model *m = f->m;
     const size_t F = (size_t)m->hp.n_ff;
     float *g = f->big, *u = g + (size_t)f->n * F; /* (n, F) each */
-    const lq_q8blk *ha = quant_act(m, &L->ffn_gate, f->h, f->n);
-    if (!ha) ha = quant_act(m, &L->ffn_up, f->h, f->n);
-    matmul(m, &L->ffn_gate, f->h, ha, f->n, g);
-    matmul(m, &L->ffn_up, f->h, ha, f->n, u);
+    lfm_fwd_matmul2(m, &L->ffn_gate, g, &L->ffn_up, u, f->h, f->n);
     for (size_t i = 0; i < (size_t)f->n * F; i++) {
         double a = g[i];
         g[i] = (float)(a / (1.0 + exp(-a)) * u[i]);
     }
-    matmul(m, &L->ffn_down, g, quant_act(m, &L->ffn_down, g, f->n), f->n, f->t);
+    matmul_q(m, &L->ffn_down, g, f->n, f->t);
 }
 
 /* --------------------------------------------------------------- eval -- */
@@ -375,11 +416,15 @@ static int ensure_scratch(lfm_model *m, int rows, int max_pos) {
         m->scratch_floats = need;
     }
     size_t wide = E > (size_t)m->hp.n_ff ? E : (size_t)m->hp.n_ff;
+    if ((size_t)m->hp.n_ff_exp > wide) wide = (size_t)m->hp.n_ff_exp;
     size_t qneed = (size_t)rows * (wide / 32);
     if (qneed > m->xq_blocks) {
         lq_q8blk *p = realloc(m->xq, qneed * sizeof *p);
         if (!p) return LFM_ENOMEM;
         m->xq = p;
+        p = realloc(m->xq256, qneed * sizeof *p);
+        if (!p) return LFM_ENOMEM;
+        m->xq256 = p;
         m->xq_blocks = qneed;
     }
     size_t dneed = (size_t)tp_size(m->pool) * ((size_t)max_pos + 1 + (size_t)m->hp.head_dim);
@@ -421,7 +466,10 @@ static void eval_chunk(lfm_model *m, int n, const int32_t *tokens, lfm_seq *cons
             f.x[i] += f.t[i];
         for (int r = 0; r < n; r++)
             rmsnorm(f.h + (size_t)r * E, f.x + (size_t)r * E, L->ffn_norm, E, m->hp.rms_eps);
-        ffn(&f, L);
+        if (L->moe)
+            lfm_moe_ffn(m, L, n, f.h, f.t);
+        else
+            ffn(&f, L);
         for (size_t i = 0; i < (size_t)n * E; i++)
             f.x[i] += f.t[i];
     }
@@ -430,7 +478,7 @@ static void eval_chunk(lfm_model *m, int n, const int32_t *tokens, lfm_seq *cons
     for (int r = 0; r < n; r++)
         if (want[r])
             rmsnorm(f.h + (size_t)nw++ * E, f.x + (size_t)r * E, m->final_norm, E, m->hp.rms_eps);
-    if (nw > 0) matmul(m, &m->output, f.h, quant_act(m, &m->output, f.h, nw), nw, logits);
+    if (nw > 0) matmul_q(m, &m->output, f.h, nw, logits);
 }
 
 static int eval_fail(char *err, size_t errlen, int code, const char *msg) {
@@ -497,7 +545,8 @@ int lfm_eval(lfm_model *m, int n, const int32_t *tokens, lfm_seq *const *seqs,
     if (rc) goto out;
 
     pthread_mutex_lock(&m->mu);
-    if (ensure_scratch(m, n < CHUNK_ROWS ? n : CHUNK_ROWS, max_pos) != 0) {
+    if (ensure_scratch(m, n < CHUNK_ROWS ? n : CHUNK_ROWS, max_pos) != 0 ||
+        lfm_moe_reserve(m, n < CHUNK_ROWS ? n : CHUNK_ROWS) != 0) {
         pthread_mutex_unlock(&m->mu);
         rc = eval_fail(err, errlen, LFM_ENOMEM, "lfm_eval: out of memory for scratch");
         goto out;

@@ -17,6 +17,9 @@
 #include "engine/quant_q8.h"
 #include "engine/threadpool.h"
 
+/* Most experts an lfm2moe block may have (LFM2-8B-A1B has 32). */
+#define LIM_MOE_EXPERTS 1024
+
 /* A weight matrix left in the mapping, in its file type. */
 typedef struct {
     lq_type type;
@@ -43,6 +46,13 @@ typedef struct {
     float *k_norm;  /* (hd) */
     int attn_index; /* index among attention blocks (KV slot), -1 for conv */
     int conv_index; /* index among conv blocks (conv state slot), -1 for attn */
+    /* mixture-of-experts block (lfm2moe, block >= n_dense_lead): ffn_* unused */
+    int moe;
+    float *router;     /* (X, E) ffn_gate_inp, owned f32; X = n_expert */
+    float *exp_bias;   /* (X) exp_probs_b, selection only, owned f32 */
+    lfm_mat gate_exps; /* (X*Fx, E): expert x's rows at [x*Fx, (x+1)*Fx) */
+    lfm_mat up_exps;   /* (X*Fx, E) */
+    lfm_mat down_exps; /* (X*E, Fx): expert x's rows at [x*E, (x+1)*E) */
 } lfm_layer;
 
 struct lfm_model {
@@ -66,9 +76,33 @@ struct lfm_model {
     size_t scratch_floats;
     double *dscratch; /* (n_threads, n_ctx + hd) attention scores + accumulators */
     size_t dscratch_doubles;
-    lq_q8blk *xq; /* (rows, max(E, F) / 32) activations quantized for the integer kernels */
+    lq_q8blk *xq;    /* (rows, max(E, F, Fx) / 32) activations quantized for the integer kernels */
+    lq_q8blk *xq256; /* the same with a scale per 256 values (K-quant weights) */
     size_t xq_blocks;
+    void *moe_scratch; /* moe.c's buffers, sized by lfm_moe_reserve */
+    size_t moe_scratch_rows;
+    /* Weight bytes the expert matmuls have read (moe.c adds per expert call),
+     * for the bench's bytes-per-token figure. */
+    uint64_t moe_bytes_read;
 };
+
+/* y = x W^T for n_rows rows of x, on the model's thread pool (forward.c). */
+void lfm_fwd_matmul(lfm_model *m, const lfm_mat *W, const float *x, int64_t n_rows, float *y);
+/* Two matrices reading the same x (gate and up): x is quantized once per
+ * activation format they need. */
+void lfm_fwd_matmul2(lfm_model *m, const lfm_mat *W1, float *y1, const lfm_mat *W2, float *y2,
+                     const float *x, int64_t n_rows);
+
+/* Mixture-of-experts FFN (moe.c): t = sum over the chosen experts of
+ * weight * SwiGLU_expert(h), for n rows of h (n, E). Needs
+ * lfm_moe_reserve(m, >= n) first (under m->mu). */
+void lfm_moe_ffn(lfm_model *m, const lfm_layer *L, int n, const float *h, float *t);
+/* Sizes the MoE scratch for `rows` rows: 0 or LFM_ENOMEM. No-op for dense. */
+int lfm_moe_reserve(lfm_model *m, int rows);
+/* Expert choice for one row (exposed for tests): writes the k chosen expert
+ * indices (ascending) and their normalized weights. */
+void lfm_moe_route(const lfm_layer *L, int n_expert, int k, int E, const float *h, int *sel,
+                   double *w);
 
 /* Per-sequence state. KV caches hold K and V of every attention block for
  * positions [0, pos); conv state holds the last K-1 `u` vectors of every conv

@@ -1,5 +1,5 @@
-/* model_load: opens an LFM2 GGUF, reads its hyper-parameters from the lfm2.*
- * keys and checks every tensor the forward pass will touch (presence, type,
+/* model_load: opens an LFM2 GGUF (lfm2 or lfm2moe), reads its hyper-parameters from the
+ * <arch>.* keys and checks every tensor the forward pass will touch (presence, type,
  * exact dims, byte size) before anything is evaluated. The file is untrusted:
  * every failure is one line naming the key or tensor. Matrices stay in the
  * mapping in their file type; small vectors (norms, conv taps) are
@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "engine/cpu.h"
@@ -74,16 +75,43 @@ static int get_float(const gguf_file *f, const char *key, int required, double l
     return 0;
 }
 
+/* lfm2moe.*: expert count, experts per token, expert width, leading dense
+ * blocks; only sigmoid gating (expert_gating_func 2) exists in LFM2. */
+static int read_moe_hparams(const gguf_file *f, lfm_hparams *hp, char *err, size_t errlen) {
+    int rc, gating = 2;
+    if ((rc =
+             get_int(f, "lfm2moe.expert_count", 1, 1, LIM_MOE_EXPERTS, &hp->n_expert, err, errlen)))
+        return rc;
+    if ((rc = get_int(f, "lfm2moe.expert_used_count", 1, 1, hp->n_expert, &hp->n_expert_used, err,
+                      errlen)))
+        return rc;
+    if ((rc = get_int(f, "lfm2moe.expert_feed_forward_length", 1, 1, LIM_FF, &hp->n_ff_exp, err,
+                      errlen)))
+        return rc;
+    if ((rc = get_int(f, "lfm2moe.leading_dense_block_count", 1, 0, hp->n_layer, &hp->n_dense_lead,
+                      err, errlen)))
+        return rc;
+    if ((rc = get_int(f, "lfm2moe.expert_gating_func", 0, 0, 16, &gating, err, errlen))) return rc;
+    if (gating != 2)
+        return fail(err, errlen, LFM_EFORMAT,
+                    "key lfm2moe.expert_gating_func = %d: only 2 (sigmoid) is supported", gating);
+    return 0;
+}
+
 static int read_hparams(const gguf_file *f, const char *path, lfm_hparams *hp, char *err,
                         size_t errlen) {
     gguf_str s;
     int rc = gguf_get_str(f, "general.architecture", &s, NULL, 0);
     if (rc != 0)
         return fail(err, errlen, LFM_EFORMAT, "not an LFM2 model (no general.architecture)");
-    if (s.len != 4 || memcmp(s.ptr, "lfm2", 4) != 0)
+    int is_moe = s.len == 7 && memcmp(s.ptr, "lfm2moe", 7) == 0;
+    if (!is_moe && (s.len != 4 || memcmp(s.ptr, "lfm2", 4) != 0))
         return fail(err, errlen, LFM_EFORMAT, "not an LFM2 model (general.architecture = %.*s)",
                     (int)(s.len > 64 ? 64 : s.len), s.ptr);
-    snprintf(hp->arch, sizeof hp->arch, "lfm2");
+    snprintf(hp->arch, sizeof hp->arch, "%s", is_moe ? "lfm2moe" : "lfm2");
+    /* Every hyper-parameter key is prefixed by the architecture name. */
+    char k[96];
+#define KEY(suffix) (snprintf(k, sizeof k, "%s." suffix, hp->arch), k)
 
     if (gguf_get_str(f, "general.name", &s, NULL, 0) == 0 && s.len > 0) {
         size_t n = s.len < sizeof hp->name - 1 ? (size_t)s.len : sizeof hp->name - 1;
@@ -98,52 +126,55 @@ static int read_hparams(const gguf_file *f, const char *path, lfm_hparams *hp, c
         hp->name[n] = 0;
     }
 
-    if ((rc = get_int(f, "lfm2.block_count", 1, 0, LFM_MAX_LAYERS, &hp->n_layer, err, errlen)))
+    if ((rc = get_int(f, KEY("block_count"), 1, 0, LFM_MAX_LAYERS, &hp->n_layer, err, errlen)))
         return rc;
-    if ((rc = get_int(f, "lfm2.embedding_length", 1, 1, LIM_EMBD, &hp->n_embd, err, errlen)))
+    if ((rc = get_int(f, KEY("embedding_length"), 1, 1, LIM_EMBD, &hp->n_embd, err, errlen)))
         return rc;
+    hp->n_expert = hp->n_expert_used = hp->n_ff_exp = hp->n_dense_lead = 0;
+    if (is_moe && (rc = read_moe_hparams(f, hp, err, errlen))) return rc;
     hp->n_ff = 0;
-    if ((rc = get_int(f, "lfm2.feed_forward_length", hp->n_layer > 0, 1, LIM_FF, &hp->n_ff, err,
-                      errlen)))
+    if ((rc = get_int(f, KEY("feed_forward_length"), hp->n_dense_lead > 0, 1, LIM_FF, &hp->n_ff,
+                      err, errlen)))
         return rc;
-    if ((rc = get_int(f, "lfm2.attention.head_count", 1, 1, LIM_HEADS, &hp->n_head, err, errlen)))
+    if ((rc = get_int(f, KEY("attention.head_count"), 1, 1, LIM_HEADS, &hp->n_head, err, errlen)))
         return rc;
     if (hp->n_embd % hp->n_head != 0 || (hp->n_embd / hp->n_head) % 2 != 0)
         return fail(err, errlen, LFM_EFORMAT,
-                    "key lfm2.attention.head_count = %d: embedding_length %d is not a multiple "
+                    "key %s.attention.head_count = %d: embedding_length %d is not a multiple "
                     "of 2 * head_count",
-                    hp->n_head, hp->n_embd);
+                    hp->arch, hp->n_head, hp->n_embd);
     hp->head_dim = hp->n_embd / hp->n_head;
-    if ((rc = get_int(f, "lfm2.context_length", 1, 1, INT_MAX, &hp->n_ctx_train, err, errlen)))
+    if ((rc = get_int(f, KEY("context_length"), 1, 1, INT_MAX, &hp->n_ctx_train, err, errlen)))
         return rc;
-    if ((rc = get_float(f, "lfm2.attention.layer_norm_rms_epsilon", 1, 0.0, 1.0, &hp->rms_eps, err,
+    if ((rc = get_float(f, KEY("attention.layer_norm_rms_epsilon"), 1, 0.0, 1.0, &hp->rms_eps, err,
                         errlen)))
         return rc;
 
     /* head_count_kv: per-block array (0 = conv block); a scalar means every
      * block is attention with that many KV heads. */
-    const gguf_kv *kv = gguf_find_kv(f, "lfm2.attention.head_count_kv");
+    const gguf_kv *kv = gguf_find_kv(f, KEY("attention.head_count_kv"));
     if (!kv && hp->n_layer > 0)
-        return fail(err, errlen, LFM_EFORMAT, "missing key lfm2.attention.head_count_kv");
+        return fail(err, errlen, LFM_EFORMAT, "missing key %s.attention.head_count_kv", hp->arch);
     int any_attn = 0, any_conv = 0;
     for (int l = 0; l < hp->n_layer; l++) {
         int64_t v;
         if (kv->type == GGUF_T_ARRAY) {
             if (kv->arr_n != (uint64_t)hp->n_layer)
                 return fail(err, errlen, LFM_EFORMAT,
-                            "key lfm2.attention.head_count_kv: %llu entries, block_count is %d",
-                            (unsigned long long)kv->arr_n, hp->n_layer);
+                            "key %s.attention.head_count_kv: %llu entries, block_count is %d",
+                            hp->arch, (unsigned long long)kv->arr_n, hp->n_layer);
             if (gguf_arr_get_i64(kv, (uint64_t)l, &v) != 0)
                 return fail(err, errlen, LFM_EFORMAT,
-                            "key lfm2.attention.head_count_kv: not an integer array");
-        } else if (gguf_get_i64(f, "lfm2.attention.head_count_kv", &v, NULL, 0) != 0) {
-            return fail(err, errlen, LFM_EFORMAT, "key lfm2.attention.head_count_kv: bad type");
+                            "key %s.attention.head_count_kv: not an integer array", hp->arch);
+        } else if (gguf_get_i64(f, KEY("attention.head_count_kv"), &v, NULL, 0) != 0) {
+            return fail(err, errlen, LFM_EFORMAT, "key %s.attention.head_count_kv: bad type",
+                        hp->arch);
         }
         if (v < 0 || v > hp->n_head || (v > 0 && hp->n_head % v != 0))
             return fail(err, errlen, LFM_EFORMAT,
-                        "key lfm2.attention.head_count_kv[%d] = %lld: must be 0 or divide "
+                        "key %s.attention.head_count_kv[%d] = %lld: must be 0 or divide "
                         "head_count %d",
-                        l, (long long)v, hp->n_head);
+                        hp->arch, l, (long long)v, hp->n_head);
         hp->n_head_kv[l] = (int)v;
         if (v > 0)
             any_attn = 1;
@@ -151,25 +182,27 @@ static int read_hparams(const gguf_file *f, const char *path, lfm_hparams *hp, c
             any_conv = 1;
     }
     hp->conv_l_cache = 0;
-    if ((rc = get_int(f, "lfm2.shortconv.l_cache", any_conv, 1, LIM_CONV, &hp->conv_l_cache, err,
+    if ((rc = get_int(f, KEY("shortconv.l_cache"), any_conv, 1, LIM_CONV, &hp->conv_l_cache, err,
                       errlen)))
         return rc;
     hp->rope_theta = 0;
-    if ((rc = get_float(f, "lfm2.rope.freq_base", any_attn, 1e-3, 1e12, &hp->rope_theta, err,
+    if ((rc = get_float(f, KEY("rope.freq_base"), any_attn, 1e-3, 1e12, &hp->rope_theta, err,
                         errlen)))
         return rc;
 
     /* Vocabulary size: the key, else the token list's length. */
     hp->n_vocab = 0;
-    if ((rc = get_int(f, "lfm2.vocab_size", 0, 1, LIM_VOCAB, &hp->n_vocab, err, errlen))) return rc;
+    if ((rc = get_int(f, KEY("vocab_size"), 0, 1, LIM_VOCAB, &hp->n_vocab, err, errlen))) return rc;
     if (hp->n_vocab == 0) {
         const gguf_kv *t = gguf_find_kv(f, "tokenizer.ggml.tokens");
         if (!t || t->type != GGUF_T_ARRAY || t->arr_n == 0 || t->arr_n > LIM_VOCAB)
             return fail(err, errlen, LFM_EFORMAT,
-                        "missing key lfm2.vocab_size (and no usable tokenizer.ggml.tokens)");
+                        "missing key %s.vocab_size (and no usable tokenizer.ggml.tokens)",
+                        hp->arch);
         hp->n_vocab = (int)t->arr_n;
     }
     return 0;
+#undef KEY
 }
 
 /* ------------------------------------------------------------ tensors -- */
@@ -183,16 +216,16 @@ static void fmt_dims(const gguf_tensor *t, char *buf, size_t cap) {
     if (o < cap) snprintf(buf + o, cap - o, "]");
 }
 
-/* Finds `name` and checks that its dims are exactly d0 x d1 (innermost first,
- * d1 = 1 for vectors), its type is supported and its data size matches. */
-static int find_tensor(const gguf_file *f, const char *name, int64_t d0, int64_t d1,
-                       const gguf_tensor **out, char *err, size_t errlen) {
+/* Finds `name` and checks that its dims are exactly d0 x d1 x d2 (innermost
+ * first, 1 for absent dims), its type is supported and its data size matches. */
+static int find_tensor3(const gguf_file *f, const char *name, int64_t d0, int64_t d1, int64_t d2,
+                        const gguf_tensor **out, char *err, size_t errlen) {
     const gguf_tensor *t = gguf_find_tensor(f, name);
     if (!t) return fail(err, errlen, LFM_EFORMAT, "missing tensor %s", name);
     if (!lq_type_supported(t->type))
         return fail(err, errlen, LFM_EFORMAT, "tensor %s: unsupported type %s (id %u)", name,
                     lq_type_name(t->type), t->type);
-    uint64_t want[4] = {(uint64_t)d0, (uint64_t)d1, 1, 1};
+    uint64_t want[4] = {(uint64_t)d0, (uint64_t)d1, (uint64_t)d2, 1};
     int ok = 1;
     for (int i = 0; i < 4; i++) {
         uint64_t have = (uint32_t)i < t->n_dims ? t->dims[i] : 1;
@@ -201,6 +234,9 @@ static int find_tensor(const gguf_file *f, const char *name, int64_t d0, int64_t
     if (!ok) {
         char dims[96];
         fmt_dims(t, dims, sizeof dims);
+        if (d2 != 1)
+            return fail(err, errlen, LFM_EFORMAT, "tensor %s: dims %s, expected [%lld, %lld, %lld]",
+                        name, dims, (long long)d0, (long long)d1, (long long)d2);
         if (d1 == 1)
             return fail(err, errlen, LFM_EFORMAT, "tensor %s: dims %s, expected [%lld]", name, dims,
                         (long long)d0);
@@ -212,11 +248,40 @@ static int find_tensor(const gguf_file *f, const char *name, int64_t d0, int64_t
         return fail(err, errlen, LFM_EFORMAT,
                     "tensor %s: row length %lld is not a multiple of the %s block (%lld)", name,
                     (long long)d0, lq_type_name(t->type), (long long)bv);
-    uint64_t need = (uint64_t)lq_row_bytes((lq_type)t->type, d0) * (uint64_t)d1;
+    uint64_t need = (uint64_t)lq_row_bytes((lq_type)t->type, d0) * (uint64_t)d1 * (uint64_t)d2;
     if (!t->data || t->nbytes < need)
         return fail(err, errlen, LFM_EFORMAT, "tensor %s: %llu data bytes, expected %llu", name,
                     (unsigned long long)t->nbytes, (unsigned long long)need);
     *out = t;
+    return 0;
+}
+
+static int find_tensor(const gguf_file *f, const char *name, int64_t d0, int64_t d1,
+                       const gguf_tensor **out, char *err, size_t errlen) {
+    return find_tensor3(f, name, d0, d1, 1, out, err, errlen);
+}
+
+/* A stacked expert tensor [n_in, n_out, X] as one (X * n_out, n_in) matrix:
+ * expert x is the row range [x * n_out, (x + 1) * n_out). */
+static int load_exps(const gguf_file *f, const char *name, int64_t n_in, int64_t n_out, int64_t X,
+                     lfm_mat *m, char *err, size_t errlen) {
+    const gguf_tensor *t;
+    int rc = find_tensor3(f, name, n_in, n_out, X, &t, err, errlen);
+    if (rc) return rc;
+    m->type = (lq_type)t->type;
+    m->data = t->data;
+    m->n_in = n_in;
+    m->n_out = n_out * X;
+    /* A step reads only its chosen experts' rows: readahead around a fault
+     * would page in neighbouring experts nobody asked for (bench_moe
+     * measured 2.2x the active bytes with it). Advice only; errors do not
+     * matter. */
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg > 0) {
+        uintptr_t a = (uintptr_t)t->data & ~(uintptr_t)(pg - 1);
+        uintptr_t e = (uintptr_t)t->data + (uintptr_t)m->n_out * lq_row_bytes(m->type, n_in);
+        (void)madvise((void *)a, e - a, MADV_RANDOM);
+    }
     return 0;
 }
 
@@ -265,9 +330,28 @@ static int load_layer(lfm_model *m, int l, char *err, size_t errlen) {
     L->n_head_kv = hp->n_head_kv[l];
     if ((rc = load_f32(f, NAME("attn_norm.weight"), E, 1, &L->attn_norm, err, errlen))) return rc;
     if ((rc = load_f32(f, NAME("ffn_norm.weight"), E, 1, &L->ffn_norm, err, errlen))) return rc;
-    if ((rc = load_mat(f, NAME("ffn_gate.weight"), E, F, &L->ffn_gate, err, errlen))) return rc;
-    if ((rc = load_mat(f, NAME("ffn_up.weight"), E, F, &L->ffn_up, err, errlen))) return rc;
-    if ((rc = load_mat(f, NAME("ffn_down.weight"), F, E, &L->ffn_down, err, errlen))) return rc;
+    L->moe = hp->n_expert > 0 && l >= hp->n_dense_lead;
+    if (L->moe) {
+        int64_t X = hp->n_expert, Fx = hp->n_ff_exp;
+        if ((rc = load_f32(f, NAME("ffn_gate_inp.weight"), E, X, &L->router, err, errlen)))
+            return rc;
+        /* The selection bias is optional in the format (absent = 0). */
+        if (gguf_find_tensor(f, NAME("exp_probs_b.bias"))) {
+            if ((rc = load_f32(f, n, X, 1, &L->exp_bias, err, errlen))) return rc;
+        } else if (!(L->exp_bias = calloc((size_t)X, sizeof *L->exp_bias))) {
+            return fail(err, errlen, LFM_ENOMEM, "out of memory");
+        }
+        if ((rc = load_exps(f, NAME("ffn_gate_exps.weight"), E, Fx, X, &L->gate_exps, err, errlen)))
+            return rc;
+        if ((rc = load_exps(f, NAME("ffn_up_exps.weight"), E, Fx, X, &L->up_exps, err, errlen)))
+            return rc;
+        if ((rc = load_exps(f, NAME("ffn_down_exps.weight"), Fx, E, X, &L->down_exps, err, errlen)))
+            return rc;
+    } else {
+        if ((rc = load_mat(f, NAME("ffn_gate.weight"), E, F, &L->ffn_gate, err, errlen))) return rc;
+        if ((rc = load_mat(f, NAME("ffn_up.weight"), E, F, &L->ffn_up, err, errlen))) return rc;
+        if ((rc = load_mat(f, NAME("ffn_down.weight"), F, E, &L->ffn_down, err, errlen))) return rc;
+    }
     if (L->n_head_kv == 0) {
         L->conv_index = m->n_conv++;
         L->attn_index = -1;
@@ -394,7 +478,10 @@ void lfm_model_free(lfm_model *m) {
         free(L->conv_w);
         free(L->q_norm);
         free(L->k_norm);
+        free(L->router);
+        free(L->exp_bias);
     }
+    free(m->moe_scratch);
     free(m->final_norm);
     if (m->tok) lfm_tokenizer_free(m->tok);
     free(m->chat_template);
@@ -402,6 +489,7 @@ void lfm_model_free(lfm_model *m) {
     free(m->scratch);
     free(m->dscratch);
     free(m->xq);
+    free(m->xq256);
     pthread_mutex_destroy(&m->mu);
     gguf_close(m->gguf);
     free(m);
@@ -416,8 +504,33 @@ const lfm_tokenizer *lfm_model_tokenizer(const lfm_model *m) {
 const char *lfm_model_chat_template(const lfm_model *m) {
     return m->chat_template;
 }
+bool lfm_model_is_lfm25(const lfm_model *m) {
+    if (lfm_chat_template_kind(m->chat_template) == LFM_TEMPLATE_LFM25) return true;
+    return strcasestr(m->hp.name, "lfm2.5") != NULL;
+}
+
 uint64_t lfm_model_weight_bytes(const lfm_model *m) {
     return m->weight_bytes;
+}
+
+static uint64_t mat_bytes(const lfm_mat *w) {
+    return w->data ? (uint64_t)w->n_out * lq_row_bytes(w->type, w->n_in) : 0;
+}
+
+uint64_t lfm_model_active_bytes(const lfm_model *m) {
+    const lfm_hparams *hp = &m->hp;
+    uint64_t b = mat_bytes(&m->output) + lq_row_bytes(m->tok_embd.type, hp->n_embd);
+    for (int l = 0; l < hp->n_layer; l++) {
+        const lfm_layer *L = &m->layers[l];
+        b += mat_bytes(&L->conv_in) + mat_bytes(&L->conv_out) + mat_bytes(&L->wq) +
+             mat_bytes(&L->wk) + mat_bytes(&L->wv) + mat_bytes(&L->wo);
+        if (L->moe)
+            b += (mat_bytes(&L->gate_exps) + mat_bytes(&L->up_exps) + mat_bytes(&L->down_exps)) /
+                 (uint64_t)hp->n_expert * (uint64_t)hp->n_expert_used;
+        else
+            b += mat_bytes(&L->ffn_gate) + mat_bytes(&L->ffn_up) + mat_bytes(&L->ffn_down);
+    }
+    return b;
 }
 
 int lfm_model_threads(const lfm_model *m) {

@@ -351,7 +351,7 @@ void lq_matmul_range(lq_type t, const void *W, int64_t n_out, int64_t n_in, cons
          * once and call lq_matmul_q8_range themselves. */
         lq_q8blk *xa = malloc(sizeof(lq_q8blk) * (size_t)(n_in / 32) * (size_t)n_rows);
         if (xa) {
-            lq_q8_quantize(x, n_rows, n_in, xa);
+            lq_q8_quantize_g(x, n_rows, n_in, lq_q8_group(t), xa);
             lq_matmul_q8_range(t, W, n_out, n_in, xa, n_rows, y, o0, o1, k);
             free(xa);
             return;
@@ -364,7 +364,7 @@ void lq_matmul_range(lq_type t, const void *W, int64_t n_out, int64_t n_in, cons
                     y[r * n_out + o] = NAN;
                 continue;
             }
-            lq_q8_quantize(x + r * n_in, 1, n_in, one);
+            lq_q8_quantize_g(x + r * n_in, 1, n_in, lq_q8_group(t), one);
             lq_matmul_q8_range(t, W, n_out, n_in, one, 1, y + r * n_out, o0, o1, k);
         }
         return;

@@ -18,6 +18,10 @@ bool lq_q8_used(lq_type t, lq_kernels k) {
 
 /* ---- activation quantizer ---------------------------------------------------- */
 
+int lq_q8_group(lq_type t) {
+    return t == LQ_Q4_K || t == LQ_Q5_K || t == LQ_Q6_K ? 256 : 32;
+}
+
 /* d = amax / 127, q = round-half-even(x / d) computed as x * (1/d): one
  * definition for every ISA (lrintf and cvtps2dq both round half to even). A
  * non-finite amax gives d = 0 for a block that is all zero and NaN otherwise,
@@ -52,6 +56,44 @@ void lq_q8_quantize_ref(const float *x, int64_t n_rows, int64_t n_in, lq_q8blk *
 void lq_q8_quantize(const float *x, int64_t n_rows, int64_t n_in, lq_q8blk *xa) {
     lq_q8quant_fn f = lq_q8_quantize_fast();
     (f ? f : lq_q8_quantize_ref)(x, n_rows, n_in, xa);
+}
+
+/* One scale per 256 values (K-quant weights): the block definition above
+ * with amax taken over the whole group. */
+static void quantize_256(const float *x, int64_t n_rows, int64_t n_in, lq_q8blk *xa) {
+    int64_t nb = n_in / 32;
+    for (int64_t r = 0; r < n_rows; r++)
+        for (int64_t g = 0; g < n_in / 256; g++) {
+            const float *v = x + r * n_in + g * 256;
+            float amax = 0;
+            for (int i = 0; i < 256; i++) {
+                float a = fabsf(v[i]);
+                amax = a > amax ? a : amax;
+                if (a != a) amax = a; /* NaN wins */
+            }
+            float d = amax / 127.0f;
+            float id = d != 0 ? 1.0f / d : 0.0f;
+            for (int b = 0; b < 8; b++) {
+                lq_q8blk *o = xa + r * nb + g * 8 + b;
+                const float *vb = v + b * 32;
+                int sum = 0;
+                for (int i = 0; i < 32; i++) {
+                    long q = isfinite(d) ? lrintf(vb[i] * id) : 0;
+                    q = q > 127 ? 127 : q < -127 ? -127 : q;
+                    o->q[i] = (int8_t)q;
+                    sum += (int)q;
+                }
+                o->d = isfinite(d) ? d : NAN;
+                o->sum = (int16_t)sum;
+            }
+        }
+}
+
+void lq_q8_quantize_g(const float *x, int64_t n_rows, int64_t n_in, int group, lq_q8blk *xa) {
+    if (group == 256 && n_in % 256 == 0)
+        quantize_256(x, n_rows, n_in, xa);
+    else
+        lq_q8_quantize(x, n_rows, n_in, xa);
 }
 
 /* ---- scalar reference ----------------------------------------------------------- */

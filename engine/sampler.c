@@ -77,6 +77,18 @@ void lfm_sampler_defaults(lfm_sampler_params *p) {
     p->n_bias = 0;
 }
 
+void lfm_sampler_defaults_for(const lfm_model *m, lfm_sampler_params *p) {
+    lfm_sampler_defaults(p);
+    if (!p || !m || !lfm_model_is_lfm25(m)) return;
+    /* LFM2.5-1.2B-Instruct model card: temperature 0.1, top_k 50, top_p 0.1,
+     * repetition penalty 1.05 (no min_p). */
+    p->temperature = 0.1f;
+    p->top_k = 50;
+    p->top_p = 0.1f;
+    p->min_p = 0.0f;
+    p->repeat_penalty = 1.05f;
+}
+
 bool lfm_sampler_params_valid(const lfm_sampler_params *p, int n_vocab) {
     if (!p || n_vocab <= 0) return false;
     if (p->n_bias && (!p->bias_tokens || !p->bias_values)) return false;

@@ -249,6 +249,7 @@ int tg_gateway_run(const tg_config *cfg) {
                 ho.tls_cert_file ? "on" : "off");
     tg_log_info("admin_listening", "addr=%s port=%d", ao.host,
                 tg_http_server_port(api->admin_server));
+    tg_apij_recover(api); /* what an earlier run left unfinished */
 
     uv_run(&loop, UV_RUN_DEFAULT);
     code = 0;

@@ -28,6 +28,7 @@ struct rt_cloud {
     bool freeing;  /* rt_cloud_free called: free when n_handles hits 0 */
     rt_cloud_call *calls;
     size_t n_calls;
+    uint64_t n_pauses;
 };
 
 typedef struct {
@@ -48,6 +49,7 @@ struct rt_cloud_call {
     bool canceled;  /* no callbacks any more; reap when curl lets go */
     bool got_first; /* first byte (body when streamed, head otherwise) seen */
     bool in_multi;
+    bool paused; /* rt_cloud_pause: gap_timer polls can_resume meanwhile */
     int n_timers_open;
     uv_timer_t gap_timer;   /* first byte, then idle gap */
     uv_timer_t total_timer; /* whole call */
@@ -372,12 +374,48 @@ static size_t on_write(char *buf, size_t size, size_t n, void *user) {
         return len;
     }
     first_byte(call);
-    if (call->idle_ms) uv_timer_again(&call->gap_timer);
+    if (call->idle_ms && !call->paused) uv_timer_again(&call->gap_timer);
     if (call->cbs.on_data && call->cbs.on_data(call->user, buf, len) != 0) {
         if (!call->canceled) call->forced = RT_FAIL_MALFORMED;
         return 0; /* curl ends the transfer with CURLE_WRITE_ERROR */
     }
     return call->canceled ? 0 : len;
+}
+
+/* ---------------------------------------------------------- backpressure -- */
+
+static void on_pause_timer(uv_timer_t *t) {
+    rt_cloud_call *call = t->data;
+    if (call->canceled || !call->paused) return;
+    if (call->cbs.can_resume && !call->cbs.can_resume(call->user)) return;
+    call->paused = false;
+    uv_timer_stop(&call->gap_timer);
+    if (call->idle_ms) uv_timer_start(&call->gap_timer, on_gap_timer, call->idle_ms, call->idle_ms);
+    /* Unpausing hands curl's held bytes to on_write at once: as inside
+     * action(), a cancel from there is reaped afterwards, and a transfer
+     * that ends there is finished. */
+    rt_cloud *c = call->c;
+    c->in_curl++;
+    curl_easy_pause(call->easy, CURLPAUSE_CONT);
+    c->in_curl--;
+    if (c->in_curl == 0) {
+        reap(c);
+        check_done(c);
+    }
+}
+
+void rt_cloud_pause(rt_cloud_call *call) {
+    if (!call || call->canceled || call->paused || call->probe) return;
+    call->paused = true;
+    call->c->n_pauses++;
+    curl_easy_pause(call->easy, CURLPAUSE_RECV);
+    uv_timer_stop(&call->gap_timer);
+    uv_timer_start(&call->gap_timer, on_pause_timer, RT_CLOUD_RESUME_POLL_MS,
+                   RT_CLOUD_RESUME_POLL_MS);
+}
+
+uint64_t rt_cloud_pauses(const rt_cloud *c) {
+    return c ? c->n_pauses : 0;
 }
 
 /* ---------------------------------------------------------------- public -- */

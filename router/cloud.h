@@ -79,6 +79,8 @@ typedef struct {
      * ends with cause RT_FAIL_MALFORMED and done is called). */
     int (*on_data)(void *user, const char *buf, size_t len);
     void (*on_done)(void *user, const rt_cloud_result *r);
+    /* Optional, for rt_cloud_pause: may receiving go on? */
+    bool (*can_resume)(void *user);
 } rt_cloud_cbs;
 
 typedef struct rt_cloud rt_cloud;
@@ -97,6 +99,17 @@ int rt_cloud_start(rt_cloud *c, const rt_cloud_target *t, const char *body, size
                    const rt_cloud_cbs *cbs, void *user, rt_cloud_call **out);
 /* Stops a call; no callback comes afterwards. Safe from inside on_data. */
 void rt_cloud_cancel(rt_cloud_call *call);
+
+/* Backpressure: the caller's consumer (a slow client) is behind. Receiving
+ * pauses (curl stops reading the socket, so TCP flow control reaches the
+ * upstream instead of the gateway buffering its stream) until
+ * cbs.can_resume(user) says yes, asked every RT_CLOUD_RESUME_POLL_MS. The
+ * idle-gap budget does not run meanwhile (the gap is ours, not the
+ * upstream's); the total budget does. Safe from inside on_data. */
+#define RT_CLOUD_RESUME_POLL_MS 5
+void rt_cloud_pause(rt_cloud_call *call);
+/* Pauses so far (metrics, tests). */
+uint64_t rt_cloud_pauses(const rt_cloud *c);
 
 /* A light probe: TCP + TLS handshake to the target's host, no request.
  * done gets RT_FAIL_NONE or why it failed. */

@@ -82,6 +82,21 @@ static void prep_work(uv_work_t *w) {
                                true, &run->ids, &run->n_ids, run->prep_err, sizeof run->prep_err);
     free(msgs);
     const char *prefix = run->req.assistant_prefix;
+    if (rc == LFM_OK && rt_engine_opens_think(eng) && !(prefix && *prefix)) {
+        /* The template's generation prompt ends inside <think> (not for a
+         * continuation: that resumes the answer itself). */
+        int32_t *open = NULL, *ids;
+        size_t n_open = 0;
+        if (lfm_tokenize(eng->tok, "<think>", 7, false, true, &open, &n_open) == 0 &&
+            (ids = realloc(run->ids, (run->n_ids + n_open) * sizeof *ids)) != NULL) {
+            memcpy(ids + run->n_ids, open, n_open * sizeof *ids);
+            run->ids = ids;
+            run->n_ids += n_open;
+        } else {
+            rc = LFM_ENOMEM;
+        }
+        free(open);
+    }
     if (rc == LFM_OK && prefix && *prefix) {
         /* A continuation: the answer so far, as plain text (never control
          * tokens), after the generation prompt. */
@@ -148,7 +163,7 @@ static void prep_done(uv_work_t *w, int status) {
     jp.prompt = run->ids;
     jp.n_prompt = run->n_ids;
     jp.max_tokens = run->req.has_max_tokens ? run->req.max_tokens : 0;
-    rt_engine_sampling(&run->req, &jp.sampling);
+    rt_engine_sampling_for(&run->req, eng->model, &jp.sampling);
     jp.stop = (const char *const *)run->req.stop;
     jp.n_stop = run->req.n_stop;
     jp.logprobs = run->req.logprobs;
@@ -233,7 +248,15 @@ int rt_engine_check_bias(const tg_oai_request *r, int n_vocab, tg_oai_error *err
 }
 
 void rt_engine_sampling(const tg_oai_request *r, lfm_sampler_params *p) {
-    lfm_sampler_defaults(p);
+    rt_engine_sampling_for(r, NULL, p);
+}
+
+bool rt_engine_opens_think(const rt_engine *eng) {
+    return eng->model && lfm_chat_template_opens_think(lfm_model_chat_template(eng->model));
+}
+
+void rt_engine_sampling_for(const tg_oai_request *r, const lfm_model *m, lfm_sampler_params *p) {
+    lfm_sampler_defaults_for(m, p);
     if (r->has_temperature) p->temperature = (float)r->temperature;
     if (r->has_top_p) p->top_p = (float)r->top_p;
     if (r->has_seed) p->seed = (uint64_t)r->seed;

@@ -80,6 +80,12 @@ void rt_engine_detach(rt_engine_run *run);
 /* Starts from LFM2's defaults (lfm_sampler_defaults) and applies what the
  * caller gave. The bias arrays point into r (the engine copies them). */
 void rt_engine_sampling(const tg_oai_request *r, lfm_sampler_params *p);
+/* Same from the model's own defaults (lfm_sampler_defaults_for: LFM2.5's
+ * model card values for an LFM2.5 model); m NULL = LFM2's. */
+void rt_engine_sampling_for(const tg_oai_request *r, const lfm_model *m, lfm_sampler_params *p);
+/* The model's template opens <think> in its generation prompt: the prompt
+ * gets it too and the output starts inside the reasoning. */
+bool rt_engine_opens_think(const rt_engine *eng);
 
 /* Checks logit_bias token ids against the model's vocabulary. Returns 0, or
  * -1 with *err filled (400, param "logit_bias"). */

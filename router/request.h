@@ -53,7 +53,8 @@ typedef struct {
     size_t n_msgs;
 
     bool stream;
-    bool include_usage; /* stream_options.include_usage */
+    bool include_usage;     /* stream_options.include_usage */
+    bool exclude_reasoning; /* include_reasoning: false (thinking models) */
 
     bool has_max_tokens;
     int max_tokens;

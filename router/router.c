@@ -57,7 +57,7 @@ static void on_probe_timer(uv_timer_t *t) {
     for (int i = 0; i < r->n_ups; i++) {
         rt_upstream *u = &r->ups[i];
         if (u->probe) continue;
-        rt_cloud_cbs cbs = {NULL, probe_done};
+        rt_cloud_cbs cbs = {NULL, probe_done, NULL};
         if (rt_cloud_probe(r->cloud, &u->target, &cbs, u, &u->probe) != 0) u->probe = NULL;
     }
 }

@@ -65,6 +65,13 @@ typedef struct {
     float rope_theta;
     float rms_eps;
     bool tied_output;
+    /* lfm2moe (all 0 for a dense lfm2 file): blocks [n_dense_lead, n_layer)
+     * replace the dense FFN with n_expert SwiGLU experts of width n_ff_exp,
+     * n_expert_used of them chosen per token by a sigmoid router. */
+    int n_expert;
+    int n_expert_used;
+    int n_ff_exp;
+    int n_dense_lead;
 } lfm_hparams;
 
 void lfm_model_opts_default(lfm_model_opts *o);
@@ -77,6 +84,14 @@ const lfm_tokenizer *lfm_model_tokenizer(const lfm_model *m);
 const char *lfm_model_chat_template(const lfm_model *m);
 /* Bytes of weights mapped, and bytes of one sequence's state at n_ctx. */
 uint64_t lfm_model_weight_bytes(const lfm_model *m);
+/* Bytes of mapped weights one decode step reads: every matrix, one
+ * embedding row, and for a mixture of experts only the experts used per
+ * token (n_expert_used / n_expert of the expert tensors). Norms, conv taps
+ * and routers live in owned f32 copies and are not counted. */
+uint64_t lfm_model_active_bytes(const lfm_model *m);
+/* True for an LFM2.5 model: its chat template is the LFM2.5 one, or its
+ * general.name says LFM2.5. */
+bool lfm_model_is_lfm25(const lfm_model *m);
 /* Compute threads the model runs with (opts.n_threads, or the default). */
 int lfm_model_threads(const lfm_model *m);
 uint64_t lfm_seq_state_bytes(const lfm_model *m, int n_ctx);
@@ -155,6 +170,10 @@ typedef enum { LFM_TEMPLATE_LFM2 = 0, LFM_TEMPLATE_LFM25 = 1 } lfm_template_kind
 
 /* Tells LFM2 from LFM2.5 templates by the Jinja text (NULL -> LFM2). */
 lfm_template_kind lfm_chat_template_kind(const char *jinja);
+/* True when the template's generation prompt already opens the reasoning
+ * (`<|im_start|>assistant\n<think>`): the prompt then ends with <think> and
+ * the output starts inside the reasoning (lfm_think_init start_inside). */
+bool lfm_chat_template_opens_think(const char *jinja);
 /* Renders messages with the LFM2 ChatML template. tools_json is the OpenAI
  * `tools` array as JSON text (or NULL); it is rendered as LFM2's tool list.
  * Output starts with <|startoftext|>; tokenize it with add_bos=false or rely
@@ -188,6 +207,26 @@ int lfm_parse_tool_calls(const char *text, size_t len, tg_buf *content, lfm_tool
                          size_t *n_calls);
 void lfm_tool_calls_free(lfm_tool_call *calls, size_t n);
 
+/* LFM2.5 reasoning: splits generated text into the `<think>...</think>`
+ * reasoning and the answer after it, as the text streams in (a marker may be
+ * split across pieces; what may still be one is held back). Reasoning is only
+ * recognised at the start of the output, or from the start when the
+ * generation prompt already opened it (start_inside). Whitespace around the
+ * reasoning and before the answer is dropped. reasoning / content may be
+ * NULL to discard that part. */
+typedef struct {
+    int state;
+    bool reasoning_started;
+    tg_buf pend; /* undecided text */
+} lfm_think;
+void lfm_think_init(lfm_think *t, bool start_inside);
+void lfm_think_push(lfm_think *t, const char *s, size_t n, tg_buf *reasoning, tg_buf *content);
+/* End of output: whatever is held back is decided (an unclosed reasoning
+ * stays reasoning). */
+void lfm_think_flush(lfm_think *t, tg_buf *reasoning, tg_buf *content);
+bool lfm_think_in_reasoning(const lfm_think *t);
+void lfm_think_free(lfm_think *t);
+
 /* --------------------------------------------------------------- sampler -- */
 
 typedef struct {
@@ -215,6 +254,10 @@ typedef struct {
 /* LFM2's recommended defaults: temperature 0.3, min_p 0.15, repetition
  * penalty 1.05; seed from the clock. */
 void lfm_sampler_defaults(lfm_sampler_params *p);
+/* The model's own defaults: LFM2.5's model card values (temperature 0.1,
+ * top_k 50, top_p 0.1, repetition penalty 1.05, no min_p) when
+ * lfm_model_is_lfm25(m), else lfm_sampler_defaults. */
+void lfm_sampler_defaults_for(const lfm_model *m, lfm_sampler_params *p);
 typedef struct lfm_sampler lfm_sampler;
 /* True when lfm_sampler_new would accept p for a vocabulary of n_vocab:
  * bias ids inside the vocabulary, finite bias values and penalties. */

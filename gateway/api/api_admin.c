@@ -179,6 +179,9 @@ int tg_api_router_start(tg_api *api, char *err, size_t errlen) {
     api->rtm.cloud_ttfb = tg_metrics_histogram(
         m, "tidegate_cloud_first_byte_seconds", "Upstream time to first byte (successful calls)",
         "route", k_ttfb_bounds, sizeof k_ttfb_bounds / sizeof k_ttfb_bounds[0]);
+    api->rtm.relay_pauses = tg_metrics_counter(
+        m, "tidegate_cloud_relay_pauses_total",
+        "Cloud streams paused because the client's unsent output was over the bound", NULL);
     tg_metrics_gauge_fn(m, "tidegate_mode",
                         "Connectivity: 0 online, 1 degraded, 2 offline, 3 edge-only, 4 cloud-only",
                         mode_value, api);

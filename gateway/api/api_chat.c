@@ -24,7 +24,13 @@
  *
  * With tools, engine text that may be a tool call is held back: plain text
  * streams as it comes, anything that could start <|tool_call_start|> waits;
- * once the marker appears the rest is parsed at the end into tool_calls. */
+ * once the marker appears the rest is parsed at the end into tool_calls.
+ *
+ * LFM2.5 (a thinking model): the engine output's leading <think>...</think>
+ * is split off as it arrives (lfm_think) and sent as reasoning_content
+ * deltas (streaming) or the message's reasoning_content; content carries
+ * only the answer. `include_reasoning: false` drops the reasoning. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +40,9 @@
 #include "common/tg_str.h"
 #include "gateway/api/api_constrain.h"
 #include "gateway/api/api_journal.h"
+#include "gateway/api/auth.h"
 #include "gateway/api/chat_internal.h"
+#include "gateway/api/reqstore.h"
 #include "router/reqfeat.h"
 
 /* ------------------------------------------------------------ lifetime -- */
@@ -70,10 +78,13 @@ void tg_chat_free(tg_chat *c) {
     tg_buf_free(&c->sent);
     tg_buf_free(&c->body);
     tg_toolstream_free(&c->ts);
+    lfm_think_free(&c->th);
+    tg_buf_free(&c->reasoning);
     tg_resp_req_free(&c->rx);
     free(c->chat_body);
     free(c->raw_prompt);
     json_object_put(c->rcalls);
+    tg_toolacc_free(c->tacc);
     free(c);
 }
 
@@ -104,7 +115,7 @@ void tg_chat_fail(tg_chat *c, int status, const char *type, const char *code, co
     if (c->failover[0]) tg_http_add_header(c->ex, "x-tidegate-failover", c->failover);
     tg_chat_event(c, RT_EV_FAILED, tg_chat_target(c) ? tg_chat_target(c)->name : "-", NULL, NULL,
                   c->last_cause, false, tg_chat_ms_since(c->t0_ns), status);
-    if (c->journaled) tg_apij_end(c->api, c->rid, TG_JREC_FAILED, code ? code : type, msg);
+    if (c->journaled) tg_apij_end(c->api, c->rid, TG_JREC_FAILED, status, type, code, msg);
     tg_api_error(c->api, c->ex, status, type, code, param, "%s", msg);
     tg_chat_free(c);
 }
@@ -243,8 +254,8 @@ static void run_next(tg_chat *c) {
 /* A sampled token with its logprobs (requests with logprobs only). The EOG
  * token that ends the answer is not part of the content: left out, as
  * OpenAI does. */
-/* Streamed engine text on its way to the client (tool calls held back). */
-static void engine_text(tg_chat *c, const char *text, size_t len) {
+/* Streamed answer text on its way to the client (tool calls held back). */
+static void answer_text(tg_chat *c, const char *text, size_t len) {
     if (c->tools) {
         tg_buf now = TG_BUF_INIT;
         tg_toolstream_push(&c->ts, text, len, &now);
@@ -254,6 +265,34 @@ static void engine_text(tg_chat *c, const char *text, size_t len) {
         return;
     }
     tg_chat_emit_text(c, text, len);
+}
+
+/* Thinking models: the splitter decides what is reasoning and what is the
+ * answer; final = the output has ended (whatever was held is decided). */
+static void split_think(tg_chat *c, const char *text, size_t len, bool final) {
+    tg_buf r = TG_BUF_INIT, a = TG_BUF_INIT;
+    tg_buf *rp = c->exclude_reasoning ? NULL : &r;
+    if (final)
+        lfm_think_flush(&c->th, rp, &a);
+    else
+        lfm_think_push(&c->th, text, len, rp, &a);
+    if (!c->stream) {
+        tg_buf_append(&c->reasoning, r.data, r.len);
+        tg_buf_append(&c->text, a.data, a.len);
+    } else {
+        tg_chat_emit_reasoning(c, r.data, r.len);
+        if (a.len) answer_text(c, a.data, a.len);
+    }
+    tg_buf_free(&r);
+    tg_buf_free(&a);
+}
+
+/* Engine text released to the client (after any cascade hold). */
+static void engine_text(tg_chat *c, const char *text, size_t len) {
+    if (c->think)
+        split_think(c, text, len, false);
+    else
+        answer_text(c, text, len);
 }
 
 /* The cascade gives up on the edge: the engine's answer is dropped unseen
@@ -272,6 +311,7 @@ static void cascade_escalate(tg_chat *c) {
              c->cas.n);
     tg_buf_clear(&c->held);
     tg_buf_clear(&c->text);
+    tg_buf_clear(&c->reasoning);
     tg_buf_clear(&c->lp);
     c->lp_any = false;
     c->got_text = false;
@@ -335,7 +375,10 @@ static void on_text(void *user, const lfm_event *ev) {
     /* Kept current so an aborted or cut-off request still logs real counts. */
     tg_http_set_tokens(c->ex, c->n_prompt, ev->n_generated);
     if (!c->stream) {
-        tg_buf_append(&c->text, ev->text, ev->len);
+        if (c->think)
+            split_think(c, ev->text, ev->len, false);
+        else
+            tg_buf_append(&c->text, ev->text, ev->len);
         return;
     }
     if (c->cascading) { /* held until the cascade decides */
@@ -449,6 +492,7 @@ static void on_done(void *user, const lfm_event *ev) {
     if (c->api->routing_on)
         tg_routing_engine_done(&c->api->routing, ev->ttft_ms, ev->n_generated,
                                (double)(uv_hrtime() - c->engine_t0_ns) / 1e6);
+    if (c->think) split_think(c, NULL, 0, true); /* what the splitter held back */
     if (c->stream)
         engine_finish_stream(c, ev);
     else
@@ -526,6 +570,12 @@ static void engine_run(tg_chat *c) {
                 c->oai.max_tokens > c->n_sent_chunks ? c->oai.max_tokens - c->n_sent_chunks : 1;
     }
     c->got_text = false;
+    /* A thinking model reasons first, except in a continuation (it resumes
+     * the answer already streamed). */
+    lfm_think_free(&c->th);
+    c->think = api->engine.model && lfm_model_is_lfm25(api->engine.model) && !c->continuing &&
+               c->mode != TG_CHAT_COMPLETIONS; /* a raw prompt: the text as it comes */
+    lfm_think_init(&c->th, c->think && rt_engine_opens_think(&api->engine));
     /* The cascade judges the first engine attempt of its plan (not a
      * continuation, not a later fallback) from the tokens' logprobs and
      * the top alternatives (entropy); the client still gets only the
@@ -571,7 +621,15 @@ static void engine_run(tg_chat *c) {
  * upstream request at once) and free. */
 static void on_abort(void *arg) {
     tg_chat *c = arg;
-    if (c->journaled) tg_apij_end(c->api, c->rid, TG_JREC_CANCELLED, "client_gone", NULL);
+    if (c->finishing) { /* the result is on its way to disk: it stands */
+        c->gone = true;
+        tg_http_stream_end(c->ex);
+        c->ex = NULL;
+        return;
+    }
+    if (c->journaled)
+        tg_apij_end(c->api, c->rid, TG_JREC_CANCELLED, 499, "cancelled", "client_gone",
+                    "the client went away before the answer was complete");
     rt_router *r = tg_chat_router(c);
     const rt_target *t = tg_chat_target(c);
     if (r && t) rt_router_release(r, t->kind == RT_TARGET_CLOUD ? &r->ups[t->upstream] : NULL);
@@ -592,7 +650,7 @@ static void dispatch(tg_chat *c) {
         tg_buf d = TG_BUF_INIT;
         tg_buf_puts(&d, "{\"target\":");
         tg_buf_json_str(&d, c->plan.targets[0].name, strlen(c->plan.targets[0].name));
-        tg_buf_putc(&d, '}');
+        tg_buf_puts(&d, c->recovered ? ",\"recovered\":true}" : "}");
         tg_apij_note(c->api, c->rid, TG_JREC_DISPATCHED, d.data, d.len);
         tg_buf_free(&d);
     }
@@ -618,11 +676,15 @@ static void on_abort_waiting(void *arg) {
 static void on_accepted(void *user, int status) {
     tg_chat *c = user;
     if (c->gone) {
-        if (status == 0) tg_apij_end(c->api, c->rid, TG_JREC_CANCELLED, "client_gone", NULL);
+        if (status == 0)
+            tg_apij_end(c->api, c->rid, TG_JREC_CANCELLED, 499, "cancelled", "client_gone",
+                        "the client went away before the request ran");
+        if (c->idem[0] && status != 0) tg_apij_idem_drop(c->api, c->scope, c->idem);
         tg_chat_free(c);
         return;
     }
     if (status != 0) {
+        if (c->idem[0]) tg_apij_idem_drop(c->api, c->scope, c->idem);
         tg_chat_fail(c, 503, "server_error", "journal_unavailable", NULL,
                      "the request could not be journaled; nothing was run");
         return;
@@ -631,16 +693,79 @@ static void on_accepted(void *user, int status) {
     dispatch(c);
 }
 
+/* Idempotency-Key: a known key with the same body is answered with that
+ * request's result (now, or when it ends); with another body, 422. A new
+ * key is claimed for this request before it is journaled. Returns true
+ * when c was answered (and freed). */
+static bool idempotency(tg_chat *c) {
+    tg_api *api = c->api;
+    const tg_http_request *req = c->req;
+    tg_apij_scope(api, req, c->scope);
+    if (tg_auth_sha256_hex(req->body, req->body_len, c->body_sha) != 0) c->body_sha[0] = 0;
+    snprintf(c->rid, sizeof c->rid, "%s", req->request_id ? req->request_id : "");
+    const char *key = tg_http_request_header(req, "idempotency-key");
+    if (!key) return false;
+    if (!tg_jidem_key_valid(key, strlen(key))) {
+        tg_chat_fail(c, 400, NULL, "invalid_idempotency_key", NULL,
+                     "Idempotency-Key must be 1..255 printable ASCII characters");
+        return true;
+    }
+    const char *found = NULL;
+    switch (tg_apij_idem_claim(api, c->scope, key, c->body_sha, c->rid, &found)) {
+    case TG_APIJ_IDEM_NEW: snprintf(c->idem, sizeof c->idem, "%s", key); return false;
+    case TG_APIJ_IDEM_DIFF:
+        tg_chat_fail(c, 422, NULL, "idempotency_key_reused", NULL,
+                     "this Idempotency-Key was used with a different request body");
+        return true;
+    case TG_APIJ_IDEM_SAME: break;
+    }
+    tg_log_info("idempotent_retry", "request_id=%s original=%s", req->request_id, found);
+    tg_apij_serve_result(api, c->ex, found, c->oai.stream, c->oai.include_usage);
+    c->ex = NULL;
+    tg_chat_free(c);
+    return true;
+}
+
 tg_chat *tg_chat_new(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
     tg_chat *c = calloc(1, sizeof *c);
     if (!c) abort();
     tg_toolstream_init(&c->ts);
+    lfm_think_init(&c->th, false);
     c->api = api;
     c->ex = ex;
     c->req = req;
-    snprintf(c->req_id, sizeof c->req_id, "%s", req->request_id ? req->request_id : "");
+    snprintf(c->req_id, sizeof c->req_id, "%s", req && req->request_id ? req->request_id : "");
     c->t0_ns = uv_hrtime();
+    snprintf(c->rid, sizeof c->rid, "%s", c->req_id);
     return c;
+}
+
+/* A journaled request an earlier run left unfinished, run again with no
+ * client (a NULL exchange: every answer goes to the journal only). Its
+ * request lives in the chat: the body (chat_body) and the id. */
+void tg_api_chat_recover(tg_api *api, const char *id, const char *body, size_t len) {
+    tg_chat *c = tg_chat_new(api, NULL, NULL);
+    snprintf(c->rid, sizeof c->rid, "%s", id);
+    snprintf(c->req_id, sizeof c->req_id, "%s", id);
+    c->chat_body = malloc(len + 1);
+    if (!c->chat_body) abort();
+    memcpy(c->chat_body, body, len);
+    c->chat_body[len] = 0;
+    c->chat_body_len = len;
+    c->own_req.method = "POST";
+    c->own_req.path = TG_CHAT_ROUTE;
+    c->own_req.body = c->chat_body;
+    c->own_req.body_len = len;
+    c->own_req.request_id = c->rid;
+    c->req = &c->own_req;
+    c->journaled = true;
+    c->recovered = true;
+    tg_oai_error e;
+    if (tg_chat_parse(c, &e) < 0) {
+        tg_chat_fail(c, e.status, e.type, e.code, e.param, e.message);
+        return;
+    }
+    tg_chat_run(c);
 }
 
 void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
@@ -654,6 +779,7 @@ void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) 
         tg_chat_fail(c, e.status, e.type, e.code, e.param, e.message);
         return;
     }
+    if (api->journal && idempotency(c)) return;
     tg_chat_run(c);
 }
 
@@ -698,6 +824,7 @@ void tg_chat_run(tg_chat *c) {
     c->stream = c->oai.stream;
     /* Kept here: the request moves into the engine target when it runs. */
     c->include_usage = c->oai.include_usage;
+    c->exclude_reasoning = c->oai.exclude_reasoning;
     c->logprobs = c->oai.logprobs;
     c->tools = c->oai.tools_json != NULL;
     snprintf(c->model_out, sizeof c->model_out, "%s", c->plan.response_model);
@@ -705,8 +832,9 @@ void tg_chat_run(tg_chat *c) {
                  req->request_id, c->plan.targets[0].name, c->plan.n_targets, c->plan.reason);
     /* The journal covers chat completions and Responses (keyed by the
      * response id: a stored response is read back from it); legacy
-     * completions are not journaled. */
-    if (!api->journal || c->mode == TG_CHAT_COMPLETIONS) {
+     * completions are not journaled. A request re-run after a restart is
+     * journaled already. */
+    if (!api->journal || c->mode == TG_CHAT_COMPLETIONS || c->journaled) {
         dispatch(c);
         return;
     }
@@ -714,19 +842,34 @@ void tg_chat_run(tg_chat *c) {
     snprintf(c->rid, sizeof c->rid, "%s",
              c->mode == TG_CHAT_CHAT && req->request_id ? req->request_id : c->id);
     tg_http_set_on_abort(c->ex, on_abort_waiting, c);
-    if (tg_apij_accept(api, c->rid, "", req->body, req->body_len, on_accepted, c) != 0)
+    tg_apij_meta meta = {.scope = c->scope,
+                         .idem = c->idem[0] ? c->idem : NULL,
+                         .body_sha = c->body_sha,
+                         .stream = c->stream,
+                         .include_usage = c->include_usage};
+    if (tg_apij_accept(api, c->rid, &meta, req->body, req->body_len, on_accepted, c) != 0) {
+        if (c->idem[0]) tg_apij_idem_drop(api, c->scope, c->idem);
         tg_chat_fail(c, 503, "server_error", "journal_unavailable", NULL,
                      "the request could not be journaled; nothing was run");
+    }
 }
 
 void tg_api_chat_end_all(tg_api *api, const char *why) {
     while (api->chats) {
         tg_chat *c = api->chats;
         chat_unlink(c);
+        if (c->finishing) { /* its result is on its way to disk; the callback frees it */
+            c->gone = true;
+            tg_http_stream_end(c->ex);
+            c->ex = NULL;
+            continue;
+        }
         rt_engine_detach(c->run);
         c->run = NULL;
         tg_chat_cloud_cancel(c);
-        if (c->journaled) tg_apij_end(api, c->rid, TG_JREC_FAILED, "server_shutting_down", why);
+        if (c->journaled)
+            tg_apij_end(api, c->rid, TG_JREC_FAILED, 503, "server_error", "server_shutting_down",
+                        why);
         if (c->started) {
             tg_chat_stream_error(c, "server_error", "server_shutting_down", why);
             tg_http_stream_end(c->ex);

@@ -1,31 +1,79 @@
-/* api_journal: how the chat path uses the request journal (tg_journal.h).
- * A request is journaled ACCEPTED (with its body) and dispatched only once
- * that record is durable; its end is journaled COMPLETED (the response),
- * FAILED or CANCELLED. All calls are no-ops when api->journal is NULL.
- * Loop thread only. */
+/* api_journal: how the API uses the request journal (tg_journal.h).
+ *
+ * A chat request is journaled ACCEPTED (scope, idempotency key, body hash,
+ * the body) and dispatched only once that record is durable; then
+ * DISPATCHED, FAILOVER (from the router's observe hook), and one terminal
+ * record: COMPLETED (the chat.completion, also for streamed requests),
+ * FAILED or CANCELLED ({"status", "error"}). Waiters (idempotent retries
+ * attached to a running request) are answered from the journal once the
+ * terminal record is durable, so every answer for one id is the same.
+ *
+ * Also here: the idempotency-key table (tg_jidem), GET /v1/requests/{id},
+ * and the journal's life (open from the `journal:` config, on by default;
+ * recovery of what an earlier run left unfinished). All calls are no-ops
+ * (or say "off") when api->journal is NULL. Loop thread only. */
 #ifndef TG_API_JOURNAL_H
 #define TG_API_JOURNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "gateway/api/api_routes.h"
+#include "gateway/journal/tg_jidem.h"
 #include "gateway/journal/tg_journal.h"
 
-/* Appends ACCEPTED for id: {"scope": <api key hash or "">, "idem": null,
- * "body": <the request body>}. cb runs once it is durable (status 0) or
- * failed; returns non-zero (and cb never runs) if it cannot be queued. */
-int tg_apij_accept(tg_api *api, const char *id, const char *scope, const char *body, size_t len,
-                   tg_journal_done_cb cb, void *user);
-/* Appends a later record; nobody waits for it. */
-void tg_apij_note(tg_api *api, const char *id, int type, const char *payload, size_t len);
-/* Appends {"error": {"code": code, "message": msg}} as FAILED or CANCELLED. */
-void tg_apij_end(tg_api *api, const char *id, int type, const char *code, const char *msg);
+/* What ACCEPTED records besides the body. */
+typedef struct {
+    const char *scope;    /* hash of the API key, "" without keys */
+    const char *idem;     /* Idempotency-Key or NULL */
+    const char *body_sha; /* SHA-256 of the body, hex */
+    bool stream, include_usage;
+} tg_apij_meta;
 
-/* Opens the journal named by TIDEGATE_JOURNAL_DIR (key: TIDEGATE_JOURNAL_KEY
- * or TIDEGATE_JOURNAL_KEY_FILE) into api->journal; nothing when unset.
- * Requests an earlier run left unfinished are closed as FAILED ("restarted")
- * so each ends in exactly one terminal state. Returns 0 or -1 (logged). */
+/* The caller's scope: SHA-256 hex of its bearer token when API keys are
+ * configured, else "". */
+void tg_apij_scope(const tg_api *api, const tg_http_request *req, char out[65]);
+
+/* Appends ACCEPTED; cb runs once it is durable (status 0) or failed.
+ * Returns non-zero (and cb never runs) if it cannot be queued. */
+int tg_apij_accept(tg_api *api, const char *id, const tg_apij_meta *m, const char *body, size_t len,
+                   tg_journal_done_cb cb, void *user);
+/* Appends a non-terminal record; nobody waits for it. */
+void tg_apij_note(tg_api *api, const char *id, int type, const char *payload, size_t len);
+/* Appends a terminal record; cb (may be NULL) runs once it is durable or
+ * failed, then the request's waiters are answered. Returns non-zero (cb
+ * never runs; waiters get 503) if it cannot be queued. */
+int tg_apij_finish(tg_api *api, const char *id, int type, const char *payload, size_t len,
+                   tg_journal_done_cb cb, void *user);
+/* FAILED or CANCELLED with {"status", "error": {message, type, param, code}}. */
+void tg_apij_end(tg_api *api, const char *id, int type, int status, const char *err_type,
+                 const char *code, const char *msg);
+
+/* ---- idempotency ---- */
+typedef enum {
+    TG_APIJ_IDEM_NEW = 0,  /* unknown key: recorded now for id, run it */
+    TG_APIJ_IDEM_SAME = 1, /* known, same body: *found_id is the request */
+    TG_APIJ_IDEM_DIFF = 2, /* known, different body: 422 */
+} tg_apij_idem;
+tg_apij_idem tg_apij_idem_claim(tg_api *api, const char *scope, const char *key,
+                                const char *body_sha, const char *id, const char **found_id);
+/* Forgets a key whose ACCEPTED could not be journaled. */
+void tg_apij_idem_drop(tg_api *api, const char *scope, const char *key);
+
+/* Answers ex with id's result now when it is terminal, else once it is
+ * (stream: the stored result as SSE). */
+void tg_apij_serve_result(tg_api *api, tg_http_exchange *ex, const char *id, bool stream,
+                          bool include_usage);
+
+/* GET /v1/requests/{id} (route prefix /v1/requests/). */
+void tg_api_requests(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);
+
+/* Opens the journal the config names (on by default) into api->journal.
+ * Returns 0 or -1 (logged). */
 int tg_apij_open(tg_api *api);
+/* Re-runs what an earlier run left unfinished (after the listeners are
+ * up). */
+void tg_apij_recover(tg_api *api);
 void tg_apij_close(tg_api *api);
 
 #endif

@@ -139,7 +139,8 @@ static void resp_delete(tg_api *api, const char *id) {
     tg_buf_puts(&b, "{\"delete\":");
     tg_buf_json_str(&b, id, strlen(id));
     tg_buf_putc(&b, '}');
-    if (tg_apij_accept(api, del, "", b.data, b.len, NULL, NULL) == 0)
+    tg_apij_meta meta = {.scope = ""};
+    if (tg_apij_accept(api, del, &meta, b.data, b.len, NULL, NULL) == 0)
         tg_apij_note(api, del, TG_JREC_COMPLETED, b.data, b.len);
     tg_buf_free(&b);
 }

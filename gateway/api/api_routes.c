@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gateway/api/api_journal.h"
 #include "gateway/api/auth.h"
 #include "gateway/api/openai_api.h"
 
@@ -47,6 +48,7 @@ static const route k_routes[] = {
     {"/v1/responses/", true, "GET", tg_api_response_by_id, ACCESS_API},
     {"/v1/responses/", true, "DELETE", tg_api_response_by_id, ACCESS_API},
     {"/v1/completions", false, "POST", tg_api_completions, ACCESS_API},
+    {"/v1/requests/", true, "GET", tg_api_requests, ACCESS_API},
     {"/healthz", false, "GET", route_healthz, ACCESS_OPEN},
     {"/readyz", false, "GET", route_readyz, ACCESS_OPEN},
     {"/metrics", false, "GET", route_metrics, ACCESS_ADMIN},

@@ -3,6 +3,7 @@
  * the OpenAI error JSON shape.
  *
  *   POST /v1/chat/completions   api_chat.c (parse -> dispatch plan -> target)
+ *   GET  /v1/requests/{id}      a journaled request's state and result (api_journal.c)
  *   GET  /v1/models             models dispatch can serve
  *   GET  /healthz               process alive
  *   GET  /readyz                engine loaded and not draining (else 503)
@@ -58,6 +59,7 @@ typedef struct tg_api {
         tg_metric *breaker;          /* {target,to}: breaker transitions */
         tg_metric *mode_changes;     /* {to} */
         tg_metric *cloud_ttfb;       /* {route}: upstream time to first byte */
+        tg_metric *relay_pauses;     /* a slow client paused a cloud stream */
     } rtm;
 
     tg_metrics *metrics;
@@ -68,6 +70,7 @@ typedef struct tg_api {
 
     tg_chat *chats;             /* live chat completions (for shutdown) */
     struct tg_journal *journal; /* request journal (api_journal.c), or NULL: off */
+    struct tg_apij *jx;         /* its idempotency keys, waiters, recovery (api_journal.c) */
     size_t n_chats;
 } tg_api;
 
@@ -107,6 +110,9 @@ void tg_api_router_stop(tg_api *api);
 
 /* api_chat.c */
 void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);
+/* Re-runs a journaled chat request (ACCEPTED durable, no terminal record)
+ * with no client, by the current policy; its end is journaled. */
+void tg_api_chat_recover(tg_api *api, const char *id, const char *body, size_t len);
 /* Shutdown deadline: end every live chat (streams get an error event). */
 void tg_api_chat_end_all(tg_api *api, const char *why);
 /* api_responses.c: POST /v1/responses, GET/DELETE /v1/responses/{id},

@@ -7,7 +7,8 @@
  * incrementally (tg_sse_parser, bounded) and each chunk relayed as our own
  * chunk (our id, the upstream's model): content deltas as content,
  * tool_calls deltas as they are, logprobs entries (when the client asked)
- * on the chunk that carries their text. A stream that ends without [DONE], an
+ * on the chunk that carries their text. A client slower than the upstream
+ * pauses the upstream transfer (RELAY_HIGH below). A stream that ends without [DONE], an
  * event that is not chunk JSON, or an error event is a failure of the
  * upstream. The outcome goes to the plan runner in api_chat.c: before the
  * first token a failover, after it a mid-stream failure. */
@@ -20,8 +21,15 @@
 #include "common/tg_log.h"
 #include "gateway/api/chat_internal.h"
 
-#define MAX_SSE_EVENT (1u << 20)  /* one upstream event */
-#define MAX_BODY      (16u << 20) /* a non-streamed answer */
+#define MAX_SSE_EVENT (1u << 20) /* one upstream event */
+/* Backpressure: over RELAY_HIGH bytes queued for the client (not yet taken
+ * by its socket), the upstream transfer pauses; it resumes once the queue
+ * is under RELAY_LOW. A slow client thus holds at most about RELAY_HIGH
+ * plus one upstream read of the gateway's memory, and TCP flow control
+ * slows the upstream instead. */
+#define RELAY_HIGH (256u << 10)
+#define RELAY_LOW  (64u << 10)
+#define MAX_BODY   (16u << 20) /* a non-streamed answer */
 
 void tg_chat_cloud_cancel(tg_chat *c) {
     if (c->call) rt_cloud_cancel(c->call);
@@ -134,6 +142,11 @@ static int on_event(void *user, const tg_sse_msg *m) {
     return 0;
 }
 
+static bool can_resume(void *user) {
+    tg_chat *c = user;
+    return tg_http_stream_pending(c->ex) <= RELAY_LOW;
+}
+
 static int on_data(void *user, const char *buf, size_t len) {
     tg_chat *c = user;
     if (!c->stream) {
@@ -141,7 +154,12 @@ static int on_data(void *user, const char *buf, size_t len) {
         tg_buf_append(&c->body, buf, len);
         return 0;
     }
-    return tg_sse_parser_feed(&c->sse, buf, len, on_event, c) != 0;
+    if (tg_sse_parser_feed(&c->sse, buf, len, on_event, c) != 0) return 1;
+    if (c->call && tg_http_stream_pending(c->ex) > RELAY_HIGH) {
+        tg_metrics_add(c->api->rtm.relay_pauses, 1);
+        rt_cloud_pause(c->call);
+    }
+    return 0;
 }
 
 /* A non-streamed answer: our completion from the upstream's. */
@@ -222,7 +240,7 @@ void tg_chat_run_cloud(tg_chat *c, rt_upstream *u) {
     }
     size_t len;
     char *body = upstream_body(c, &len);
-    rt_cloud_cbs cbs = {on_data, on_cloud_done};
+    rt_cloud_cbs cbs = {on_data, on_cloud_done, can_resume};
     int rc =
         rt_cloud_start(c->api->router.cloud, &u->target, body, len, c->stream, &cbs, c, &c->call);
     free(body);

@@ -49,6 +49,12 @@ struct tg_chat {
     bool lp_any;      /* lp holds at least one entry */
     tg_toolstream ts; /* streaming with tools: what may be a tool call */
 
+    /* ---- LFM2.5 thinking: <think>...</think> goes to reasoning_content ---- */
+    bool think;             /* the engine's output starts with reasoning */
+    bool exclude_reasoning; /* include_reasoning: false */
+    lfm_think th;           /* the splitter */
+    tg_buf reasoning;       /* non-streaming: the whole reasoning */
+
     /* ---- the plan runner ---- */
     size_t attempt;              /* index of the running target in plan.targets */
     bool started;                /* response head sent (stream begun) */
@@ -93,9 +99,19 @@ struct tg_chat {
     tg_buf body; /* non-streamed answer */
 
     /* ---- the journal (api_journal.c) ---- */
-    char rid[48];   /* the request id, the journal's key */
-    bool journaled; /* ACCEPTED is durable: the end must be journaled too */
-    bool gone;      /* the client left while ACCEPTED was on its way to disk */
+    char rid[48];            /* the request id, the journal's key */
+    bool journaled;          /* ACCEPTED is durable: the end must be journaled too */
+    bool gone;               /* the client left while ACCEPTED (or COMPLETED) was on its way */
+    bool finishing;          /* a stream's COMPLETED is on its way to disk */
+    char scope[65];          /* the API key's hash ("" without keys) */
+    char idem[256];          /* Idempotency-Key, "" = none */
+    char body_sha[65];       /* SHA-256 of the body */
+    struct tg_toolacc *tacc; /* streamed tool calls, merged for the stored result */
+    bool recovered;          /* re-run after a restart: no client (ex NULL) */
+    tg_http_request own_req; /* ... and its request (req points here) */
+    tg_oai_usage fin_usage;  /* a finishing stream's usage */
+    bool fin_has_usage;
+    char fin_reason[24];
 
     bool linked;
     tg_chat *prev, *next;
@@ -140,6 +156,8 @@ void tg_chat_midstream_failed(tg_chat *c, rt_fail_cause cause);
  * the first one). */
 void tg_chat_emit_text(tg_chat *c, const char *s, size_t n);
 void tg_chat_emit_tool_calls(tg_chat *c, const char *json);
+/* Streams a reasoning_content delta (thinking models). */
+void tg_chat_emit_reasoning(tg_chat *c, const char *s, size_t n);
 /* Ends the stream (final chunk, usage, [DONE]) / answers once. */
 void tg_chat_finish_stream(tg_chat *c, const char *finish_reason, const tg_oai_usage *u);
 void tg_chat_answer_once(tg_chat *c, const char *content, size_t len, const char *tool_calls_json,

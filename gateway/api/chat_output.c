@@ -6,12 +6,14 @@
  * the request is journaled), and the error event that ends a stream that
  * cannot go on. The Responses and completions shapes are api_responses.c;
  * the plan runner and the engine target are api_chat.c. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gateway/api/api_journal.h"
 #include "gateway/api/chat_internal.h"
+#include "gateway/api/reqstore.h"
 
 /* ------------------------------------------------------------ the head -- */
 
@@ -89,6 +91,7 @@ static void add_route_headers(tg_chat *c) {
         tg_http_add_header(c->ex, "x-tidegate-score", sc);
     }
     if (c->failover[0]) tg_http_add_header(c->ex, "x-tidegate-failover", c->failover);
+    if (c->journaled) tg_http_add_header(c->ex, "x-tidegate-request-id", c->rid);
 }
 
 static void start_stream(tg_chat *c) {
@@ -124,6 +127,16 @@ void tg_chat_emit_text(tg_chat *c, const char *s, size_t n) {
     send_chunk(c, &k);
 }
 
+void tg_chat_emit_reasoning(tg_chat *c, const char *s, size_t n) {
+    /* Responses: reasoning items are not built yet; the reasoning is kept
+     * out of the output text all the same. */
+    if (n == 0 || c->mode != TG_CHAT_CHAT) return;
+    first_token(c);
+    start_stream(c);
+    tg_oai_chunk k = {.reasoning_content = s, .reasoning_len = n};
+    send_chunk(c, &k);
+}
+
 void tg_chat_emit_tool_calls(tg_chat *c, const char *json) {
     first_token(c);
     start_stream(c);
@@ -131,6 +144,10 @@ void tg_chat_emit_tool_calls(tg_chat *c, const char *json) {
     if (c->mode != TG_CHAT_CHAT) { /* sent with the final events */
         tg_resp_tool_calls(c, json);
         return;
+    }
+    if (c->journaled) { /* merged into the stored result */
+        if (!c->tacc) c->tacc = tg_toolacc_new();
+        tg_toolacc_add(c->tacc, json, strlen(json));
     }
     tg_oai_chunk k = {.tool_calls_json = json};
     send_chunk(c, &k);
@@ -176,6 +193,43 @@ static void end_event(tg_chat *c, bool ok, int status) {
                   status);
 }
 
+/* The end of a stream: final chunk, usage, [DONE]; frees c. */
+static void stream_tail(tg_chat *c) {
+    send_final_chunk(c, c->fin_reason);
+    if (c->include_usage && c->fin_has_usage) {
+        tg_oai_chunk k = {.usage_only = true, .usage = &c->fin_usage};
+        send_chunk(c, &k);
+    }
+    tg_buf d = TG_BUF_INIT;
+    tg_sse_done(&d);
+    (void)tg_http_stream_write(c->ex, d.data, d.len);
+    tg_buf_free(&d);
+    tg_http_stream_end(c->ex);
+    end_event(c, true, 200);
+    tg_chat_free(c);
+}
+
+/* The stream's COMPLETED is durable (or failed): only now does the client
+ * get [DONE], so a client that saw [DONE] finds the same result by id. */
+static void on_stream_result_durable(void *user, int status) {
+    tg_chat *c = user;
+    c->finishing = false;
+    if (c->gone) { /* the client left meanwhile: nothing to send */
+        end_event(c, true, 499);
+        tg_chat_free(c);
+        return;
+    }
+    if (status != 0) {
+        tg_chat_stream_error(c, "server_error", "journal_unavailable",
+                             "the result could not be journaled");
+        tg_http_stream_end(c->ex);
+        end_event(c, false, 200);
+        tg_chat_free(c);
+        return;
+    }
+    stream_tail(c);
+}
+
 void tg_chat_finish_stream(tg_chat *c, const char *finish_reason, const tg_oai_usage *u) {
     first_token(c);
     start_stream(c);
@@ -189,28 +243,27 @@ void tg_chat_finish_stream(tg_chat *c, const char *finish_reason, const tg_oai_u
         tg_chat_free(c);
         return;
     }
-    if (c->journaled) {
-        /* The streamed text itself is not journaled yet (resumable streams). */
-        tg_buf r = TG_BUF_INIT;
-        tg_buf_printf(&r,
-                      "{\"object\":\"chat.completion.stream\",\"id\":\"%s\",\"route\":\"%s\","
-                      "\"finish_reason\":\"%s\"}",
-                      c->id, c->route, finish_reason);
-        tg_apij_note(c->api, c->rid, TG_JREC_COMPLETED, r.data, r.len);
-        tg_buf_free(&r);
+    snprintf(c->fin_reason, sizeof c->fin_reason, "%s", finish_reason);
+    c->fin_has_usage = u != NULL;
+    if (u) c->fin_usage = *u;
+    if (!c->journaled) {
+        stream_tail(c);
+        return;
     }
-    send_final_chunk(c, finish_reason);
-    if (c->include_usage && u) {
-        tg_oai_chunk k = {.usage_only = true, .usage = u};
-        send_chunk(c, &k);
-    }
-    tg_buf d = TG_BUF_INIT;
-    tg_sse_done(&d);
-    (void)tg_http_stream_write(c->ex, d.data, d.len);
-    tg_buf_free(&d);
-    tg_http_stream_end(c->ex);
-    end_event(c, true, 200);
-    tg_chat_free(c);
+    /* The stored result is the chat.completion a non-streamed call would
+     * have got: the text sent, the tool calls merged, the usage. */
+    tg_buf r = TG_BUF_INIT, calls = TG_BUF_INIT;
+    bool has_calls = c->tacc && tg_toolacc_json(c->tacc, &calls);
+    tg_oai_completion_json(&r, c->id, c->created, c->model_out,
+                           has_calls && c->sent.len == 0 ? NULL
+                                                         : (c->sent.data ? c->sent.data : ""),
+                           c->sent.len, has_calls ? calls.data : NULL, finish_reason, u, NULL);
+    tg_buf_free(&calls);
+    c->finishing = true;
+    if (tg_apij_finish(c->api, c->rid, TG_JREC_COMPLETED, r.data, r.len, on_stream_result_durable,
+                       c) != 0)
+        on_stream_result_durable(c, -EIO);
+    tg_buf_free(&r);
 }
 
 /* A journaled result is sent only once COMPLETED is durable: a client that
@@ -253,8 +306,7 @@ void tg_chat_respond_durable(tg_chat *c, tg_buf *body, const char *payload, size
         payload = p->body.data;
         len = p->body.len;
     }
-    if (tg_journal_append(c->api->journal, TG_JREC_COMPLETED, c->rid, payload, len,
-                          on_result_durable, p) != 0)
+    if (tg_apij_finish(c->api, c->rid, TG_JREC_COMPLETED, payload, len, on_result_durable, p) != 0)
         on_result_durable(p, -1);
 }
 
@@ -274,8 +326,9 @@ void tg_chat_answer_once(tg_chat *c, const char *content, size_t len, const char
         return;
     }
     tg_buf body = TG_BUF_INIT, lp = TG_BUF_INIT;
-    tg_oai_completion_json(&body, c->id, c->created, c->model_out, content, len, tool_calls_json,
-                           finish_reason, u, take_logprobs(c, &lp));
+    tg_oai_completion_json_r(&body, c->id, c->created, c->model_out, content, len,
+                             c->reasoning.len ? c->reasoning.data : NULL, c->reasoning.len,
+                             tool_calls_json, finish_reason, u, take_logprobs(c, &lp));
     tg_buf_free(&lp);
     if (c->journaled)
         tg_chat_respond_durable(c, &body, NULL, 0);
@@ -288,7 +341,7 @@ void tg_chat_answer_once(tg_chat *c, const char *content, size_t len, const char
 
 /* A stream that cannot go on: the error event, and no [DONE]. */
 void tg_chat_end_with_error(tg_chat *c, const char *code, const char *msg) {
-    if (c->journaled) tg_apij_end(c->api, c->rid, TG_JREC_FAILED, code, msg);
+    if (c->journaled) tg_apij_end(c->api, c->rid, TG_JREC_FAILED, 500, "server_error", code, msg);
     tg_chat_stream_error(c, "server_error", code, msg);
     tg_http_stream_end(c->ex);
     end_event(c, false, 200);

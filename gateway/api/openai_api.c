@@ -614,6 +614,13 @@ static int parse_root(json_object *root, tg_oai_request *r, tg_oai_error *e) {
     }
     if ((v = field(root, "stop")) && parse_stop(v, r, e) < 0) return -1;
     if ((v = field(root, "user")) && dup_string(v, "user", &r->user, e) < 0) return -1;
+    /* include_reasoning: false drops a thinking model's reasoning_content
+     * (the model still thinks; the answer is unchanged). */
+    if ((v = field(root, "include_reasoning")) && !json_object_is_type(v, json_type_null)) {
+        bool inc = true;
+        if (get_bool(v, "include_reasoning", &inc, e) < 0) return -1;
+        r->exclude_reasoning = !inc;
+    }
     if ((v = field(root, "logprobs")) && !json_object_is_type(v, json_type_null) &&
         get_bool(v, "logprobs", &r->logprobs, e) < 0)
         return -1;

@@ -83,6 +83,13 @@ void tg_oai_completion_json(tg_buf *out, const char *id, int64_t created, const 
                             const char *content, size_t content_len, const char *tool_calls_json,
                             const char *finish_reason, const tg_oai_usage *usage,
                             const char *logprobs_content);
+/* Same with the message's reasoning_content (thinking models; NULL = left
+ * out of the message). */
+void tg_oai_completion_json_r(tg_buf *out, const char *id, int64_t created, const char *model,
+                              const char *content, size_t content_len, const char *reasoning,
+                              size_t reasoning_len, const char *tool_calls_json,
+                              const char *finish_reason, const tg_oai_usage *usage,
+                              const char *logprobs_content);
 
 /* One chat.completion.chunk. Any of role / content / tool_calls_json may be
  * NULL (left out of the delta); finish_reason NULL gives JSON null. When
@@ -95,7 +102,9 @@ typedef struct {
     const char *finish_reason;
     const tg_oai_usage *usage; /* with usage_only */
     bool usage_only;
-    const char *logprobs_content; /* JSON array, or NULL for "logprobs":null */
+    const char *logprobs_content;  /* JSON array, or NULL for "logprobs":null */
+    const char *reasoning_content; /* thinking models' reasoning delta, or NULL */
+    size_t reasoning_len;
 } tg_oai_chunk;
 void tg_oai_chunk_json(tg_buf *out, const char *id, int64_t created, const char *model,
                        const tg_oai_chunk *c);

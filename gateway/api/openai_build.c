@@ -161,12 +161,25 @@ void tg_oai_completion_json(tg_buf *out, const char *id, int64_t created, const 
                             const char *content, size_t content_len, const char *tool_calls_json,
                             const char *finish_reason, const tg_oai_usage *usage,
                             const char *logprobs_content) {
+    tg_oai_completion_json_r(out, id, created, model, content, content_len, NULL, 0,
+                             tool_calls_json, finish_reason, usage, logprobs_content);
+}
+
+void tg_oai_completion_json_r(tg_buf *out, const char *id, int64_t created, const char *model,
+                              const char *content, size_t content_len, const char *reasoning,
+                              size_t reasoning_len, const char *tool_calls_json,
+                              const char *finish_reason, const tg_oai_usage *usage,
+                              const char *logprobs_content) {
     put_head(out, id, "chat.completion", created, model);
     tg_buf_puts(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
     if (content)
         tg_buf_json_str(out, content, content_len);
     else
         tg_buf_puts(out, "null");
+    if (reasoning) {
+        tg_buf_puts(out, ",\"reasoning_content\":");
+        tg_buf_json_str(out, reasoning, reasoning_len);
+    }
     if (tool_calls_json) {
         tg_buf_puts(out, ",\"tool_calls\":");
         tg_buf_puts(out, tool_calls_json);
@@ -201,6 +214,11 @@ void tg_oai_chunk_json(tg_buf *out, const char *id, int64_t created, const char 
     if (c->content) {
         tg_buf_puts(out, first ? "\"content\":" : ",\"content\":");
         tg_buf_json_str(out, c->content, c->content_len);
+        first = false;
+    }
+    if (c->reasoning_content) {
+        tg_buf_puts(out, first ? "\"reasoning_content\":" : ",\"reasoning_content\":");
+        tg_buf_json_str(out, c->reasoning_content, c->reasoning_len);
         first = false;
     }
     if (c->tool_calls_json) {

@@ -65,25 +65,29 @@ const char *tg_http_request_header(const tg_http_request *req, const char *name)
 }
 
 bool tg_http_exchange_aborted(const tg_http_exchange *ex) {
+    if (!ex) return true;
     return ex->aborted;
 }
 
 void tg_http_set_on_abort(tg_http_exchange *ex, void (*cb)(void *), void *arg) {
+    if (!ex) return;
     ex->on_abort = cb;
     ex->abort_arg = arg;
 }
 
 void tg_http_set_tokens(tg_http_exchange *ex, int tokens_in, int tokens_out) {
+    if (!ex) return;
     ex->tokens_in = tokens_in;
     ex->tokens_out = tokens_out;
 }
 
 void tg_http_set_route(tg_http_exchange *ex, const char *route) {
+    if (!ex) return;
     snprintf(ex->route, sizeof ex->route, "%s", route ? route : "");
 }
 
 size_t tg_http_stream_pending(const tg_http_exchange *ex) {
-    if (ex->aborted) return 0;
+    if (!ex || ex->aborted) return 0;
     return tg_http_conn_write_queue(ex->conn);
 }
 
@@ -139,7 +143,7 @@ static bool managed_header(const char *name) {
 }
 
 void tg_http_add_header(tg_http_exchange *ex, const char *name, const char *value) {
-    if (!name || !value || !*name || ex->status) return;
+    if (!ex || !name || !value || !*name || ex->status) return;
     if (!header_text_ok(name) || !header_text_ok(value) || strchr(name, ':')) return;
     if (managed_header(name)) return;
     tg_buf_printf(&ex->resp_headers, "%s: %s\r\n", name, value);
@@ -244,6 +248,7 @@ static void send_head(tg_http_exchange *ex, int status, const char *ctype, body_
 
 void tg_http_respond(tg_http_exchange *ex, int status, const char *content_type, const char *body,
                      size_t len) {
+    if (!ex) return;
     if (ex->streaming) { /* misuse: treat as the end of the stream */
         tg_http_stream_end(ex);
         return;
@@ -263,6 +268,7 @@ void tg_http_respond(tg_http_exchange *ex, int status, const char *content_type,
 
 void tg_http_respond_error(tg_http_exchange *ex, int status, const char *code, const char *fmt,
                            ...) {
+    if (!ex) return;
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
@@ -291,14 +297,14 @@ void tg_http_ex_fail(tg_http_exchange *ex, int status, const char *code, const c
 /* ------------------------------------------------------------- streams -- */
 
 void tg_http_stream_begin(tg_http_exchange *ex, int status, const char *content_type) {
-    if (ex->streaming || ex->status) return;
+    if (!ex || ex->streaming || ex->status) return;
     ex->streaming = true;
     ex->chunked = ex->req.http_minor >= 1;
     send_head(ex, status, content_type, ex->chunked ? BODY_CHUNKED : BODY_UNTIL_CLOSE, 0);
 }
 
 int tg_http_stream_write(tg_http_exchange *ex, const char *data, size_t len) {
-    if (ex->aborted) return -1;
+    if (!ex || ex->aborted) return -1;
     if (!ex->streaming) tg_http_stream_begin(ex, 200, "text/event-stream");
     if (len == 0 || ex->is_head) return ex->aborted ? -1 : 0;
     int rc;
@@ -324,6 +330,7 @@ int tg_http_stream_write(tg_http_exchange *ex, const char *data, size_t len) {
 }
 
 void tg_http_stream_end(tg_http_exchange *ex) {
+    if (!ex) return;
     if (!ex->streaming && !ex->status && !ex->aborted) {
         /* Never begun: an empty 200 stream is still a valid answer. */
         tg_http_stream_begin(ex, 200, "text/event-stream");

@@ -198,6 +198,9 @@ uint64_t tg_http_server_total_requests(const tg_http_server *s);
 /* ---------------------------------------------------------- requests -- */
 
 /* The request of a live exchange. */
+/* A NULL exchange is a request with no client (one the journal re-runs
+ * after a restart): the calls below that answer or stream do nothing
+ * (stream_write returns -1, exchange_aborted true). */
 const tg_http_request *tg_http_exchange_request(const tg_http_exchange *ex);
 /* First header with this (case-insensitive) name, or NULL. */
 const char *tg_http_request_header(const tg_http_request *req, const char *name);

@@ -54,6 +54,7 @@ typedef struct {
     uint64_t seg_max, retention_us;
     const tg_jcrypt *key;
     bool ro;
+    bool no_sync; /* journal.fsync false: page cache only */
     uv_loop_t *loop;
     uv_async_t *async;
     uint64_t loop_pending; /* loop appends not yet called back (loop thread only) */
@@ -422,7 +423,7 @@ static int write_batch(jfile *f, const tg_buf *b, pend *list, bool *sticky) {
             if (ftruncate(f->fd, (off_t)off0) != 0 ||
                 !(rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG))
                 *sticky = true;
-        } else if (fdatasync(f->fd) != 0) {
+        } else if (!f->no_sync && fdatasync(f->fd) != 0) {
             rc = errno ? -errno : -EIO;
             *sticky = true; /* the kernel may have dropped the pages: never retry */
         }
@@ -763,6 +764,7 @@ tg_journal *tg_jfile_open(const tg_jfile_opts *o, tg_jfile_report *report, char 
     f->retention_us = (o->retention_s ? o->retention_s : DEFAULT_RETENTION_S) * 1000000ull;
     f->key = o->key;
     f->ro = o->read_only;
+    f->no_sync = o->no_sync;
     f->loop = o->loop;
     pthread_mutex_init(&f->mu, NULL);
     pthread_mutex_init(&f->wmu, NULL);

@@ -32,6 +32,8 @@ typedef struct {
     uint64_t retention_s;   /* 0: 24 h */
     const tg_jcrypt *key;   /* NULL: plaintext; borrowed, must outlive the journal */
     bool read_only;         /* inspect only: no lock, no repair, no appends */
+    bool no_sync;           /* skip fdatasync (journal.fsync: false): survives a process
+                               crash, not a power cut */
     uv_loop_t *loop;        /* where append callbacks run; NULL: append_sync only */
 } tg_jfile_opts;
 

@@ -6,6 +6,10 @@ TIDEGATE_BIN=$(realpath "${TIDEGATE_BIN:-$(dirname "$0")/../../build/tidegate}")
 TG_FIXTURES=${TG_FIXTURES:-$(cd "$(dirname "$0")/../fixtures" && pwd)}
 MODEL=$TG_FIXTURES/models/lfm2-tiny-q4_0.gguf
 TMP=$(mktemp -d /tmp/tg-integ.XXXXXX)
+# The journal is on by default: every gateway a test starts keeps it under
+# this test's TMP (start_server gives each name its own directory), never in
+# the user's ~/.local/state, where one gateway's lock would keep out the next.
+export XDG_STATE_HOME=$TMP/state
 FAILS=0
 CHECKS=0
 declare -a SERVER_PIDS=()
@@ -40,7 +44,8 @@ start_server() {
     LOG=$TMP/$name.log
     # Run from $TMP so a ./config/tidegate.yaml in the caller's directory
     # cannot change what is tested.
-    (cd "$TMP" && exec env TIDEGATE_SHUTDOWN_GRACE_MS=${GRACE:-3000} "${envs[@]}" \
+    (cd "$TMP" && exec env TIDEGATE_SHUTDOWN_GRACE_MS=${GRACE:-3000} \
+        TIDEGATE_JOURNAL_DIR="$TMP/journal-$name" "${envs[@]}" \
         "$TIDEGATE_BIN" serve --listen 127.0.0.1:0 -m "$MODEL" --threads 1 "${args[@]}" \
         >"$LOG" 2>&1) &
     PID=$!

@@ -141,7 +141,12 @@ static void test_errors_each_kind(void **st) {
                "t.yaml:2:3: server.lisen: unknown key 'lisen' (did you mean 'listen'?)");
     expect_err("engin:\n  threads: 1\n",
                "t.yaml:1:1: engin: unknown key 'engin' (did you mean 'engine'?)");
-    expect_err("journal: {}\n", "t.yaml:1:1: journal: unknown key 'journal'");
+    expect_err("journal: {fsinc: true}\n",
+               "t.yaml:1:11: journal.fsinc: unknown key 'fsinc' (did you mean 'fsync'?)");
+    expect_err("journal: {retention_s: 0}\n",
+               "t.yaml:1:24: journal.retention_s: value 0 out of range (seconds 1..31536000)");
+    expect_err("journal: {segment_size: 1KiB}\n",
+               "t.yaml:1:25: journal.segment_size: value 1KiB out of range (size 64KiB..4GiB)");
     expect_err("routing: {mode: sideways}\n",
                "t.yaml:1:17: routing.mode: expected one of auto|offline|edge-only|cloud-only, got "
                "'sideways'");
@@ -529,8 +534,41 @@ static void test_key_table(void **st) {
             assert_int_equal(strncmp(ki.env, "TIDEGATE_", 9), 0);
         }
     }
-    assert_int_equal(n, 56);
-    assert_int_equal(with_env, 38);
+    assert_int_equal(n, 64);
+    assert_int_equal(with_env, 44);
+}
+
+/* The journal section: on by default, every key read, copied and freed. */
+static void test_journal_section(void **st) {
+    (void)st;
+    tg_config c;
+    tg_config_defaults(&c);
+    assert_int_equal(c.journal.enabled, 1);
+    assert_null(c.journal.dir);
+    assert_int_equal(c.journal.fsync, 1);
+    assert_int_equal(c.journal.retention_s, 86400);
+    assert_int_equal(c.journal.segment_bytes, 64u << 20);
+    tg_config_free(&c);
+    assert_int_equal(load("journal:\n  enabled: false\n  dir: /var/lib/tg\n  fsync: false\n"
+                          "  segment_size: 1MiB\n  retention_s: 60\n  key_env: MY_KEY\n"
+                          "  key_file: /etc/tg.key\n",
+                          &c),
+                     0);
+    assert_int_equal(c.journal.enabled, 0);
+    assert_string_equal(c.journal.dir, "/var/lib/tg");
+    assert_int_equal(c.journal.fsync, 0);
+    assert_int_equal(c.journal.segment_bytes, 1u << 20);
+    assert_int_equal(c.journal.retention_s, 60);
+    assert_string_equal(c.journal.key_env, "MY_KEY");
+    tg_config d;
+    tg_config_copy(&d, &c);
+    tg_config_free(&c);
+    assert_string_equal(d.journal.key_file, "/etc/tg.key");
+    char err[256];
+    assert_int_equal(tg_config_set(&d, "--journal-dir", "journal.dir", "/tmp/j", err, sizeof err),
+                     0);
+    assert_string_equal(d.journal.dir, "/tmp/j");
+    tg_config_free(&d);
 }
 
 static void test_cloud_upstreams(void **st) {
@@ -659,6 +697,7 @@ int main(void) {
         cmocka_unit_test(test_shipped_file_matches_defaults),
         cmocka_unit_test(test_to_yaml_roundtrip),
         cmocka_unit_test(test_key_table),
+        cmocka_unit_test(test_journal_section),
         cmocka_unit_test(test_cloud_upstreams),
         cmocka_unit_test(test_cli),
     };

@@ -6,7 +6,9 @@
  * time through decode; the stored rows are compared with truth_logits:
  *     err = max|engine - truth| / truth_std <= max(1.25 * llamacpp_err, 2e-3)
  * for both kernel sets (scalar and auto). On F32 models greedy decoding from
- * the prompt must reproduce `continuation` exactly. A table of the numbers is
+ * the prompt must reproduce `continuation` exactly. Quantized MoE models
+ * (their JSON has llamacpp_err_median) compare the median over rows of each
+ * row's error with max(1.25 * llamacpp_err_median, 2e-3) instead. A table of the numbers is
  * printed so regressions are visible before they fail.
  *
  * Budget: every model runs every case with the auto kernels and every short
@@ -128,7 +130,8 @@ typedef struct {
     size_t n_prompt, n_cont, n_rows;
     int n_vocab;
     double truth_std, llamacpp_err;
-    float *truth; /* (n_rows, n_vocab) */
+    double llamacpp_err_median; /* MoE fixtures only, else -1 */
+    float *truth;               /* (n_rows, n_vocab) */
 } fx_case;
 
 static void case_free(fx_case *c) {
@@ -155,6 +158,7 @@ static int case_load(const char *dir, const char *name, fx_case *c) {
     assert_int_equal(jnum(js, "n_vocab", &nv), 0);
     assert_int_equal(jnum(js, "truth_std", &c->truth_std), 0);
     assert_int_equal(jnum(js, "llamacpp_err", &c->llamacpp_err), 0);
+    if (jnum(js, "llamacpp_err_median", &c->llamacpp_err_median) != 0) c->llamacpp_err_median = -1;
     c->n_vocab = (int)nv;
     snprintf(path, sizeof path, "%s/reference/%s/%s", TG_FIXTURES, dir, tl);
     size_t len;
@@ -174,8 +178,14 @@ static int argmax(const float *v, int n) {
     return b;
 }
 
-/* Runs one case; returns err and sets *greedy_ok (greedy == continuation). */
-static double run_case(lfm_model *m, const fx_case *c, int *greedy_ok) {
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Runs one case; returns err (max over rows) and sets *greedy_ok (greedy ==
+ * continuation) and *median (median over rows of each row's max error). */
+static double run_case(lfm_model *m, const fx_case *c, int *greedy_ok, double *median) {
     const size_t P = c->n_prompt, N = P + c->n_cont, V = (size_t)c->n_vocab;
     assert_int_equal(lfm_model_hparams(m)->n_vocab, c->n_vocab);
     int32_t *toks = malloc(N * sizeof *toks);
@@ -204,14 +214,21 @@ static double run_case(lfm_model *m, const fx_case *c, int *greedy_ok) {
         assert_int_equal(lfm_eval(m, 1, toks + i, &s, want + i, lg + slot[i] * V, err, sizeof err),
                          0);
     assert_int_equal(lfm_seq_pos(s), (int)N);
-    double mx = 0;
+    double mx = 0, *row_err = malloc(c->n_rows * sizeof *row_err);
     for (size_t r = 0; r < c->n_rows; r++) {
         const float *a = lg + slot[c->rows[r]] * V, *t = c->truth + r * V;
+        double rm = 0;
         for (size_t j = 0; j < V; j++) {
             double d = fabs((double)a[j] - t[j]);
-            if (!(d <= mx)) mx = d; /* NaN propagates as a failure */
+            if (!(d <= rm)) rm = d; /* NaN propagates as a failure */
         }
+        if (!(rm <= mx)) mx = rm;
+        row_err[r] = rm != rm ? INFINITY : rm;
     }
+    qsort(row_err, c->n_rows, sizeof *row_err, cmp_dbl);
+    size_t h = c->n_rows / 2;
+    *median = (c->n_rows % 2 ? row_err[h] : (row_err[h - 1] + row_err[h]) / 2) / c->truth_std;
+    free(row_err);
     /* Teacher-forced argmax at P-1+k equals greedy generation while every
      * earlier step matched. */
     *greedy_ok = 1;
@@ -299,12 +316,21 @@ static void test_fixtures_all(void **state) {
                     continue;
                 }
                 int greedy_ok;
-                double err_v = run_case(m, &c, &greedy_ok);
+                double median;
+                double err_v = run_case(m, &c, &greedy_ok, &median);
                 double bound = fmax(1.25 * c.llamacpp_err, 2e-3);
+                /* Quantized MoE: a near-tie expert choice moves single rows
+                 * a lot (README), so those compare medians over rows. */
+                int by_median = c.llamacpp_err_median >= 0 && !is_f32;
+                if (by_median) {
+                    err_v = median;
+                    bound = fmax(1.25 * c.llamacpp_err_median, 2e-3);
+                }
                 int need_greedy = is_f32 && k != 2;
                 int ok = err_v <= bound && (!need_greedy || greedy_ok);
-                printf("%-18s %-8s %-7s %10.3e %10.3e %12.3e %s%s\n", dirs[di], c.name, kname[k],
-                       err_v, bound, c.llamacpp_err,
+                printf("%-18s %-8s %-7s %10.3e %10.3e %12.3e %s%s%s\n", dirs[di], c.name, kname[k],
+                       err_v, bound, by_median ? c.llamacpp_err_median : c.llamacpp_err,
+                       by_median ? "(median) " : "",
                        is_f32 ? (greedy_ok ? "match" : "MISMATCH") : "-", ok ? "" : "  FAIL");
                 n_checked++;
                 n_fail += !ok;

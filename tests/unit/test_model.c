@@ -2,7 +2,9 @@
  * tensor), sequence state and the contracts of lfm_eval: rows independent of
  * their batch (bitwise), prefill == decode (bitwise), threads do not change
  * bits, context overflow leaves state untouched, zero-block models, and a
- * 1,000-token prompt through a 350M-width quantized model under ASan.
+ * 1,000-token prompt through a 350M-width quantized model under ASan;
+ * lfm2moe: its keys and tensors validated, routing semantics, and a decode
+ * step reading only the chosen experts.
  * Numerical agreement with the reference lives in test_fixtures.c. */
 /* tg-test-links: lfm */
 #include <setjmp.h>
@@ -20,6 +22,7 @@
 #include "engine/gguf.h"
 #include "tools/synth/gguf_write.h"
 #include "engine/lfm.h"
+#include "engine/model.h"
 #include "tools/synth/synth.h"
 #include "engine/threadpool.h"
 
@@ -161,12 +164,19 @@ typedef struct {
     const char *drop_tensor; /* tensor left out */
     const char *swap_tensor; /* tensor written with dims[0] and dims[1] swapped */
     int kv_short;            /* head_count_kv array written one entry short */
+    const char *set_key;     /* integer key written with set_val instead */
+    int64_t set_val;
+    const char *src; /* fixture to mutate (default lfm2-tiny-q4_0.gguf) */
 } mutation;
 
 static void copy_kv(gguf_writer *w, const gguf_kv *kv, const mutation *mu) {
     char key[256];
     snprintf(key, sizeof key, "%.*s", (int)kv->key.len, kv->key.ptr);
     if (mu->drop_kv && !strcmp(key, mu->drop_kv)) return;
+    if (mu->set_key && !strcmp(key, mu->set_key)) {
+        gguf_w_add_i64(w, key, mu->set_val);
+        return;
+    }
     if (mu->arch && !strcmp(key, "general.architecture")) {
         gguf_w_add_str(w, key, mu->arch);
         return;
@@ -186,7 +196,7 @@ static void copy_kv(gguf_writer *w, const gguf_kv *kv, const mutation *mu) {
     case GGUF_T_STRING: gguf_w_add_strn(w, key, kv->v.s.ptr, kv->v.s.len); break;
     case GGUF_T_ARRAY: {
         uint64_t n = kv->arr_n;
-        if (mu->kv_short && !strcmp(key, "lfm2.attention.head_count_kv")) n--;
+        if (mu->kv_short && strstr(key, ".attention.head_count_kv")) n--;
         if (kv->arr_type == GGUF_T_STRING)
             gguf_w_add_strn_arr(w, key, kv->arr_strs, n);
         else
@@ -235,7 +245,7 @@ static int load_mutant(const char *src, const mutation *mu, char *err, size_t er
 
 static void expect_load_error(const mutation *mu, const char *needle) {
     char err[512] = "";
-    int rc = load_mutant(FX_MODEL("lfm2-tiny-q4_0.gguf"), mu, err, sizeof err);
+    int rc = load_mutant(mu->src ? mu->src : FX_MODEL("lfm2-tiny-q4_0.gguf"), mu, err, sizeof err);
     assert_int_equal(rc, LFM_EFORMAT);
     if (!strstr(err, needle)) fail_msg("error '%s' lacks '%s'", err, needle);
     assert_null(strchr(err, '\n'));
@@ -273,14 +283,170 @@ static void test_load_errors(void **state) {
     assert_int_equal(load_mutant(FX_MODEL("lfm2-tiny-q4_0.gguf"), &novocab, err, sizeof err), 0);
 }
 
+/* ------------------------------------------------------------ lfm2moe -- */
+
+#define MOE_Q4 FX_MODEL("lfm2-tiny-moe-q4_0.gguf")
+
+static void test_moe_hparams_and_errors(void **state) {
+    (void)state;
+    lfm_model *m = load(FX_MODEL("lfm2-tiny-moe-q4_k_m.gguf"), 0, 0, 1);
+    const lfm_hparams *hp = lfm_model_hparams(m);
+    assert_string_equal(hp->arch, "lfm2moe");
+    assert_int_equal(hp->n_layer, 6);
+    assert_int_equal(hp->n_expert, 8);
+    assert_int_equal(hp->n_expert_used, 2);
+    assert_int_equal(hp->n_ff_exp, 256);
+    assert_int_equal(hp->n_dense_lead, 2);
+    assert_int_equal(hp->n_ff, 512);
+    lfm_model_free(m);
+    m = load(FX_MODEL("lfm2-tiny-q4_0.gguf"), 0, 0, 1);
+    assert_int_equal(lfm_model_hparams(m)->n_expert, 0);
+    lfm_model_free(m);
+
+    char err[512];
+    mutation none = {.src = MOE_Q4};
+    assert_int_equal(load_mutant(MOE_Q4, &none, err, sizeof err), 0);
+    /* The selection bias may be absent (then it is 0). */
+    mutation nobias = {.src = MOE_Q4, .drop_tensor = "blk.4.exp_probs_b.bias"};
+    assert_int_equal(load_mutant(MOE_Q4, &nobias, err, sizeof err), 0);
+
+    mutation gating = {.src = MOE_Q4, .set_key = "lfm2moe.expert_gating_func", .set_val = 1};
+    expect_load_error(&gating, "key lfm2moe.expert_gating_func = 1: only 2 (sigmoid) is supported");
+    mutation used = {.src = MOE_Q4, .set_key = "lfm2moe.expert_used_count", .set_val = 9};
+    expect_load_error(&used, "key lfm2moe.expert_used_count = 9 is out of range [1, 8]");
+    mutation lead = {.src = MOE_Q4, .set_key = "lfm2moe.leading_dense_block_count", .set_val = 7};
+    expect_load_error(&lead, "key lfm2moe.leading_dense_block_count = 7 is out of range [0, 6]");
+    mutation nx = {.src = MOE_Q4, .drop_kv = "lfm2moe.expert_count"};
+    expect_load_error(&nx, "missing key lfm2moe.expert_count");
+    mutation nff = {.src = MOE_Q4, .drop_kv = "lfm2moe.expert_feed_forward_length"};
+    expect_load_error(&nff, "missing key lfm2moe.expert_feed_forward_length");
+    mutation width = {
+        .src = MOE_Q4, .set_key = "lfm2moe.expert_feed_forward_length", .set_val = 128};
+    expect_load_error(
+        &width, "tensor blk.2.ffn_gate_exps.weight: dims [256, 256, 8], expected [256, 128, 8]");
+    mutation count = {.src = MOE_Q4, .set_key = "lfm2moe.expert_count", .set_val = 4};
+    expect_load_error(&count, "tensor blk.2.ffn_gate_inp.weight: dims [256, 8], expected [256, 4]");
+    mutation noup = {.src = MOE_Q4, .drop_tensor = "blk.5.ffn_up_exps.weight"};
+    expect_load_error(&noup, "missing tensor blk.5.ffn_up_exps.weight");
+    mutation norouter = {.src = MOE_Q4, .drop_tensor = "blk.3.ffn_gate_inp.weight"};
+    expect_load_error(&norouter, "missing tensor blk.3.ffn_gate_inp.weight");
+    /* Leading dense blocks: one fewer makes block 1 a MoE block it is not. */
+    mutation lead1 = {.src = MOE_Q4, .set_key = "lfm2moe.leading_dense_block_count", .set_val = 1};
+    expect_load_error(&lead1, "missing tensor blk.1.ffn_gate_inp.weight");
+    /* A dense file relabelled lfm2moe misses its lfm2moe.* keys. */
+    mutation relabel = {.arch = "lfm2moe"};
+    expect_load_error(&relabel, "missing key lfm2moe.block_count");
+}
+
+/* Routing: top-k by p + bias, weights = unbiased p normalised over the chosen. */
+static void test_moe_route(void **state) {
+    (void)state;
+    enum { X = 4, E = 2 };
+    /* Router rows give logits 2, 1, 0, -1 for h = (1, 0). */
+    float router[X * E] = {2, 0, 1, 0, 0, 0, -1, 0}, bias[X] = {0, 0, 0, 0};
+    lfm_layer L;
+    memset(&L, 0, sizeof L);
+    L.router = router;
+    L.exp_bias = bias;
+    const float h[E] = {1, 0};
+    int sel[2];
+    double w[2];
+    lfm_moe_route(&L, X, 2, E, h, sel, w);
+    assert_int_equal(sel[0], 0);
+    assert_int_equal(sel[1], 1);
+    double p0 = 1 / (1 + exp(-2.0)), p1 = 1 / (1 + exp(-1.0)), p3 = 1 / (1 + exp(1.0));
+    assert_true(fabs(w[0] - p0 / (p0 + p1)) < 1e-12);
+    assert_true(fabs(w[1] - p1 / (p0 + p1)) < 1e-12);
+    /* A bias on expert 3 makes it chosen over 1, but its weight stays its own p. */
+    bias[3] = 0.5f;
+    lfm_moe_route(&L, X, 2, E, h, sel, w);
+    assert_int_equal(sel[0], 0);
+    assert_int_equal(sel[1], 3);
+    assert_true(fabs(w[0] - p0 / (p0 + p3)) < 1e-12);
+    assert_true(fabs(w[1] - p3 / (p0 + p3)) < 1e-12);
+    /* k = 1: weight 1. */
+    lfm_moe_route(&L, X, 1, E, h, sel, w);
+    assert_int_equal(sel[0], 0);
+    assert_true(fabs(w[0] - 1.0) < 1e-15);
+}
+
+/* A decode step reads exactly k experts' rows per MoE block; a prefill batch
+ * reads each chosen expert once, not once per row. */
+static void test_moe_reads_chosen_experts(void **state) {
+    (void)state;
+    lfm_model *m = load(FX_MODEL("lfm2-tiny-moe-q8_0.gguf"), 0, 0, 1);
+    const lfm_hparams *hp = lfm_model_hparams(m);
+    /* Q8_0: 34 bytes per 32 values; gate, up (Fx x E) and down (E x Fx). */
+    uint64_t per_expert = 3ull * hp->n_ff_exp * (hp->n_embd / 32 * 34);
+    int n_moe = hp->n_layer - hp->n_dense_lead;
+    lfm_seq *s = lfm_seq_new(m, 64);
+    float *lg = malloc((size_t)hp->n_vocab * sizeof *lg);
+    for (int i = 0; i < 3; i++) {
+        m->moe_bytes_read = 0;
+        assert_int_equal(lfm_eval(m, 1, k_toks + i, &s, NULL, lg, NULL, 0), 0);
+        assert_int_equal(m->moe_bytes_read, (uint64_t)n_moe * hp->n_expert_used * per_expert);
+    }
+    /* Active bytes leave out exactly the unused experts, plus the small f32
+     * tensors kept as owned copies (norms, routers, biases, conv taps, a few
+     * KB here) and all embedding rows but one. */
+    uint64_t unused = (uint64_t)n_moe * (hp->n_expert - hp->n_expert_used) * per_expert;
+    uint64_t wb = lfm_model_weight_bytes(m), ab = lfm_model_active_bytes(m);
+    assert_true(wb - ab >= unused);
+    assert_true(wb - ab - unused < 64 * 1024);
+    /* 17 rows: at most every expert once per block, far below 17 * k reads. */
+    m->moe_bytes_read = 0;
+    lfm_seq **seqs = malloc(17 * sizeof *seqs);
+    for (int i = 0; i < 17; i++)
+        seqs[i] = s;
+    assert_int_equal(lfm_eval(m, 17, k_toks + 3, seqs, NULL, lg, NULL, 0), 0);
+    assert_true(m->moe_bytes_read <= (uint64_t)n_moe * hp->n_expert * per_expert);
+    assert_true(m->moe_bytes_read >= (uint64_t)n_moe * hp->n_expert_used * per_expert);
+    free(seqs);
+    free(lg);
+    lfm_seq_free(s);
+    lfm_model_free(m);
+}
+
+/* LFM2.5 (by its template) gets its model card's sampling defaults. */
+static void test_lfm25_defaults(void **state) {
+    (void)state;
+    synth_opts o;
+    synth_opts_default(&o);
+    o.lfm25 = true;
+    o.script = "<think>hm</think>ok";
+    o.script_len = strlen(o.script);
+    char path[400], err[256];
+    snprintf(path, sizeof path, "%s/lfm25.gguf", g_tmpdir);
+    assert_int_equal(synth_write(&o, path, err, sizeof err), 0);
+    lfm_model *m = load(path, 0, 0, 1);
+    assert_true(lfm_model_is_lfm25(m));
+    assert_int_equal(lfm_chat_template_kind(lfm_model_chat_template(m)), LFM_TEMPLATE_LFM25);
+    lfm_sampler_params p;
+    lfm_sampler_defaults_for(m, &p);
+    assert_true(fabsf(p.temperature - 0.1f) < 1e-6f);
+    assert_int_equal(p.top_k, 50);
+    assert_true(fabsf(p.top_p - 0.1f) < 1e-6f);
+    assert_true(p.min_p == 0.0f);
+    assert_true(fabsf(p.repeat_penalty - 1.05f) < 1e-6f);
+    lfm_model_free(m);
+    m = load(FX_MODEL("lfm2-tiny-q4_0.gguf"), 0, 0, 1);
+    assert_false(lfm_model_is_lfm25(m));
+    lfm_sampler_defaults_for(m, &p);
+    assert_true(fabsf(p.temperature - 0.3f) < 1e-6f);
+    assert_true(fabsf(p.min_p - 0.15f) < 1e-6f);
+    assert_int_equal(p.top_k, 0);
+    lfm_model_free(m);
+}
+
 /* ------------------------------------------------------ eval contract -- */
 
 /* Prefill in one batch, in chunks, and token by token: identical bits. */
 static void test_prefill_equals_decode(void **state) {
     (void)state;
     const char *models[] = {FX_MODEL("lfm2-tiny-q4_k_m.gguf"),
-                            FX_MODEL("lfm2-tiny-untied-f32.gguf")};
-    for (int k = 0; k < 2; k++) {
+                            FX_MODEL("lfm2-tiny-untied-f32.gguf"),
+                            FX_MODEL("lfm2-tiny-moe-q4_k_m.gguf")};
+    for (int k = 0; k < 3; k++) {
         lfm_model *m = load(models[k], LFM_KERNELS_AUTO, LFM_KV_F32, 2);
         int V = lfm_model_hparams(m)->n_vocab;
         float *a = run_steps(m, k_toks, 20, 20);
@@ -296,9 +462,8 @@ static void test_prefill_equals_decode(void **state) {
 }
 
 /* Interleaving two sequences in one batch changes no bit of either. */
-static void test_batch_independence(void **state) {
-    (void)state;
-    lfm_model *m = load(FX_MODEL("lfm2-tiny-q4_k_m.gguf"), LFM_KERNELS_AUTO, LFM_KV_F16, 2);
+static void batch_independence(const char *model) {
+    lfm_model *m = load(model, LFM_KERNELS_AUTO, LFM_KV_F16, 2);
     int V = lfm_model_hparams(m)->n_vocab;
     const int32_t *ta = k_toks, *tb = k_toks + 10; /* two different 10-token prompts */
     lfm_seq *sa = lfm_seq_new(m, 64), *sb = lfm_seq_new(m, 64), *s1 = lfm_seq_new(m, 64);
@@ -350,6 +515,13 @@ static void test_batch_independence(void **state) {
     lfm_seq_free(sb);
     lfm_seq_free(s1);
     lfm_model_free(m);
+}
+
+/* Dense, and MoE (rows of both sequences share expert batches). */
+static void test_batch_independence(void **state) {
+    (void)state;
+    batch_independence(FX_MODEL("lfm2-tiny-q4_k_m.gguf"));
+    batch_independence(FX_MODEL("lfm2-tiny-moe-q4_k_m.gguf"));
 }
 
 /* 1, 2 and 3 threads, scalar and auto: the same bits per kernel set. */
@@ -513,7 +685,9 @@ int main(void) {
         cmocka_unit_test(test_load_errors),        cmocka_unit_test(test_prefill_equals_decode),
         cmocka_unit_test(test_batch_independence), cmocka_unit_test(test_threads_deterministic),
         cmocka_unit_test(test_ctx_and_args),       cmocka_unit_test(test_zero_block_model),
-        cmocka_unit_test(test_350m_long_prompt),
+        cmocka_unit_test(test_350m_long_prompt),   cmocka_unit_test(test_moe_hparams_and_errors),
+        cmocka_unit_test(test_moe_route),          cmocka_unit_test(test_moe_reads_chosen_experts),
+        cmocka_unit_test(test_lfm25_defaults),
     };
     return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
 }

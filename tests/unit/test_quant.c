@@ -553,11 +553,13 @@ static void test_q8_accuracy(void **state) {
         for (int64_t r = 0; r < c.n_rows; r++)
             for (int64_t o = 0; o < c.n_out; o++) {
                 long double ref = 0, mag = 0, bound = 0;
+                const int G = lq_q8_group(t); /* values sharing one activation scale */
                 for (int64_t b = 0; b < c.n_in / 32; b++) {
                     double amax = 0, sw = 0;
+                    for (int i = 0; i < G; i++)
+                        amax = fmax(amax, fabs(c.x[r * c.n_in + b / (G / 32) * G + i]));
                     for (int i = 0; i < 32; i++) {
                         int64_t k = b * 32 + i;
-                        amax = fmax(amax, fabs(c.x[r * c.n_in + k]));
                         sw += fabs(c.wd[o * c.n_in + k]);
                         long double p = (long double)c.wd[o * c.n_in + k] * c.x[r * c.n_in + k];
                         ref += p, mag += fabsl(p);
@@ -575,6 +577,51 @@ static void test_q8_accuracy(void **state) {
         free(y);
         mm_free(&c);
     }
+}
+
+/* Activation formats: K-quant weights meet one scale per 256 values (the
+ * reference implementation's q8_K), Q4_0/Q8_0 one per 32 (its q8_0); a
+ * group's blocks share the scale, every value is within half a step, the
+ * block sums are the sums of the codes, and group 32 is lq_q8_quantize. */
+static void test_q8_groups(void **state) {
+    (void)state;
+    assert_int_equal(lq_q8_group(LQ_Q4_K), 256);
+    assert_int_equal(lq_q8_group(LQ_Q5_K), 256);
+    assert_int_equal(lq_q8_group(LQ_Q6_K), 256);
+    assert_int_equal(lq_q8_group(LQ_Q4_0), 32);
+    assert_int_equal(lq_q8_group(LQ_Q8_0), 32);
+    enum { N = 512 };
+    float x[2 * N];
+    for (int i = 0; i < 2 * N; i++)
+        x[i] = (float)sin(i * 0.37) * (i % 97 == 3 ? 9.0f : 1.0f);
+    lq_q8blk a[2 * N / 32], b[2 * N / 32];
+    memset(a, 0, sizeof a); /* struct padding, for the memory compares */
+    memset(b, 0, sizeof b);
+    lq_q8_quantize_g(x, 2, N, 256, a);
+    for (int r = 0; r < 2; r++)
+        for (int g = 0; g < N / 256; g++) {
+            float amax = 0;
+            for (int i = 0; i < 256; i++)
+                amax = fmaxf(amax, fabsf(x[r * N + g * 256 + i]));
+            for (int k = 0; k < 8; k++) {
+                const lq_q8blk *o = &a[r * (N / 32) + g * 8 + k];
+                assert_true(o->d == amax / 127.0f);
+                int sum = 0;
+                for (int i = 0; i < 32; i++) {
+                    float v = x[r * N + g * 256 + k * 32 + i];
+                    assert_true(fabsf(o->q[i] * o->d - v) <= 0.5f * o->d * 1.0001f);
+                    sum += o->q[i];
+                }
+                assert_int_equal(o->sum, sum);
+            }
+        }
+    /* A length that is not a multiple of 256 falls back to 32-value scales. */
+    lq_q8_quantize_g(x, 1, 288, 256, a);
+    lq_q8_quantize(x, 1, 288, b);
+    assert_memory_equal(a, b, 9 * sizeof *a);
+    lq_q8_quantize_g(x, 2, N, 32, a);
+    lq_q8_quantize(x, 2, N, b);
+    assert_memory_equal(a, b, sizeof a);
 }
 
 /* Every integer kernel set this CPU runs gives the scalar reference's bits,
@@ -599,7 +646,7 @@ static void test_q8_sets_identical(void **state) {
         }
         size_t nbk = (size_t)(c.n_in / 32) * (size_t)c.n_rows;
         lq_q8blk *xa = malloc(sizeof(lq_q8blk) * nbk);
-        lq_q8_quantize(c.x, c.n_rows, c.n_in, xa);
+        lq_q8_quantize_g(c.x, c.n_rows, c.n_in, lq_q8_group(t), xa);
         for (int64_t i = 0; i < c.n_in / 32; i++)
             assert_true(xa[2 * (c.n_in / 32) + i].d == 0.0f);
         size_t ny = (size_t)c.n_rows * c.n_out;
@@ -831,6 +878,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_many_rows),
         cmocka_unit_test(test_q8_accuracy),
         cmocka_unit_test(test_q8_sets_identical),
+        cmocka_unit_test(test_q8_groups),
         cmocka_unit_test(test_q8_quantize_fast_identical),
         cmocka_unit_test(test_matmul_bad_shape),
         cmocka_unit_test(test_fixtures_dequant),

@@ -35,6 +35,30 @@ static const char CHAT_TEMPLATE[] =
     "{{- content + \"<|im_end|>\\n\" -}}{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{- \"<|im_start|>assistant\\n\" -}}{%- endif -%}";
 
+/* Our own rendering of the LFM2.5 instruct template's shape: "List of
+ * tools: [...]" without list tokens, tool turns unwrapped, and past
+ * assistant turns keep only what follows their last </think>. */
+static const char CHAT_TEMPLATE_25[] =
+    "{{- bos_token -}}{%- set ns = namespace(system_prompt=\"\", last_assistant=-1) -%}"
+    "{%- if messages[0][\"role\"] == \"system\" -%}"
+    "{%- set ns.system_prompt = messages[0][\"content\"] -%}"
+    "{%- set messages = messages[1:] -%}{%- endif -%}"
+    "{%- if tools -%}{%- set ns.system_prompt = ns.system_prompt + (\"\\n\" if ns.system_prompt "
+    "else \"\") + \"List of tools: [\" + (tools | map(\"tojson\") | join(\", \")) + \"]\" -%}"
+    "{%- endif -%}"
+    "{%- if ns.system_prompt -%}{{- \"<|im_start|>system\\n\" + ns.system_prompt + "
+    "\"<|im_end|>\\n\" -}}{%- endif -%}"
+    "{%- for message in messages -%}{%- if message[\"role\"] == \"assistant\" -%}"
+    "{%- set ns.last_assistant = loop.index0 -%}{%- endif -%}{%- endfor -%}"
+    "{%- for message in messages -%}{{- \"<|im_start|>\" + message[\"role\"] + \"\\n\" -}}"
+    "{%- set content = message[\"content\"] -%}"
+    "{%- if content is not string -%}{%- set content = content | tojson -%}{%- endif -%}"
+    "{%- if message[\"role\"] == \"assistant\" and loop.index0 != ns.last_assistant and "
+    "\"</think>\" in content -%}{%- set content = content.split(\"</think>\")[-1] | trim -%}"
+    "{%- endif -%}"
+    "{{- content + \"<|im_end|>\\n\" -}}{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- \"<|im_start|>assistant\\n\" -}}{%- endif -%}";
+
 /* ------------------------------------------------------------ presets -- */
 
 typedef struct {
@@ -42,15 +66,21 @@ typedef struct {
     int e, f, h, hkv, layers, vocab, ctx;
     float theta;
     int attn[8], n_attn;
+    int experts, used, ff_exp, dense_lead; /* mixture of experts, 0 = dense */
 } preset;
 
+// clang-format off
 static const preset PRESETS[] = {
-    {"tiny", 256, 512, 4, 2, 6, 1024, 4096, 1e6f, {2, 4}, 2},
-    {"350m", 1024, 4608, 16, 8, 16, 65536, 128000, 1e6f, {2, 5, 8, 10, 12, 14}, 6},
-    {"700m", 1536, 6912, 24, 8, 16, 65536, 128000, 1e6f, {2, 5, 8, 10, 12, 14}, 6},
-    {"1.2b", 2048, 8192, 32, 8, 16, 65536, 128000, 1e6f, {2, 5, 8, 10, 12, 14}, 6},
-    {"2.6b", 2048, 10752, 32, 8, 30, 65536, 128000, 1e6f, {2, 5, 9, 13, 17, 21, 24, 27}, 8},
+    {"tiny", 256, 512, 4, 2, 6, 1024, 4096, 1e6f, {2, 4}, 2, 0, 0, 0, 0},
+    {"350m", 1024, 4608, 16, 8, 16, 65536, 128000, 1e6f, {2, 5, 8, 10, 12, 14}, 6, 0, 0, 0, 0},
+    {"700m", 1536, 6912, 24, 8, 16, 65536, 128000, 1e6f, {2, 5, 8, 10, 12, 14}, 6, 0, 0, 0, 0},
+    {"1.2b", 2048, 8192, 32, 8, 16, 65536, 128000, 1e6f, {2, 5, 8, 10, 12, 14}, 6, 0, 0, 0, 0},
+    {"2.6b", 2048, 10752, 32, 8, 30, 65536, 128000, 1e6f, {2, 5, 9, 13, 17, 21, 24, 27}, 8, 0, 0, 0, 0},
+    {"tiny-moe", 256, 512, 4, 2, 6, 1024, 4096, 1e6f, {2, 4}, 2, 8, 2, 256, 2},
+    /* LFM2-8B-A1B: dense FFN 7168 in blocks 0-1, then 32 experts of 1792. */
+    {"8b-a1b", 2048, 7168, 32, 8, 24, 65536, 128000, 1e6f, {2, 6, 10, 14, 18, 21}, 6, 32, 4, 1792, 2},
 };
+// clang-format on
 
 int synth_preset(const char *name, synth_opts *o) {
     for (size_t i = 0; i < sizeof PRESETS / sizeof *PRESETS; i++) {
@@ -66,6 +96,10 @@ int synth_preset(const char *name, synth_opts *o) {
         o->rope_theta = p->theta;
         o->n_attn = p->n_attn;
         memcpy(o->attn_layers, p->attn, sizeof p->attn);
+        o->n_expert = p->experts;
+        o->n_expert_used = p->used;
+        o->n_ff_exp = p->ff_exp;
+        o->n_dense_lead = p->dense_lead;
         snprintf(o->name, sizeof o->name, "lfm2-synth-%s", p->name);
         return 0;
     }
@@ -89,6 +123,7 @@ void synth_truncate(synth_opts *o, int n) {
     for (int i = 0; i < o->n_attn; i++)
         if (o->attn_layers[i] < n) o->attn_layers[k++] = o->attn_layers[i];
     o->n_attn = k;
+    if (o->n_dense_lead > n) o->n_dense_lead = n;
 }
 
 /* ---------------------------------------------------------------- mixes -- */
@@ -133,7 +168,7 @@ static uint32_t fit_type(uint32_t t, uint64_t row) {
 
 /* ------------------------------------------------------------- tensors -- */
 
-enum { K_MATRIX, K_NORM, K_CONV, K_ONES, K_ONEHOT, K_TRANSITION };
+enum { K_MATRIX, K_NORM, K_CONV, K_ONES, K_ONEHOT, K_TRANSITION, K_BIAS };
 
 typedef struct {
     int kind;
@@ -182,6 +217,10 @@ static void gen_row(const synth_ctx *c, const tspec *t, uint64_t r, float *x) {
     case K_CONV:
         for (uint64_t i = 0; i < t->cols; i++)
             x[i] = 0.3f * tri(&s);
+        break;
+    case K_BIAS: /* expert selection bias: small next to sigmoid gaps */
+        for (uint64_t i = 0; i < t->cols; i++)
+            x[i] = 0.01f * tri(&s);
         break;
     case K_ONES:
         for (uint64_t i = 0; i < t->cols; i++)
@@ -245,8 +284,11 @@ static int fill(void *vctx, size_t idx, uint64_t row0, uint64_t n_rows, void *bu
     return 0;
 }
 
-static int add(synth_ctx *c, gguf_writer *w, const char *name, uint64_t d0, uint64_t d1, int kind,
-               uint32_t type, float std, uint64_t seed, char *err, size_t errlen) {
+/* Adds a d0 x d1 x d2 tensor (d2 > 1: a stack of d2 matrices, rows counted
+ * over d1 * d2). */
+static int add3(synth_ctx *c, gguf_writer *w, const char *name, uint64_t d0, uint64_t d1,
+                uint64_t d2, int kind, uint32_t type, float std, uint64_t seed, char *err,
+                size_t errlen) {
     if (c->n == c->cap) {
         c->cap = c->cap ? c->cap * 2 : 256;
         c->t = realloc(c->t, c->cap * sizeof *c->t);
@@ -255,7 +297,9 @@ static int add(synth_ctx *c, gguf_writer *w, const char *name, uint64_t d0, uint
     tspec *t = &c->t[c->n];
     memset(t, 0, sizeof *t);
     t->kind = kind;
-    t->type = (kind == K_NORM || kind == K_CONV || kind == K_ONES) ? LQ_F32 : fit_type(type, d0);
+    t->type = (kind == K_NORM || kind == K_CONV || kind == K_ONES || kind == K_BIAS)
+                  ? LQ_F32
+                  : fit_type(type, d0);
     t->cols = d0;
     t->std = std;
     t->seed = mix64(seed ^ (0x1234567ull * (c->n + 1)));
@@ -265,8 +309,8 @@ static int add(synth_ctx *c, gguf_writer *w, const char *name, uint64_t d0, uint
         c->row = malloc(c->row_cap * sizeof *c->row);
         if (!c->row) abort();
     }
-    uint64_t dims[2] = {d0, d1};
-    uint32_t n_dims = (kind == K_NORM || kind == K_ONES) ? 1 : 2;
+    uint64_t dims[3] = {d0, d1, d2};
+    uint32_t n_dims = (kind == K_NORM || kind == K_ONES || kind == K_BIAS) ? 1 : d2 > 1 ? 3 : 2;
     int idx = gguf_w_add_tensor_fill(w, name, n_dims, dims, t->type, fill, c);
     if (idx < 0 || (size_t)idx != c->n) {
         snprintf(err, errlen, "tensor %s: cannot write shape [%llu, %llu] as %s", name,
@@ -274,7 +318,7 @@ static int add(synth_ctx *c, gguf_writer *w, const char *name, uint64_t d0, uint
         return -1;
     }
     bool quant = t->type != LQ_F32 && t->type != LQ_F16 && t->type != LQ_BF16;
-    if (kind == K_MATRIX && quant && d0 * d1 >= (1u << 20)) {
+    if (kind == K_MATRIX && quant && d0 * d1 * d2 >= (1u << 20)) {
         int64_t bv = lq_block_values((lq_type)t->type);
         t->pool = malloc(POOL_BLOCKS * lq_block_bytes((lq_type)t->type));
         if (!t->pool) abort();
@@ -285,6 +329,11 @@ static int add(synth_ctx *c, gguf_writer *w, const char *name, uint64_t d0, uint
     }
     c->n++;
     return 0;
+}
+
+static int add(synth_ctx *c, gguf_writer *w, const char *name, uint64_t d0, uint64_t d1, int kind,
+               uint32_t type, float std, uint64_t seed, char *err, size_t errlen) {
+    return add3(c, w, name, d0, d1, 1, kind, type, std, seed, err, errlen);
 }
 
 static void ctx_free(synth_ctx *c) {
@@ -298,12 +347,15 @@ static void ctx_free(synth_ctx *c) {
 
 static void add_meta(gguf_writer *w, const synth_opts *o, const sv_vocab *v, int e, int f, int h,
                      int layers, const int32_t *hkv, const mix *m) {
-    gguf_w_add_str(w, "general.architecture", o->arch);
+    bool moe = o->n_expert > 0 && !o->script;
+    gguf_w_add_str(w, "general.architecture",
+                   moe && !strcmp(o->arch, "lfm2") ? "lfm2moe" : o->arch);
     gguf_w_add_str(w, "general.name", o->name[0] ? o->name : "lfm2-synth");
     gguf_w_add_u32(w, "general.alignment", 32);
-    /* Keys keep the lfm2 prefix even when --arch overrides the architecture,
-     * so a wrong-architecture test file differs in that one field only. */
-#define K(suffix) ("lfm2." suffix)
+    /* Keys keep the lfm2 (lfm2moe) prefix even when --arch overrides the
+     * architecture, so a wrong-architecture test file differs in that one
+     * field only. */
+#define K(suffix) (moe ? "lfm2moe." suffix : "lfm2." suffix)
     gguf_w_add_u32(w, K("context_length"), (uint32_t)o->n_ctx);
     gguf_w_add_u32(w, K("embedding_length"), (uint32_t)e);
     gguf_w_add_u32(w, K("feed_forward_length"), (uint32_t)f);
@@ -314,6 +366,13 @@ static void add_meta(gguf_writer *w, const synth_opts *o, const sv_vocab *v, int
     gguf_w_add_f32(w, K("attention.layer_norm_rms_epsilon"), o->rms_eps);
     gguf_w_add_u32(w, K("shortconv.l_cache"), 3);
     gguf_w_add_u32(w, K("vocab_size"), (uint32_t)v->n);
+    if (moe) {
+        gguf_w_add_u32(w, K("expert_count"), (uint32_t)o->n_expert);
+        gguf_w_add_u32(w, K("expert_used_count"), (uint32_t)o->n_expert_used);
+        gguf_w_add_u32(w, K("expert_feed_forward_length"), (uint32_t)o->n_ff_exp);
+        gguf_w_add_u32(w, K("leading_dense_block_count"), (uint32_t)o->n_dense_lead);
+        gguf_w_add_u32(w, K("expert_gating_func"), o->moe_gating ? (uint32_t)o->moe_gating : 2);
+    }
 #undef K
     gguf_w_add_str(w, "tokenizer.ggml.model", "gpt2");
     gguf_w_add_str(w, "tokenizer.ggml.pre", "lfm2");
@@ -324,7 +383,7 @@ static void add_meta(gguf_writer *w, const synth_opts *o, const sv_vocab *v, int
     gguf_w_add_u32(w, "tokenizer.ggml.eos_token_id", SV_IM_END);
     gguf_w_add_u32(w, "tokenizer.ggml.padding_token_id", SV_PAD);
     gguf_w_add_bool(w, "tokenizer.ggml.add_bos_token", true);
-    gguf_w_add_str(w, "tokenizer.chat_template", CHAT_TEMPLATE);
+    gguf_w_add_str(w, "tokenizer.chat_template", o->lfm25 ? CHAT_TEMPLATE_25 : CHAT_TEMPLATE);
     if (m->ftype != UINT32_MAX) {
         gguf_w_add_u32(w, "general.quantization_version", 2);
         gguf_w_add_u32(w, "general.file_type", m->ftype);
@@ -351,6 +410,14 @@ static int check_opts(const synth_opts *o, char *err, size_t errlen) {
         bad = "context length must be positive";
     else if (!find_mix(o->type))
         bad = "unknown --type";
+    else if (o->n_expert < 0 || o->n_expert > 1024)
+        bad = "experts must be in 0..1024";
+    else if (o->n_expert > 0 && (o->n_expert_used < 1 || o->n_expert_used > o->n_expert))
+        bad = "experts used must be in 1..experts";
+    else if (o->n_expert > 0 && (o->n_ff_exp < 1 || o->n_ff_exp > 1 << 20))
+        bad = "expert width must be in 1..1048576";
+    else if (o->n_expert > 0 && (o->n_dense_lead < 0 || o->n_dense_lead > o->n_layer))
+        bad = "leading dense blocks must be in 0..layers";
     if (!bad)
         for (int i = 0; i < o->n_attn; i++) {
             if (o->attn_layers[i] < 0 || o->attn_layers[i] >= o->n_layer)
@@ -428,6 +495,27 @@ static int build(const synth_opts *o, gguf_writer *w, synth_ctx *c, sv_vocab *v,
 #define T(suffix, d0, d1, kind, type)                                                              \
     (snprintf(nm, sizeof nm, "blk.%d." suffix, l),                                                 \
      rc |= add(c, w, nm, d0, d1, kind, type, kind == K_MATRIX ? sd : 0, seed, err, errlen))
+#define T3(suffix, d0, d1, d2, type)                                                               \
+    (snprintf(nm, sizeof nm, "blk.%d." suffix, l),                                                 \
+     rc |= add3(c, w, nm, d0, d1, d2, K_MATRIX, type, sd, seed, err, errlen))
+        /* Dense SwiGLU, or the stacked experts with their router and bias. */
+#define FFN()                                                                                      \
+    do {                                                                                           \
+        if (o->n_expert > 0 && l >= o->n_dense_lead) {                                             \
+            uint64_t X = (uint64_t)o->n_expert, Fx = (uint64_t)o->n_ff_exp;                        \
+            T("exp_probs_b.bias", X, 1, K_BIAS, LQ_F32);                                           \
+            T3("ffn_down_exps.weight", Fx, E, X, down);                                            \
+            T3("ffn_gate_exps.weight", E, Fx, X, m->base);                                         \
+            T("ffn_gate_inp.weight", E, X, K_MATRIX, LQ_F32);                                      \
+            T("ffn_norm.weight", E, 1, K_NORM, LQ_F32);                                            \
+            T3("ffn_up_exps.weight", E, Fx, X, m->base);                                           \
+        } else {                                                                                   \
+            T("ffn_down.weight", F, E, K_MATRIX, down);                                            \
+            T("ffn_gate.weight", E, F, K_MATRIX, m->base);                                         \
+            T("ffn_norm.weight", E, 1, K_NORM, LQ_F32);                                            \
+            T("ffn_up.weight", E, F, K_MATRIX, m->base);                                           \
+        }                                                                                          \
+    } while (0)
         if (hkv[l] > 0) {
             uint64_t kvd = (uint64_t)hkv[l] * hd;
             uint32_t vt = m->raise_m && more_bits(n_attn_seen, n_attn) ? LQ_Q6_K : m->base;
@@ -439,20 +527,16 @@ static int build(const synth_opts *o, gguf_writer *w, synth_ctx *c, sv_vocab *v,
             T("attn_q.weight", E, E, K_MATRIX, m->base);
             T("attn_q_norm.weight", hd, 1, K_NORM, LQ_F32);
             T("attn_v.weight", E, kvd, K_MATRIX, vt);
-            T("ffn_down.weight", F, E, K_MATRIX, down);
-            T("ffn_gate.weight", E, F, K_MATRIX, m->base);
-            T("ffn_norm.weight", E, 1, K_NORM, LQ_F32);
-            T("ffn_up.weight", E, F, K_MATRIX, m->base);
+            FFN();
         } else {
             T("attn_norm.weight", E, 1, K_NORM, LQ_F32);
-            T("ffn_down.weight", F, E, K_MATRIX, down);
-            T("ffn_gate.weight", E, F, K_MATRIX, m->base);
-            T("ffn_norm.weight", E, 1, K_NORM, LQ_F32);
-            T("ffn_up.weight", E, F, K_MATRIX, m->base);
+            FFN();
             T("shortconv.conv.weight", 3, E, K_CONV, LQ_F32);
             T("shortconv.in_proj.weight", E, 3 * E, K_MATRIX, m->base);
             T("shortconv.out_proj.weight", E, E, K_MATRIX, m->base);
         }
+#undef FFN
+#undef T3
 #undef T
     }
     return rc ? -1 : 0;

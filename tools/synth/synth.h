@@ -34,19 +34,27 @@ typedef struct {
     int n_ctx;                         /* lfm2.context_length */
     float rope_theta;
     float rms_eps;
-    char type[16];      /* f32 f16 bf16 q8_0 q4_0 q4_k_m q5_k_m q6_k */
-    uint64_t seed;      /* weights (the vocabulary does not depend on it) */
-    bool untied;        /* write a separate output.weight */
-    float weight_std;   /* std of matrix weights (default 0.02) */
-    char arch[32];      /* general.architecture (default "lfm2"; tests override) */
-    char name[64];      /* general.name */
+    char type[16];    /* f32 f16 bf16 q8_0 q4_0 q4_k_m q5_k_m q6_k */
+    uint64_t seed;    /* weights (the vocabulary does not depend on it) */
+    bool untied;      /* write a separate output.weight */
+    float weight_std; /* std of matrix weights (default 0.02) */
+    char arch[32];    /* general.architecture (default "lfm2"; tests override) */
+    char name[64];    /* general.name */
+    /* Mixture of experts (lfm2moe) when n_expert > 0: blocks from
+     * n_dense_lead on carry n_expert experts of width n_ff_exp, n_expert_used
+     * per token; general.architecture becomes lfm2moe unless arch is set to
+     * something other than "lfm2". moe_gating: expert_gating_func to write
+     * (0 = 2, sigmoid; tests write others). */
+    int n_expert, n_expert_used, n_ff_exp, n_dense_lead, moe_gating;
+    bool lfm25;         /* write the LFM2.5 chat template (thinking model) */
     const char *script; /* non-NULL: scripted model (shape fields are derived) */
     size_t script_len;
 } synth_opts;
 
 /* Defaults: the "tiny" preset (fixture shapes), f32, seed 1. */
 void synth_opts_default(synth_opts *o);
-/* Applies a preset: tiny, 350m, 700m, 1.2b, 2.6b. Returns 0 or -1. */
+/* Applies a preset: tiny, 350m, 700m, 1.2b, 2.6b, and the mixtures of
+ * experts tiny-moe (fixture shapes) and 8b-a1b. Returns 0 or -1. */
 int synth_preset(const char *name, synth_opts *o);
 /* Keeps only the first n blocks (and their attention layers). */
 void synth_truncate(synth_opts *o, int n_layers);

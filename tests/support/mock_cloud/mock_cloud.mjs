@@ -157,7 +157,7 @@ async function chat(req, res, bodyText) {
   const model = body.model || "mock-model";
   const id = "chatcmpl-mock" + rec.n;
   const created = Math.floor(Date.now() / 1000);
-  const text = typeof f.reply === "string" ? f.reply : req.headers["x-mock-reply"] || state.reply;
+  const text = f.long ? "tide ".repeat(f.long) : typeof f.reply === "string" ? f.reply : req.headers["x-mock-reply"] || state.reply;
   const words = pieces(text);
   const maxTok = body.max_completion_tokens || body.max_tokens || 0;
   const out = maxTok > 0 ? words.slice(0, maxTok) : words;
@@ -217,8 +217,12 @@ async function chat(req, res, bodyText) {
     if (await cut()) return;
     if (sent > 0) await sleep(f.delay_chunk_ms, ac.signal);
     if (ac.signal.aborted) return;
-    send(chunk(d, null, logprobs ? { content: [logprobs.content[i]], refusal: null } : null));
+    const more = send(chunk(d, null, logprobs ? { content: [logprobs.content[i]], refusal: null } : null));
     sent++;
+    rec.chunks_written = sent;
+    // A long answer honours TCP flow control (waits for drain), so a test
+    // sees whether the client (the gateway) stopped reading.
+    if (f.long && !more) await new Promise((r) => { res.once("drain", r); res.once("close", r); });
   }
   if (await cut()) return;
   send(chunk({}, tool ? "tool_calls" : finish));
