@@ -116,6 +116,12 @@ void tg_chat_fail(tg_chat *c, int status, const char *type, const char *code, co
     tg_chat_event(c, RT_EV_FAILED, tg_chat_target(c) ? tg_chat_target(c)->name : "-", NULL, NULL,
                   c->last_cause, false, tg_chat_ms_since(c->t0_ns), status);
     if (c->journaled) tg_apij_end(c->api, c->rid, TG_JREC_FAILED, status, type, code, msg);
+    /* 429 and 503 say "come back later": no answer was produced, so the
+     * Idempotency-Key is released and the client's retry runs afresh
+     * instead of being handed this refusal forever (the refused id stays
+     * in the journal, FAILED). */
+    if (c->idem[0] && tg_apij_status_retryable(status))
+        tg_apij_idem_drop(c->api, c->scope, c->idem);
     tg_api_error(c->api, c->ex, status, type, code, param, "%s", msg);
     tg_chat_free(c);
 }

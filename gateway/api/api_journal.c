@@ -188,6 +188,32 @@ void tg_apij_idem_drop(tg_api *api, const char *scope, const char *key) {
     if (api->jx) tg_jidem_del(&api->jx->idem, scope, key);
 }
 
+bool tg_apij_status_retryable(int status) {
+    return status == 429 || status == 503;
+}
+
+/* The FAILED record's {"status": N, ...}: is N a retryable refusal? */
+static int failed_retryable_rec(void *user, const tg_jrec *r) {
+    if (r->type != TG_JREC_FAILED) return 0;
+    json_tokener *tk = json_tokener_new();
+    json_object *o =
+        tk ? json_tokener_parse_ex(tk, (const char *)r->payload, (int)r->payload_len) : NULL;
+    json_object *st;
+    if (o && json_object_object_get_ex(o, "status", &st) &&
+        json_object_is_type(st, json_type_int) &&
+        tg_apij_status_retryable((int)json_object_get_int(st)))
+        *(bool *)user = true;
+    json_object_put(o);
+    if (tk) json_tokener_free(tk);
+    return 0;
+}
+
+static bool failed_retryable(tg_api *api, const char *id) {
+    bool yes = false;
+    tg_journal_read(api->journal, id, failed_retryable_rec, &yes);
+    return yes;
+}
+
 /* ------------------------------------------------------------ results -- */
 
 static int view_rec(void *user, const tg_jrec *r) {
@@ -388,6 +414,8 @@ static int on_open_rec(void *user, const tg_jrec *r) {
     if (tg_journal_info_get(api->journal, id, &info) != 0) return 0;
     if (!info.terminal) add_leftover(api->jx, id);
     if (r->ts_us < s->since_us && info.terminal) return 0;
+    /* A request refused with 429/503 released its key when it ended. */
+    if (info.terminal && info.state == TG_JREC_FAILED && failed_retryable(api, id)) return 0;
     /* Only the head of the payload is needed; json-c parses the whole of
      * it (bounded by TG_JREC_MAX). */
     json_tokener *tk = json_tokener_new();

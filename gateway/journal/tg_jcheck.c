@@ -20,6 +20,8 @@ typedef struct {
     int max_print, printed;
     idem_use *idem;
     size_t n_idem, cap_idem;
+    char **released; /* ids that ended FAILED with 429/503: they let go of their key */
+    size_t n_rel, cap_rel;
 } ctx;
 
 static void violation(ctx *c, const tg_jrec *r, const char *what) {
@@ -68,6 +70,39 @@ static void check_accepted(ctx *c, const tg_jrec *r) {
     json_object_put(o);
 }
 
+/* FAILED {"status": 429|503, ...}: a refusal the client was told to retry;
+ * the gateway released its Idempotency-Key, so a later request may hold it. */
+static void check_failed(ctx *c, const tg_jrec *r) {
+    json_tokener *t = json_tokener_new();
+    json_object *o =
+        t ? json_tokener_parse_ex(t, (const char *)r->payload, (int)r->payload_len) : NULL;
+    if (t) json_tokener_free(t);
+    json_object *st;
+    if (o && json_object_object_get_ex(o, "status", &st) &&
+        json_object_is_type(st, json_type_int) &&
+        (json_object_get_int(st) == 429 || json_object_get_int(st) == 503)) {
+        if (c->n_rel == c->cap_rel) {
+            c->cap_rel = c->cap_rel ? c->cap_rel * 2 : 64;
+            c->released = realloc(c->released, c->cap_rel * sizeof *c->released);
+            if (!c->released) abort();
+        }
+        char *id = malloc(r->id_len + 1);
+        if (!id) abort();
+        memcpy(id, r->id, r->id_len);
+        id[r->id_len] = 0;
+        c->released[c->n_rel++] = id;
+    }
+    json_object_put(o);
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool released(const ctx *c, const char *id) {
+    return c->n_rel && bsearch(&id, c->released, c->n_rel, sizeof *c->released, cmp_str);
+}
+
 static int on_rec(void *user, const tg_jrec *r) {
     ctx *c = user;
     c->res->records++;
@@ -87,6 +122,7 @@ static int on_rec(void *user, const tg_jrec *r) {
         return 0;
     }
     if (r->type == TG_JREC_ACCEPTED) check_accepted(c, r);
+    if (r->type == TG_JREC_FAILED) check_failed(c, r);
     if (r->type == TG_JREC_CHUNK) c->res->chunks++;
     return 0;
 }
@@ -119,15 +155,27 @@ int tg_jcheck_run(tg_journal *j, bool strict, FILE *out, int max_print, tg_jchec
             }
         }
     if (c.n_idem) qsort(c.idem, c.n_idem, sizeof *c.idem, cmp_idem);
-    for (size_t i = 1; i < c.n_idem; i++)
-        if (!strcmp(c.idem[i].key, c.idem[i - 1].key)) {
-            tg_jrec r = {
-                .type = TG_JREC_ACCEPTED, .id = c.idem[i].id, .id_len = strlen(c.idem[i].id)};
-            violation(&c, &r, "idempotency key already named another request");
+    if (c.n_rel) qsort(c.released, c.n_rel, sizeof *c.released, cmp_str);
+    /* One key, at most one request that kept it: every other use of the key
+     * must have been refused with 429/503 (and so released it). */
+    for (size_t i = 0; i < c.n_idem;) {
+        size_t k = i, kept = 0;
+        for (; k < c.n_idem && !strcmp(c.idem[k].key, c.idem[i].key); k++) {
+            if (released(&c, c.idem[k].id)) continue;
+            if (kept++) {
+                tg_jrec r = {
+                    .type = TG_JREC_ACCEPTED, .id = c.idem[k].id, .id_len = strlen(c.idem[k].id)};
+                violation(&c, &r, "idempotency key already named another request");
+            }
         }
+        i = k;
+    }
     for (size_t i = 0; i < c.n_idem; i++)
         free(c.idem[i].key);
     free(c.idem);
+    for (size_t i = 0; i < c.n_rel; i++)
+        free(c.released[i]);
+    free(c.released);
     tg_jindex_free(&c.idx);
     return rc;
 }

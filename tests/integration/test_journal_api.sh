@@ -5,7 +5,9 @@
 # another body, keys scoped per API key), a gateway killed with SIGKILL in
 # the middle of a request (after the restart the id answers by GET and the
 # retry with the key gets the same result), and a full disk (503
-# journal_unavailable before anything runs; fine again once space is back).
+# journal_unavailable before anything runs; fine again once space is back);
+# a 429 refusal releases its Idempotency-Key (the retry runs, also after a
+# restart the key belongs to the answered request).
 # About 20-40 s.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -172,6 +174,53 @@ stop_server
 check "clean stop" 0 "$RC"
 "$TIDEGATE_BIN" journal check --strict "$J" >"$TMP/check.out" 2>&1 && ok "journal check --strict" ||
     bad "journal check: $(cat "$TMP/check.out")"
+
+# ---- a 429 refusal does not hold its Idempotency-Key: the retry runs
+# (a tiny engine queue: one running, one waiting, the rest refused at once)
+cat >"$TMP/q.yaml" <<'YAML'
+engine:
+  max_active: 1
+  queue_capacity: 1
+YAML
+JQ=$TMP/jq
+start_server q -- -c "$TMP/q.yaml" --journal-dir "$JQ"
+pids=()
+for i in 1 2 3 4 5 6 7 8; do
+    curl -s -o "$TMP/r$i.body" -D "$TMP/r$i.hdr" -w '%{http_code}' --max-time 60 "$BASE/v1/chat/completions" \
+        -H 'content-type: application/json' -H "Idempotency-Key: refuse-$i" \
+        -d "$(longbody "r$i" 600)" >"$TMP/r$i.code" &
+    pids+=($!)
+done
+wait "${pids[@]}"
+RK=""
+for i in 1 2 3 4 5 6 7 8; do [ "$(cat "$TMP/r$i.code")" = 429 ] && RK=$i && break; done
+if [ -z "$RK" ]; then
+    bad "429: no request refused with a full queue"
+else
+    RID=$(header x-request-id "$TMP/r$RK.hdr")
+    # Retried as a client would, while the queue drains (the engine breaker
+    # may answer 503 for its cooldown): each refusal releases the key again.
+    for _ in $(seq 1 60); do
+        req rr POST /v1/chat/completions -H 'content-type: application/json' -H "Idempotency-Key: refuse-$RK" \
+            -d "$(longbody "r$RK" 600)"
+        case $STATUS in 429 | 503) sleep 0.5 ;; *) break ;; esac
+    done
+    check "429 then retry with the key: it runs (200)" 200 "$STATUS"
+    NID=$(header x-tidegate-request-id "$HDR")
+    [ -n "$NID" ] && [ "$NID" != "$RID" ] && ok "429 retry: a new request id" || bad "429 retry: id '$NID' (refused '$RID')"
+    cp "$BODY" "$TMP/rr.answer"
+    req rg GET "/v1/requests/$RID"
+    check "the refused id is journaled as failed" failed "$(jget "$BODY" status)"
+    stop_server
+    # After a restart the key still belongs to the answered request.
+    start_server q2 -- -c "$TMP/q.yaml" --journal-dir "$JQ"
+    req rr2 POST /v1/chat/completions -H 'content-type: application/json' -H "Idempotency-Key: refuse-$RK" \
+        -d "$(longbody "r$RK" 600)"
+    check "after a restart the key replays the answer, not the 429" 200 "$STATUS"
+    check "after a restart: the answered id" "$NID" "$(header x-tidegate-request-id "$HDR")"
+    check "after a restart: the same body" "$(cat "$TMP/rr.answer")" "$(cat "$BODY")"
+fi
+stop_server
 
 # ---- FAILOVER records: a refused upstream, then a mid-stream reset
 . "$(dirname "$0")/../support/mock_cloud/mock_cloud.sh"

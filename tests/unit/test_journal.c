@@ -401,6 +401,14 @@ static void test_checker_finds_violations(void **st) {
     assert_int_equal(tg_journal_append_sync(j, TG_JREC_ACCEPTED, "req_b", "not json", 8), 0);
     assert_int_equal(tg_journal_append_sync(j, TG_JREC_ACCEPTED, "req_c", idem, strlen(idem)), 0);
     assert_int_equal(tg_journal_append_sync(j, TG_JREC_ACCEPTED, "req_d", idem, strlen(idem)), 0);
+    /* Not a violation: a key whose request was refused with 429 (or 503)
+     * was released, and the client's retry holds it now. */
+    const char *idem2 = "{\"scope\":\"k1\",\"idem\":\"xyz\",\"body\":{}}";
+    const char *refused = "{\"status\":429,\"error\":{\"message\":\"queue full\"}}";
+    assert_int_equal(tg_journal_append_sync(j, TG_JREC_ACCEPTED, "req_e", idem2, strlen(idem2)), 0);
+    assert_int_equal(tg_journal_append_sync(j, TG_JREC_FAILED, "req_e", refused, strlen(refused)),
+                     0);
+    assert_int_equal(tg_journal_append_sync(j, TG_JREC_ACCEPTED, "req_f", idem2, strlen(idem2)), 0);
     tg_jcheck_result res;
     char *out = NULL;
     size_t outn = 0;
