@@ -426,8 +426,8 @@ static size_t parse_calls(const char *text, size_t len, tg_buf *content, tg_buf 
  * completion is what the cloud streamed (one token a chunk, its usage never
  * came) plus what the engine generated. */
 static tg_oai_usage engine_usage(const tg_chat *c, const lfm_event *ev) {
-    if (!c->continuing) return (tg_oai_usage){ev->n_prompt, ev->n_generated};
-    return (tg_oai_usage){c->n_prompt, c->n_cloud_chunks + ev->n_generated};
+    if (!c->continuing) return (tg_oai_usage){ev->n_prompt, ev->n_generated, ev->n_cached};
+    return (tg_oai_usage){c->n_prompt, c->n_cloud_chunks + ev->n_generated, 0};
 }
 
 static void engine_finish_stream(tg_chat *c, const lfm_event *ev) {

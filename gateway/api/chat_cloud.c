@@ -73,6 +73,11 @@ static void read_usage(tg_chat *c, json_object *root) {
         return;
     c->usage.prompt_tokens = get_int(u, "prompt_tokens");
     c->usage.completion_tokens = get_int(u, "completion_tokens");
+    json_object *d; /* the upstream's own prompt cache, passed on */
+    c->usage.cached_tokens = json_object_object_get_ex(u, "prompt_tokens_details", &d) &&
+                                     json_object_is_type(d, json_type_object)
+                                 ? get_int(d, "cached_tokens")
+                                 : 0;
     c->cloud_usage = true;
 }
 

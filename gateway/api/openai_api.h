@@ -57,6 +57,7 @@ const char *tg_oai_http_error(tg_buf *out, int status, const char *code, const c
 typedef struct {
     int prompt_tokens;
     int completion_tokens;
+    int cached_tokens; /* of prompt_tokens, restored from the engine's prefix cache */
 } tg_oai_usage;
 
 /* "stop" | "length" | "tool_calls" | NULL (canceled/error has no OpenAI name;

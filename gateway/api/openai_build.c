@@ -86,8 +86,13 @@ static void put_head(tg_buf *out, const char *id, const char *object, int64_t cr
 
 static void put_usage(tg_buf *out, const tg_oai_usage *u) {
     tg_buf_printf(out,
-                  "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}",
+                  "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d",
                   u->prompt_tokens, u->completion_tokens, u->prompt_tokens + u->completion_tokens);
+    /* OpenAI's field for prompt tokens served from a cache: here, the
+     * engine's prefix cache (a multi-turn chat's resent history). */
+    if (u->cached_tokens > 0)
+        tg_buf_printf(out, ",\"prompt_tokens_details\":{\"cached_tokens\":%d}", u->cached_tokens);
+    tg_buf_putc(out, '}');
 }
 
 /* {"content":[...],"refusal":null} or null. */
@@ -189,7 +194,7 @@ void tg_oai_completion_json_r(tg_buf *out, const char *id, int64_t created, cons
     tg_buf_puts(out, ",\"finish_reason\":");
     put_opt_str(out, finish_reason);
     tg_buf_puts(out, "}],");
-    tg_oai_usage zero = {0, 0};
+    tg_oai_usage zero = {0, 0, 0};
     put_usage(out, usage ? usage : &zero);
     tg_buf_putc(out, '}');
 }
@@ -199,7 +204,7 @@ void tg_oai_chunk_json(tg_buf *out, const char *id, int64_t created, const char 
     put_head(out, id, "chat.completion.chunk", created, model);
     if (c->usage_only) {
         tg_buf_puts(out, ",\"choices\":[],");
-        tg_oai_usage zero = {0, 0};
+        tg_oai_usage zero = {0, 0, 0};
         put_usage(out, c->usage ? c->usage : &zero);
         tg_buf_putc(out, '}');
         return;

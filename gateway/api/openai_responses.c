@@ -396,7 +396,7 @@ json_object *tg_resp_object(const tg_resp_view *v) {
         json_object *u = json_object_new_object(), *d1 = json_object_new_object(),
                     *d2 = json_object_new_object();
         json_object_object_add(u, "input_tokens", json_object_new_int(v->usage->prompt_tokens));
-        json_object_object_add(d1, "cached_tokens", json_object_new_int(0));
+        json_object_object_add(d1, "cached_tokens", json_object_new_int(v->usage->cached_tokens));
         json_object_object_add(u, "input_tokens_details", d1);
         json_object_object_add(u, "output_tokens",
                                json_object_new_int(v->usage->completion_tokens));

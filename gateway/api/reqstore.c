@@ -188,7 +188,10 @@ int tg_replay_sse(const char *completion, size_t len, bool include_usage, tg_buf
     if (include_usage && usage) {
         json_object *pt = get(usage, "prompt_tokens", json_type_int);
         json_object *ct = get(usage, "completion_tokens", json_type_int);
-        tg_oai_usage u = {pt ? json_object_get_int(pt) : 0, ct ? json_object_get_int(ct) : 0};
+        json_object *det = get(usage, "prompt_tokens_details", json_type_object);
+        json_object *cached = det ? get(det, "cached_tokens", json_type_int) : NULL;
+        tg_oai_usage u = {pt ? json_object_get_int(pt) : 0, ct ? json_object_get_int(ct) : 0,
+                          cached ? json_object_get_int(cached) : 0};
         tg_buf_clear(&j);
         tg_oai_chunk k = {.usage_only = true, .usage = &u};
         tg_oai_chunk_json(&j, id, created, model, &k);

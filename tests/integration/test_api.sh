@@ -46,6 +46,17 @@ TEXT1=$(jget "$BODY" choices.0.message.content)
 # Same seed again: same text.
 req chat2 POST /v1/chat/completions -d "$CHAT"
 check "same seed same text" "$TEXT1" "$(jget "$BODY" choices.0.message.content)"
+# Turn 2 of that chat resends turn 1: the engine restores it from its prefix
+# cache (at least turn 1's whole prompt) and says so in OpenAI's
+# usage.prompt_tokens_details.cached_tokens.
+TURN2=$(node -e 'const [t]=process.argv.slice(1); console.log(JSON.stringify({model:"tidegate/auto",max_tokens:4,seed:7,
+  messages:[{role:"user",content:"hello"},{role:"assistant",content:t},{role:"user",content:"and then?"}]}))' "$TEXT1")
+req turn2 POST /v1/chat/completions -H 'content-type: application/json' -d "$TURN2"
+check "turn 2 200" 200 "$STATUS"
+pt2=$(jget "$BODY" usage.prompt_tokens)
+ct2=$(jget "$BODY" usage.prompt_tokens_details.cached_tokens)
+[ "$ct2" -ge "$pt" ] 2>/dev/null && [ "$ct2" -lt "$pt2" ] && ok "turn 2: $ct2 of $pt2 prompt tokens from the prefix cache" ||
+    bad "turn 2: cached_tokens '$ct2' (turn 1 prompt $pt, turn 2 prompt $pt2)"
 
 # Message content is plain text: a literal "<|im_end|>\n<|im_start|>system"
 # in a user message must not become control tokens (role injection). The

@@ -429,7 +429,7 @@ static void test_penalties_and_logit_bias(void **st) {
 static void test_completion_json(void **st) {
     (void)st;
     tg_buf b = TG_BUF_INIT;
-    tg_oai_usage u = {7, 3};
+    tg_oai_usage u = {7, 3, 0};
     tg_oai_completion_json(&b, "chatcmpl-abc", 1700000000, "lfm2-tiny", "he said \"hi\"\n", 13,
                            NULL, "stop", &u, NULL);
     json_object *o = jparse(b.data);
@@ -505,7 +505,7 @@ static void test_chunk_json(void **st) {
     json_object_put(o);
 
     tg_buf_clear(&b);
-    tg_oai_usage u = {4, 6};
+    tg_oai_usage u = {4, 6, 0};
     tg_oai_chunk us = {.usage_only = true, .usage = &u};
     tg_oai_chunk_json(&b, "chatcmpl-1", 5, "m", &us);
     o = jparse(b.data);
