@@ -301,11 +301,18 @@ def verify(env, load, runner, sched, out, log):
     return verdict
 
 
+MODE_LEVEL = {"online": 0, "degraded": 1, "offline": 2, "edge-only": 3, "cloud-only": 4}
+
+
 def _timeline(entries, applied, samples, out):
-    """timeline.csv: per second, answers by route (edge, cloud, failed) and the
-    mode; timeline.png: the same drawn with the fault intervals."""
+    """timeline.csv: per second, answers by route (edge, cloud, failed),
+    latency of the answers finished that second (p50 and max, from the
+    request's scheduled start, so time spent waiting on a dead gateway
+    counts), and the gateway's connectivity state; timeline.png: three
+    panels over the same seconds, with the fault intervals shaded."""
     end = int(max([e.get("finished", 0) for e in entries] + [1])) + 1
-    rows = [{"t": t, "edge": 0, "cloud": 0, "failed": 0, "midstream": 0} for t in range(end + 1)]
+    rows = [{"t": t, "edge": 0, "cloud": 0, "failed": 0, "midstream": 0, "lat": []}
+            for t in range(end + 1)]
     for e in entries:
         t = int(e.get("finished", 0))
         last = e["attempts"][-1] if e["attempts"] else {}
@@ -314,36 +321,69 @@ def _timeline(entries, applied, samples, out):
             rows[t]["cloud" if r == "cloud" else "edge"] += 1
             if last.get("midstream"):
                 rows[t]["midstream"] += 1
+            t0 = e.get("due", e.get("started"))
+            if t0 is not None and e.get("finished") is not None:
+                rows[t]["lat"].append(max(0.001, (e["finished"] - t0) * 1000.0))
         else:
             rows[t]["failed"] += 1
     modes = {}
     for t, _m, mode, _i in samples:
         modes[int(t)] = mode or ""
+    last_mode = ""
     with open(os.path.join(out, "timeline.csv"), "w") as f:
-        f.write("t,edge,cloud,failed,midstream_failover,mode\n")
+        f.write("t,edge,cloud,failed,midstream_failover,mode,lat_p50_ms,lat_max_ms,mode_level\n")
         for r in rows:
-            f.write("%d,%d,%d,%d,%d,%s\n" % (r["t"], r["edge"], r["cloud"], r["failed"], r["midstream"],
-                                           modes.get(r["t"], "")))
+            last_mode = modes.get(r["t"], last_mode)
+            lat = r["lat"]
+            p50 = "%.1f" % _pct(lat, 50) if lat else ""
+            mx = "%.1f" % max(lat) if lat else ""
+            lvl = MODE_LEVEL.get(last_mode, "")
+            f.write("%d,%d,%d,%d,%d,%s,%s,%s,%s\n" % (r["t"], r["edge"], r["cloud"], r["failed"],
+                                                     r["midstream"], last_mode, p50, mx, lvl))
     gp = os.path.join(out, "timeline.gp")
+    csv = os.path.join(out, "timeline.csv")
     ymax = max([r["edge"] + r["cloud"] + r["failed"] for r in rows] + [1]) + 2
+    colors = ["f4a261", "e76f51", "2a9d8f", "8ab17d", "b5838d", "6d6875"]
     with open(gp, "w") as f:
-        f.write('set terminal pngcairo noenhanced size 1400,520 font "sans,10"\n' if _has_cairo() else
-                "set terminal png noenhanced size 1400,520\n")
+        f.write('set terminal pngcairo noenhanced size 1400,820 font "sans,10"\n' if _has_cairo() else
+                "set terminal png noenhanced size 1400,820\n")
         f.write('set output "%s"\n' % os.path.join(out, "timeline.png"))
-        f.write('set datafile separator ","\nset key outside top center horizontal\n')
-        f.write('set xlabel "seconds"\nset ylabel "answers per second"\nset yrange [0:%d]\n' % (ymax + 8))
-        f.write('set title "tidegate chaos drill: where requests went while faults were injected"\n')
-        for i, ap in enumerate(applied):
-            f.write('set object %d rect from %g,0 to %g,%d fc rgb "#%s" fs solid 0.25 noborder\n'
-                    % (i + 1, ap["at"], max(ap["end"], ap["at"] + 0.5), ymax + 8,
-                       ["f4a261", "e76f51", "2a9d8f", "8ab17d", "b5838d", "6d6875"][i % 6]))
-            f.write('set label %d "%s" at %g,%g rotate by 90 right font ",8"\n'
-                    % (i + 1, ap["fault"], ap["at"] + 0.3, ymax + 7.5))
+        f.write('set datafile separator ","\nset datafile missing ""\n')
+        f.write("set xrange [0:%d]\nset lmargin 12\nset rmargin 4\n" % end)
+        f.write("set multiplot\n")
+
+        def bands(top, labels):
+            for i, ap in enumerate(applied):
+                f.write('set object %d rect from %g,graph 0 to %g,graph 1 fc rgb "#%s" fs solid 0.25 noborder\n'
+                        % (i + 1, ap["at"], max(ap["end"], ap["at"] + 0.5), colors[i % 6]))
+                if labels:
+                    f.write('set label %d "%s" at %g,%g rotate by 90 right font ",8"\n'
+                            % (i + 1, ap["fault"], ap["at"] + 0.3, top - 0.5))
+
+        # 1. where answers came from
+        f.write("set origin 0,0.42\nset size 1,0.58\nset key outside top center horizontal\n")
+        f.write('set title "tidegate chaos drill: where requests went, how long they took, and the '
+                'gateway\'s mode while faults were injected"\n')
+        f.write('set ylabel "answers per second"\nset yrange [0:%d]\nunset xlabel\n' % (ymax + 8))
+        bands(ymax + 8, True)
         f.write('plot "%s" using 1:2 skip 1 with steps lw 2 lc rgb "#1d3557" title "edge", '
                 '"" using 1:3 skip 1 with steps lw 2 lc rgb "#e63946" title "cloud", '
                 '"" using 1:4 skip 1 with impulses lw 3 lc rgb "black" title "failed", '
-                '"" using 1:($5>0?$5:1/0) skip 1 with points pt 7 ps 1.5 lc rgb "#ffb703" title "mid-stream failovers"\n'
-                % os.path.join(out, "timeline.csv"))
+                '"" using 1:($5>0?$5:1/0) skip 1 with points pt 7 ps 1.5 lc rgb "#ffb703" '
+                'title "mid-stream failovers"\n' % csv)
+        f.write("unset label\nunset title\n")
+        # 2. latency of the answers (log scale)
+        f.write("set origin 0,0.16\nset size 1,0.27\nset logscale y\nset yrange [1:*]\n")
+        f.write('set ylabel "latency ms"\nset key inside top left horizontal\n')
+        f.write('plot "%s" using 1:7 skip 1 with steps lw 2 lc rgb "#457b9d" title "p50", '
+                '"" using 1:8 skip 1 with steps lw 1 lc rgb "#9d0208" title "max"\n' % csv)
+        f.write("unset logscale y\n")
+        # 3. connectivity state
+        f.write("set origin 0,0\nset size 1,0.17\nset yrange [-0.5:4.5]\n")
+        f.write('set ytics ("online" 0, "degraded" 1, "offline" 2, "edge-only" 3, "cloud-only" 4) '
+                'font ",8"\nset ylabel "mode"\nset xlabel "seconds"\nunset key\n')
+        f.write('plot "%s" using 1:9 skip 1 with steps lw 3 lc rgb "#2b2d42"\n' % csv)
+        f.write("unset multiplot\n")
     subprocess.run(["gnuplot", gp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
