@@ -40,6 +40,7 @@
 #include "common/tg_str.h"
 #include "gateway/api/api_constrain.h"
 #include "gateway/api/api_journal.h"
+#include "gateway/journal/tg_jcheck.h"
 #include "gateway/api/auth.h"
 #include "gateway/api/chat_internal.h"
 #include "gateway/api/reqstore.h"
@@ -120,7 +121,7 @@ void tg_chat_fail(tg_chat *c, int status, const char *type, const char *code, co
      * Idempotency-Key is released and the client's retry runs afresh
      * instead of being handed this refusal forever (the refused id stays
      * in the journal, FAILED). */
-    if (c->idem[0] && tg_apij_status_retryable(status))
+    if (c->idem[0] && tg_jcheck_status_retryable(status))
         tg_apij_idem_drop(c->api, c->scope, c->idem);
     tg_api_error(c->api, c->ex, status, type, code, param, "%s", msg);
     tg_chat_free(c);

@@ -11,6 +11,7 @@
 #include "common/tg_log.h"
 #include "gateway/api/auth.h"
 #include "gateway/api/reqstore.h"
+#include "gateway/journal/tg_jcheck.h"
 #include "gateway/journal/tg_jfile.h"
 #include "router/router.h"
 
@@ -188,29 +189,15 @@ void tg_apij_idem_drop(tg_api *api, const char *scope, const char *key) {
     if (api->jx) tg_jidem_del(&api->jx->idem, scope, key);
 }
 
-bool tg_apij_status_retryable(int status) {
-    return status == 429 || status == 503;
-}
-
-/* The FAILED record's {"status": N, ...}: is N a retryable refusal? */
-static int failed_retryable_rec(void *user, const tg_jrec *r) {
-    if (r->type != TG_JREC_FAILED) return 0;
-    json_tokener *tk = json_tokener_new();
-    json_object *o =
-        tk ? json_tokener_parse_ex(tk, (const char *)r->payload, (int)r->payload_len) : NULL;
-    json_object *st;
-    if (o && json_object_object_get_ex(o, "status", &st) &&
-        json_object_is_type(st, json_type_int) &&
-        tg_apij_status_retryable((int)json_object_get_int(st)))
-        *(bool *)user = true;
-    json_object_put(o);
-    if (tk) json_tokener_free(tk);
+/* The request's FAILED record, if any, is a 429/503 refusal. */
+static int refusal_rec(void *user, const tg_jrec *r) {
+    if (tg_jcheck_is_refusal(r)) *(bool *)user = true;
     return 0;
 }
 
 static bool failed_retryable(tg_api *api, const char *id) {
     bool yes = false;
-    tg_journal_read(api->journal, id, failed_retryable_rec, &yes);
+    tg_journal_read(api->journal, id, refusal_rec, &yes);
     return yes;
 }
 

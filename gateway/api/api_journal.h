@@ -60,10 +60,6 @@ tg_apij_idem tg_apij_idem_claim(tg_api *api, const char *scope, const char *key,
 /* Forgets a key: its ACCEPTED could not be journaled, or its request was
  * refused with a retryable status. */
 void tg_apij_idem_drop(tg_api *api, const char *scope, const char *key);
-/* 429 and 503: a refusal the client is told to retry; such a FAILED
- * request does not hold its Idempotency-Key (at run time or after a
- * restart). */
-bool tg_apij_status_retryable(int status);
 
 /* Answers ex with id's result now when it is terminal, else once it is
  * (stream: the stored result as SSE). */

@@ -70,29 +70,38 @@ static void check_accepted(ctx *c, const tg_jrec *r) {
     json_object_put(o);
 }
 
-/* FAILED {"status": 429|503, ...}: a refusal the client was told to retry;
- * the gateway released its Idempotency-Key, so a later request may hold it. */
-static void check_failed(ctx *c, const tg_jrec *r) {
+bool tg_jcheck_status_retryable(int status) {
+    return status == 429 || status == 503;
+}
+
+bool tg_jcheck_is_refusal(const tg_jrec *r) {
+    if (r->type != TG_JREC_FAILED) return false;
     json_tokener *t = json_tokener_new();
     json_object *o =
         t ? json_tokener_parse_ex(t, (const char *)r->payload, (int)r->payload_len) : NULL;
     if (t) json_tokener_free(t);
     json_object *st;
-    if (o && json_object_object_get_ex(o, "status", &st) &&
-        json_object_is_type(st, json_type_int) &&
-        (json_object_get_int(st) == 429 || json_object_get_int(st) == 503)) {
-        if (c->n_rel == c->cap_rel) {
-            c->cap_rel = c->cap_rel ? c->cap_rel * 2 : 64;
-            c->released = realloc(c->released, c->cap_rel * sizeof *c->released);
-            if (!c->released) abort();
-        }
-        char *id = malloc(r->id_len + 1);
-        if (!id) abort();
-        memcpy(id, r->id, r->id_len);
-        id[r->id_len] = 0;
-        c->released[c->n_rel++] = id;
-    }
+    bool yes = o && json_object_object_get_ex(o, "status", &st) &&
+               json_object_is_type(st, json_type_int) &&
+               tg_jcheck_status_retryable(json_object_get_int(st));
     json_object_put(o);
+    return yes;
+}
+
+/* A refused request let go of its Idempotency-Key, so a later request may
+ * hold it. */
+static void check_failed(ctx *c, const tg_jrec *r) {
+    if (!tg_jcheck_is_refusal(r)) return;
+    if (c->n_rel == c->cap_rel) {
+        c->cap_rel = c->cap_rel ? c->cap_rel * 2 : 64;
+        c->released = realloc(c->released, c->cap_rel * sizeof *c->released);
+        if (!c->released) abort();
+    }
+    char *id = malloc(r->id_len + 1);
+    if (!id) abort();
+    memcpy(id, r->id, r->id_len);
+    id[r->id_len] = 0;
+    c->released[c->n_rel++] = id;
 }
 
 static int cmp_str(const void *a, const void *b) {

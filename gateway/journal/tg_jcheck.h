@@ -22,6 +22,12 @@ typedef struct {
     uint64_t violations;
 } tg_jcheck_result;
 
+/* 429 and 503: a refusal the client is told to retry. */
+bool tg_jcheck_status_retryable(int status);
+/* r is a FAILED record whose {"status": N} is retryable: the gateway
+ * released the request's Idempotency-Key when it ended. */
+bool tg_jcheck_is_refusal(const tg_jrec *r);
+
 /* Scans j; prints each violation (at most max_print) to out when out is
  * non-NULL. Returns 0, or -errno if the scan itself failed. */
 int tg_jcheck_run(tg_journal *j, bool strict, FILE *out, int max_print, tg_jcheck_result *res);
