@@ -6,8 +6,8 @@
  * the inode (the size changed), and without a journal each of those is a
  * separate synchronous device write. Overwriting blocks that already hold
  * durable zeros leaves only the data to write: the fdatasync in the
- * request's path costs one device write and a cache flush. (Measured on the
- * bench disk: about 0.3 ms -> 0.08 ms at p50; bench/README.md.)
+ * request's path costs one device write and a cache flush (bench_journal's
+ * first line prints both floors; bench/README.md has the figures).
  *
  * A helper thread fills the active segment with zeros in chunks, up to a
  * lead past the writer's end that grows with what the segment has taken
