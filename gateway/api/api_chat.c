@@ -42,6 +42,7 @@
 #include "gateway/api/api_journal.h"
 #include "gateway/journal/tg_jcheck.h"
 #include "gateway/api/auth.h"
+#include "gateway/api/chat_defer.h"
 #include "gateway/api/chat_internal.h"
 #include "gateway/api/reqstore.h"
 #include "router/reqfeat.h"
@@ -49,6 +50,7 @@
 /* ------------------------------------------------------------ lifetime -- */
 
 static void chat_link(tg_api *api, tg_chat *c) {
+    if (c->linked) return;
     c->next = api->chats;
     if (api->chats) api->chats->prev = c;
     api->chats = c;
@@ -56,7 +58,7 @@ static void chat_link(tg_api *api, tg_chat *c) {
     c->linked = true;
 }
 
-static void chat_unlink(tg_chat *c) {
+void tg_chat_unlink(tg_chat *c) {
     if (!c->linked) return;
     tg_api *api = c->api;
     if (c->prev)
@@ -70,8 +72,9 @@ static void chat_unlink(tg_chat *c) {
 }
 
 void tg_chat_free(tg_chat *c) {
+    tg_defer_remove(c);
     tg_buf_free(&c->held);
-    chat_unlink(c);
+    tg_chat_unlink(c);
     tg_chat_cloud_cancel(c);
     tg_oai_request_free(&c->oai);
     tg_buf_free(&c->text);
@@ -113,6 +116,10 @@ void tg_chat_event(tg_chat *c, rt_event_kind kind, const char *target, const cha
 /* Ends the exchange with an error before any response was started. */
 void tg_chat_fail(tg_chat *c, int status, const char *type, const char *code, const char *param,
                   const char *msg) {
+    if (c->defer_head && c->ex) { /* its stream is open: an error event ends it */
+        tg_defer_end(c, TG_JREC_FAILED, status, type, code, msg);
+        return;
+    }
     if (c->failover[0]) tg_http_add_header(c->ex, "x-tidegate-failover", c->failover);
     tg_chat_event(c, RT_EV_FAILED, tg_chat_target(c) ? tg_chat_target(c)->name : "-", NULL, NULL,
                   c->last_cause, false, tg_chat_ms_since(c->t0_ns), status);
@@ -205,6 +212,10 @@ void tg_chat_midstream_failed(tg_chat *c, rt_fail_cause cause) {
 }
 
 static void all_failed(tg_chat *c) {
+    if (tg_defer_wanted(c)) { /* cloud-only: wait for the cloud instead */
+        tg_defer_request(c);
+        return;
+    }
     if (c->last_cause == RT_FAIL_ENGINE && c->last_retry_after > 0) {
         tg_http_add_header(c->ex, "Retry-After", "1");
         tg_chat_fail(c, 429, "requests", "rate_limit_exceeded", NULL,
@@ -231,6 +242,13 @@ static void run_next(tg_chat *c) {
         const rt_target *t = &c->plan.targets[c->attempt];
         rt_upstream *u = t->kind == RT_TARGET_CLOUD && r ? &r->ups[t->upstream] : NULL;
         if (t->kind == RT_TARGET_CLOUD && !u) continue;
+        if (r && !(u ? rt_conn_cloud_allowed(&r->conn) : rt_conn_edge_allowed(&r->conn))) {
+            /* The mode changed since the plan was made: the target it
+             * forbids now is skipped (FAILOVER, cause "mode"). */
+            note_next(c, t->name, c->last_cause);
+            note_failure(c, RT_FAIL_MODE);
+            continue;
+        }
         if (r && !rt_router_allow(r, u)) {
             /* Open breaker: skipped at once, no time spent. */
             note_next(c, t->name, c->last_cause);
@@ -634,6 +652,15 @@ static void on_abort(void *arg) {
         c->ex = NULL;
         return;
     }
+    if (tg_chat_finish_when_gone(c)) { /* runs on with no client; a retry attaches */
+        tg_log_info("client_gone_finishing", "request_id=%s", c->rid);
+        if (c->started)
+            tg_http_stream_end(c->ex);
+        else
+            tg_http_respond(c->ex, 499, "text/plain", "", 0); /* frees only */
+        c->ex = NULL;
+        return;
+    }
     if (c->journaled)
         tg_apij_end(c->api, c->rid, TG_JREC_CANCELLED, 499, "cancelled", "client_gone",
                     "the client went away before the answer was complete");
@@ -653,6 +680,10 @@ static void on_abort(void *arg) {
 /* --------------------------------------------------------------- intake -- */
 
 static void dispatch(tg_chat *c) {
+    if (c->plan.n_targets == 0) { /* a deferred plan (tg_defer_wanted) */
+        tg_defer_request(c);
+        return;
+    }
     if (c->journaled) {
         tg_buf d = TG_BUF_INIT;
         tg_buf_puts(&d, "{\"target\":");
@@ -804,17 +835,24 @@ void tg_chat_run(tg_chat *c) {
      * does not change this request's plan). */
     rt_features feats;
     const char *m = c->oai.model;
+    /* Kept: a deferred request is re-planned after its client's headers are
+     * gone, a recovered one reads it back from ACCEPTED. */
+    if (!c->hint_known)
+        c->hint = c->recovered ? tg_apij_hint(api, c->rid)
+                               : rt_reqfeat_hint(tg_http_request_header(req, "x-tidegate-hint"));
+    c->hint_known = true;
     /* Without a cloud upstream or a named policy the edge is the only
      * answer: the fixed rule says so without a score. */
     bool policy = api->routing_on && (api->routing.path || api->router.n_ups > 0);
     if (policy && (!m || !*m || !strcmp(m, RT_MODEL_AUTO))) {
-        rt_reqfeat_extract(c->oai.raw,
-                           rt_reqfeat_hint(tg_http_request_header(req, "x-tidegate-hint")), &feats);
+        rt_reqfeat_extract(c->oai.raw, c->hint, &feats);
         info.features = &feats;
         api->dispatch.policy = api->routing.policy;
         api->dispatch.health = &api->routing.health;
     }
-    if (rt_dispatch_plan(&api->dispatch, &info, &c->plan) < 0) {
+    /* A cloud-only rule with no cloud now: the request waits (dispatch()
+     * defers it once ACCEPTED is durable). */
+    if (rt_dispatch_plan(&api->dispatch, &info, &c->plan) < 0 && !tg_defer_wanted(c)) {
         const tg_oai_error *pe = &c->plan.err;
         tg_chat_fail(c, pe->status, pe->type, pe->code, pe->param, pe->message);
         return;
@@ -853,7 +891,8 @@ void tg_chat_run(tg_chat *c) {
                          .idem = c->idem[0] ? c->idem : NULL,
                          .body_sha = c->body_sha,
                          .stream = c->stream,
-                         .include_usage = c->include_usage};
+                         .include_usage = c->include_usage,
+                         .hint = c->hint};
     if (tg_apij_accept(api, c->rid, &meta, req->body, req->body_len, on_accepted, c) != 0) {
         if (c->idem[0]) tg_apij_idem_drop(api, c->scope, c->idem);
         tg_chat_fail(c, 503, "server_error", "journal_unavailable", NULL,
@@ -864,7 +903,7 @@ void tg_chat_run(tg_chat *c) {
 void tg_api_chat_end_all(tg_api *api, const char *why) {
     while (api->chats) {
         tg_chat *c = api->chats;
-        chat_unlink(c);
+        tg_chat_unlink(c);
         if (c->finishing) { /* its result is on its way to disk; the callback frees it */
             c->gone = true;
             tg_http_stream_end(c->ex);

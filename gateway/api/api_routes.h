@@ -71,6 +71,7 @@ typedef struct tg_api {
     tg_chat *chats;             /* live chat completions (for shutdown) */
     struct tg_journal *journal; /* request journal (api_journal.c), or NULL: off */
     struct tg_apij *jx;         /* its idempotency keys, waiters, recovery (api_journal.c) */
+    struct tg_defer *defer;     /* deferred cloud-only requests (chat_defer.c), or NULL */
     size_t n_chats;
 } tg_api;
 
