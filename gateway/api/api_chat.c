@@ -413,33 +413,6 @@ static void on_text(void *user, const lfm_event *ev) {
     engine_text(c, ev->text, ev->len);
 }
 
-/* Parses tool calls out of text; on success fills content and the calls
- * JSON (NULL when there are none). */
-static size_t parse_calls(const char *text, size_t len, tg_buf *content, tg_buf *calls_json,
-                          bool stream_form, bool parallel) {
-    lfm_tool_call *calls = NULL;
-    size_t n = 0;
-    int rc = lfm_parse_tool_calls(text, len, content, &calls, &n);
-    if (rc > 0 && !parallel && n > 1) { /* parallel_tool_calls false: the first call only */
-        for (size_t i = 1; i < n; i++) {
-            free(calls[i].name);
-            free(calls[i].arguments_json);
-        }
-        n = 1;
-    }
-    if (rc <= 0 || n == 0) {
-        /* No call, or a malformed one: the text goes back as plain content. */
-        if (rc < 0) tg_log_warn("tool_call_unparsed", "bytes=%zu", len);
-        tg_buf_clear(content);
-        tg_buf_append(content, text, len);
-        lfm_tool_calls_free(calls, n);
-        return 0;
-    }
-    tg_oai_tool_calls_json(calls_json, calls, n, stream_form);
-    lfm_tool_calls_free(calls, n);
-    return n;
-}
-
 /* The usage the client sees. A continuation's engine prompt holds the answer
  * so far: the prompt is the conversation (on_start's count) and the
  * completion is what the cloud streamed (one token a chunk, its usage never
@@ -456,7 +429,8 @@ static void engine_finish_stream(tg_chat *c, const lfm_event *ev) {
     const char *held = tg_toolstream_held(&c->ts, &held_len);
     if (c->tools && held_len) {
         tg_buf content = TG_BUF_INIT, calls = TG_BUF_INIT;
-        has_calls = parse_calls(held, held_len, &content, &calls, true, c->parallel) > 0;
+        has_calls =
+            tg_toolstream_parse_calls(held, held_len, &content, &calls, true, c->parallel) > 0;
         if (content.len) tg_chat_emit_text(c, content.data, content.len);
         if (has_calls) tg_chat_emit_tool_calls(c, calls.data);
         tg_buf_free(&content);
@@ -470,8 +444,8 @@ static void engine_finish_once(tg_chat *c, const lfm_event *ev) {
     tg_buf content = TG_BUF_INIT, calls = TG_BUF_INIT;
     bool has_calls = false;
     if (c->tools && c->text.len)
-        has_calls =
-            parse_calls(c->text.data, c->text.len, &content, &calls, false, c->parallel) > 0;
+        has_calls = tg_toolstream_parse_calls(c->text.data, c->text.len, &content, &calls, false,
+                                              c->parallel) > 0;
     else
         tg_buf_append(&content, c->text.data ? c->text.data : "", c->text.len);
     const char *text = content.data ? content.data : "";
@@ -652,15 +626,7 @@ static void on_abort(void *arg) {
         c->ex = NULL;
         return;
     }
-    if (tg_chat_finish_when_gone(c)) { /* runs on with no client; a retry attaches */
-        tg_log_info("client_gone_finishing", "request_id=%s", c->rid);
-        if (c->started)
-            tg_http_stream_end(c->ex);
-        else
-            tg_http_respond(c->ex, 499, "text/plain", "", 0); /* frees only */
-        c->ex = NULL;
-        return;
-    }
+    if (tg_chat_let_client_go(c)) return; /* runs on with no client; a retry attaches */
     if (c->journaled)
         tg_apij_end(c->api, c->rid, TG_JREC_CANCELLED, 499, "cancelled", "client_gone",
                     "the client went away before the answer was complete");
@@ -835,17 +801,11 @@ void tg_chat_run(tg_chat *c) {
      * does not change this request's plan). */
     rt_features feats;
     const char *m = c->oai.model;
-    /* Kept: a deferred request is re-planned after its client's headers are
-     * gone, a recovered one reads it back from ACCEPTED. */
-    if (!c->hint_known)
-        c->hint = c->recovered ? tg_apij_hint(api, c->rid)
-                               : rt_reqfeat_hint(tg_http_request_header(req, "x-tidegate-hint"));
-    c->hint_known = true;
     /* Without a cloud upstream or a named policy the edge is the only
      * answer: the fixed rule says so without a score. */
     bool policy = api->routing_on && (api->routing.path || api->router.n_ups > 0);
     if (policy && (!m || !*m || !strcmp(m, RT_MODEL_AUTO))) {
-        rt_reqfeat_extract(c->oai.raw, c->hint, &feats);
+        rt_reqfeat_extract(c->oai.raw, tg_chat_hint(c), &feats);
         info.features = &feats;
         api->dispatch.policy = api->routing.policy;
         api->dispatch.health = &api->routing.health;
@@ -892,7 +852,7 @@ void tg_chat_run(tg_chat *c) {
                          .body_sha = c->body_sha,
                          .stream = c->stream,
                          .include_usage = c->include_usage,
-                         .hint = c->hint};
+                         .hint = tg_chat_hint(c)};
     if (tg_apij_accept(api, c->rid, &meta, req->body, req->body_len, on_accepted, c) != 0) {
         if (c->idem[0]) tg_apij_idem_drop(api, c->scope, c->idem);
         tg_chat_fail(c, 503, "server_error", "journal_unavailable", NULL,

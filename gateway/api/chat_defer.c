@@ -9,6 +9,7 @@
 #include "common/tg_log.h"
 #include "gateway/api/api_journal.h"
 #include "gateway/api/chat_internal.h"
+#include "router/reqfeat.h"
 
 /* The queue's clock: keep-alives, the max wait and the wake-up check run
  * at this granularity (the smallest keepalive_s a policy may ask for). */
@@ -104,7 +105,26 @@ bool tg_chat_finish_when_gone(const tg_chat *c) {
     return c->idem[0] != 0;
 }
 
+int tg_chat_hint(tg_chat *c) {
+    if (!c->hint_known)
+        c->hint = c->recovered ? tg_apij_hint(c->api, c->rid)
+                               : rt_reqfeat_hint(tg_http_request_header(c->req, "x-tidegate-hint"));
+    c->hint_known = true;
+    return c->hint;
+}
+
 /* ------------------------------------------------------------ the client -- */
+
+bool tg_chat_let_client_go(tg_chat *c) {
+    if (!tg_chat_finish_when_gone(c)) return false;
+    tg_log_info("client_gone_finishing", "request_id=%s", c->rid);
+    if (c->started)
+        tg_http_stream_end(c->ex);
+    else
+        tg_http_respond(c->ex, 499, "text/plain", "", 0); /* frees only; nothing is sent */
+    c->ex = NULL;
+    return true;
+}
 
 /* An OpenAI-style error event that also names the request id. */
 static void error_event(tg_chat *c, const char *type, const char *code, const char *msg) {

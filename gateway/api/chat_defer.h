@@ -57,6 +57,13 @@ void tg_defer_end(tg_chat *c, int type, int status, const char *err_type, const 
  * is journaled for GET and a retry with its key) rather than be cancelled?
  * The rule's on_client_gone, or by default: when it has an Idempotency-Key. */
 bool tg_chat_finish_when_gone(const tg_chat *c);
+/* on_abort of a running request: when it should finish, ends the exchange
+ * (the request runs on with a NULL one) and returns true. */
+bool tg_chat_let_client_go(tg_chat *c);
+/* The request's x-tidegate-hint (-1, 0, 1), read once: from the header, or
+ * for a recovered request from ACCEPTED; a deferred request is re-planned
+ * after its client's headers are gone. */
+int tg_chat_hint(tg_chat *c);
 /* How many requests wait (metrics, state). */
 size_t tg_defer_count(const tg_api *api);
 /* Shutdown: frees the waiting requests (their journal stays DEFERRED) and

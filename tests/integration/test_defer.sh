@@ -106,7 +106,7 @@ start_server defer -- -c "$TMP/auto.yaml" --journal-dir "$J"
 check "offline forced" offline "$(mode offline)"
 
 # ---- non-streamed: 202 + Location, then the cloud answers once back ------
-req d1 POST /v1/chat/completions "${H[@]}" -d "$(body 'Summarise the contract')"
+req d1 POST /v1/chat/completions "${H[@]}" -H 'Idempotency-Key: k-defer-1' -d "$(body 'Summarise the contract')"
 check "deferred: 202" 202 "$STATUS"
 ID1=$(header x-tidegate-request-id "$HDR")
 check "Location names the request" "/v1/requests/$ID1" "$(header location "$HDR")"
@@ -114,6 +114,8 @@ check "202 body: tidegate.request" tidegate.request "$(jget "$BODY" object)"
 check "202 body: status deferred" deferred "$(jget "$BODY" status)"
 check "202 body: id" "$ID1" "$(jget "$BODY" id)"
 check "GET: deferred" deferred "$(status_of "$ID1")"
+req d1r POST /v1/chat/completions "${H[@]}" -H 'Idempotency-Key: k-defer-1' -d "$(body 'Summarise the contract')"
+check "retry with its key while deferred: the same 202" "202 $ID1" "$STATUS $(jget "$BODY" id)"
 # An unhinted request is not held: the edge answers it offline.
 req e1 POST /v1/chat/completions -H 'content-type: application/json' -d "$(body 'hello there')"
 check "unhinted offline: 200 on the edge" "200 engine" "$STATUS $(header x-tidegate-route "$HDR")"
