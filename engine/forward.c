@@ -70,6 +70,7 @@ static void matmul(lfm_model *m, const lfm_mat *W, const float *x, const lq_q8bl
     bool one = nt == 1 || W->n_out * W->n_in * n_rows < (1 << 17);
     int64_t chunk = one ? W->n_out : (W->n_out / (8 * nt) + 15) & ~(int64_t)15;
     mm_job j = {W, x, xa, n_rows, y, m->kernels, chunk > 16 ? chunk : 16, 0};
+    m->weight_reads += (uint64_t)W->n_out * lq_row_bytes(W->type, W->n_in);
     if (one)
         mm_worker(&j, 0, 1);
     else
@@ -448,6 +449,7 @@ static void eval_chunk(lfm_model *m, int n, const int32_t *tokens, lfm_seq *cons
     f.t = f.h + (size_t)n * E;
     f.big = f.t + (size_t)n * E;
     size_t erb = lq_row_bytes(m->tok_embd.type, E);
+    m->weight_reads += (uint64_t)n * erb;
     for (int r = 0; r < n; r++) {
         pos[r] = seqs[r]->pos++;
         lq_dequant_row(m->tok_embd.type,

@@ -139,6 +139,8 @@ struct tg_chat {
     char msg_id[48];     /* TG_CHAT_RESPONSES: the message item's id */
     int seq;             /* TG_CHAT_RESPONSES: event sequence number */
     bool msg_started;    /* TG_CHAT_RESPONSES: message item announced */
+    char rs_id[48];      /* TG_CHAT_RESPONSES: the reasoning item's id, "" = none */
+    bool rs_open;        /* TG_CHAT_RESPONSES stream: reasoning item announced, not done */
     json_object *rcalls; /* TG_CHAT_RESPONSES: tool calls so far (chat form, merged) */
 };
 
@@ -190,6 +192,9 @@ int tg_chat_parse(tg_chat *c, tg_oai_error *e);
 /* api_responses.c: the Responses and completions output. */
 void tg_resp_stream_start(tg_chat *c);
 void tg_resp_stream_text(tg_chat *c, const char *s, size_t n);
+/* A reasoning delta (thinking models): the reasoning item, output 0, opens
+ * on the first one and closes when the message or the end comes. */
+void tg_resp_stream_reasoning(tg_chat *c, const char *s, size_t n);
 void tg_resp_tool_calls(tg_chat *c, const char *json); /* chat-form calls or deltas */
 void tg_resp_finish(tg_chat *c, const char *text, size_t len, const char *finish_reason,
                     const tg_oai_usage *u);

@@ -132,11 +132,14 @@ void tg_chat_emit_text(tg_chat *c, const char *s, size_t n) {
 }
 
 void tg_chat_emit_reasoning(tg_chat *c, const char *s, size_t n) {
-    /* Responses: reasoning items are not built yet; the reasoning is kept
-     * out of the output text all the same. */
-    if (n == 0 || c->mode != TG_CHAT_CHAT) return;
+    /* Completions have no place for it: kept out of the text all the same. */
+    if (n == 0 || c->mode == TG_CHAT_COMPLETIONS) return;
     first_token(c);
     start_stream(c);
+    if (c->mode == TG_CHAT_RESPONSES) {
+        tg_resp_stream_reasoning(c, s, n);
+        return;
+    }
     tg_oai_chunk k = {.reasoning_content = s, .reasoning_len = n};
     send_chunk(c, &k);
 }
