@@ -8,6 +8,7 @@
 
 #include "common/tg_log.h"
 #include "gateway/api/api_journal.h"
+#include "gateway/api/chat_defer.h"
 #include "gateway/api/chat_internal.h"
 #include "gateway/journal/tg_jchunk.h"
 
@@ -124,18 +125,20 @@ static bool replay(sub *u) {
 
 /* A client went away. When it is the one that started the run, the run
  * goes on if the request has an Idempotency-Key (the client can come back
- * with it; the rest is journaled for that, or for a GET); without one it is
- * cancelled, as any other request whose client leaves. */
+ * with it; the rest is journaled for that, or for a GET) or its rule says
+ * on_client_gone: finish; else it is cancelled, as any other request whose
+ * client leaves (chat_defer.c: tg_chat_finish_when_gone). */
 static void on_sub_abort(void *arg) {
     sub *u = arg;
     tg_chat *own = NULL;
     for (tg_chat *c = u->api->chats; c && !own; c = c->next)
         if (c->ex == u->ex) own = c;
+    if (own) tg_chat_own_request(own); /* its request was in the exchange that ends now */
     uint64_t last = u->last;
     sub_end(u);
     if (!own) return;
-    own->ex = NULL; /* ended with u */
-    if (!own->idem[0]) {
+    own->ex = NULL;                       /* ended with u */
+    if (!tg_chat_finish_when_gone(own)) { /* the rule's on_client_gone, or: has a key */
         tg_chat_on_abort(own);
         return;
     }
@@ -451,7 +454,8 @@ int tg_cres_resume(tg_api *api, tg_http_exchange *ex, const tg_http_request *req
     /* Ended before streams were journaled event by event: the caller
      * replays its stored result. */
     if (p.terminal && p.chunks == 0) return -1;
-    tg_log_info("stream_resume", "request_id=%s last_event=%llu", id, (unsigned long long)last);
+    tg_log_info("stream_resume", "request_id=%s last_event=%llu live=%s", id,
+                (unsigned long long)last, p.terminal ? "no" : "yes");
     tg_http_add_header(ex, "x-tidegate-request-id", id);
     tg_http_add_header(ex, "Cache-Control", "no-cache");
     tg_http_add_header(ex, "X-Accel-Buffering", "no");
