@@ -73,9 +73,19 @@ void lq_matmul_q8_range(lq_type t, const void *W, int64_t n_out, int64_t n_in, c
  * nx activation rows (the prefill / batched-decode reuse). */
 typedef void (*lq_q8dot_fn)(lq_type t, const uint8_t *w, const lq_q8blk *x, int64_t nb, int nx,
                             int64_t xstride, float *out);
+/* Tile kernel: y[j * ys + r] = dot(W row r, activation row j) for r <
+ * LQ_Q8_TR rows rb bytes apart from w and j < nt <= LQ_Q8_TT rows nb blocks
+ * apart from x; the same bits as `dot` for every output. Returns 0 (and
+ * writes nothing) for a type it does not handle (it handles Q4_0, Q8_0 and
+ * Q4_K); the driver then uses `dot`. */
+#define LQ_Q8_TR 4
+#define LQ_Q8_TT 64
+typedef int (*lq_q8tile_fn)(lq_type t, const uint8_t *w, size_t rb, const lq_q8blk *x, int64_t nb,
+                            int nt, float *y, int64_t ys);
 typedef struct {
     const char *name;
     lq_q8dot_fn dot;
+    lq_q8tile_fn tile; /* NULL: the set has none */
 } lq_q8set;
 
 extern const lq_q8set lq_q8_scalar;

@@ -10,33 +10,39 @@
 #include <cpuid.h>
 #include <stdatomic.h>
 
-#define ISA           avx2
-#define TGT_STR       "avx2,fma,f16c"
-#define SUM_US8(a, b) _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1))
+#define ISA            avx2
+#define TGT_STR        "avx2,fma,f16c"
+#define SUM_US8(a, b)  _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1))
+#define DPACC(c, a, b) _mm256_add_epi32(c, SUM_US8(a, b))
 #include "engine/quant_q8_x86_tmpl.h"
 #undef ISA
 #undef TGT_STR
 #undef SUM_US8
+#undef DPACC
 
-#define ISA           vnni
-#define TGT_STR       "avx2,fma,f16c,avx512f,avx512vl,avx512vnni"
-#define SUM_US8(a, b) _mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b)
+#define ISA            vnni
+#define TGT_STR        "avx2,fma,f16c,avx512f,avx512vl,avx512vnni"
+#define SUM_US8(a, b)  _mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b)
+#define DPACC(c, a, b) _mm256_dpbusd_epi32(c, a, b)
 #include "engine/quant_q8_x86_tmpl.h"
 #undef ISA
 #undef TGT_STR
 #undef SUM_US8
+#undef DPACC
 
-#define ISA           avxvnni
-#define TGT_STR       "avx2,fma,f16c,avxvnni"
-#define SUM_US8(a, b) _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), a, b)
+#define ISA            avxvnni
+#define TGT_STR        "avx2,fma,f16c,avxvnni"
+#define SUM_US8(a, b)  _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), a, b)
+#define DPACC(c, a, b) _mm256_dpbusd_avx_epi32(c, a, b)
 #include "engine/quant_q8_x86_tmpl.h"
 #undef ISA
 #undef TGT_STR
 #undef SUM_US8
+#undef DPACC
 
-static const lq_q8set q8_avx2 = {"avx2", q8dot_avx2};
-static const lq_q8set q8_vnni = {"avx512vnni", q8dot_vnni};
-static const lq_q8set q8_avxvnni = {"avxvnni", q8dot_avxvnni};
+static const lq_q8set q8_avx2 = {"avx2", q8dot_avx2, q8tile_avx2};
+static const lq_q8set q8_vnni = {"avx512vnni", q8dot_vnni, q8tile_vnni};
+static const lq_q8set q8_avxvnni = {"avxvnni", q8dot_avxvnni, q8tile_avxvnni};
 
 /* -1 unknown, else a bit set: 1 avx2, 2 avx512vnni, 4 avxvnni. */
 static int cpu_bits(void) {
