@@ -76,8 +76,8 @@ typedef void (*lq_q8dot_fn)(lq_type t, const uint8_t *w, const lq_q8blk *x, int6
 /* Tile kernel: y[j * ys + r] = dot(W row r, activation row j) for r <
  * LQ_Q8_TR rows rb bytes apart from w and j < nt <= LQ_Q8_TT rows nb blocks
  * apart from x; the same bits as `dot` for every output. Returns 0 (and
- * writes nothing) for a type it does not handle (it handles Q4_0, Q8_0 and
- * Q4_K); the driver then uses `dot`. */
+ * writes nothing) for a type it does not handle or nt out of range; the
+ * driver then uses `dot`. The x86 sets handle every lq_q8_type. */
 #define LQ_Q8_TR 4
 #define LQ_Q8_TT 64
 typedef int (*lq_q8tile_fn)(lq_type t, const uint8_t *w, size_t rb, const lq_q8blk *x, int64_t nb,
