@@ -45,8 +45,23 @@ typedef struct {
     int np;
     int64_t n_rows;
     lq_kernels k;
+    /* SwiGLU fused in: parts 0 (gate) and 1 (up) have the same shape, and a
+     * chunk is those output rows of both, after which the thread writes
+     * silu(gate) * up over them into the gate rows (no extra pass, no extra
+     * wait, and the elementwise work is shared out with the matmuls). */
+    bool swiglu;
     _Atomic int64_t next; /* first chunk not yet taken, over all parts */
 } mm_job;
+
+static void mm_part_rows(const mm_job *j, const mm_part *p, int64_t o0, int64_t o1) {
+    const int64_t n_out = p->W->n_out;
+    if (p->xa && lq_q8_used(p->W->type, j->k))
+        lq_matmul_q8_range(p->W->type, p->W->data, n_out, p->W->n_in, p->xa, j->n_rows, p->y, o0,
+                           o1, j->k);
+    else
+        lq_matmul_range(p->W->type, p->W->data, n_out, p->W->n_in, p->x, j->n_rows, p->y, o0, o1,
+                        j->k);
+}
 
 /* Threads take chunks of output rows until none is left. A static half each
  * made the whole step wait for the slower thread, and on a shared machine a
@@ -66,12 +81,16 @@ static void mm_worker(void *ctx, int i, int n) {
         const int64_t n_out = p->W->n_out;
         int64_t o0 = (c - (pi ? j->p[pi - 1].end : 0)) * p->chunk;
         int64_t o1 = o0 + p->chunk < n_out ? o0 + p->chunk : n_out;
-        if (p->xa && lq_q8_used(p->W->type, j->k))
-            lq_matmul_q8_range(p->W->type, p->W->data, n_out, p->W->n_in, p->xa, j->n_rows, p->y,
-                               o0, o1, j->k);
-        else
-            lq_matmul_range(p->W->type, p->W->data, n_out, p->W->n_in, p->x, j->n_rows, p->y, o0,
-                            o1, j->k);
+        mm_part_rows(j, p, o0, o1);
+        if (!j->swiglu) continue;
+        mm_part_rows(j, &j->p[1], o0, o1);
+        for (int64_t r = 0; r < j->n_rows; r++) {
+            float *g = p->y + r * n_out, *u = j->p[1].y + r * n_out;
+            for (int64_t o = o0; o < o1; o++) {
+                double a = g[o];
+                g[o] = (float)(a / (1.0 + exp(-a)) * u[o]);
+            }
+        }
     }
 }
 
@@ -80,13 +99,13 @@ static void mm_worker(void *ctx, int i, int n) {
  * matrix). The value of every y element is independent of the split
  * (quant.h contract). xas[i]: x already quantized by quant_acts, or NULL. */
 static void matmul_n(lfm_model *m, int np, const lfm_mat *const *Ws, const float *x,
-                     const lq_q8blk *const *xas, int64_t n_rows, float *const *ys) {
+                     const lq_q8blk *const *xas, int64_t n_rows, float *const *ys, bool swiglu) {
     int nt = tp_size(m->pool);
     int64_t work = 0;
     for (int i = 0; i < np; i++)
         work += Ws[i]->n_out * Ws[i]->n_in * n_rows;
     bool one = nt == 1 || work < (1 << 17);
-    mm_job j = {.np = np, .n_rows = n_rows, .k = m->kernels};
+    mm_job j = {.np = np, .n_rows = n_rows, .k = m->kernels, .swiglu = swiglu};
     int64_t end = 0;
     for (int i = 0; i < np; i++) {
         int64_t n_out = Ws[i]->n_out;
@@ -94,6 +113,10 @@ static void matmul_n(lfm_model *m, int np, const lfm_mat *const *Ws, const float
         if (chunk < 16) chunk = 16;
         end += (n_out + chunk - 1) / chunk;
         j.p[i] = (mm_part){Ws[i], x, xas[i], ys[i], chunk, end};
+        if (swiglu) { /* part 1 rides part 0's chunks */
+            j.p[1] = (mm_part){Ws[1], x, xas[1], ys[1], chunk, end};
+            break;
+        }
     }
     atomic_init(&j.next, 0);
     if (one)
@@ -104,7 +127,7 @@ static void matmul_n(lfm_model *m, int np, const lfm_mat *const *Ws, const float
 
 static void matmul(lfm_model *m, const lfm_mat *W, const float *x, const lq_q8blk *xa,
                    int64_t n_rows, float *y) {
-    matmul_n(m, 1, &W, x, &xa, n_rows, &y);
+    matmul_n(m, 1, &W, x, &xa, n_rows, &y, false);
 }
 
 typedef struct {
@@ -179,7 +202,7 @@ void lfm_fwd_matmul2(lfm_model *m, const lfm_mat *W1, float *y1, const lfm_mat *
     qacts a = quant_acts(m, Ws, 2, x, n_rows);
     const lq_q8blk *xas[2] = {qa_for(&a, W1), qa_for(&a, W2)};
     float *ys[2] = {y1, y2};
-    matmul_n(m, 2, Ws, x, xas, n_rows, ys);
+    matmul_n(m, 2, Ws, x, xas, n_rows, ys, false);
 }
 
 /* -------------------------------------------------------------- small -- */
@@ -379,7 +402,7 @@ static void attn_block(fwd *f, const lfm_layer *L) {
     qacts ha = quant_acts(m, Ws, 3, f->h, f->n);
     const lq_q8blk *xas[3] = {qa_for(&ha, &L->wq), qa_for(&ha, &L->wk), qa_for(&ha, &L->wv)};
     float *ys[3] = {q, k, v};
-    matmul_n(m, 3, Ws, f->h, xas, f->n, ys);
+    matmul_n(m, 3, Ws, f->h, xas, f->n, ys, false);
     /* Pass 1 (in row order): normalize, rotate, append K/V to each row's
      * sequence. After it every row's causal window is in its cache, so pass 2
      * can run rows and heads in parallel. */
@@ -419,11 +442,12 @@ static void ffn(fwd *f, const lfm_layer *L) {
     lfm_model *m = f->m;
     const size_t F = (size_t)m->hp.n_ff;
     float *g = f->big, *u = g + (size_t)f->n * F; /* (n, F) each */
-    lfm_fwd_matmul2(m, &L->ffn_gate, g, &L->ffn_up, u, f->h, f->n);
-    for (size_t i = 0; i < (size_t)f->n * F; i++) {
-        double a = g[i];
-        g[i] = (float)(a / (1.0 + exp(-a)) * u[i]);
-    }
+    const lfm_mat *Ws[2] = {&L->ffn_gate, &L->ffn_up};
+    qacts a = quant_acts(m, Ws, 2, f->h, f->n);
+    const lq_q8blk *xas[2] = {qa_for(&a, Ws[0]), qa_for(&a, Ws[1])};
+    float *ys[2] = {g, u};
+    /* g = silu(g) * u inside the job (load_mat gave both F rows of E). */
+    matmul_n(m, 2, Ws, f->h, xas, f->n, ys, true);
     matmul_q(m, &L->ffn_down, g, f->n, f->t);
 }
 
