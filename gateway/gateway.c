@@ -220,6 +220,7 @@ int tg_gateway_run(const tg_config *cfg) {
     ho.on_response_user = api;
     ho.on_head = tg_api_on_head; /* access decided before any body byte */
     ho.on_head_user = api;
+    ho.error_headers = tg_api_error_headers; /* CORS on the errors made before the handler */
     ho.listener = TG_API_LISTENER_PUBLIC;
     char err[512] = "";
     if (tg_http_server_start(&loop, &ho, tg_api_handle, api, &api->server, err, sizeof err) != 0) {

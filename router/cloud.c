@@ -79,7 +79,8 @@ const char *rt_fail_cause_name(rt_fail_cause c) {
                                                       "breaker_open",
                                                       "offline",
                                                       "engine",
-                                                      "low_confidence"};
+                                                      "low_confidence",
+                                                      "engine_busy"};
     return (unsigned)c < RT_FAIL__COUNT ? names[c] : "unknown";
 }
 

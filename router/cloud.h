@@ -44,6 +44,7 @@ typedef enum {
     RT_FAIL_OFFLINE,        /* the connectivity mode keeps requests off the network */
     RT_FAIL_ENGINE,         /* the engine failed (error, queue full) */
     RT_FAIL_LOW_CONFIDENCE, /* a cascade judged the engine's first tokens unsure */
+    RT_FAIL_ENGINE_BUSY,    /* the engine shed the request (queue full): busy, not broken */
     RT_FAIL__COUNT
 } rt_fail_cause;
 

@@ -186,6 +186,13 @@ bool rt_router_allow(rt_router *r, rt_upstream *u) {
 void rt_router_outcome(rt_router *r, rt_upstream *u, rt_fail_cause cause, double first_byte_ms) {
     uint64_t now = rt_now_ms(r);
     rt_breaker *b = u ? &u->breaker : &r->engine_breaker;
+    if (cause == RT_FAIL_ENGINE_BUSY) {
+        /* Load shedding says the engine is healthy and busy: counting it as a
+         * failure would open the breaker and turn a short burst into a
+         * cooldown of 503s. A half-open trial is handed back. */
+        rt_breaker_release(b);
+        return;
+    }
     if (cause == RT_FAIL_NONE)
         rt_breaker_success(b, now);
     else

@@ -114,7 +114,8 @@ static inline uint64_t rt_now_ms(const rt_router *r) {
  * true answer must be followed by rt_router_outcome or rt_router_release. */
 bool rt_router_allow(rt_router *r, rt_upstream *u);
 /* An attempt's outcome: cause RT_FAIL_NONE = success. first_byte_ms feeds
- * the RTT average (cloud successes). */
+ * the RTT average (cloud successes). RT_FAIL_ENGINE_BUSY (load shedding)
+ * counts neither way: the breaker only hands a half-open trial back. */
 void rt_router_outcome(rt_router *r, rt_upstream *u, rt_fail_cause cause, double first_byte_ms);
 /* The attempt ended without an outcome (client gone). */
 void rt_router_release(rt_router *r, rt_upstream *u);

@@ -205,7 +205,7 @@ void tg_chat_midstream_failed(tg_chat *c, rt_fail_cause cause) {
 }
 
 static void all_failed(tg_chat *c) {
-    if (c->last_cause == RT_FAIL_ENGINE && c->last_retry_after > 0) {
+    if (c->last_cause == RT_FAIL_ENGINE_BUSY) {
         tg_http_add_header(c->ex, "Retry-After", "1");
         tg_chat_fail(c, 429, "requests", "rate_limit_exceeded", NULL,
                      "The engine queue is full; retry shortly");
@@ -539,7 +539,9 @@ static void on_engine_error(void *user, const tg_oai_error *e) {
         return;
     }
     if (engine_fault) {
-        tg_chat_attempt_failed(c, RT_FAIL_ENGINE, e->status == 429 ? 1 : 0);
+        /* 429: the queue is full (load shedding), which is no fault of the engine. */
+        tg_chat_attempt_failed(c, e->status == 429 ? RT_FAIL_ENGINE_BUSY : RT_FAIL_ENGINE,
+                               e->status == 429 ? 1 : 0);
         return;
     }
     if (r) rt_router_release(r, NULL);

@@ -354,10 +354,10 @@ static bool cors_allowed(const char *list, const char *origin) {
     return false;
 }
 
-/* Adds CORS headers for an allowed Origin; answers a preflight (OPTIONS
- * with Access-Control-Request-Method) itself, without auth, and returns
- * true then. Off (no headers at all) unless server.cors_origins is set. */
-static bool cors(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
+/* Adds the CORS headers every answer to an allowed Origin carries; false
+ * (and nothing added) when CORS is off (server.cors_origins unset) or the
+ * Origin is not allowed. */
+static bool cors_headers(const tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
     const char *list = api->cfg ? api->cfg->server.cors_origins : NULL;
     const char *origin = tg_http_request_header(req, "origin");
     if (!list || !origin || !cors_allowed(list, origin)) return false;
@@ -365,6 +365,18 @@ static bool cors(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) 
     tg_http_add_header(ex, "Vary", "Origin");
     tg_http_add_header(ex, "Access-Control-Expose-Headers",
                        "x-request-id, x-tidegate-route, x-tidegate-reason, retry-after");
+    return true;
+}
+
+void tg_api_error_headers(void *user, const tg_http_request *req, tg_http_exchange *ex) {
+    cors_headers(user, ex, req);
+}
+
+/* Adds CORS headers for an allowed Origin; answers a preflight (OPTIONS
+ * with Access-Control-Request-Method) itself, without auth, and returns
+ * true then. */
+static bool cors(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
+    if (!cors_headers(api, ex, req)) return false;
     if (strcmp(req->method, "OPTIONS") != 0 ||
         !tg_http_request_header(req, "access-control-request-method"))
         return false;

@@ -81,6 +81,10 @@ enum { TG_API_LISTENER_PUBLIC = 0, TG_API_LISTENER_ADMIN = 1 };
  * applied once the head is read, so a request without the right key gets
  * 401/403 before its body is read or 100 Continue is sent. */
 int tg_api_on_head(void *user, const tg_http_request *req, tg_http_reject *rej);
+/* The servers' error_headers hook (user = the tg_api): the CORS headers on
+ * the errors the server answers itself (a head-time 401/403, 408, 413...),
+ * as on every other answer to an allowed Origin. */
+void tg_api_error_headers(void *user, const tg_http_request *req, tg_http_exchange *ex);
 
 /* The tg_http_handler for the server; user is the tg_api. */
 void tg_api_handle(tg_http_exchange *ex, const tg_http_request *req, void *user);

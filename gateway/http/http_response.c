@@ -291,6 +291,9 @@ void tg_http_respond_error(tg_http_exchange *ex, int status, const char *code, c
 
 void tg_http_ex_fail(tg_http_exchange *ex, int status, const char *code, const char *msg) {
     ex->keep_alive = false; /* the rest of the input cannot be trusted */
+    const tg_http_opts *o = &ex->conn->srv->o;
+    if (o->error_headers && ex->path) /* the head was read: its headers are known */
+        o->error_headers(o->on_head_user, &ex->req, ex);
     tg_http_respond_error(ex, status, code, "%s", msg);
 }
 

@@ -149,6 +149,12 @@ typedef struct {
      * back into the server. */
     int (*on_head)(void *user, const tg_http_request *req, struct tg_http_reject *rej);
     void *on_head_user;
+    /* Optional (user = on_head_user): called just before the server itself
+     * answers a request whose head it has read with an error (an on_head
+     * refusal, 408, 413, 503 over the memory budget, ...), to add the
+     * headers the API puts on every answer (CORS), so that a browser can
+     * read those errors too. Must only add headers. */
+    void (*error_headers)(void *user, const tg_http_request *req, tg_http_exchange *ex);
     /* Optional: called on the loop thread when an exchange ends, right after
      * its access-log line (metrics). Must not call back into the exchange. */
     tg_http_done_fn on_response;

@@ -184,6 +184,41 @@ static void test_cloud_plans(void **st) {
     router_down();
 }
 
+/* An engine queue that sheds load (429) is busy, not broken: however many
+ * requests it sheds, its breaker stays closed; real faults still open it. */
+static void test_engine_shedding_keeps_breaker_closed(void **st) {
+    (void)st;
+    router_up("routing:\n  breaker:\n    failures: 3\n    cooldown_ms: 60000\n");
+    rt_breaker *b = &g_router.engine_breaker;
+    for (int i = 0; i < 50; i++) {
+        assert_true(rt_router_allow(&g_router, NULL));
+        rt_router_outcome(&g_router, NULL, RT_FAIL_ENGINE_BUSY, 0);
+    }
+    assert_int_equal(b->state, RT_BREAKER_CLOSED);
+    assert_int_equal(b->n_failure, 0);
+    assert_int_equal(b->consecutive, 0);
+    assert_true(rt_breaker_failure_rate(b) == 0);
+    /* Shedding between faults does not reset the count of consecutive faults ... */
+    rt_router_outcome(&g_router, NULL, RT_FAIL_ENGINE, 0);
+    rt_router_outcome(&g_router, NULL, RT_FAIL_ENGINE_BUSY, 0);
+    rt_router_outcome(&g_router, NULL, RT_FAIL_ENGINE, 0);
+    assert_int_equal(b->state, RT_BREAKER_CLOSED);
+    rt_router_outcome(&g_router, NULL, RT_FAIL_ENGINE, 0);
+    assert_int_equal(b->state, RT_BREAKER_OPEN);
+    assert_int_equal(b->n_failure, 3);
+    /* ... and a half-open trial that is shed is handed back, not failed. */
+    rt_breaker_force(b, RT_BREAKER_HALF_OPEN, 0);
+    assert_true(rt_router_allow(&g_router, NULL));
+    assert_false(rt_router_allow(&g_router, NULL)); /* one trial at a time */
+    rt_router_outcome(&g_router, NULL, RT_FAIL_ENGINE_BUSY, 0);
+    assert_int_equal(b->state, RT_BREAKER_HALF_OPEN);
+    assert_true(rt_router_allow(&g_router, NULL)); /* the trial is free again */
+    rt_router_outcome(&g_router, NULL, RT_FAIL_NONE, 5);
+    assert_int_equal(b->state, RT_BREAKER_CLOSED);
+    assert_string_equal(rt_fail_cause_name(RT_FAIL_ENGINE_BUSY), "engine_busy");
+    router_down();
+}
+
 static void test_modes_filter_plans(void **st) {
     (void)st;
     router_up(k_two);
@@ -313,6 +348,7 @@ int main(void) {
         cmocka_unit_test(test_engine_not_ready_is_503),
         cmocka_unit_test(test_models_list),
         cmocka_unit_test(test_cloud_plans),
+        cmocka_unit_test(test_engine_shedding_keeps_breaker_closed),
         cmocka_unit_test(test_modes_filter_plans),
         cmocka_unit_test(test_policy_plans),
         cmocka_unit_test(test_missing_key_env_is_an_error),

@@ -5,6 +5,9 @@
  * The harness (loop thread + blocking client) is in http_test_harness.h. */
 #include "tests/support/http_test_harness.h"
 
+#include <strings.h>
+
+#include "config/config.h"
 #include "gateway/api/api_routes.h"
 #include "gateway/metrics.h"
 
@@ -675,6 +678,92 @@ static void test_metrics_count_every_response(void **state) {
     tg_metrics_free(api.metrics);
 }
 
+/* A response header by name in any case (the API writes its own names as
+ * given: "Access-Control-Allow-Origin"). */
+static bool hdr_ci(const resp *r, const char *name, char *out, size_t cap) {
+    size_t n = strlen(name);
+    for (const char *p = strstr(r->head, "\r\n"); p; p = strstr(p + 2, "\r\n")) {
+        if (strncasecmp(p + 2, name, n) != 0 || p[2 + n] != ':') continue;
+        const char *v = p + 2 + n + 1 + (p[3 + n] == ' ');
+        const char *e = strstr(v, "\r\n");
+        size_t k = e ? (size_t)(e - v) : strlen(v);
+        if (k >= cap) k = cap - 1;
+        memcpy(out, v, k);
+        out[k] = 0;
+        return true;
+    }
+    return false;
+}
+
+/* The errors the server answers before the handler (a head-time 401 that
+ * never reads the body, a 413 from Content-Length) carry the same CORS
+ * headers as every other answer to an allowed Origin, so that a browser
+ * can read them; other origins get none. */
+static void test_cors_on_server_errors(void **state) {
+    harness *h = *state;
+    static const char yaml[] =
+        "server:\n  cors_origins: \"https://app.example\"\n"
+        "auth:\n  api_key_sha256:\n"
+        "    - a4a6d307ad00fa67176e1099fdbc4f4a09bb527a7f24718a5030f2f173d11f7f\n";
+    tg_config cfg;
+    char err[256];
+    tg_config_defaults(&cfg);
+    assert_int_equal(tg_config_load_mem(yaml, sizeof yaml - 1, "t.yaml", &cfg, err, sizeof err), 0);
+    assert_int_equal(tg_config_finalize(&cfg, err, sizeof err), 0);
+    tg_api api = {0};
+    api.cfg = &cfg;
+    tg_http_opts o = {.max_body_bytes = 1024,
+                      .on_head = tg_api_on_head,
+                      .on_head_user = &api,
+                      .error_headers = tg_api_error_headers};
+    h_start(h, &o);
+    resp r = {0};
+    char v[128];
+    static const char *const heads[] = {
+        /* no key: 401 before the body (never sent) is read */
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nOrigin: https://app.example\r\n"
+        "Content-Length: 100\r\n\r\n",
+        /* a wrong key */
+        "GET /v1/models HTTP/1.1\r\nHost: t\r\nOrigin: https://app.example\r\n"
+        "Authorization: Bearer sk-b\r\n\r\n",
+        /* the right key, a body over the limit: 413 from Content-Length */
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nOrigin: https://app.example\r\n"
+        "Authorization: Bearer sk-a\r\nContent-Length: 5000\r\n\r\n",
+    };
+    static const int want[] = {401, 401, 413};
+    for (int i = 0; i < 3; i++) {
+        cl *c = cl_open(h->port);
+        cl_puts(c, heads[i]);
+        assert_int_equal(cl_read_resp(c, &r), 0);
+        assert_error_json(&r, want[i], want[i] == 401 ? "invalid_api_key" : "request_too_large");
+        assert_true(hdr_ci(&r, "access-control-allow-origin", v, sizeof v));
+        assert_string_equal(v, "https://app.example");
+        assert_true(hdr_ci(&r, "vary", v, sizeof v));
+        assert_string_equal(v, "Origin");
+        assert_true(hdr_ci(&r, "access-control-expose-headers", v, sizeof v));
+        assert_non_null(strstr(v, "x-request-id"));
+        if (want[i] == 401) assert_true(hdr_ci(&r, "www-authenticate", v, sizeof v));
+        cl_close(c);
+    }
+    /* An origin not in the list, and no Origin at all: the error, no CORS. */
+    static const char *const others[] = {
+        "GET /v1/models HTTP/1.1\r\nHost: t\r\nOrigin: https://evil.example\r\n\r\n",
+        "GET /v1/models HTTP/1.1\r\nHost: t\r\n\r\n",
+    };
+    for (int i = 0; i < 2; i++) {
+        cl *c = cl_open(h->port);
+        cl_puts(c, others[i]);
+        assert_int_equal(cl_read_resp(c, &r), 0);
+        assert_error_json(&r, 401, "invalid_api_key");
+        assert_false(hdr_ci(&r, "access-control-allow-origin", v, sizeof v));
+        cl_close(c);
+    }
+    assert_int_equal(atomic_load(&h->n_requests), 0); /* none reached the handler */
+    resp_free(&r);
+    h_stop(h);
+    tg_config_free(&cfg);
+}
+
 static void test_feed_byte_by_byte(void **state) {
     static const char in[] =
         "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -749,6 +838,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_pipeline_flood, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abort_inflight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_count_every_response, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cors_on_server_errors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
