@@ -7,9 +7,11 @@
  * cache (fdatasync + POSIX_FADV_DONTNEED), the model is loaded, and after
  * each of the first decode steps mincore() over a private read-only mapping
  * of the file counts the pages that became resident -- exactly the bytes the
- * step faulted in. They are compared with lfm_model_active_bytes (every
- * matrix a step reads, with only n_expert_used of n_expert experts): a
- * decode step that read whole expert tensors would show about n_expert /
+ * step faulted in -- beside /proc/self/io read_bytes (what this process
+ * made the block layer read) and lfm_model_weight_reads (the weight bytes
+ * the kernels were handed). They are compared with lfm_model_active_bytes
+ * (every matrix a step reads, with only n_expert_used of n_expert experts):
+ * a decode step that read whole expert tensors would show about n_expert /
  * n_expert_used times more. Then prefill and decode speed (after a warm-up
  * pass) and the process's peak RSS (getrusage), which includes the mapped
  * weight pages touched. Usable on dense models too (active = all). */
@@ -47,6 +49,17 @@ static uint64_t resident_bytes(residency *r) {
     for (size_t i = 0; i < n; i++)
         c += r->vec[i] & 1;
     return c * (uint64_t)r->page;
+}
+
+/* Bytes this process has caused to be read from storage (0 if unknown). */
+static uint64_t io_read_bytes(void) {
+    FILE *f = fopen("/proc/self/io", "r");
+    char line[128];
+    unsigned long long v = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "read_bytes: %llu", &v) == 1) break;
+    if (f) fclose(f);
+    return v;
 }
 
 static double mib(uint64_t b) {
@@ -107,6 +120,7 @@ int main(int argc, char **argv) {
     mo.n_threads = n_threads;
     lfm_model *m = NULL;
     char err[512];
+    uint64_t io0 = io_read_bytes();
     double t0 = now_s();
     if (lfm_model_load(path, &mo, &m, err, sizeof err) != LFM_OK) {
         fprintf(stderr, "bench_moe: %s\n", err);
@@ -115,15 +129,16 @@ int main(int argc, char **argv) {
     double t_load = now_s() - t0;
     const lfm_hparams *hp = lfm_model_hparams(m);
     uint64_t wbytes = lfm_model_weight_bytes(m), active = lfm_model_active_bytes(m);
-    uint64_t r_load = resident_bytes(&r);
+    uint64_t r_load = resident_bytes(&r), io_load = io_read_bytes();
     printf("model: %s (%s, %s, %d blocks, E=%d", path, hp->name, hp->arch, hp->n_layer, hp->n_embd);
     if (hp->n_expert)
         printf(", %d experts of %d, %d used, %d dense blocks first", hp->n_expert, hp->n_ff_exp,
                hp->n_expert_used, hp->n_dense_lead);
     printf(")\nweights %.1f MiB, active per token %.1f MiB (%.1f%%), load %.2f s\n", mib(wbytes),
            mib(active), 100.0 * (double)active / (double)wbytes, t_load);
-    printf("page cache: %.1f MiB of the file resident after the drop, %.1f MiB after load\n",
-           mib(cold), mib(r_load));
+    printf("page cache: %.1f MiB of the file resident after the drop, %.1f MiB after load "
+           "(read_bytes %.1f MiB)\n",
+           mib(cold), mib(r_load), mib(io_load - io0));
     fflush(stdout);
 
     /* The first decode steps, cold: what each one faults in. The first step
@@ -132,25 +147,27 @@ int main(int argc, char **argv) {
     lfm_seq *s = lfm_seq_new(m, n_prefill + n_decode + 16);
     float *logits = malloc((size_t)hp->n_vocab * sizeof *logits);
     if (!s || !logits) return 1;
-    uint64_t prev = r_load;
+    uint64_t prev = r_load, io_prev = io_load;
     for (int i = 0; i < 3; i++) {
         int32_t tok = i == 0 ? 1 : 14 + (int32_t)((i * 7919u) % (unsigned)(hp->n_vocab - 14));
+        uint64_t wr0 = lfm_model_weight_reads(m);
         double ts = now_s();
         if (lfm_eval(m, 1, &tok, &s, NULL, logits, err, sizeof err) != LFM_OK) {
             fprintf(stderr, "decode: %s\n", err);
             return 1;
         }
         double dt = now_s() - ts;
-        uint64_t cur = resident_bytes(&r);
+        uint64_t cur = resident_bytes(&r), io = io_read_bytes(),
+                 wr = lfm_model_weight_reads(m) - wr0;
+        printf("decode step %d: kernels read %.1f MiB = %.4f x active; newly resident %.1f MiB "
+               "(read_bytes %.1f MiB), %.2f s\n",
+               i + 1, mib(wr), (double)wr / (double)active, mib(cur - prev), mib(io - io_prev), dt);
         if (i == 0)
-            printf("decode step 1 (cold): read %.1f MiB = %.3f x active weights, %.2f s, "
-                   "RSS %.1f MiB\n",
-                   mib(cur - prev), (double)(cur - prev) / (double)active, dt,
-                   (double)rss_kib() / 1024);
-        else
-            printf("decode step %d: %.1f MiB newly read (experts no earlier step chose)\n", i + 1,
-                   mib(cur - prev));
-        prev = cur;
+            printf("load + step 1 from a cold cache: %.1f MiB resident = %.3f x active "
+                   "(read_bytes %.1f MiB = %.3f x), RSS %.1f MiB\n",
+                   mib(cur - cold), (double)(cur - cold) / (double)active, mib(io - io0),
+                   (double)(io - io0) / (double)active, (double)rss_kib() / 1024);
+        prev = cur, io_prev = io;
         fflush(stdout);
     }
     lfm_seq_free(s);

@@ -6,9 +6,13 @@
 #   LLAMA_CPP_BIN=/path/with/llama-bench/and/llama-batched-bench \
 #     bench/vs_llama.sh [-t THREADS] [--pp 128] [--tg 128] [--rounds 2] MODEL.gguf...
 #
-# Without MODEL files it synthesizes the 350M shape in Q4_0, Q4_K_M and Q8_0
-# (`tidegate synth-model --preset 350m`) into $TMPDIR. Measure on a quiet
-# machine: under load llama-bench's own spread reaches +-100%.
+# Models: the MODEL arguments, else $MODELS (space-separated paths), else
+# the 350M shape in Q4_0, Q4_K_M and Q8_0 synthesized into $TMPDIR
+# (`tidegate synth-model --preset 350m`). The LFM2-8B-A1B mixture of
+# experts: `tidegate synth-model --preset 8b-a1b --type q4_0 -o F` (4.7 GB),
+# then pass F; its rows add the bytes our decode step reads beside the
+# active weights. Measure on a quiet machine: under load llama-bench's own
+# spread reaches +-100%.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 TG="${TIDEGATE_BIN:-$ROOT/build/release/tidegate}"
@@ -23,9 +27,15 @@ while [ $# -gt 0 ]; do
     --pp) pp="$2"; shift 2 ;;
     --tg) tg="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
-    -h|--help) sed -n 2,12p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,16p "$0"; exit 0 ;;
     *) models+=("$1"); shift ;;
   esac
+done
+if [ ${#models[@]} -eq 0 ] && [ -n "${MODELS:-}" ]; then
+  read -r -a models <<<"$MODELS"
+fi
+for f in "${models[@]}"; do
+  [ -f "$f" ] || { echo "vs_llama: no model file $f" >&2; exit 2; }
 done
 for b in "$TG" "$LB" "$LBB"; do
   [ -x "$b" ] || { echo "vs_llama: $b is not an executable" >&2; exit 2; }
@@ -73,6 +83,9 @@ for line in open(path):
         for b in ("1", "2", "4", "8"): put((f, "ours", "b" + b), r["batch_decode_tps"][b])
         best[(f, "ours", "load_ms")] = min(best.get((f, "ours", "load_ms"), 1e18), r["load_ms"])
         put((f, "ours", "bw"), r["bandwidth_gbs"]); put((f, "ours", "rss"), r["peak_rss_mib"])
+        best[(f, "ours", "bpt")] = r.get("bytes_per_token", 0)
+        best[(f, "ours", "active")] = r.get("active_bytes", 0)
+        best[(f, "ours", "file")] = r.get("file_bytes", 0)
     elif d["who"] == "llama-bench":
         if r.get("n_prompt", 0) > 0 and r.get("n_gen", 0) == 0: put((f, "llama", "pp"), r["avg_ts"])
         if r.get("n_gen", 0) > 0 and r.get("n_prompt", 0) == 0: put((f, "llama", "tg"), r["avg_ts"])
@@ -90,6 +103,10 @@ for f in files:
     single, b8 = best.get((f, "ours", "tg"), 0), best.get((f, "ours", "b8"), 0)
     print("| %s | batched 8 / our single | %.1f | - | %s |" % (f, b8, ("%.2fx" % (b8 / single)) if single else "-"))
     print("| %s | load (ms), peak RSS (MiB) | %.0f, %.0f | - | - |" % (f, best.get((f, "ours", "load_ms"), 0), best.get((f, "ours", "rss"), 0)))
+    bpt, act, fb = (best.get((f, "ours", k), 0) for k in ("bpt", "active", "file"))
+    if bpt and fb and bpt < 0.9 * fb:  # a mixture of experts: a token reads a part of the file
+        print("| %s | bytes read per decode token (MiB): ours, active weights, file | %.1f, %.1f, %.1f | - | %.3fx active |"
+              % (f, bpt / 2**20, act / 2**20, fb / 2**20, bpt / act if act else 0))
 bws = [v for k, v in best.items() if k[2] == "bw"]
 print("\nthreads %s; read bandwidth in the same run %.1f GB/s; best of each over the rounds" % (threads, max(bws) if bws else 0))
 PY

@@ -22,7 +22,9 @@ static const char *const USAGE =
     "  --pp     prompt tokens for prefill / TTFT (default 512)\n"
     "  --tg     decode tokens (default 128)\n"
     "  --kv     KV cache element type (default f16)\n"
-    "  --json   last stdout line: {model, type, threads, file_bytes, bytes_per_token, load_ms,\n"
+    "  --json   last stdout line: {model, type, threads, file_bytes, bytes_per_token (weight\n"
+    "           bytes one decode step reads, measured), active_bytes (the same from the\n"
+    "           shapes: a mixture of experts counts only its chosen experts), load_ms,\n"
     "           prefill_tps, decode_tps, ttft_ms, peak_rss_mib, bandwidth_gbs,\n"
     "           bandwidth_before_gbs, bandwidth_after_gbs, roofline_fraction,\n"
     "           batch_decode_tps {1,2,4,8}, mem_profile {256,1024,4096,16384: rss_mib,\n"
@@ -166,8 +168,10 @@ static int bench_prefill(lfm_model *m, int n_tok, int n_vocab, int reps, double 
 }
 
 /* n_seq sequences decoding together, one row each per lfm_eval step (what
- * the scheduler does), n_steps steps after a warm-up: total tokens/s. */
-static double bench_decode(lfm_model *m, int n_seq, int n_steps, int n_vocab) {
+ * the scheduler does), n_steps steps after a warm-up: total tokens/s.
+ * *reads (may be NULL): weight bytes the kernels were handed per step,
+ * averaged over the timed steps. */
+static double bench_decode(lfm_model *m, int n_seq, int n_steps, int n_vocab, double *reads) {
     lfm_seq *seqs[8] = {0};
     int32_t toks[8];
     uint8_t want[8];
@@ -183,6 +187,7 @@ static double bench_decode(lfm_model *m, int n_seq, int n_steps, int n_vocab) {
         if (lfm_eval(m, n_seq, toks, seqs, want, logits, err, sizeof err) != LFM_OK) {
             fprintf(stderr, "bench: decode: %s\n", err);
         } else {
+            uint64_t r0 = lfm_model_weight_reads(m);
             double t0 = now_s();
             int step = 0;
             for (; step < n_steps; step++) {
@@ -195,6 +200,7 @@ static double bench_decode(lfm_model *m, int n_seq, int n_steps, int n_vocab) {
             }
             double dt = now_s() - t0;
             if (step > 0) rate = (double)step * n_seq / dt;
+            if (step > 0 && reads) *reads = (double)(lfm_model_weight_reads(m) - r0) / (double)step;
         }
     }
     for (int i = 0; i < n_seq; i++)
@@ -280,21 +286,26 @@ static int bench_engine(int argc, char **argv) {
     fprintf(stderr, "bench: prefill %ld tokens ...\n", pp);
     bench_prefill(m, (int)pp, n_vocab, 2, &pf, &ttft);
     fprintf(stderr, "bench: decode %ld tokens ...\n", tg);
-    double dec = bench_decode(m, 1, (int)tg, n_vocab);
+    double bpt = 0; /* measured: what one decode step's kernels read */
+    double dec = bench_decode(m, 1, (int)tg, n_vocab, &bpt);
     static const int batch[4] = {1, 2, 4, 8};
     double bdec[4];
     bdec[0] = dec;
     for (int b = 1; b < 4; b++) {
         int steps = (int)(tg / batch[b] > 16 ? tg / batch[b] : 16);
         fprintf(stderr, "bench: batched decode, %d sequences x %d steps ...\n", batch[b], steps);
-        bdec[b] = bench_decode(m, batch[b], steps, n_vocab);
+        bdec[b] = bench_decode(m, batch[b], steps, n_vocab, NULL);
     }
     fprintf(stderr, "bench: read bandwidth (after) ...\n");
     double bw1 = bandwidth_forked(nt);
     double bw = bw0 > bw1 ? bw0 : bw1;
-    /* One decode step reads every weight once (tied output: the embedding
-     * is read as the output matrix). */
-    double bpt = (double)wbytes;
+    /* bytes_per_token is measured (the weight bytes the kernels were handed
+     * per decode step): a dense model reads every matrix, a mixture of
+     * experts only its chosen experts, so the roofline divides by what a
+     * token really reads, not by the file. active_bytes is the same figure
+     * computed from the shapes; the two differ only by the norms. */
+    double active = (double)lfm_model_active_bytes(m);
+    if (bpt <= 0) bpt = active;
     double roof = bw > 0 ? dec * bpt / (bw * 1e9) : 0;
     double peak = rss_mib(1);
     static const int ctxs[4] = {256, 1024, 4096, 16384};
@@ -306,6 +317,9 @@ static int bench_engine(int argc, char **argv) {
     printf("prefill          %.1f tok/s (%ld tokens; TTFT %.1f ms)\n", pf, pp, ttft);
     printf("decode           %.1f tok/s (%.0f%% of %.1f GB/s read bandwidth)\n", dec, roof * 100,
            bw);
+    printf("bytes per token  %.1f MiB read by the kernels (active weights %.1f MiB, file %.1f "
+           "MiB)\n",
+           bpt / 1048576.0, active / 1048576.0, (double)wbytes / 1048576.0);
     printf("batched decode   1: %.1f  2: %.1f  4: %.1f  8: %.1f tok/s total\n", bdec[0], bdec[1],
            bdec[2], bdec[3]);
     printf("peak RSS         %.1f MiB (file %.1f MiB)\n", peak, (double)st.st_size / 1048576.0);
@@ -322,14 +336,15 @@ static int bench_engine(int argc, char **argv) {
             else if ((unsigned char)*p >= 0x20)
                 putchar(*p);
         printf("\",\"type\":\"%s\",\"threads\":%d,\"kv\":\"%s\",\"file_bytes\":%lld,"
-               "\"bytes_per_token\":%.0f,\"load_ms\":%.2f,\"prefill_tps\":%.2f,\"pp\":%ld,"
+               "\"bytes_per_token\":%.0f,\"active_bytes\":%.0f,\"load_ms\":%.2f,\"prefill_tps\":%."
+               "2f,\"pp\":%ld,"
                "\"decode_tps\":%.2f,\"tg\":%ld,\"ttft_ms\":%.2f,\"peak_rss_mib\":%.2f,"
                "\"bandwidth_gbs\":%.3f,\"bandwidth_before_gbs\":%.3f,"
                "\"bandwidth_after_gbs\":%.3f,\"roofline_fraction\":%.4f,"
                "\"batch_decode_tps\":{\"1\":%.2f,\"2\":%.2f,\"4\":%.2f,\"8\":%.2f},"
                "\"mem_profile\":{",
-               weight_type(path), nt, kv, (long long)st.st_size, bpt, load_ms, pf, pp, dec, tg,
-               ttft, peak, bw, bw0, bw1, roof, bdec[0], bdec[1], bdec[2], bdec[3]);
+               weight_type(path), nt, kv, (long long)st.st_size, bpt, active, load_ms, pf, pp, dec,
+               tg, ttft, peak, bw, bw0, bw1, roof, bdec[0], bdec[1], bdec[2], bdec[3]);
         for (int c = 0; c < 4; c++) {
             uint64_t cb = lfm_seq_state_bytes(m, ctxs[c]);
             /* RSS with one such sequence: what is resident now plus its

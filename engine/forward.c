@@ -112,9 +112,11 @@ static void matmul_n(lfm_model *m, int np, const lfm_mat *const *Ws, const float
         int64_t chunk = one ? n_out : (n_out / (8 * nt) + 15) & ~(int64_t)15;
         if (chunk < 16) chunk = 16;
         end += (n_out + chunk - 1) / chunk;
+        m->weight_reads += (uint64_t)n_out * lq_row_bytes(Ws[i]->type, Ws[i]->n_in);
         j.p[i] = (mm_part){Ws[i], x, xas[i], ys[i], chunk, end};
         if (swiglu) { /* part 1 rides part 0's chunks */
             j.p[1] = (mm_part){Ws[1], x, xas[1], ys[1], chunk, end};
+            m->weight_reads += (uint64_t)n_out * lq_row_bytes(Ws[1]->type, Ws[1]->n_in);
             break;
         }
     }
@@ -505,6 +507,7 @@ static void eval_chunk(lfm_model *m, int n, const int32_t *tokens, lfm_seq *cons
     f.t = f.h + (size_t)n * E;
     f.big = f.t + (size_t)n * E;
     size_t erb = lq_row_bytes(m->tok_embd.type, E);
+    m->weight_reads += (uint64_t)n * erb;
     for (int r = 0; r < n; r++) {
         pos[r] = seqs[r]->pos++;
         lq_dequant_row(m->tok_embd.type,

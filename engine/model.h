@@ -84,6 +84,10 @@ struct lfm_model {
     /* Weight bytes the expert matmuls have read (moe.c adds per expert call),
      * for the bench's bytes-per-token figure. */
     uint64_t moe_bytes_read;
+    /* Weight bytes handed to the kernels since load: every matmul's matrix
+     * (once per call, whatever its row count), embedding rows, routers. */
+    uint64_t weight_reads;
+    unsigned char *moe_paged; /* (n_layer, n_expert): expert asked for (moe.c) */
 };
 
 /* y = x W^T for n_rows rows of x, on the model's thread pool (forward.c). */
@@ -99,6 +103,12 @@ void lfm_fwd_matmul2(lfm_model *m, const lfm_mat *W1, float *y1, const lfm_mat *
 void lfm_moe_ffn(lfm_model *m, const lfm_layer *L, int n, const float *h, float *t);
 /* Sizes the MoE scratch for `rows` rows: 0 or LFM_ENOMEM. No-op for dense. */
 int lfm_moe_reserve(lfm_model *m, int rows);
+/* Page-cache advice for a mixture of experts (moe.c). advise_random: before
+ * any tensor data is touched, no read-around anywhere in the tensor region.
+ * advise_loaded: after the layers are loaded, exact MADV_WILLNEED of every
+ * dense matrix, and the per-expert first-use table: 0 or LFM_ENOMEM. */
+void lfm_moe_advise_random(const gguf_file *f);
+int lfm_moe_advise_loaded(lfm_model *m);
 /* Expert choice for one row (exposed for tests): writes the k chosen expert
  * indices (ascending) and their normalized weights. */
 void lfm_moe_route(const lfm_layer *L, int n_expert, int k, int E, const float *h, int *sel,

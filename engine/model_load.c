@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "engine/cpu.h"
@@ -272,16 +271,6 @@ static int load_exps(const gguf_file *f, const char *name, int64_t n_in, int64_t
     m->data = t->data;
     m->n_in = n_in;
     m->n_out = n_out * X;
-    /* A step reads only its chosen experts' rows: readahead around a fault
-     * would page in neighbouring experts nobody asked for (bench_moe
-     * measured 2.2x the active bytes with it). Advice only; errors do not
-     * matter. */
-    long pg = sysconf(_SC_PAGESIZE);
-    if (pg > 0) {
-        uintptr_t a = (uintptr_t)t->data & ~(uintptr_t)(pg - 1);
-        uintptr_t e = (uintptr_t)t->data + (uintptr_t)m->n_out * lq_row_bytes(m->type, n_in);
-        (void)madvise((void *)a, e - a, MADV_RANDOM);
-    }
     return 0;
 }
 
@@ -392,6 +381,8 @@ static int load_all(lfm_model *m, const char *path, char *err, size_t errlen) {
     if (rc) return rc;
     lfm_hparams *hp = &m->hp;
     const gguf_file *f = m->gguf;
+    /* Before load_f32 touches a norm next to an expert stack (moe.c). */
+    if (hp->n_expert > 0) lfm_moe_advise_random(f);
     if ((rc = load_mat(f, "token_embd.weight", hp->n_embd, hp->n_vocab, &m->tok_embd, err, errlen)))
         return rc;
     if ((rc = load_f32(f, "token_embd_norm.weight", hp->n_embd, 1, &m->final_norm, err, errlen)))
@@ -408,6 +399,8 @@ static int load_all(lfm_model *m, const char *path, char *err, size_t errlen) {
 
     for (size_t i = 0; i < gguf_tensor_count(f); i++)
         m->weight_bytes += gguf_tensor_at(f, i)->nbytes;
+    if (hp->n_expert > 0 && lfm_moe_advise_loaded(m) != 0)
+        return fail(err, errlen, LFM_ENOMEM, "out of memory");
 
     gguf_str s;
     if (gguf_get_str(f, "tokenizer.chat_template", &s, NULL, 0) == 0) {
@@ -482,6 +475,7 @@ void lfm_model_free(lfm_model *m) {
         free(L->exp_bias);
     }
     free(m->moe_scratch);
+    free(m->moe_paged);
     free(m->final_norm);
     if (m->tok) lfm_tokenizer_free(m->tok);
     free(m->chat_template);
@@ -517,6 +511,10 @@ static uint64_t mat_bytes(const lfm_mat *w) {
     return w->data ? (uint64_t)w->n_out * lq_row_bytes(w->type, w->n_in) : 0;
 }
 
+uint64_t lfm_model_weight_reads(const lfm_model *m) {
+    return m->weight_reads;
+}
+
 uint64_t lfm_model_active_bytes(const lfm_model *m) {
     const lfm_hparams *hp = &m->hp;
     uint64_t b = mat_bytes(&m->output) + lq_row_bytes(m->tok_embd.type, hp->n_embd);
@@ -525,8 +523,9 @@ uint64_t lfm_model_active_bytes(const lfm_model *m) {
         b += mat_bytes(&L->conv_in) + mat_bytes(&L->conv_out) + mat_bytes(&L->wq) +
              mat_bytes(&L->wk) + mat_bytes(&L->wv) + mat_bytes(&L->wo);
         if (L->moe)
-            b += (mat_bytes(&L->gate_exps) + mat_bytes(&L->up_exps) + mat_bytes(&L->down_exps)) /
-                 (uint64_t)hp->n_expert * (uint64_t)hp->n_expert_used;
+            b += (uint64_t)hp->n_expert * (uint64_t)hp->n_embd * sizeof *L->router +
+                 (mat_bytes(&L->gate_exps) + mat_bytes(&L->up_exps) + mat_bytes(&L->down_exps)) /
+                     (uint64_t)hp->n_expert * (uint64_t)hp->n_expert_used;
         else
             b += mat_bytes(&L->ffn_gate) + mat_bytes(&L->ffn_up) + mat_bytes(&L->ffn_down);
     }

@@ -12,12 +12,27 @@
  * expert runs one matmul over all rows that chose it, reading its weights
  * once per chunk.
  *
+ * Paging (what "reads only its chosen experts" needs from the kernel): the
+ * page cache reads around every fault (read_ahead_kb, 8 MiB on the bench
+ * machine), and the GGUF interleaves small f32 tensors (norms, routers,
+ * biases) with the expert stacks, so faulting in a norm or the first page of
+ * a dense matrix used to page in megabytes of neighbouring experts nobody
+ * chose (bench_moe: 1.41x the active bytes, 2.21x before expert tensors were
+ * MADV_RANDOM). So for a MoE model the whole tensor region is MADV_RANDOM
+ * (a fault reads one page), the dense matrices are asked for exactly
+ * (MADV_WILLNEED over their byte ranges) once loaded, and an expert's three
+ * slices are asked for exactly the first time a step chooses it: bulk reads
+ * of what is used, nothing around it.
+ *
  * Determinism: a row's output depends only on its own input. Its experts'
  * contributions are added in ascending expert order in double, whatever
  * other rows share the batch (matmul values do not depend on n_rows). */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "engine/model.h"
 
@@ -59,6 +74,51 @@ static size_t layout(const lfm_hparams *hp, size_t R, void *base, moe_bufs *b) {
     TAKE(start, int, X + 1);
 #undef TAKE
     return o;
+}
+
+/* madvise over [p, p + n) widened to whole pages. Advice only: an error
+ * (e.g. memory that is not a file mapping, under the fuzzers) changes
+ * nothing the forward pass relies on. */
+static void advise(const void *p, size_t n, int advice) {
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg <= 0 || !p || n == 0) return;
+    uintptr_t a = (uintptr_t)p & ~(uintptr_t)(pg - 1), e = (uintptr_t)p + n;
+    (void)madvise((void *)a, e - a, advice);
+}
+
+static size_t mat_len(const lfm_mat *w) {
+    return w->data ? (size_t)w->n_out * lq_row_bytes(w->type, w->n_in) : 0;
+}
+
+void lfm_moe_advise_random(const gguf_file *f) {
+    const uint8_t *lo = NULL, *hi = NULL;
+    for (size_t i = 0; i < gguf_tensor_count(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        const uint8_t *d = t->data;
+        if (!d || !t->nbytes) continue;
+        if (!lo || d < lo) lo = d;
+        if (!hi || d + t->nbytes > hi) hi = d + t->nbytes;
+    }
+    if (lo) advise(lo, (size_t)(hi - lo), MADV_RANDOM);
+}
+
+int lfm_moe_advise_loaded(lfm_model *m) {
+    const lfm_hparams *hp = &m->hp;
+    free(m->moe_paged);
+    m->moe_paged = calloc((size_t)hp->n_layer * (size_t)hp->n_expert, 1);
+    if (!m->moe_paged) return LFM_ENOMEM;
+    /* Tied output: tok_embd is the output matrix, advised once. */
+    advise(m->tok_embd.data, mat_len(&m->tok_embd), MADV_WILLNEED);
+    if (m->output.data != m->tok_embd.data)
+        advise(m->output.data, mat_len(&m->output), MADV_WILLNEED);
+    for (int l = 0; l < hp->n_layer; l++) {
+        const lfm_layer *L = &m->layers[l];
+        const lfm_mat *d[] = {&L->ffn_gate, &L->ffn_up, &L->ffn_down, &L->conv_in, &L->conv_out,
+                              &L->wq,       &L->wk,     &L->wv,       &L->wo};
+        for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
+            advise(d[i]->data, mat_len(d[i]), MADV_WILLNEED);
+    }
+    return 0;
 }
 
 int lfm_moe_reserve(lfm_model *m, int rows) {
@@ -125,6 +185,7 @@ void lfm_moe_ffn(lfm_model *m, const lfm_layer *L, int n, const float *h, float 
     /* Route every row, then bucket the (row, slot) pairs by expert. */
     for (int x = 0; x <= X; x++)
         b.start[x] = 0;
+    m->weight_reads += (uint64_t)n * (uint64_t)X * (uint64_t)E * sizeof *L->router;
     for (int r = 0; r < n; r++) {
         lfm_moe_route(L, X, k, E, h + (size_t)r * E, b.sel + (size_t)r * k, b.w + (size_t)r * k);
         for (int j = 0; j < k; j++)
@@ -153,6 +214,13 @@ void lfm_moe_ffn(lfm_model *m, const lfm_layer *L, int n, const float *h, float 
             memcpy(b.xe + (size_t)i * E, h + (size_t)(lst[i] / k) * E, (size_t)E * sizeof *h);
         lfm_mat gw = slice(&L->gate_exps, x, Fx), uw = slice(&L->up_exps, x, Fx),
                 dw = slice(&L->down_exps, x, E);
+        unsigned char *paged = m->moe_paged ? m->moe_paged + (L - m->layers) * X + x : NULL;
+        if (paged && !*paged) { /* first use: one bulk read of exactly its rows */
+            *paged = 1;
+            advise(gw.data, mat_len(&gw), MADV_WILLNEED);
+            advise(uw.data, mat_len(&uw), MADV_WILLNEED);
+            advise(dw.data, mat_len(&dw), MADV_WILLNEED);
+        }
         lfm_fwd_matmul2(m, &gw, b.g, &uw, b.u, b.xe, ne);
         for (size_t i = 0; i < (size_t)ne * (size_t)Fx; i++) {
             double a = b.g[i];

@@ -84,11 +84,15 @@ const lfm_tokenizer *lfm_model_tokenizer(const lfm_model *m);
 const char *lfm_model_chat_template(const lfm_model *m);
 /* Bytes of weights mapped, and bytes of one sequence's state at n_ctx. */
 uint64_t lfm_model_weight_bytes(const lfm_model *m);
-/* Bytes of mapped weights one decode step reads: every matrix, one
- * embedding row, and for a mixture of experts only the experts used per
- * token (n_expert_used / n_expert of the expert tensors). Norms, conv taps
- * and routers live in owned f32 copies and are not counted. */
+/* Bytes of weights one decode step reads: every matrix, one embedding row,
+ * and for a mixture of experts the routers and only the experts used per
+ * token (n_expert_used / n_expert of the expert tensors). Norms and conv
+ * taps (owned f32 copies, a few KB per block) are not counted. */
 uint64_t lfm_model_active_bytes(const lfm_model *m);
+/* Weight bytes the kernels have been handed since load (each matmul's
+ * matrix once per call, embedding rows, routers): the difference across one
+ * decode step is the bytes that step read. */
+uint64_t lfm_model_weight_reads(const lfm_model *m);
 /* True for an LFM2.5 model: its chat template is the LFM2.5 one, or its
  * general.name says LFM2.5. */
 bool lfm_model_is_lfm25(const lfm_model *m);

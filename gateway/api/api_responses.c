@@ -6,7 +6,9 @@
  * and is written here: the Responses object and its streaming event
  * sequence (response.created, response.in_progress, output_item.added,
  * content_part.added, output_text.delta..., output_text.done,
- * content_part.done, output_item.done, function-call items with
+ * content_part.done, output_item.done, a thinking model's reasoning item
+ * first with reasoning_text.delta/done in the same frame, function-call
+ * items with
  * function_call_arguments.delta/done, then response.completed or
  * response.incomplete; response.failed on errors), and text_completion
  * objects / chunks. Stored responses (store, default true) keep the
@@ -277,27 +279,87 @@ static json_object *item_event(int index, json_object *item) {
     return o;
 }
 
-static json_object *part_event(tg_chat *c, const char *text, size_t len, bool with_part) {
+/* The message item follows the reasoning item when there is one. */
+static int msg_index(const tg_chat *c) {
+    return c->rs_id[0] ? 1 : 0;
+}
+
+/* An event about content part 0 of the message (reasoning: of the
+ * reasoning item); with_part adds the part itself. */
+static json_object *part_event_of(tg_chat *c, bool reasoning, const char *text, size_t len,
+                                  bool with_part) {
     json_object *o = json_object_new_object();
-    json_object_object_add(o, "item_id", json_object_new_string(c->msg_id));
-    json_object_object_add(o, "output_index", json_object_new_int(0));
+    json_object_object_add(o, "item_id", json_object_new_string(reasoning ? c->rs_id : c->msg_id));
+    json_object_object_add(o, "output_index", json_object_new_int(reasoning ? 0 : msg_index(c)));
     json_object_object_add(o, "content_index", json_object_new_int(0));
     if (with_part) {
         json_object *p = json_object_new_object();
-        json_object_object_add(p, "type", json_object_new_string("output_text"));
+        json_object_object_add(
+            p, "type", json_object_new_string(reasoning ? "reasoning_text" : "output_text"));
         json_object_object_add(p, "text", json_object_new_string_len(text ? text : "", (int)len));
-        json_object_object_add(p, "annotations", json_object_new_array());
+        if (!reasoning) json_object_object_add(p, "annotations", json_object_new_array());
         json_object_object_add(o, "part", p);
     }
     return o;
 }
 
+static json_object *part_event(tg_chat *c, const char *text, size_t len, bool with_part) {
+    return part_event_of(c, false, text, len, with_part);
+}
+
+static tg_resp_view with_reasoning(tg_chat *c, tg_resp_view v) {
+    if (c->rs_id[0]) {
+        v.rs_id = c->rs_id;
+        v.reasoning = c->reasoning.data ? c->reasoning.data : "";
+        v.reasoning_len = c->reasoning.len;
+    }
+    return v;
+}
+
+/* Ends the streamed reasoning item: text done, part done, item done. */
+static void close_reasoning(tg_chat *c, tg_buf *b) {
+    if (!c->rs_open) return;
+    c->rs_open = false;
+    tg_resp_view v = with_reasoning(c, base_view(c, "in_progress"));
+    json_object *d = part_event_of(c, true, NULL, 0, false);
+    json_object_object_add(d, "text",
+                           json_object_new_string_len(v.reasoning, (int)v.reasoning_len));
+    tg_resp_event(b, "response.reasoning_text.done", &c->seq, d);
+    tg_resp_event(b, "response.content_part.done", &c->seq,
+                  part_event_of(c, true, v.reasoning, v.reasoning_len, true));
+    tg_resp_event(b, "response.output_item.done", &c->seq,
+                  item_event(0, tg_resp_reasoning_item(&v, "completed")));
+}
+
+void tg_resp_stream_reasoning(tg_chat *c, const char *s, size_t n) {
+    /* Thinking comes before the answer; a late piece (after the message
+     * item opened) would break the item order and is dropped. */
+    if (c->msg_started || n == 0) return;
+    tg_buf b = TG_BUF_INIT;
+    if (!c->rs_id[0]) {
+        tg_oai_new_id("rs_", c->rs_id, sizeof c->rs_id);
+        c->rs_open = true;
+        tg_resp_view v = with_reasoning(c, base_view(c, "in_progress"));
+        tg_resp_event(&b, "response.output_item.added", &c->seq,
+                      item_event(0, tg_resp_reasoning_item(&v, "in_progress")));
+        tg_resp_event(&b, "response.content_part.added", &c->seq,
+                      part_event_of(c, true, "", 0, true));
+    }
+    tg_buf_append(&c->reasoning, s, n);
+    json_object *d = part_event_of(c, true, NULL, 0, false);
+    json_object_object_add(d, "delta", json_object_new_string_len(s, (int)n));
+    tg_resp_event(&b, "response.reasoning_text.delta", &c->seq, d);
+    write_events(c, &b);
+    tg_buf_free(&b);
+}
+
 static void start_message(tg_chat *c, tg_buf *b) {
     if (c->msg_started) return;
+    close_reasoning(c, b);
     c->msg_started = true;
     tg_resp_view v = base_view(c, "in_progress");
     tg_resp_event(b, "response.output_item.added", &c->seq,
-                  item_event(0, tg_resp_message_item(&v, "in_progress")));
+                  item_event(msg_index(c), tg_resp_message_item(&v, "in_progress")));
     tg_resp_event(b, "response.content_part.added", &c->seq, part_event(c, "", 0, true));
 }
 
@@ -420,7 +482,10 @@ void tg_resp_finish(tg_chat *c, const char *text, size_t len, const char *finish
         tg_oai_new_id("fc_", item_ids[i], 48);
     }
     bool length = finish_reason && !strcmp(finish_reason, "length") && n == 0;
-    tg_resp_view v = base_view(c, length ? "incomplete" : "completed");
+    /* Non-streaming: the whole reasoning is in c->reasoning (split_think). */
+    if (!c->stream && c->reasoning.len && !c->rs_id[0])
+        tg_oai_new_id("rs_", c->rs_id, sizeof c->rs_id);
+    tg_resp_view v = with_reasoning(c, base_view(c, length ? "incomplete" : "completed"));
     v.incomplete_reason = length ? "max_output_tokens" : NULL;
     /* A message item when there is text, or when there is nothing else. */
     bool has_msg = len > 0 || n == 0;
@@ -446,6 +511,7 @@ void tg_resp_finish(tg_chat *c, const char *text, size_t len, const char *finish
     free(hist);
     if (c->stream) {
         tg_buf b = TG_BUF_INIT;
+        close_reasoning(c, &b);
         if (has_msg) {
             start_message(c, &b);
             json_object *d = part_event(c, NULL, 0, false);
@@ -455,10 +521,10 @@ void tg_resp_finish(tg_chat *c, const char *text, size_t len, const char *finish
             tg_resp_event(&b, "response.content_part.done", &c->seq,
                           part_event(c, v.text, v.text_len, true));
             tg_resp_event(&b, "response.output_item.done", &c->seq,
-                          item_event(0, tg_resp_message_item(&v, "completed")));
+                          item_event(msg_index(c), tg_resp_message_item(&v, "completed")));
         }
         for (size_t i = 0; i < n; i++) {
-            int idx = (int)i + (has_msg ? 1 : 0);
+            int idx = (int)i + (has_msg ? 1 : 0) + msg_index(c);
             tg_resp_event(&b, "response.output_item.added", &c->seq,
                           item_event(idx, tg_resp_call_item(&v, i, "in_progress", false)));
             const char *args = calls[i].arguments_json;

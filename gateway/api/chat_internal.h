@@ -112,6 +112,9 @@ struct tg_chat {
     tg_oai_usage fin_usage;  /* a finishing stream's usage */
     bool fin_has_usage;
     char fin_reason[24];
+    /* ---- resumable streams (chat_resume.c) ---- */
+    uint64_t ev_n; /* number of the last SSE event (its id) */
+    bool durable;  /* events are CHUNK records, sent once durable, to subscribers */
 
     bool linked;
     tg_chat *prev, *next;
@@ -127,6 +130,8 @@ struct tg_chat {
     char msg_id[48];     /* TG_CHAT_RESPONSES: the message item's id */
     int seq;             /* TG_CHAT_RESPONSES: event sequence number */
     bool msg_started;    /* TG_CHAT_RESPONSES: message item announced */
+    char rs_id[48];      /* TG_CHAT_RESPONSES: the reasoning item's id, "" = none */
+    bool rs_open;        /* TG_CHAT_RESPONSES stream: reasoning item announced, not done */
     json_object *rcalls; /* TG_CHAT_RESPONSES: tool calls so far (chat form, merged) */
 };
 
@@ -163,6 +168,9 @@ void tg_chat_finish_stream(tg_chat *c, const char *finish_reason, const tg_oai_u
 void tg_chat_answer_once(tg_chat *c, const char *content, size_t len, const char *tool_calls_json,
                          const char *finish_reason, const tg_oai_usage *u);
 void tg_chat_free(tg_chat *c);
+/* The client went away (arg: the chat): stop what runs, journal CANCELLED
+ * (unless the result is on its way to disk), free. */
+void tg_chat_on_abort(void *arg);
 
 /* A new request record for ex (calloc'd, toolstream ready). */
 tg_chat *tg_chat_new(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);
@@ -177,6 +185,9 @@ int tg_chat_parse(tg_chat *c, tg_oai_error *e);
 /* api_responses.c: the Responses and completions output. */
 void tg_resp_stream_start(tg_chat *c);
 void tg_resp_stream_text(tg_chat *c, const char *s, size_t n);
+/* A reasoning delta (thinking models): the reasoning item, output 0, opens
+ * on the first one and closes when the message or the end comes. */
+void tg_resp_stream_reasoning(tg_chat *c, const char *s, size_t n);
 void tg_resp_tool_calls(tg_chat *c, const char *json); /* chat-form calls or deltas */
 void tg_resp_finish(tg_chat *c, const char *text, size_t len, const char *finish_reason,
                     const tg_oai_usage *u);

@@ -321,6 +321,24 @@ json_object *tg_resp_message_item(const tg_resp_view *v, const char *status) {
     return it;
 }
 
+json_object *tg_resp_reasoning_item(const tg_resp_view *v, const char *status) {
+    json_object *it = json_object_new_object();
+    json_object_object_add(it, "id", json_object_new_string(v->rs_id ? v->rs_id : ""));
+    json_object_object_add(it, "type", json_object_new_string("reasoning"));
+    json_object_object_add(it, "status", json_object_new_string(status));
+    /* No summary: the model's own text is given whole, as content. */
+    json_object_object_add(it, "summary", json_object_new_array());
+    json_object *content = json_object_new_array();
+    if (strcmp(status, "in_progress") != 0) {
+        json_object *part = json_object_new_object();
+        json_object_object_add(part, "type", json_object_new_string("reasoning_text"));
+        json_object_object_add(part, "text", jstrn(v->reasoning, v->reasoning_len));
+        json_object_array_add(content, part);
+    }
+    json_object_object_add(it, "content", content);
+    return it;
+}
+
 json_object *tg_resp_call_item(const tg_resp_view *v, size_t i, const char *status,
                                bool with_args) {
     json_object *it = json_object_new_object();
@@ -362,6 +380,7 @@ json_object *tg_resp_object(const tg_resp_view *v) {
     json_object_object_add(o, "model", json_object_new_string(v->model));
     json_object *out = json_object_new_array();
     bool final = strcmp(v->status, "in_progress") != 0;
+    if (final && v->reasoning) json_object_array_add(out, tg_resp_reasoning_item(v, "completed"));
     if (final && v->text) json_object_array_add(out, tg_resp_message_item(v, "completed"));
     for (size_t i = 0; final && i < v->n_calls; i++)
         json_object_array_add(out, tg_resp_call_item(v, i, "completed", true));

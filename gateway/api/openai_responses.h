@@ -46,6 +46,9 @@ typedef struct {
     const char *error_code, *error_message;
     const char *text; /* NULL: no message item */
     size_t text_len;
+    const char *rs_id;     /* the reasoning item (thinking models), output 0 */
+    const char *reasoning; /* NULL: no reasoning item */
+    size_t reasoning_len;
     const lfm_tool_call *calls;
     size_t n_calls;
     char (*call_ids)[48]; /* per call: "call_..." and "fc_..." ids */
@@ -61,6 +64,10 @@ void tg_resp_event(tg_buf *out, const char *type, int *seq, json_object *obj);
 /* The response object as json-c (for embedding in events). */
 json_object *tg_resp_object(const tg_resp_view *v);
 json_object *tg_resp_message_item(const tg_resp_view *v, const char *status);
+/* {"type":"reasoning","summary":[],"content":[{"type":"reasoning_text",...}]}
+ * (content empty while in_progress), as OpenAI shapes an open-weight
+ * model's raw reasoning. */
+json_object *tg_resp_reasoning_item(const tg_resp_view *v, const char *status);
 json_object *tg_resp_call_item(const tg_resp_view *v, size_t i, const char *status, bool with_args);
 
 /* ------------------------------------------------------------- store -- */

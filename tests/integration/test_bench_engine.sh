@@ -24,6 +24,10 @@ if (r.threads !== 1) errs.push("threads " + r.threads);
 if (r.file_bytes !== fs.statSync(process.argv[2]).size) errs.push("file_bytes " + r.file_bytes);
 for (const k of ["prefill_tps", "decode_tps", "ttft_ms", "load_ms", "peak_rss_mib", "bandwidth_gbs", "roofline_fraction"])
   if (!(r[k] > 0)) errs.push(k + " not positive: " + r[k]);
+// Dense: one decode step reads every matrix and one embedding row, exactly
+// the active bytes; never more than the file.
+if (!(r.bytes_per_token === r.active_bytes)) errs.push("bytes_per_token " + r.bytes_per_token + " != active_bytes " + r.active_bytes);
+if (!(r.bytes_per_token <= r.file_bytes)) errs.push("bytes_per_token above the file size");
 for (const b of ["1", "2", "4", "8"]) if (!(r.batch_decode_tps[b] > 0)) errs.push("batch " + b);
 // Cache grows with the context actually sized (capped at the model
 // context: 4096 for the tiny model, so 16384 repeats 4096).
@@ -39,6 +43,21 @@ if (errs.length) { console.log(errs.join("; ")); process.exit(1); }
 ' "$TMP/b.json" "$MODEL" >"$TMP/v.out" 2>&1
 check "json: keys and values" 0 "$?"
 [ -s "$TMP/v.out" ] && echo "$(cat "$TMP/v.out")"
+
+# A mixture of experts: a decode step reads only its chosen experts, so
+# bytes_per_token is the active bytes, well below the file.
+MOE=$TG_FIXTURES/models/lfm2-tiny-moe-q4_0.gguf
+"$TIDEGATE_BIN" bench engine -m "$MOE" -t 1 --pp 8 --tg 4 --json >"$TMP/moe.out" 2>/dev/null
+check "bench engine moe: exit 0" 0 "$?"
+node -e '
+const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").pop());
+const e = [];
+if (!(r.bytes_per_token === r.active_bytes)) e.push("bytes_per_token " + r.bytes_per_token + " != active " + r.active_bytes);
+if (!(r.bytes_per_token < 0.8 * r.file_bytes)) e.push("bytes_per_token " + r.bytes_per_token + " not below the file " + r.file_bytes);
+if (e.length) { console.log(e.join("; ")); process.exit(1); }
+' "$TMP/moe.out" >"$TMP/vm.out" 2>&1
+check "json moe: bytes_per_token = active bytes < file" 0 "$?"
+[ -s "$TMP/vm.out" ] && echo "$(cat "$TMP/vm.out")"
 
 "$TIDEGATE_BIN" bench engine -m "$MODEL" --kv f8 >"$TMP/e.out" 2>"$TMP/e.err"
 check "bad --kv: exit 2" 2 "$?"

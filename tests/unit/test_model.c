@@ -383,9 +383,18 @@ static void test_moe_reads_chosen_experts(void **state) {
     float *lg = malloc((size_t)hp->n_vocab * sizeof *lg);
     for (int i = 0; i < 3; i++) {
         m->moe_bytes_read = 0;
+        uint64_t r0 = lfm_model_weight_reads(m);
         assert_int_equal(lfm_eval(m, 1, k_toks + i, &s, NULL, lg, NULL, 0), 0);
         assert_int_equal(m->moe_bytes_read, (uint64_t)n_moe * hp->n_expert_used * per_expert);
+        /* Everything the kernels were handed in one decode step is exactly
+         * the active weights: no whole expert stack, no second matrix read. */
+        assert_int_equal(lfm_model_weight_reads(m) - r0, lfm_model_active_bytes(m));
     }
+    /* Each expert a step chose was asked of the page cache once, no other. */
+    int paged = 0;
+    for (int i = 0; i < hp->n_layer * hp->n_expert; i++)
+        paged += m->moe_paged[i];
+    assert_true(paged >= n_moe * hp->n_expert_used && paged <= 3 * n_moe * hp->n_expert_used);
     /* Active bytes leave out exactly the unused experts, plus the small f32
      * tensors kept as owned copies (norms, routers, biases, conv taps, a few
      * KB here) and all embedding rows but one. */

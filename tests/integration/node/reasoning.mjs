@@ -73,12 +73,62 @@ const r3 = await client.chat.completions.create({
 eq("second turn: content", ANSWER, r3.choices[0].message.content);
 eq("second turn: reasoning", REASONING, r3.choices[0].message.reasoning_content);
 
-// Responses API: the thinking stays out of the output text, streamed and
-// not (reasoning items are not built yet).
+// Responses API: the thinking is a reasoning item before the message
+// (summary [], content [{type: "reasoning_text"}]), never in output_text.
 const rr = await client.responses.create({ model: "tidegate/edge", input: "Hi there" });
 eq("responses: output_text is the answer only", ANSWER, rr.output_text);
+eq("responses: item types", ["reasoning", "message"], rr.output.map((o) => o.type));
+const ri = rr.output[0];
+check("responses: reasoning item id", /^rs_/.test(ri.id), ri.id);
+eq("responses: reasoning content", [{ type: "reasoning_text", text: REASONING }], ri.content);
+eq("responses: reasoning summary empty", [], ri.summary);
+eq("responses: reasoning status", "completed", ri.status);
+const got = await client.responses.retrieve(rr.id);
+eq("responses: stored with its reasoning item", REASONING, got.output[0].content?.[0]?.text);
+
+// Streaming: the reasoning item (output 0) opens, its text arrives in
+// reasoning_text deltas and closes before the message item (output 1).
 const rs = await client.responses.create({ model: "tidegate/edge", input: "Hi there", stream: true });
-let rtext = "";
-for await (const ev of rs) if (ev.type === "response.output_text.delta") rtext += ev.delta;
+let rtext = "", rdelta = "", rdone = null, events = [], seqOk = true, lastSeq = -1, completed = null;
+for await (const ev of rs) {
+  events.push(ev.type);
+  if (ev.sequence_number !== lastSeq + 1) seqOk = false;
+  lastSeq = ev.sequence_number;
+  if (ev.type === "response.output_text.delta") {
+    rtext += ev.delta;
+    if (ev.output_index !== 1) seqOk = false;
+  }
+  if (ev.type === "response.reasoning_text.delta") {
+    rdelta += ev.delta;
+    if (ev.output_index !== 0 || ev.content_index !== 0 || !/^rs_/.test(ev.item_id)) seqOk = false;
+  }
+  if (ev.type === "response.reasoning_text.done") rdone = ev.text;
+  if (ev.type === "response.completed") completed = ev.response;
+}
 eq("responses stream: deltas are the answer only", ANSWER, rtext);
+eq("responses stream: reasoning deltas", REASONING, rdelta);
+eq("responses stream: reasoning_text.done", REASONING, rdone);
+check("responses stream: sequence numbers and indices", seqOk, events.join(" "));
+check("responses stream: reasoning came in several deltas",
+  events.filter((t) => t === "response.reasoning_text.delta").length > 1);
+const firstText = events.indexOf("response.output_text.delta");
+const rsOrder = [
+  "response.output_item.added", "response.content_part.added", "response.reasoning_text.delta",
+  "response.reasoning_text.done", "response.content_part.done", "response.output_item.done",
+];
+const at = rsOrder.map((t) => events.indexOf(t));
+check("responses stream: reasoning item opens and closes before the answer",
+  at.every((i, k) => i >= 0 && (k === 0 || i > at[k - 1])) && at[at.length - 1] < firstText,
+  events.join(" "));
+eq("responses stream: completed output", ["reasoning", "message"], completed?.output.map((o) => o.type));
+eq("responses stream: completed reasoning", REASONING, completed?.output[0].content?.[0]?.text);
+eq("responses stream: completed output_text", ANSWER, completed?.output[1].content?.[0]?.text);
+
+// The output items go back as input (reasoning items are accepted and
+// not rendered: the template drops past thinking anyway).
+const r4 = await client.responses.create({
+  model: "tidegate/edge",
+  input: [{ role: "user", content: "Hi there" }, ...rr.output, { role: "user", content: "And again?" }],
+});
+eq("responses: output items as input", ANSWER, r4.output_text);
 done();
