@@ -60,7 +60,7 @@ void lq_q8_quantize(const float *x, int64_t n_rows, int64_t n_in, lq_q8blk *xa) 
 
 /* One scale per 256 values (K-quant weights): the block definition above
  * with amax taken over the whole group. */
-static void quantize_256(const float *x, int64_t n_rows, int64_t n_in, lq_q8blk *xa) {
+void lq_q8_quantize256_ref(const float *x, int64_t n_rows, int64_t n_in, lq_q8blk *xa) {
     int64_t nb = n_in / 32;
     for (int64_t r = 0; r < n_rows; r++)
         for (int64_t g = 0; g < n_in / 256; g++) {
@@ -90,10 +90,12 @@ static void quantize_256(const float *x, int64_t n_rows, int64_t n_in, lq_q8blk 
 }
 
 void lq_q8_quantize_g(const float *x, int64_t n_rows, int64_t n_in, int group, lq_q8blk *xa) {
-    if (group == 256 && n_in % 256 == 0)
-        quantize_256(x, n_rows, n_in, xa);
-    else
+    if (group == 256 && n_in % 256 == 0) {
+        lq_q8quant_fn f = lq_q8_quantize256_fast();
+        (f ? f : lq_q8_quantize256_ref)(x, n_rows, n_in, xa);
+    } else {
         lq_q8_quantize(x, n_rows, n_in, xa);
+    }
 }
 
 /* ---- scalar reference ----------------------------------------------------------- */

@@ -62,6 +62,11 @@ int lq_q8_group(lq_type t);
  * multiple of it). Each 32-value block still carries its scale (the same for
  * the blocks of a group), so every kernel reads both layouts. */
 void lq_q8_quantize_g(const float *x, int64_t n_rows, int64_t n_in, int group, lq_q8blk *xa);
+/* Group 256's definition (scalar; n_in a multiple of 256) and its SIMD
+ * version with the same bytes (NULL when unavailable), which
+ * lq_q8_quantize_g uses when present. */
+void lq_q8_quantize256_ref(const float *x, int64_t n_rows, int64_t n_in, lq_q8blk *xa);
+lq_q8quant_fn lq_q8_quantize256_fast(void);
 
 /* lq_matmul_range with x already quantized (xa from lq_q8_quantize); t must
  * be an lq_q8_type. Same determinism contract. */

@@ -187,11 +187,56 @@ static void test_tile_kernel_direct(void **state) {
     }
 }
 
+/* The SIMD quantizer with one scale per 256 values gives the definition's
+ * bytes: magnitudes 2^-40..2^19, exact halves, zeros, a value that sets
+ * amax alone, and groups with NaN or infinity (those take the scalar path). */
+static void test_quantize256_fast_identical(void **state) {
+    (void)state;
+    lq_q8quant_fn fast = lq_q8_quantize256_fast();
+    if (!fast) {
+        print_message("no SIMD 256-group quantizer on this CPU: skipped\n");
+        return;
+    }
+    enum { NG = 512, N = NG * 256 };
+    float *x = malloc(sizeof(float) * N);
+    lq_q8blk *a = malloc(sizeof(lq_q8blk) * N / 32), *b = malloc(sizeof(lq_q8blk) * N / 32);
+    assert_non_null(x), assert_non_null(a), assert_non_null(b);
+    for (int g = 0; g < NG; g++) {
+        float scale = ldexpf(1.0f, g % 60 - 40);
+        for (int i = 0; i < 256; i++) {
+            float *v = x + g * 256 + i;
+            *v = (float)(2.0 * urand() - 1.0) * scale;
+            if (g % 7 == 1) *v = (float)((int)(urand() * 9) - 4) * 0.5f * scale; /* halves */
+            if (g % 11 == 2) *v = 0.0f;
+        }
+        if (g % 5 == 3) x[g * 256 + 17] = 1e4f * scale;
+    }
+    x[9 * 256 + 100] = NAN;
+    x[13 * 256 + 3] = INFINITY;
+    x[14 * 256 + 255] = -INFINITY;
+    for (int rows = 1; rows <= 2; rows++) {
+        int64_t n_in = N / rows;
+        memset(a, 0x5a, sizeof(lq_q8blk) * N / 32);
+        memset(b, 0x5a, sizeof(lq_q8blk) * N / 32);
+        fast(x, rows, n_in, a);
+        lq_q8_quantize256_ref(x, rows, n_in, b);
+        for (int i = 0; i < N / 32; i++) {
+            assert_memory_equal(a[i].q, b[i].q, 32);
+            assert_int_equal(a[i].sum, b[i].sum);
+            assert_true(memcmp(&a[i].d, &b[i].d, sizeof(float)) == 0 ||
+                        (isnan(a[i].d) && isnan(b[i].d)));
+        }
+    }
+    assert_true(isnan(a[9 * 8 + 3].d));
+    free(x), free(a), free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tiled_equals_scalar),
         cmocka_unit_test(test_tiled_batch_invariant),
         cmocka_unit_test(test_tile_kernel_direct),
+        cmocka_unit_test(test_quantize256_fast_identical),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
