@@ -43,6 +43,7 @@
 #include "gateway/journal/tg_jcheck.h"
 #include "gateway/api/auth.h"
 #include "gateway/api/chat_internal.h"
+#include "gateway/api/chat_resume.h"
 #include "gateway/api/reqstore.h"
 #include "router/reqfeat.h"
 
@@ -628,7 +629,7 @@ static void engine_run(tg_chat *c) {
 
 /* The client went away: stop whatever runs (engine at its next token, the
  * upstream request at once) and free. */
-static void on_abort(void *arg) {
+void tg_chat_on_abort(void *arg) {
     tg_chat *c = arg;
     if (c->finishing) { /* the result is on its way to disk: it stands */
         c->gone = true;
@@ -657,8 +658,9 @@ static void on_abort(void *arg) {
 static void dispatch(tg_chat *c) {
     if (c->journaled) {
         tg_buf d = TG_BUF_INIT;
+        const char *to = c->continuing ? "engine" : c->plan.targets[0].name;
         tg_buf_puts(&d, "{\"target\":");
-        tg_buf_json_str(&d, c->plan.targets[0].name, strlen(c->plan.targets[0].name));
+        tg_buf_json_str(&d, to, strlen(to));
         tg_buf_puts(&d, c->recovered ? ",\"recovered\":true}" : "}");
         tg_apij_note(c->api, c->rid, TG_JREC_DISPATCHED, d.data, d.len);
         tg_buf_free(&d);
@@ -669,8 +671,10 @@ static void dispatch(tg_chat *c) {
     tg_chat_event(c, RT_EV_DISPATCHED, c->plan.targets[0].name, NULL, NULL, RT_FAIL_NONE, false, 0,
                   0);
     chat_link(c->api, c);
-    tg_http_set_on_abort(c->ex, on_abort, c);
-    run_next(c);
+    tg_http_set_on_abort(c->ex, tg_chat_on_abort, c);
+    /* A stream recovered mid-way goes on on the engine (tg_cres_restore). */
+    c->attempt = c->continuing ? c->plan.n_targets : 0;
+    c->continuing ? engine_run(c) : run_next(c);
 }
 
 /* The client left while ACCEPTED was on its way to disk: answer (nothing
@@ -729,7 +733,9 @@ static bool idempotency(tg_chat *c) {
     case TG_APIJ_IDEM_SAME: break;
     }
     tg_log_info("idempotent_retry", "request_id=%s original=%s", req->request_id, found);
-    tg_apij_serve_result(api, c->ex, found, c->oai.stream, c->oai.include_usage);
+    /* A streamed one resumes after Last-Event-ID (chat_resume.c). */
+    if (!c->oai.stream || tg_cres_resume(api, c->ex, req, found) != 0)
+        tg_apij_serve_result(api, c->ex, found, c->oai.stream, c->oai.include_usage);
     c->ex = NULL;
     tg_chat_free(c);
     return true;
@@ -747,34 +753,6 @@ tg_chat *tg_chat_new(tg_api *api, tg_http_exchange *ex, const tg_http_request *r
     c->t0_ns = uv_hrtime();
     snprintf(c->rid, sizeof c->rid, "%s", c->req_id);
     return c;
-}
-
-/* A journaled request an earlier run left unfinished, run again with no
- * client (a NULL exchange: every answer goes to the journal only). Its
- * request lives in the chat: the body (chat_body) and the id. */
-void tg_api_chat_recover(tg_api *api, const char *id, const char *body, size_t len) {
-    tg_chat *c = tg_chat_new(api, NULL, NULL);
-    snprintf(c->rid, sizeof c->rid, "%s", id);
-    snprintf(c->req_id, sizeof c->req_id, "%s", id);
-    c->chat_body = malloc(len + 1);
-    if (!c->chat_body) abort();
-    memcpy(c->chat_body, body, len);
-    c->chat_body[len] = 0;
-    c->chat_body_len = len;
-    c->own_req.method = "POST";
-    c->own_req.path = TG_CHAT_ROUTE;
-    c->own_req.body = c->chat_body;
-    c->own_req.body_len = len;
-    c->own_req.request_id = c->rid;
-    c->req = &c->own_req;
-    c->journaled = true;
-    c->recovered = true;
-    tg_oai_error e;
-    if (tg_chat_parse(c, &e) < 0) {
-        tg_chat_fail(c, e.status, e.type, e.code, e.param, e.message);
-        return;
-    }
-    tg_chat_run(c);
 }
 
 void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
@@ -844,6 +822,7 @@ void tg_chat_run(tg_chat *c) {
      * completions are not journaled. A request re-run after a restart is
      * journaled already. */
     if (!api->journal || c->mode == TG_CHAT_COMPLETIONS || c->journaled) {
+        if (c->recovered && tg_cres_restore(c)) return;
         dispatch(c);
         return;
     }
@@ -869,7 +848,7 @@ void tg_api_chat_end_all(tg_api *api, const char *why) {
         chat_unlink(c);
         if (c->finishing) { /* its result is on its way to disk; the callback frees it */
             c->gone = true;
-            tg_http_stream_end(c->ex);
+            if (!c->durable) tg_http_stream_end(c->ex); /* else its subscriber's */
             c->ex = NULL;
             continue;
         }
@@ -879,7 +858,9 @@ void tg_api_chat_end_all(tg_api *api, const char *why) {
         if (c->journaled)
             tg_apij_end(api, c->rid, TG_JREC_FAILED, 503, "server_error", "server_shutting_down",
                         why);
-        if (c->started) {
+        if (c->durable) {
+            tg_cres_shutdown(c, "server_shutting_down", why);
+        } else if (c->started) {
             tg_chat_stream_error(c, "server_error", "server_shutting_down", why);
             tg_http_stream_end(c->ex);
         } else {

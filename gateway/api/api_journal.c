@@ -10,6 +10,7 @@
 #include "common/tg_buf.h"
 #include "common/tg_log.h"
 #include "gateway/api/auth.h"
+#include "gateway/api/chat_resume.h"
 #include "gateway/api/reqstore.h"
 #include "gateway/journal/tg_jcheck.h"
 #include "gateway/journal/tg_jfile.h"
@@ -301,6 +302,7 @@ void tg_apij_serve_result(tg_api *api, tg_http_exchange *ex, const char *id, boo
 
 static void wake(tg_api *api, const char *id, int status) {
     if (!api->jx) return;
+    tg_cres_wake(api, id, status); /* resumed streams end */
     waiter *w = api->jx->waiters;
     while (w) {
         waiter *n = w->next;
@@ -361,6 +363,15 @@ void tg_api_requests(tg_api *api, tg_http_exchange *ex, const tg_http_request *r
         else
             tg_api_error(api, ex, 503, "server_error", "journal_unavailable", NULL,
                          "the journal could not be read");
+        return;
+    }
+    /* Accept: text/event-stream: the stream itself, after Last-Event-ID
+     * (a request that was not streamed: its result as a stream). */
+    const char *acc = tg_http_request_header(req, "accept");
+    if (acc && strstr(acc, "text/event-stream")) {
+        bool usage = v.include_usage;
+        tg_reqview_free(&v);
+        if (tg_cres_resume(api, ex, req, id) != 0) tg_apij_serve_result(api, ex, id, true, usage);
         return;
     }
     tg_buf b = TG_BUF_INIT;
@@ -481,6 +492,7 @@ int tg_apij_open(tg_api *api) {
     open_scan s = {api, now_us() - x->retention_us};
     tg_journal_scan(api->journal, on_open_rec, &s);
     if (api->router_on) rt_router_observe(&api->router, on_router_event, api);
+    tg_cres_metrics(api);
     tg_log_info("journal_open",
                 "dir=%s records=%llu requests=%llu unfinished=%zu idempotency_keys=%zu "
                 "torn_bytes=%llu encrypted=%s fsync=%s",
@@ -556,6 +568,7 @@ void tg_apij_close(tg_api *api) {
     tg_apij *x = api->jx;
     tg_journal_close(api->journal);
     api->journal = NULL;
+    tg_cres_close(api);
     if (!x) return;
     /* Waiters still here: their exchanges are gone with the servers. */
     while (x->waiters) {

@@ -112,6 +112,9 @@ struct tg_chat {
     tg_oai_usage fin_usage;  /* a finishing stream's usage */
     bool fin_has_usage;
     char fin_reason[24];
+    /* ---- resumable streams (chat_resume.c) ---- */
+    uint64_t ev_n; /* number of the last SSE event (its id) */
+    bool durable;  /* events are CHUNK records, sent once durable, to subscribers */
 
     bool linked;
     tg_chat *prev, *next;
@@ -165,6 +168,9 @@ void tg_chat_finish_stream(tg_chat *c, const char *finish_reason, const tg_oai_u
 void tg_chat_answer_once(tg_chat *c, const char *content, size_t len, const char *tool_calls_json,
                          const char *finish_reason, const tg_oai_usage *u);
 void tg_chat_free(tg_chat *c);
+/* The client went away (arg: the chat): stop what runs, journal CANCELLED
+ * (unless the result is on its way to disk), free. */
+void tg_chat_on_abort(void *arg);
 
 /* A new request record for ex (calloc'd, toolstream ready). */
 tg_chat *tg_chat_new(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);

@@ -23,7 +23,7 @@ if [ ! -d "$NPM_DIR/node_modules/@openai/agents" ] || ! cmp -s "$SRC/package.jso
     (cd "$NPM_DIR" && timeout 600 npm install --no-audit --no-fund --loglevel=error) ||
         { rm -f "$NPM_DIR/package.json"; echo "FAIL npm install"; exit 1; }
 fi
-cp "$SRC"/*.mjs "$NPM_DIR/"
+cp "$SRC"/*.mjs "$SRC/../check.mjs" "$NPM_DIR/"
 for p in openai ai @ai-sdk/openai @langchain/openai @openai/agents; do
     echo "client $p $(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$NPM_DIR/node_modules/$p/package.json" | head -1)"
 done

@@ -12,21 +12,4 @@ export const client = new OpenAI({
   timeout: 60_000,
 });
 
-let checks = 0;
-let fails = 0;
-export function check(name, cond, detail = "") {
-  checks++;
-  if (cond) console.log(`ok   ${name}`);
-  else {
-    fails++;
-    console.log(`FAIL ${name}${detail ? ": " + detail : ""}`);
-  }
-}
-export function eq(name, want, got) {
-  const w = JSON.stringify(want), g = JSON.stringify(got);
-  check(name, w === g, `want ${w}, got ${g}`);
-}
-export function done() {
-  console.log(`${checks} checks, ${fails} failed`);
-  process.exit(fails ? 1 : 0);
-}
+export { check, eq, done } from "./check.mjs";
