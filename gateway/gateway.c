@@ -9,6 +9,7 @@
 #include "common/tg_log.h"
 #include "gateway/api/api_journal.h"
 #include "gateway/api/api_routes.h"
+#include "gateway/api/chat_defer.h"
 #include "gateway/api/openai_api.h"
 
 typedef struct {
@@ -259,6 +260,7 @@ out:
     tg_api_router_stop(api);
     stop_engine(api);
     tg_apij_close(api);           /* after the engine: its last callbacks may append */
+    tg_defer_close(api);          /* waiting requests: their journal stays DEFERRED */
     uv_run(&loop, UV_RUN_NOWAIT); /* let the bridge's async handle close */
     if (uv_loop_close(&loop) != 0) {
         uv_walk(&loop, close_any, NULL);

@@ -190,6 +190,8 @@ static int plan_policy(const rt_dispatch_ctx *ctx, const rt_request_info *req, r
     }
     p->scored = true;
     p->score = d.score;
+    p->defer = d.defer;
+    p->on_client_gone = d.on_client_gone;
     snprintf(p->rule, sizeof p->rule, "%s", d.rule);
     rt_decision_reason(&d, p->reason, sizeof p->reason);
     if (p->n_targets == 0) {

@@ -73,6 +73,7 @@ typedef struct tg_api {
     struct tg_apij *jx;           /* its idempotency keys, waiters, recovery (api_journal.c) */
     struct tg_cres_sub *resumers; /* clients of journaled streams (chat_resume.c) */
     tg_metric *event_durable;     /* ... and how long their events waited for disk */
+    struct tg_defer *defer;       /* deferred cloud-only requests (chat_defer.c), or NULL */
     size_t n_chats;
 } tg_api;
 

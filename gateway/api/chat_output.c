@@ -96,10 +96,14 @@ static void add_route_headers(tg_chat *c) {
 static void start_stream(tg_chat *c) {
     if (c->started) return;
     c->started = true;
-    add_route_headers(c);
-    tg_http_add_header(c->ex, "Cache-Control", "no-cache");
-    tg_http_add_header(c->ex, "X-Accel-Buffering", "no");
-    tg_http_stream_begin(c->ex, 200, "text/event-stream; charset=utf-8");
+    if (!c->defer_head) { /* a deferred stream's head went out while it waited */
+        add_route_headers(c);
+        tg_http_add_header(c->ex, "Cache-Control", "no-cache");
+        tg_http_add_header(c->ex, "X-Accel-Buffering", "no");
+        tg_http_stream_begin(c->ex, 200, "text/event-stream; charset=utf-8");
+    } else {
+        tg_http_set_route(c->ex, c->route);
+    }
     tg_cres_adopt(c);
     if (c->mode == TG_CHAT_RESPONSES) {
         tg_resp_stream_start(c);

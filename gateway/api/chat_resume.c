@@ -8,6 +8,7 @@
 
 #include "common/tg_log.h"
 #include "gateway/api/api_journal.h"
+#include "gateway/api/chat_defer.h"
 #include "gateway/api/chat_internal.h"
 #include "gateway/journal/tg_jchunk.h"
 
@@ -124,8 +125,9 @@ static bool replay(sub *u) {
 
 /* A client went away. When it is the one that started the run, the run
  * goes on if the request has an Idempotency-Key (the client can come back
- * with it; the rest is journaled for that, or for a GET); without one it is
- * cancelled, as any other request whose client leaves. */
+ * with it; the rest is journaled for that, or for a GET) or its rule says
+ * on_client_gone: finish; else it is cancelled, as any other request whose
+ * client leaves (chat_defer.c: tg_chat_finish_when_gone). */
 static void on_sub_abort(void *arg) {
     sub *u = arg;
     tg_chat *own = NULL;
@@ -134,8 +136,8 @@ static void on_sub_abort(void *arg) {
     uint64_t last = u->last;
     sub_end(u);
     if (!own) return;
-    own->ex = NULL; /* ended with u */
-    if (!own->idem[0]) {
+    own->ex = NULL;                       /* ended with u */
+    if (!tg_chat_finish_when_gone(own)) { /* the rule's on_client_gone, or: has a key */
         tg_chat_on_abort(own);
         return;
     }
