@@ -453,7 +453,8 @@ int tg_cres_resume(tg_api *api, tg_http_exchange *ex, const tg_http_request *req
     /* Ended before streams were journaled event by event: the caller
      * replays its stored result. */
     if (p.terminal && p.chunks == 0) return -1;
-    tg_log_info("stream_resume", "request_id=%s last_event=%llu", id, (unsigned long long)last);
+    tg_log_info("stream_resume", "request_id=%s last_event=%llu live=%s", id,
+                (unsigned long long)last, p.terminal ? "no" : "yes");
     tg_http_add_header(ex, "x-tidegate-request-id", id);
     tg_http_add_header(ex, "Cache-Control", "no-cache");
     tg_http_add_header(ex, "X-Accel-Buffering", "no");
