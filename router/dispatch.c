@@ -161,9 +161,11 @@ static void add_policy_target(rt_plan *p, const rt_dispatch_ctx *ctx, const rt_d
             add_cloud(p, ctx->router, upstream);
         rt_target *t = &p->targets[p->n_targets - 1];
         if (pt->timeout_ms) t->timeout_ms = pt->timeout_ms;
+        /* A cloud-only (defer) rule never continues on the edge either. */
         if (k == RT_TARGET_CLOUD)
-            t->midstream =
-                d->mid_stream == RT_PMID_ERROR ? RT_MIDSTREAM_ERROR : RT_MIDSTREAM_CONTINUE;
+            t->midstream = d->mid_stream == RT_PMID_ERROR || d->defer.enabled
+                               ? RT_MIDSTREAM_ERROR
+                               : RT_MIDSTREAM_CONTINUE;
     }
 }
 

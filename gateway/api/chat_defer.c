@@ -118,6 +118,7 @@ int tg_chat_hint(tg_chat *c) {
 bool tg_chat_let_client_go(tg_chat *c) {
     if (!tg_chat_finish_when_gone(c)) return false;
     tg_log_info("client_gone_finishing", "request_id=%s", c->rid);
+    tg_chat_own_request(c); /* the exchange, and the request in it, end now */
     if (c->started)
         tg_http_stream_end(c->ex);
     else
@@ -262,9 +263,7 @@ static void on_deferred(void *user, int status) {
     enqueue(queue(api), c);
 }
 
-/* The request keeps its body past its exchange (a 202 ends it; a stream's
- * client may leave): the same place a recovered request keeps it. */
-static void own_body(tg_chat *c) {
+void tg_chat_own_request(tg_chat *c) {
     if (c->req == &c->own_req) return;
     if (!c->chat_body) {
         c->chat_body = malloc(c->req->body_len + 1);
@@ -284,7 +283,7 @@ static void own_body(tg_chat *c) {
 void tg_defer_request(tg_chat *c) {
     tg_api *api = c->api;
     tg_chat_unlink(c); /* the live list is for requests that run */
-    own_body(c);
+    tg_chat_own_request(c);
     if (c->ex) tg_http_set_on_abort(c->ex, on_defer_abort, c);
     /* A wake-up whose re-plan is still empty waits on under the DEFERRED
      * already journaled; a wait after a dispatch (its targets all failed)

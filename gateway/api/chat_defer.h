@@ -64,6 +64,10 @@ bool tg_chat_let_client_go(tg_chat *c);
  * for a recovered request from ACCEPTED; a deferred request is re-planned
  * after its client's headers are gone. */
 int tg_chat_hint(tg_chat *c);
+/* The request outlives its exchange (a 202 ends it, a client leaves while
+ * it runs on): its body moves into the chat (own_req, as a recovered
+ * request keeps it). Call before the exchange ends. */
+void tg_chat_own_request(tg_chat *c);
 /* How many requests wait (metrics, state). */
 size_t tg_defer_count(const tg_api *api);
 /* Shutdown: frees the waiting requests (their journal stays DEFERRED) and

@@ -133,6 +133,7 @@ static void on_sub_abort(void *arg) {
     tg_chat *own = NULL;
     for (tg_chat *c = u->api->chats; c && !own; c = c->next)
         if (c->ex == u->ex) own = c;
+    if (own) tg_chat_own_request(own); /* its request was in the exchange that ends now */
     uint64_t last = u->last;
     sub_end(u);
     if (!own) return;

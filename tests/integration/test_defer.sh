@@ -8,10 +8,12 @@
 # that waits past max_wait_s ends with an error event naming its id (its
 # result still comes, by GET). A gateway killed (SIGKILL) while a request is
 # deferred re-defers it at the next start (offline by config) and runs it
-# once the mode allows. Also: in-flight requests across mode switches and a
+# once the mode allows. Every cloud breaker open: deferred until one is past
+# its cool-down; past journal.retention_s a waiting request ends FAILED
+# deferred_expired. Also: in-flight requests across mode switches and a
 # policy reload (each finishes where it is or fails over with cause "mode"),
 # and a client with an Idempotency-Key that leaves mid-stream (the request
-# finishes; the retry gets that result). About 15 s.
+# finishes; the retry gets that result). About 20 s.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/../support/mock_cloud/mock_cloud.sh"
@@ -156,6 +158,8 @@ check "max wait: no [DONE]" 0 "$(grep -c '^data: \[DONE\]' "$TMP/s2.sse")"
 KA=$(grep -c '^: keep-alive' "$TMP/s2.sse")
 [ "$KA" -ge 3 ] && ok "max wait: $KA keep-alives in 2 s" || bad "max wait: only $KA keep-alives"
 check "max wait: still deferred" deferred "$(status_of "$ID3")"
+check "admin state: 1 deferred" 1 "$(curl -s "$ADMIN_BASE/admin/state" | jget /dev/stdin deferred)"
+check "gauge: 1 deferred" 1 "$(curl -s "$ADMIN_BASE/metrics" | awk '$1=="tidegate_deferred_requests"{print $2}')"
 
 # ---- SIGKILL while deferred: the next start re-defers it -----------------
 kill -KILL "$PID"
@@ -220,4 +224,41 @@ records "$ID3" >"$TMP/types3"
 check "journal: re-deferred at the restart" "ACCEPTED,DEFERRED,DEFERRED,DISPATCHED,COMPLETED" "$(cat "$TMP/types3")"
 records "$ID1" >"$TMP/types1"
 check "journal: deferred then dispatched" "ACCEPTED,DEFERRED,DISPATCHED,COMPLETED" "$(cat "$TMP/types1")"
+
+# ---- every cloud breaker open: deferred, run once it is past its cool-down;
+# the retention cap ends a request that waits too long --------------------
+cat >"$TMP/brk.yaml" <<YAML
+routing:
+  policy: "$POLICY"
+  breaker: {failures: 1, cooldown_ms: 1500}
+cloud:
+  - name: main
+    base_url: "$MOCK_URL"
+    model: mock-gpt
+    ca_file: "$MOCK_CA"
+YAML
+J2=$TMP/journal2
+start_server brk TIDEGATE_JOURNAL_RETENTION_S=3 -- -c "$TMP/brk.yaml" --journal-dir "$J2"
+mock_fault "status=500" 1
+req b1 POST /v1/chat/completions "${H[@]}" -d "$(body 'Sign the form')"
+check "cloud attempt failed: deferred (202)" 202 "$STATUS"
+B1=$(header x-tidegate-request-id "$HDR")
+req b2 POST /v1/chat/completions "${H[@]}" -d "$(body 'File the form')"
+check "breaker open: deferred (202)" 202 "$STATUS"
+B2=$(header x-tidegate-request-id "$HDR")
+check "breaker open: still deferred" deferred "$(status_of "$B2")"
+check "past the cool-down: the first completes" completed "$(wait_status "$B1" completed)"
+check "then the second" completed "$(wait_status "$B2" completed)"
+check "offline" offline "$(mode offline)"
+req b3 POST /v1/chat/completions "${H[@]}" -d "$(body 'Wait forever')"
+B3=$(header x-tidegate-request-id "$HDR")
+check "past the retention: failed" failed "$(wait_status "$B3" failed)"
+curl -s "$BASE/v1/requests/$B3" >"$TMP/g6.json"
+check "past the retention: deferred_expired" deferred_expired "$(jget "$TMP/g6.json" error.code)"
+stop_server
+J=$J2
+check "breaker: records" "ACCEPTED,DISPATCHED,DEFERRED,DISPATCHED,COMPLETED" "$(records "$B1")"
+"$TIDEGATE_BIN" journal dump "$J2" --id "$B2" | grep DEFERRED | grep -q '"cause":"breaker_open"' &&
+    ok "breaker: DEFERRED says breaker_open" || bad "breaker: DEFERRED cause"
+"$TIDEGATE_BIN" journal check "$J2" --strict >"$TMP/check2.txt" 2>&1 && ok "journal check --strict (2)" || { bad "journal check 2"; cat "$TMP/check2.txt"; }
 finish

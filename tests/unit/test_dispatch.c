@@ -350,6 +350,9 @@ static void test_policy_defer_plans(void **st) {
     assert_int_equal(p.defer.keepalive_ms, 500);
     assert_int_equal(p.on_client_gone, RT_PGONE_FINISH);
     assert_non_null(strstr(p.reason, "(defer)"));
+    /* Never on the edge, not even to finish a stream the cloud broke. */
+    assert_int_equal(p.targets[0].midstream, RT_MIDSTREAM_ERROR);
+    assert_int_equal(p.targets[1].midstream, RT_MIDSTREAM_ERROR);
     const rt_conn_mode off[] = {RT_CONN_OFFLINE, RT_CONN_EDGE_ONLY};
     for (int i = 0; i < 2; i++) {
         rt_router_set_mode(&g_router, off[i]);
