@@ -134,6 +134,7 @@ static int start_engine(tg_api *api, const tg_config *cfg) {
     so.max_active = cfg->engine.max_active;
     so.queue_cap = cfg->engine.queue_capacity;
     so.n_ctx = cfg->engine.context;
+    so.prefix_cache_bytes = (size_t)cfg->engine.prefix_cache_mib << 20;
     rc = lfm_sched_new(api->engine.model, &so, &api->engine.sched, err, sizeof err);
     if (rc != LFM_OK) {
         tg_log_error("startup_failed", "reason=\"scheduler: %s\"", err[0] ? err : lfm_strerror(rc));
