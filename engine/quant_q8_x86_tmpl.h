@@ -218,12 +218,14 @@ TGF int FN(q8tile)(lq_type t, const uint8_t *w, size_t rb, const lq_q8blk *x, in
                                              _mm_and_si128(qs, m4));
                     aw[r] = wq[r];
                 }
-                bw[r] = _mm256_set1_ps(_cvtsh_ss(lq_rd16(p)));
+                /* cvtph keeps the broadcast opaque to GCC, which would
+                 * otherwise turn bw * bx into mulss + broadcast per row. */
+                bw[r] = _mm256_cvtph_ps(_mm_set1_epi16((short)lq_rd16(p)));
             }
             for (int j = 0; j < nt; j++) {
                 const lq_q8blk *xb = x + j * nb + b;
                 const __m256i xv = FN(ldx)(xb);
-                const __m256 bx = _mm256_set1_ps(xb->d);
+                const __m256 bx = _mm256_broadcast_ss(&xb->d);
                 /* Q4_0: (q - 8) . x = q . x - 8 * (lane sums of x). */
                 const __m256i base = q8 ? zero : _mm256_sub_epi32(zero, FN(sum_us8)(eight, xv));
                 Q8_UNROLL for (int r = 0; r < TR; r++) {
@@ -295,7 +297,7 @@ TGF int FN(q8tile)(lq_type t, const uint8_t *w, size_t rb, const lq_q8blk *x, in
                 for (int j = 0; j < nt; j++) {
                     const lq_q8blk *xb = x + j * nb + b;
                     const __m256i xv = FN(ldx)(xb);
-                    const __m256 bx = _mm256_set1_ps(xb->d);
+                    const __m256 bx = _mm256_broadcast_ss(&xb->d);
                     const float xd = xb->d, xs = (float)xb->sum;
                     Q8_UNROLL for (int r = 0; r < TR; r++) {
                         __m256i L;
