@@ -21,6 +21,7 @@ typedef struct tg_defer {
     bool timer_on;
     tg_chat *head, *tail; /* arrival order (t0_ns) */
     size_t n;
+    uint64_t policy_reloads; /* the routing policy's reload count last seen */
 } tg_defer;
 
 static uint64_t wall_us(void) {
@@ -40,6 +41,7 @@ static tg_defer *queue(tg_api *api) {
         d->timer.data = d;
         /* Waiting requests never keep the loop (and a shutdown) alive. */
         uv_unref((uv_handle_t *)&d->timer);
+        d->policy_reloads = api->routing_on ? api->routing.n_reloads : 0;
         api->defer = d;
     }
     return api->defer;
@@ -357,8 +359,13 @@ static void run_again(tg_chat *c) {
 }
 
 /* Oldest first, while the cloud can take work (a half-open breaker takes
- * one trial: the others wait for its outcome). */
+ * one trial: the others wait for its outcome); all of them after a policy
+ * reload (the new rule may send them elsewhere; still deferred, they wait
+ * on under the same DEFERRED). */
 static void wake(tg_defer *d) {
+    tg_api *api = d->api;
+    bool reloaded = api->routing_on && api->routing.n_reloads != d->policy_reloads;
+    if (api->routing_on) d->policy_reloads = api->routing.n_reloads;
     tg_chat *c = d->head;
     d->head = d->tail = NULL;
     d->n = 0;
@@ -366,7 +373,7 @@ static void wake(tg_defer *d) {
         tg_chat *next = c->dnext;
         c->dprev = c->dnext = NULL;
         c->deferred = false;
-        if (cloud_ready(d->api))
+        if (reloaded || cloud_ready(api))
             run_again(c);
         else
             enqueue(d, c);

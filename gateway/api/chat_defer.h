@@ -18,7 +18,8 @@
  * while the queue is not empty) sends the keep-alives and, when a cloud
  * target can take work again (mode back to online/degraded/cloud-only, a
  * breaker closed or past its cool-down), re-plans them by the policy in
- * force, oldest first: DISPATCHED, then the terminal record (GET:
+ * force, oldest first (after a policy reload, all of them at once, as the
+ * new rule says): DISPATCHED, then the terminal record (GET:
  * deferred -> running -> completed). A re-plan that is still empty keeps
  * waiting; one whose targets all fail before the first token waits again
  * (a new DEFERRED record). A request never waits past the journal's

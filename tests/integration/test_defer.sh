@@ -24,7 +24,10 @@ SERVER_PIDS+=("$MOCK_PID")
 
 J=$TMP/journal
 POLICY=$TMP/policy.yaml
-policy() { # policy MAX_WAIT_S: hinted requests are cloud-only (deferred)
+policy() { # policy MAX_WAIT_S [edge]: hinted requests are cloud-only (deferred), or go to the edge
+    local private="target: cloud
+    defer: {max_wait_s: $1, keepalive_s: 0.3}"
+    [ "${2:-}" = edge ] && private="target: edge"
     cat >"$POLICY.tmp" <<YAML
 version: 1
 description: "test: hinted cloud requests never run on the edge"
@@ -33,8 +36,7 @@ rules:
     when:
       all:
         - features: {explicit_hint: {eq: 1}}
-    target: cloud
-    defer: {max_wait_s: $1, keepalive_s: 0.3}
+    $private
   - name: retry-then-edge
     when:
       all:
@@ -171,6 +173,20 @@ check "mode auto after restart" auto "$(mode auto)"
 check "after restart: completed" completed "$(wait_status "$ID3" completed)"
 curl -s "$BASE/v1/requests/$ID3" >"$TMP/g3.json"
 check "after restart: the cloud's answer" "$REPLY" "$(jget "$TMP/g3.json" result.choices.0.message.content)"
+
+# ---- a policy reload re-plans the waiting requests: the new rule sends the
+# hinted request to the edge -----------------------------------------------
+mode offline >/dev/null
+req r1 POST /v1/chat/completions "${H[@]}" -d "$(body 'Reply to the email')"
+check "deferred before the reload" 202 "$STATUS"
+R1=$(header x-tidegate-request-id "$HDR")
+policy 2 edge
+curl -s -X POST "$ADMIN_BASE/admin/reload" >/dev/null
+check "after the reload: completed" completed "$(wait_status "$R1" completed)"
+check "after the reload: on the edge" engine "$(curl -s "$BASE/v1/requests/$R1" | jget /dev/stdin route)"
+policy 2
+curl -s -X POST "$ADMIN_BASE/admin/reload" >/dev/null
+mode auto >/dev/null
 
 # ---- mode switches and a policy reload under in-flight requests ----------
 # Cloud streams paced at 150 ms a word (~1.2 s): forced offline while they
