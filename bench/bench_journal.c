@@ -3,14 +3,17 @@
  * loop), on the disk holding DIR (default: $TMPDIR or /tmp).
  *
  *   bench_journal [--dir DIR] [--seconds S] [--body BYTES] [--rate R] [--key]
+ *                 [--trace FILE]
  *
  * Three runs, each on a fresh journal, with ACCEPTED-sized records:
  *   1. fdatasync alone: one small write + fdatasync, back to back (the disk's
  *      floor for one durable write; what a journal without group commit pays
- *      per request);
+ *      per request), appending to a file and overwriting durable zeros;
  *   2. saturation: 4096 appends always in flight; durable appends/s;
  *   3. paced: R appends/s (default 20000) offered in 1 ms ticks; p50/p99/max
- *      of the added latency. Targets: >= 20000/s, p99 <= 2 ms. */
+ *      of the added latency. Targets: >= 20000/s, p99 <= 2 ms.
+ *      --trace FILE writes each paced append's submit time and latency (to
+ *      find when stalls happen and line them up with strace -ttt). */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +38,9 @@ typedef struct {
     uint64_t next_id, done, failed;
     double t_end;
     bool stopping;
-    double *lat; /* per append, seconds */
+    double *lat;   /* per append, seconds */
+    double *t_sub; /* per append: submit time (for --trace) */
+    bool tracing;
     size_t n_lat, cap_lat;
     int in_flight, target_in_flight;
     double rate;
@@ -60,7 +65,9 @@ static void on_durable(void *user, int status) {
     if (b->n_lat == b->cap_lat) {
         b->cap_lat = b->cap_lat ? 2 * b->cap_lat : 1 << 16;
         b->lat = realloc(b->lat, b->cap_lat * sizeof *b->lat);
+        if (b->tracing) b->t_sub = realloc(b->t_sub, b->cap_lat * sizeof *b->t_sub);
     }
+    if (b->tracing) b->t_sub[b->n_lat] = o->t0;
     b->lat[b->n_lat++] = t - o->t0;
     free(o);
     if (b->target_in_flight && t < b->t_end) submit(b);
@@ -104,6 +111,32 @@ static double pct(double *v, size_t n, double p) {
     return v[k];
 }
 
+/* Median ms of one small write + fdatasync, back to back: appending to the
+ * file, or overwriting a region of durable zeros written first. */
+static double sync_floor(const char *path, const char *body, double seconds, bool zeros) {
+    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+    if (zeros) {
+        static char z[1 << 20];
+        for (int i = 0; i < 4; i++)
+            if (write(fd, z, sizeof z) != (ssize_t)sizeof z) break;
+        if (fdatasync(fd) != 0) perror("fdatasync");
+    }
+    enum { MAX_N = (4 << 20) / 64 };
+    double *lat = malloc(MAX_N * sizeof *lat), t0 = now_s();
+    int n = 0;
+    while ((now_s() - t0 < seconds || n < 10) && n < MAX_N) {
+        double t = now_s();
+        if (pwrite(fd, body, 64, (off_t)n * 64) != 64 || fdatasync(fd) != 0) break;
+        lat[n++] = now_s() - t;
+    }
+    qsort(lat, (size_t)n, sizeof *lat, cmp_d);
+    double ms = n ? lat[n / 2] * 1e3 : 0;
+    free(lat);
+    close(fd);
+    unlink(path);
+    return ms;
+}
+
 static tg_journal *open_fresh(const char *base, const char *name, uv_loop_t *loop,
                               const tg_jcrypt *key, char *path, size_t pn) {
     snprintf(path, pn, "%s/%s", base, name);
@@ -125,6 +158,7 @@ int main(int argc, char **argv) {
     double seconds = 5, rate = 20000;
     size_t body_bytes = 1024;
     bool use_key = false;
+    const char *trace = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--dir") && i + 1 < argc)
             dir = argv[++i];
@@ -134,11 +168,13 @@ int main(int argc, char **argv) {
             body_bytes = (size_t)atol(argv[++i]);
         else if (!strcmp(argv[i], "--rate") && i + 1 < argc)
             rate = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--trace") && i + 1 < argc)
+            trace = argv[++i];
         else if (!strcmp(argv[i], "--key"))
             use_key = true;
         else {
             fprintf(stderr, "usage: bench_journal [--dir DIR] [--seconds S] [--body BYTES] "
-                            "[--rate R] [--key]\n");
+                            "[--rate R] [--key] [--trace FILE]\n");
             return 2;
         }
     }
@@ -162,18 +198,11 @@ int main(int argc, char **argv) {
     /* 1. fdatasync floor */
     char path[800];
     snprintf(path, sizeof path, "%s.sync", base);
-    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
-    double t0 = now_s();
-    int nsync = 0;
-    while (now_s() - t0 < seconds / 2 || nsync < 10) {
-        if (write(fd, body, 64) != 64 || fdatasync(fd) != 0) break;
-        nsync++;
-    }
-    double sync_ms = (now_s() - t0) / nsync * 1e3;
-    close(fd);
-    unlink(path);
-    printf("disk: %s\nfdatasync alone: %.3f ms per durable write (%.0f/s one at a time)\n", dir,
-           sync_ms, 1e3 / sync_ms);
+    double sync_ms = sync_floor(path, body, seconds / 4, false);
+    double zero_ms = sync_floor(path, body, seconds / 4, true);
+    printf("disk: %s\nfdatasync alone: %.3f ms per durable write at p50 (%.0f/s one at a "
+           "time); over durable zeros (what tg_jzero gives the journal): %.3f ms\n",
+           dir, sync_ms, 1e3 / sync_ms, zero_ms);
 
     /* 2. saturation */
     uv_loop_t loop;
@@ -198,7 +227,11 @@ int main(int argc, char **argv) {
     double sat = (double)b.done / el;
     tg_journal_close(b.j);
     uv_run(&loop, UV_RUN_DEFAULT);
-    rm_journal(path);
+    /* Removed at the end, not now: deleting a gigabyte frees (and, on a
+     * filesystem mounted with discard, trims) it while the paced run
+     * measures, which stalled its fdatasyncs for up to 270 ms. */
+    char sat_path[800];
+    snprintf(sat_path, sizeof sat_path, "%s", path);
 
     /* 3. paced at the target rate */
     free(b.lat);
@@ -206,6 +239,7 @@ int main(int argc, char **argv) {
     b.body = body;
     b.body_len = body_len;
     b.rate = rate;
+    b.tracing = trace != NULL;
     b.j = open_fresh(base, "paced", &loop, key, path, sizeof path);
     if (!b.j) return 1;
     uv_timer_init(&loop, &b.tick);
@@ -215,6 +249,19 @@ int main(int argc, char **argv) {
     uv_timer_start(&b.tick, on_tick, 1, 1);
     uv_run(&loop, UV_RUN_DEFAULT);
     el = now_s() - b.t_start;
+    if (trace) {
+        /* One line per append: submit time since the start (s), added latency (ms). */
+        FILE *tf = fopen(trace, "w");
+        struct timespec rt;
+        clock_gettime(CLOCK_REALTIME, &rt);
+        if (tf)
+            fprintf(tf, "# start %.6f (realtime)\n",
+                    (double)rt.tv_sec + (double)rt.tv_nsec * 1e-9 - (now_s() - b.t_start));
+        for (size_t i = 0; tf && i < b.n_lat; i++)
+            fprintf(tf, "%.6f %.3f\n", b.t_sub[i] - b.t_start, b.lat[i] * 1e3);
+        if (tf) fclose(tf);
+        free(b.t_sub);
+    }
     qsort(b.lat, b.n_lat, sizeof *b.lat, cmp_d);
     double p50 = pct(b.lat, b.n_lat, 0.5) * 1e3, p99 = pct(b.lat, b.n_lat, 0.99) * 1e3;
     printf("paced at %.0f/s: %.0f durable appends/s, added latency p50 %.3f ms p99 %.3f ms "
@@ -230,6 +277,7 @@ int main(int argc, char **argv) {
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     rm_journal(path);
+    rm_journal(sat_path);
     rmdir(base);
     free(b.lat);
     free(body);

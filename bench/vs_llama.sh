@@ -11,8 +11,9 @@
 # (`tidegate synth-model --preset 350m`). The LFM2-8B-A1B mixture of
 # experts: `tidegate synth-model --preset 8b-a1b --type q4_0 -o F` (4.7 GB),
 # then pass F; its rows add the bytes our decode step reads beside the
-# active weights. Measure on a quiet machine: under load llama-bench's own
-# spread reaches +-100%.
+# active weights. BATCH_TG (default 32) sets llama-batched-bench's decode
+# steps per batch size (fewer keep a slow model's run short). Measure on a
+# quiet machine: under load llama-bench's own spread reaches +-100%.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 TG="${TIDEGATE_BIN:-$ROOT/build/release/tidegate}"
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
     --pp) pp="$2"; shift 2 ;;
     --tg) tg="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
-    -h|--help) sed -n 2,16p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,18p "$0"; exit 0 ;;
     *) models+=("$1"); shift ;;
   esac
 done
@@ -62,7 +63,7 @@ for r in $(seq 1 "$rounds"); do
     "$LB" -m "$f" -t "$threads" -p "$pp" -n "$tg" -r 2 -o jsonl 2>/dev/null |
       sed "s/^/{\"who\":\"llama-bench\",\"file\":\"$name\",\"r\":/; s/\$/}/" >> "$out"
     echo "round $r: llama-batched-bench on $name" >&2
-    "$LBB" -m "$f" -t "$threads" -c 4096 -b 2048 -ub 512 -npp "$pp" -ntg 32 -npl 1,2,4,8 \
+    "$LBB" -m "$f" -t "$threads" -c 4096 -b 2048 -ub 512 -npp "$pp" -ntg "${BATCH_TG:-32}" -npl 1,2,4,8 \
       --output-format jsonl 2>/dev/null | grep '^{' |
       sed "s/^/{\"who\":\"llama-batched\",\"file\":\"$name\",\"r\":/; s/\$/}/" >> "$out"
   done

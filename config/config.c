@@ -36,6 +36,7 @@ void tg_config_defaults(tg_config *cfg) {
     e->max_active = 8;
     e->queue_capacity = 64;
     e->context = 0;
+    e->prefix_cache_mib = 128;
     e->kv_type = TG_CONFIG_KV_F32;
     e->kernels = TG_CONFIG_KERNELS_AUTO;
     cfg->log.level = TG_CONFIG_LOG_INFO;

@@ -87,12 +87,13 @@ typedef struct {
 } tg_config_auth;
 
 typedef struct {
-    char *model;        /* GGUF path or NULL (serve then fails with a clear error) */
-    char *model_id;     /* /v1/models id; NULL until finalize derives it from model's name */
-    int threads;        /* 0 = number of CPUs */
-    int max_active;     /* batch width: sequences decoded together, default 8 */
-    int queue_capacity; /* waiting requests beyond max_active, default 64 (then 429/503) */
-    int context;        /* per-sequence context; 0 = model's own, engine caps at model's */
+    char *model;          /* GGUF path or NULL (serve then fails with a clear error) */
+    char *model_id;       /* /v1/models id; NULL until finalize derives it from model's name */
+    int threads;          /* 0 = number of CPUs */
+    int max_active;       /* batch width: sequences decoded together, default 8 */
+    int queue_capacity;   /* waiting requests beyond max_active, default 64 (then 429/503) */
+    int context;          /* per-sequence context; 0 = model's own, engine caps at model's */
+    int prefix_cache_mib; /* prefix cache budget, default 128; 0 = off */
     tg_config_kv_type kv_type;
     tg_config_kernels kernels;
 } tg_config_engine;

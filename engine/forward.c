@@ -26,16 +26,42 @@
 
 /* ------------------------------------------------------------- matmul -- */
 
+/* One matrix of a matmul job: y = x W^T. */
 typedef struct {
     const lfm_mat *W;
     const float *x;     /* (n_rows, n_in) */
     const lq_q8blk *xa; /* x quantized for the integer kernels, or NULL */
+    float *y;           /* (n_rows, n_out) */
+    int64_t chunk;      /* output rows per grab, a multiple of 16 */
+    int64_t end;        /* chunks of this part and the ones before it */
+} mm_part;
+
+/* Up to three matrices reading the same rows (q/k/v, gate/up) in one pool
+ * run: one wake-up and one wait instead of one per matrix, which is most of
+ * what a decode step spends outside the kernels when ~100 matmuls of a few
+ * tens of microseconds each run back to back. */
+typedef struct {
+    mm_part p[3];
+    int np;
     int64_t n_rows;
-    float *y; /* (n_rows, n_out) */
     lq_kernels k;
-    int64_t chunk;        /* output rows per grab, a multiple of 16 */
-    _Atomic int64_t next; /* first output row not yet taken */
+    /* SwiGLU fused in: parts 0 (gate) and 1 (up) have the same shape, and a
+     * chunk is those output rows of both, after which the thread writes
+     * silu(gate) * up over them into the gate rows (no extra pass, no extra
+     * wait, and the elementwise work is shared out with the matmuls). */
+    bool swiglu;
+    _Atomic int64_t next; /* first chunk not yet taken, over all parts */
 } mm_job;
+
+static void mm_part_rows(const mm_job *j, const mm_part *p, int64_t o0, int64_t o1) {
+    const int64_t n_out = p->W->n_out;
+    if (p->xa && lq_q8_used(p->W->type, j->k))
+        lq_matmul_q8_range(p->W->type, p->W->data, n_out, p->W->n_in, p->xa, j->n_rows, p->y, o0,
+                           o1, j->k);
+    else
+        lq_matmul_range(p->W->type, p->W->data, n_out, p->W->n_in, p->x, j->n_rows, p->y, o0, o1,
+                        j->k);
+}
 
 /* Threads take chunks of output rows until none is left. A static half each
  * made the whole step wait for the slower thread, and on a shared machine a
@@ -45,36 +71,65 @@ typedef struct {
 static void mm_worker(void *ctx, int i, int n) {
     (void)i, (void)n;
     mm_job *j = ctx;
-    const int64_t n_out = j->W->n_out;
     for (;;) {
-        int64_t o0 = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
-        if (o0 >= n_out) break;
-        int64_t o1 = o0 + j->chunk < n_out ? o0 + j->chunk : n_out;
-        if (j->xa && lq_q8_used(j->W->type, j->k))
-            lq_matmul_q8_range(j->W->type, j->W->data, n_out, j->W->n_in, j->xa, j->n_rows, j->y,
-                               o0, o1, j->k);
-        else
-            lq_matmul_range(j->W->type, j->W->data, n_out, j->W->n_in, j->x, j->n_rows, j->y, o0,
-                            o1, j->k);
+        int64_t c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        int pi = 0;
+        while (pi < j->np && c >= j->p[pi].end)
+            pi++;
+        if (pi == j->np) break;
+        const mm_part *p = &j->p[pi];
+        const int64_t n_out = p->W->n_out;
+        int64_t o0 = (c - (pi ? j->p[pi - 1].end : 0)) * p->chunk;
+        int64_t o1 = o0 + p->chunk < n_out ? o0 + p->chunk : n_out;
+        mm_part_rows(j, p, o0, o1);
+        if (!j->swiglu) continue;
+        mm_part_rows(j, &j->p[1], o0, o1);
+        for (int64_t r = 0; r < j->n_rows; r++) {
+            float *g = p->y + r * n_out, *u = j->p[1].y + r * n_out;
+            for (int64_t o = o0; o < o1; o++) {
+                double a = g[o];
+                g[o] = (float)(a / (1.0 + exp(-a)) * u[o]);
+            }
+        }
     }
 }
 
-/* y = x W^T over all rows; output rows are shared out in chunks over the
- * pool's threads (about 8 per thread). The value of every y element is
- * independent of the split (quant.h contract). xa: x already quantized by
- * quant_acts (shared by the matmuls that read the same x: q/k/v, gate/up),
- * or NULL. */
-static void matmul(lfm_model *m, const lfm_mat *W, const float *x, const lq_q8blk *xa,
-                   int64_t n_rows, float *y) {
+/* ys[i] = x Ws[i]^T over all rows for np (1..3) matrices; output rows are
+ * shared out in chunks over the pool's threads (about 8 per thread per
+ * matrix). The value of every y element is independent of the split
+ * (quant.h contract). xas[i]: x already quantized by quant_acts, or NULL. */
+static void matmul_n(lfm_model *m, int np, const lfm_mat *const *Ws, const float *x,
+                     const lq_q8blk *const *xas, int64_t n_rows, float *const *ys, bool swiglu) {
     int nt = tp_size(m->pool);
-    bool one = nt == 1 || W->n_out * W->n_in * n_rows < (1 << 17);
-    int64_t chunk = one ? W->n_out : (W->n_out / (8 * nt) + 15) & ~(int64_t)15;
-    mm_job j = {W, x, xa, n_rows, y, m->kernels, chunk > 16 ? chunk : 16, 0};
-    m->weight_reads += (uint64_t)W->n_out * lq_row_bytes(W->type, W->n_in);
+    int64_t work = 0;
+    for (int i = 0; i < np; i++)
+        work += Ws[i]->n_out * Ws[i]->n_in * n_rows;
+    bool one = nt == 1 || work < (1 << 17);
+    mm_job j = {.np = np, .n_rows = n_rows, .k = m->kernels, .swiglu = swiglu};
+    int64_t end = 0;
+    for (int i = 0; i < np; i++) {
+        int64_t n_out = Ws[i]->n_out;
+        int64_t chunk = one ? n_out : (n_out / (8 * nt) + 15) & ~(int64_t)15;
+        if (chunk < 16) chunk = 16;
+        end += (n_out + chunk - 1) / chunk;
+        m->weight_reads += (uint64_t)n_out * lq_row_bytes(Ws[i]->type, Ws[i]->n_in);
+        j.p[i] = (mm_part){Ws[i], x, xas[i], ys[i], chunk, end};
+        if (swiglu) { /* part 1 rides part 0's chunks */
+            j.p[1] = (mm_part){Ws[1], x, xas[1], ys[1], chunk, end};
+            m->weight_reads += (uint64_t)n_out * lq_row_bytes(Ws[1]->type, Ws[1]->n_in);
+            break;
+        }
+    }
+    atomic_init(&j.next, 0);
     if (one)
         mm_worker(&j, 0, 1);
     else
         tp_run(m->pool, mm_worker, &j);
+}
+
+static void matmul(lfm_model *m, const lfm_mat *W, const float *x, const lq_q8blk *xa,
+                   int64_t n_rows, float *y) {
+    matmul_n(m, 1, &W, x, &xa, n_rows, &y, false);
 }
 
 typedef struct {
@@ -102,7 +157,8 @@ static const lq_q8blk *quant_one(lfm_model *m, int group, const float *x, int64_
                                  int64_t n_rows) {
     lq_q8blk *buf = group == 256 ? m->xq256 : m->xq;
     qa_job j = {x, n_rows, n_in, group, buf};
-    if (tp_size(m->pool) == 1 || n_rows < 8)
+    /* A few rows (decode) quantize faster than a pool run wakes anyone. */
+    if (tp_size(m->pool) == 1 || n_rows * n_in < (1 << 16))
         qa_worker(&j, 0, 1);
     else
         tp_run(m->pool, qa_worker, &j);
@@ -146,8 +202,9 @@ void lfm_fwd_matmul2(lfm_model *m, const lfm_mat *W1, float *y1, const lfm_mat *
                      const float *x, int64_t n_rows) {
     const lfm_mat *Ws[2] = {W1, W2};
     qacts a = quant_acts(m, Ws, 2, x, n_rows);
-    matmul(m, W1, x, qa_for(&a, W1), n_rows, y1);
-    matmul(m, W2, x, qa_for(&a, W2), n_rows, y2);
+    const lq_q8blk *xas[2] = {qa_for(&a, W1), qa_for(&a, W2)};
+    float *ys[2] = {y1, y2};
+    matmul_n(m, 2, Ws, x, xas, n_rows, ys, false);
 }
 
 /* -------------------------------------------------------------- small -- */
@@ -345,9 +402,9 @@ static void attn_block(fwd *f, const lfm_layer *L) {
     /* h is quantized once per activation format q, k and v need. */
     const lfm_mat *Ws[3] = {&L->wq, &L->wk, &L->wv};
     qacts ha = quant_acts(m, Ws, 3, f->h, f->n);
-    matmul(m, &L->wq, f->h, qa_for(&ha, &L->wq), f->n, q);
-    matmul(m, &L->wk, f->h, qa_for(&ha, &L->wk), f->n, k);
-    matmul(m, &L->wv, f->h, qa_for(&ha, &L->wv), f->n, v);
+    const lq_q8blk *xas[3] = {qa_for(&ha, &L->wq), qa_for(&ha, &L->wk), qa_for(&ha, &L->wv)};
+    float *ys[3] = {q, k, v};
+    matmul_n(m, 3, Ws, f->h, xas, f->n, ys, false);
     /* Pass 1 (in row order): normalize, rotate, append K/V to each row's
      * sequence. After it every row's causal window is in its cache, so pass 2
      * can run rows and heads in parallel. */
@@ -387,11 +444,12 @@ static void ffn(fwd *f, const lfm_layer *L) {
     lfm_model *m = f->m;
     const size_t F = (size_t)m->hp.n_ff;
     float *g = f->big, *u = g + (size_t)f->n * F; /* (n, F) each */
-    lfm_fwd_matmul2(m, &L->ffn_gate, g, &L->ffn_up, u, f->h, f->n);
-    for (size_t i = 0; i < (size_t)f->n * F; i++) {
-        double a = g[i];
-        g[i] = (float)(a / (1.0 + exp(-a)) * u[i]);
-    }
+    const lfm_mat *Ws[2] = {&L->ffn_gate, &L->ffn_up};
+    qacts a = quant_acts(m, Ws, 2, f->h, f->n);
+    const lq_q8blk *xas[2] = {qa_for(&a, Ws[0]), qa_for(&a, Ws[1])};
+    float *ys[2] = {g, u};
+    /* g = silu(g) * u inside the job (load_mat gave both F rows of E). */
+    matmul_n(m, 2, Ws, f->h, xas, f->n, ys, true);
     matmul_q(m, &L->ffn_down, g, f->n, f->t);
 }
 

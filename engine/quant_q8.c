@@ -60,7 +60,7 @@ void lq_q8_quantize(const float *x, int64_t n_rows, int64_t n_in, lq_q8blk *xa) 
 
 /* One scale per 256 values (K-quant weights): the block definition above
  * with amax taken over the whole group. */
-static void quantize_256(const float *x, int64_t n_rows, int64_t n_in, lq_q8blk *xa) {
+void lq_q8_quantize256_ref(const float *x, int64_t n_rows, int64_t n_in, lq_q8blk *xa) {
     int64_t nb = n_in / 32;
     for (int64_t r = 0; r < n_rows; r++)
         for (int64_t g = 0; g < n_in / 256; g++) {
@@ -90,10 +90,12 @@ static void quantize_256(const float *x, int64_t n_rows, int64_t n_in, lq_q8blk 
 }
 
 void lq_q8_quantize_g(const float *x, int64_t n_rows, int64_t n_in, int group, lq_q8blk *xa) {
-    if (group == 256 && n_in % 256 == 0)
-        quantize_256(x, n_rows, n_in, xa);
-    else
+    if (group == 256 && n_in % 256 == 0) {
+        lq_q8quant_fn f = lq_q8_quantize256_fast();
+        (f ? f : lq_q8_quantize256_ref)(x, n_rows, n_in, xa);
+    } else {
         lq_q8_quantize(x, n_rows, n_in, xa);
+    }
 }
 
 /* ---- scalar reference ----------------------------------------------------------- */
@@ -195,7 +197,7 @@ static void scalar_dot(lq_type t, const uint8_t *w, const lq_q8blk *x, int64_t n
         out[j] = scalar_dot1(t, w, x + j * xstride, nb);
 }
 
-const lq_q8set lq_q8_scalar = {"scalar", scalar_dot};
+const lq_q8set lq_q8_scalar = {"scalar", scalar_dot, NULL};
 
 const lq_q8set *lq_q8_pick(lq_kernels k) {
     const lq_q8set *s = NULL;
@@ -215,14 +217,35 @@ const lq_q8set *lq_q8_pick(lq_kernels k) {
 
 /* ---- blocked driver ----------------------------------------------------------------- */
 
-/* Tiles: LQ_OT weight rows (a few KB of Q4 weights, L1) against activation
- * rows in groups of 4 (one decode of a weight block serves 4 rows), the
- * activation rows in blocks of LQ_RT so they stay in L2 while the weight
- * tile is reused. Batched decode (n_rows <= LQ_RT) thus reads each weight
- * once per step for all sequences. Every output is one call of the same dot
- * function whatever the tiling, so tiling never changes a bit. */
-#define LQ_OT 16
-#define LQ_RT 64
+/* Two ways through, with the same bits (every output is what the set's dot
+ * function gives for its W row and x row, whatever the tiling):
+ * - 4 or more activation rows with a tile kernel (prefill, batched decode):
+ *   LQ_Q8_TR weight rows x LQ_Q8_TT activation rows per call, each weight
+ *   block decoded once per tile; the activation tile (64 rows, ~2.4 KB per
+ *   32 columns) stays in L2 while the output rows advance, so each weight
+ *   row is read once per 64 tokens.
+ * - otherwise: LQ_OT weight rows (a few KB of Q4 weights, L1) against
+ *   activation rows in groups of 4, activation rows in blocks of LQ_RT. */
+#define LQ_OT       16
+#define LQ_RT       LQ_Q8_TT
+#define LQ_TILE_MIN 4
+
+static void dot_rows(const lq_q8set *ks, lq_type t, const uint8_t *Wb, size_t rb, int64_t n_out,
+                     const lq_q8blk *xa, int64_t nb, int64_t r0, int64_t r1, float *y, int64_t o0,
+                     int64_t o1) {
+    float out[4];
+    for (int64_t ot = o0; ot < o1; ot += LQ_OT) {
+        int64_t ot1 = o1 - ot < LQ_OT ? o1 : ot + LQ_OT;
+        for (int64_t r = r0; r < r1; r += 4) {
+            int nx = (int)(r1 - r < 4 ? r1 - r : 4);
+            for (int64_t o = ot; o < ot1; o++) {
+                ks->dot(t, Wb + (size_t)o * rb, xa + r * nb, nb, nx, nb, out);
+                for (int j = 0; j < nx; j++)
+                    y[(r + j) * n_out + o] = out[j];
+            }
+        }
+    }
+}
 
 void lq_matmul_q8_range(lq_type t, const void *W, int64_t n_out, int64_t n_in, const lq_q8blk *xa,
                         int64_t n_rows, float *y, int64_t o0, int64_t o1, lq_kernels k) {
@@ -239,19 +262,14 @@ void lq_matmul_q8_range(lq_type t, const void *W, int64_t n_out, int64_t n_in, c
     const int64_t nb = n_in / 32;
     const size_t rb = lq_row_bytes(t, n_in);
     const uint8_t *Wb = W;
-    float out[4];
     for (int64_t r0 = 0; r0 < n_rows; r0 += LQ_RT) {
         int64_t r1 = n_rows - r0 < LQ_RT ? n_rows : r0 + LQ_RT;
-        for (int64_t ot = o0; ot < o1; ot += LQ_OT) {
-            int64_t ot1 = o1 - ot < LQ_OT ? o1 : ot + LQ_OT;
-            for (int64_t r = r0; r < r1; r += 4) {
-                int nx = (int)(r1 - r < 4 ? r1 - r : 4);
-                for (int64_t o = ot; o < ot1; o++) {
-                    ks->dot(t, Wb + (size_t)o * rb, xa + r * nb, nb, nx, nb, out);
-                    for (int j = 0; j < nx; j++)
-                        y[(r + j) * n_out + o] = out[j];
-                }
-            }
-        }
+        int64_t o = o0;
+        if (ks->tile && r1 - r0 >= LQ_TILE_MIN)
+            for (; o + LQ_Q8_TR <= o1; o += LQ_Q8_TR)
+                if (!ks->tile(t, Wb + (size_t)o * rb, rb, xa + r0 * nb, nb, (int)(r1 - r0),
+                              y + r0 * n_out + o, n_out))
+                    break;
+        dot_rows(ks, t, Wb, rb, n_out, xa, nb, r0, r1, y, o, o1);
     }
 }

@@ -62,6 +62,11 @@ int lq_q8_group(lq_type t);
  * multiple of it). Each 32-value block still carries its scale (the same for
  * the blocks of a group), so every kernel reads both layouts. */
 void lq_q8_quantize_g(const float *x, int64_t n_rows, int64_t n_in, int group, lq_q8blk *xa);
+/* Group 256's definition (scalar; n_in a multiple of 256) and its SIMD
+ * version with the same bytes (NULL when unavailable), which
+ * lq_q8_quantize_g uses when present. */
+void lq_q8_quantize256_ref(const float *x, int64_t n_rows, int64_t n_in, lq_q8blk *xa);
+lq_q8quant_fn lq_q8_quantize256_fast(void);
 
 /* lq_matmul_range with x already quantized (xa from lq_q8_quantize); t must
  * be an lq_q8_type. Same determinism contract. */
@@ -73,9 +78,19 @@ void lq_matmul_q8_range(lq_type t, const void *W, int64_t n_out, int64_t n_in, c
  * nx activation rows (the prefill / batched-decode reuse). */
 typedef void (*lq_q8dot_fn)(lq_type t, const uint8_t *w, const lq_q8blk *x, int64_t nb, int nx,
                             int64_t xstride, float *out);
+/* Tile kernel: y[j * ys + r] = dot(W row r, activation row j) for r <
+ * LQ_Q8_TR rows rb bytes apart from w and j < nt <= LQ_Q8_TT rows nb blocks
+ * apart from x; the same bits as `dot` for every output. Returns 0 (and
+ * writes nothing) for a type it does not handle or nt out of range; the
+ * driver then uses `dot`. The x86 sets handle every lq_q8_type. */
+#define LQ_Q8_TR 4
+#define LQ_Q8_TT 64
+typedef int (*lq_q8tile_fn)(lq_type t, const uint8_t *w, size_t rb, const lq_q8blk *x, int64_t nb,
+                            int nt, float *y, int64_t ys);
 typedef struct {
     const char *name;
     lq_q8dot_fn dot;
+    lq_q8tile_fn tile; /* NULL: the set has none */
 } lq_q8set;
 
 extern const lq_q8set lq_q8_scalar;

@@ -179,6 +179,146 @@ TGF void FN(q8dot)(lq_type t, const uint8_t *w, const lq_q8blk *x, int64_t nb, i
 #undef C_K6
 }
 
+/* ---- tile: LQ_Q8_TR weight rows x up to LQ_Q8_TT activation rows ---------------------
+ * Prefill and batched decode. Each weight block is decoded once per tile
+ * and serves every activation row of it; the 8-lane accumulators of all
+ * (row, token) pairs live in a stack buffer (L1) across the block loop.
+ * Every output gets exactly the lane integers, scale products and fma order
+ * of the dot kernels above (and of quant_q8.c's scalar reference), so a
+ * value does not depend on which tile, position or batch computed it. What
+ * it saves per (row, token, block): the weight decode and its scale (once
+ * per tile), the sign trick for Q4_0 (nibbles stay unsigned; DPACC starts
+ * from -8 x the activation lane sums, computed once per token for all
+ * rows), and the scalar scale product (two broadcasts multiplied). */
+TGF int FN(q8tile)(lq_type t, const uint8_t *w, size_t rb, const lq_q8blk *x, int64_t nb, int nt,
+                   float *y, int64_t ys) {
+    if (!lq_q8_type(t) || nt < 1 || nt > LQ_Q8_TT) return 0;
+    enum { TR = LQ_Q8_TR };
+    _Alignas(32) float acc[TR][LQ_Q8_TT][8];
+    float accm[TR][LQ_Q8_TT];
+    memset(acc, 0, sizeof(float) * 8 * TR * LQ_Q8_TT);
+    memset(accm, 0, sizeof accm);
+    const __m256i zero = _mm256_setzero_si256();
+    if (t == LQ_Q4_0 || t == LQ_Q8_0) {
+        const int q8 = t == LQ_Q8_0;
+        const size_t bb = q8 ? LQ_Q8_0_BYTES : LQ_Q4_0_BYTES;
+        const __m128i m4 = _mm_set1_epi8(15);
+        const __m256i eight = _mm256_set1_epi8(8);
+        for (int64_t b = 0; b < nb; b++) {
+            __m256i wq[TR], aw[TR];
+            __m256 bw[TR];
+            Q8_UNROLL for (int r = 0; r < TR; r++) {
+                const uint8_t *p = w + (size_t)r * rb + (size_t)b * bb;
+                if (q8) {
+                    wq[r] = _mm256_loadu_si256((const __m256i *)(p + 2));
+                    aw[r] = _mm256_sign_epi8(wq[r], wq[r]);
+                } else {
+                    __m128i qs = _mm_loadu_si128((const __m128i *)(p + 2));
+                    wq[r] = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(qs, 4), m4),
+                                             _mm_and_si128(qs, m4));
+                    aw[r] = wq[r];
+                }
+                bw[r] = _mm256_set1_ps(_cvtsh_ss(lq_rd16(p)));
+            }
+            for (int j = 0; j < nt; j++) {
+                const lq_q8blk *xb = x + j * nb + b;
+                const __m256i xv = FN(ldx)(xb);
+                const __m256 bx = _mm256_set1_ps(xb->d);
+                /* Q4_0: (q - 8) . x = q . x - 8 * (lane sums of x). */
+                const __m256i base = q8 ? zero : _mm256_sub_epi32(zero, FN(sum_us8)(eight, xv));
+                Q8_UNROLL for (int r = 0; r < TR; r++) {
+                    __m256i L = q8 ? DPACC(zero, aw[r], _mm256_sign_epi8(xv, wq[r]))
+                                   : DPACC(base, wq[r], xv);
+                    __m256 a = _mm256_load_ps(acc[r][j]);
+                    a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(L), _mm256_mul_ps(bw[r], bx), a);
+                    _mm256_store_ps(acc[r][j], a);
+                }
+            }
+        }
+    } else {
+        /* K-quants: 8 sub-blocks of 32 per 256-value super-block. */
+        const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
+        const __m256i one = _mm256_set1_epi8(1), k32 = _mm256_set1_epi8(32);
+        const size_t bb = lq_block_bytes(t);
+        const int q6 = t == LQ_Q6_K, five = t == LQ_Q5_K;
+        for (int64_t sb = 0; sb < nb / 8; sb++) {
+            float d1[TR][8], m1[TR][8];
+            for (int r = 0; r < TR; r++) {
+                const uint8_t *p = w + (size_t)r * rb + (size_t)sb * bb;
+                if (q6) {
+                    const float d = _cvtsh_ss(lq_rd16(p + 208));
+                    for (int k = 0; k < 8; k++)
+                        d1[r][k] = d, m1[r][k] = 0;
+                    continue;
+                }
+                const float d = _cvtsh_ss(lq_rd16(p)), dmin = _cvtsh_ss(lq_rd16(p + 2));
+                for (int k = 0; k < 8; k++) {
+                    int sc, m;
+                    lq_k_scale_min(p + 4, k, &sc, &m);
+                    d1[r][k] = d * (float)sc;
+                    m1[r][k] = dmin * (float)m;
+                }
+            }
+            for (int k = 0; k < 8; k++) {
+                const int64_t b = sb * 8 + k;
+                __m256i wq[TR], aw[TR], scv[TR];
+                __m256 bw[TR];
+                Q8_UNROLL for (int r = 0; r < TR; r++) {
+                    const uint8_t *p = w + (size_t)r * rb + (size_t)sb * bb;
+                    if (q6) {
+                        const int n = k / 4, kk = k % 4;
+                        const int8_t *sc = (const int8_t *)(p + 192);
+                        __m256i lo =
+                            _mm256_loadu_si256((const __m256i *)(p + 64 * n + 32 * (kk & 1)));
+                        __m256i hi = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * n));
+                        __m256i q = _mm256_and_si256(_mm256_srli_epi16(lo, 4 * (kk >> 1)), m4);
+                        __m256i h2 = _mm256_and_si256(_mm256_srli_epi16(hi, 2 * kk), m2);
+                        q = _mm256_sub_epi8(_mm256_or_si256(q, _mm256_slli_epi16(h2, 4)), k32);
+                        wq[r] = q;
+                        aw[r] = _mm256_sign_epi8(q, q);
+                        scv[r] = _mm256_set_m128i(_mm_set1_epi32(sc[2 * k + 1]),
+                                                  _mm_set1_epi32(sc[2 * k]));
+                    } else {
+                        const uint8_t *qs = p + (five ? 48 : 16) + 32 * (k / 2);
+                        __m256i q = _mm256_loadu_si256((const __m256i *)qs);
+                        q = _mm256_and_si256(k & 1 ? _mm256_srli_epi16(q, 4) : q, m4);
+                        if (five) {
+                            __m256i qh = _mm256_loadu_si256((const __m256i *)(p + 16));
+                            __m256i hb = _mm256_and_si256(_mm256_srli_epi16(qh, k), one);
+                            q = _mm256_or_si256(q, _mm256_slli_epi16(hb, 4));
+                        }
+                        wq[r] = aw[r] = q;
+                        scv[r] = zero;
+                    }
+                    bw[r] = _mm256_set1_ps(d1[r][k]);
+                }
+                for (int j = 0; j < nt; j++) {
+                    const lq_q8blk *xb = x + j * nb + b;
+                    const __m256i xv = FN(ldx)(xb);
+                    const __m256 bx = _mm256_set1_ps(xb->d);
+                    const float xd = xb->d, xs = (float)xb->sum;
+                    Q8_UNROLL for (int r = 0; r < TR; r++) {
+                        __m256i L;
+                        if (q6)
+                            L = _mm256_mullo_epi32(DPACC(zero, aw[r], _mm256_sign_epi8(xv, wq[r])),
+                                                   scv[r]);
+                        else
+                            L = DPACC(zero, wq[r], xv);
+                        __m256 a = _mm256_load_ps(acc[r][j]);
+                        a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(L), _mm256_mul_ps(bw[r], bx), a);
+                        _mm256_store_ps(acc[r][j], a);
+                        if (!q6) accm[r][j] = __builtin_fmaf(xs, m1[r][k] * xd, accm[r][j]);
+                    }
+                }
+            }
+        }
+    }
+    for (int j = 0; j < nt; j++)
+        for (int r = 0; r < TR; r++)
+            y[j * ys + r] = lq_q8_reduce(acc[r][j]) - accm[r][j];
+    return 1;
+}
+
 #undef Q8_NX
 #undef Q8_UNROLL
 #undef FN

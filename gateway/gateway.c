@@ -9,6 +9,7 @@
 #include "common/tg_log.h"
 #include "gateway/api/api_journal.h"
 #include "gateway/api/api_routes.h"
+#include "gateway/api/chat_defer.h"
 #include "gateway/api/openai_api.h"
 
 typedef struct {
@@ -133,6 +134,7 @@ static int start_engine(tg_api *api, const tg_config *cfg) {
     so.max_active = cfg->engine.max_active;
     so.queue_cap = cfg->engine.queue_capacity;
     so.n_ctx = cfg->engine.context;
+    so.prefix_cache_bytes = (size_t)cfg->engine.prefix_cache_mib << 20;
     rc = lfm_sched_new(api->engine.model, &so, &api->engine.sched, err, sizeof err);
     if (rc != LFM_OK) {
         tg_log_error("startup_failed", "reason=\"scheduler: %s\"", err[0] ? err : lfm_strerror(rc));
@@ -259,6 +261,7 @@ out:
     tg_api_router_stop(api);
     stop_engine(api);
     tg_apij_close(api);           /* after the engine: its last callbacks may append */
+    tg_defer_close(api);          /* waiting requests: their journal stays DEFERRED */
     uv_run(&loop, UV_RUN_NOWAIT); /* let the bridge's async handle close */
     if (uv_loop_close(&loop) != 0) {
         uv_walk(&loop, close_any, NULL);

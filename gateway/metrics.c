@@ -14,7 +14,7 @@
 
 #define MAX_BUCKETS 32
 
-typedef enum { M_COUNTER, M_GAUGE, M_HISTOGRAM, M_GAUGE_FN } m_type;
+typedef enum { M_COUNTER, M_GAUGE, M_HISTOGRAM, M_GAUGE_FN, M_COUNTER_FN } m_type;
 
 typedef struct {
     char *values[TG_METRICS_MAX_LABELS];
@@ -174,6 +174,16 @@ tg_metric *tg_metrics_gauge_fn(tg_metrics *reg, const char *name, const char *he
     return m;
 }
 
+tg_metric *tg_metrics_counter_fn(tg_metrics *reg, const char *name, const char *help,
+                                 double (*fn)(void *user), void *user) {
+    if (!fn) return NULL;
+    tg_metric *m = reg_add(reg, M_COUNTER_FN, name, help, NULL);
+    if (!m) return NULL;
+    m->fn = fn;
+    m->user = user;
+    return m;
+}
+
 /* ---- updates ------------------------------------------------------------------ */
 
 static m_series *series_get(tg_metric *m, const char *const *vals) {
@@ -309,12 +319,12 @@ static void put_labels(tg_buf *b, const tg_metric *m, const m_series *s, const c
 }
 
 static void render_one(tg_buf *b, const tg_metric *m) {
-    static const char *const types[] = {"counter", "gauge", "histogram", "gauge"};
+    static const char *const types[] = {"counter", "gauge", "histogram", "gauge", "counter"};
     char num[40];
     tg_buf_printf(b, "# HELP %s ", m->name);
     put_escaped(b, m->help, 0);
     tg_buf_printf(b, "\n# TYPE %s %s\n", m->name, types[m->type]);
-    if (m->type == M_GAUGE_FN) {
+    if (m->type == M_GAUGE_FN || m->type == M_COUNTER_FN) {
         fmt_num(m->fn(m->user), num);
         tg_buf_printf(b, "%s %s\n", m->name, num);
         return;

@@ -44,6 +44,9 @@ tg_metric *tg_metrics_histogram(tg_metrics *reg, const char *name, const char *h
 /* A gauge whose value is fn(user) at render time. No labels. */
 tg_metric *tg_metrics_gauge_fn(tg_metrics *reg, const char *name, const char *help,
                                double (*fn)(void *user), void *user);
+/* The same for a counter another thread owns (fn must never decrease). */
+tg_metric *tg_metrics_counter_fn(tg_metrics *reg, const char *name, const char *help,
+                                 double (*fn)(void *user), void *user);
 
 /* Updates. Label values follow as const char * arguments, exactly as many as
  * the family has label names (NULL values render as ""). NULL metric = no-op,

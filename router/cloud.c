@@ -80,7 +80,8 @@ const char *rt_fail_cause_name(rt_fail_cause c) {
                                                       "offline",
                                                       "engine",
                                                       "low_confidence",
-                                                      "engine_busy"};
+                                                      "engine_busy",
+                                                      "mode"};
     return (unsigned)c < RT_FAIL__COUNT ? names[c] : "unknown";
 }
 

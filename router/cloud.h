@@ -45,6 +45,7 @@ typedef enum {
     RT_FAIL_ENGINE,         /* the engine failed (error, queue full) */
     RT_FAIL_LOW_CONFIDENCE, /* a cascade judged the engine's first tokens unsure */
     RT_FAIL_ENGINE_BUSY,    /* the engine shed the request (queue full): busy, not broken */
+    RT_FAIL_MODE,           /* a mode switch since the plan forbids this target now */
     RT_FAIL__COUNT
 } rt_fail_cause;
 

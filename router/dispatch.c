@@ -161,9 +161,11 @@ static void add_policy_target(rt_plan *p, const rt_dispatch_ctx *ctx, const rt_d
             add_cloud(p, ctx->router, upstream);
         rt_target *t = &p->targets[p->n_targets - 1];
         if (pt->timeout_ms) t->timeout_ms = pt->timeout_ms;
+        /* A cloud-only (defer) rule never continues on the edge either. */
         if (k == RT_TARGET_CLOUD)
-            t->midstream =
-                d->mid_stream == RT_PMID_ERROR ? RT_MIDSTREAM_ERROR : RT_MIDSTREAM_CONTINUE;
+            t->midstream = d->mid_stream == RT_PMID_ERROR || d->defer.enabled
+                               ? RT_MIDSTREAM_ERROR
+                               : RT_MIDSTREAM_CONTINUE;
     }
 }
 
@@ -190,6 +192,8 @@ static int plan_policy(const rt_dispatch_ctx *ctx, const rt_request_info *req, r
     }
     p->scored = true;
     p->score = d.score;
+    p->defer = d.defer;
+    p->on_client_gone = d.on_client_gone;
     snprintf(p->rule, sizeof p->rule, "%s", d.rule);
     rt_decision_reason(&d, p->reason, sizeof p->reason);
     if (p->n_targets == 0) {

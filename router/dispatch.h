@@ -14,7 +14,8 @@
  * cloud -> every upstream in config order, cloud:<name> -> that upstream;
  * each with the rule's time to first token and mid-stream behaviour, the
  * target repeated retry_budget more times; targets the mode forbids are
- * dropped. The reason is the decision's ("rule=<name>; score=...").
+ * dropped. The reason is the decision's ("rule=<name>; score=..."). A
+ * rule's `defer` and `on_client_gone` ride on the plan (rt_plan.defer).
  *
  * The fixed rules without a policy:
  *   tidegate/edge, the embedded model's id   -> engine
@@ -87,6 +88,13 @@ typedef struct {
     double score;
     char rule[RT_POLICY_NAME_MAX];
     rt_cascade cascade;
+    /* The rule's `defer` (cloud-only): set on an empty plan too (then
+     * rt_dispatch_plan still fails with err 503 cloud_unavailable, and the
+     * caller may defer the request instead of answering that), and on a
+     * plan with targets (when they all fail before the first token, the
+     * runner may defer instead of failing). */
+    rt_defer defer;
+    rt_pgone on_client_gone; /* the rule's; AUTO without a policy decision */
 } rt_plan;
 
 /* What dispatch knows about the world. Filled once at startup; later issues

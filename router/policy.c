@@ -127,6 +127,8 @@ void rt_policy_decide(const rt_policy *p, const rt_features *f, const rt_health 
     out->retry_budget = hit->retry_budget;
     out->mid_stream = hit->mid_stream;
     out->cascade = hit->cascade;
+    out->defer = hit->defer;
+    out->on_client_gone = hit->on_client_gone;
     snprintf(out->note, sizeof out->note, "%s", hit->note);
 }
 
@@ -136,6 +138,11 @@ void rt_decision_reason(const rt_decision *d, char *out, size_t cap) {
     if (n < 0 || (size_t)n >= cap) return;
     if (d->cascade.enabled) {
         int m = snprintf(out + n, cap - (size_t)n, " (cascade)");
+        if (m > 0) n += m;
+    }
+    if ((size_t)n >= cap) return;
+    if (d->defer.enabled) {
+        int m = snprintf(out + n, cap - (size_t)n, " (defer)");
         if (m > 0) n += m;
     }
     if ((size_t)n >= cap) return;
@@ -280,6 +287,12 @@ void rt_policy_write_yaml(const rt_policy *base, const rt_score_weights *w, cons
             if (r->cascade.has_entropy)
                 tg_buf_printf(o, "      max_mean_entropy: %.6g\n", r->cascade.max_mean_entropy);
         }
+        if (r->defer.enabled)
+            tg_buf_printf(o, "    defer: {max_wait_s: %.6g, keepalive_s: %.6g}\n",
+                          r->defer.max_wait_ms / 1000.0, r->defer.keepalive_ms / 1000.0);
+        if (r->on_client_gone != RT_PGONE_AUTO)
+            tg_buf_printf(o, "    on_client_gone: %s\n",
+                          r->on_client_gone == RT_PGONE_CANCEL ? "cancel" : "finish");
     }
 }
 

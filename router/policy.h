@@ -8,8 +8,10 @@
  * first token, a retry budget, the mid-stream behaviour when a target fails
  * after the first token (continue on the next target, or error), and an
  * optional cascade (answer on the edge, escalate to the cloud when the
- * edge's confidence over its first N tokens is low). policies/README.md is
- * the language reference.
+ * edge's confidence over its first N tokens is low), an optional `defer`
+ * (a cloud-only rule: no cloud target now -> wait for the cloud) and what
+ * a client that goes away does to its request (`on_client_gone`).
+ * policies/README.md is the language reference.
  *
  * rt_policy_load*() parses and validates a whole file (libyaml document API)
  * and returns a new immutable policy or NULL with every error as one line
@@ -54,6 +56,23 @@ typedef struct {
     double max_mean_entropy;
 } rt_cascade;
 
+/* A cloud-only rule's answer to "no cloud target can answer now" (offline,
+ * forced edge-only, every cloud breaker open): instead of failing, the
+ * request is journaled DEFERRED and runs when the cloud is back. */
+typedef struct {
+    bool enabled;
+    int max_wait_ms;  /* a streaming client waits this long, then an error event */
+    int keepalive_ms; /* SSE comment keep-alive interval while it waits */
+} rt_defer;
+
+/* What a request does when its client goes away before the answer. AUTO:
+ * finish when it carries an Idempotency-Key (the retry attaches to it),
+ * cancel otherwise. */
+typedef enum { RT_PGONE_AUTO = 0, RT_PGONE_CANCEL, RT_PGONE_FINISH } rt_pgone;
+
+#define RT_DEFER_MAX_WAIT_MS  60000 /* defaults when the rule does not say */
+#define RT_DEFER_KEEPALIVE_MS 5000
+
 typedef struct rt_policy rt_policy;
 
 typedef struct {
@@ -66,7 +85,9 @@ typedef struct {
     int retry_budget;
     rt_pmid mid_stream;
     rt_cascade cascade;
-    char note[96]; /* the rule's `reason` text, or "" */
+    rt_defer defer;          /* cloud-only: wait for the cloud instead of failing */
+    rt_pgone on_client_gone; /* cancel or finish when the client leaves */
+    char note[96];           /* the rule's `reason` text, or "" */
 } rt_decision;
 
 /* Loading. err gets '\n'-joined lines (no trailing newline). */

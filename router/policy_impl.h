@@ -39,6 +39,8 @@ typedef struct {
     int retry_budget;
     rt_pmid mid_stream;
     rt_cascade cascade;
+    rt_defer defer;
+    rt_pgone on_client_gone;
 } rt_rule;
 
 struct rt_policy {

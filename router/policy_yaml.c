@@ -397,8 +397,8 @@ static bool parse_target(loader *L, yaml_node_t *n, const char *path, rt_policy_
 typedef struct {
     rt_rule *r;
     bool has_target, has_name;
-    yaml_node_t *cascade_node, *timeouts_node, *mid_node;
-    char cascade_path[256], timeouts_path[256];
+    yaml_node_t *cascade_node, *timeouts_node, *mid_node, *defer_node;
+    char cascade_path[256], timeouts_path[256], defer_path[256];
 } rule_build;
 
 static void on_timeout(loader *L, const char *key, yaml_node_t *k, yaml_node_t *v, const char *path,
@@ -435,6 +435,29 @@ static void on_cascade(loader *L, const char *key, yaml_node_t *k, yaml_node_t *
         }
     } else
         errf(L, k, path, "unknown key (expected tokens, min_mean_logprob, max_mean_entropy)");
+}
+
+/* Seconds (fractions allowed, so tests can wait briefly) -> ms in lo..hi. */
+static void get_secs_ms(loader *L, const yaml_node_t *v, const char *path, double lo, double hi,
+                        int *out_ms) {
+    double s;
+    if (!get_number(L, v, path, &s)) return;
+    if (s < lo || s > hi) {
+        errf(L, v, path, "expected seconds in %g..%g", lo, hi);
+        return;
+    }
+    *out_ms = (int)(s * 1000.0 + 0.5);
+}
+
+static void on_defer(loader *L, const char *key, yaml_node_t *k, yaml_node_t *v, const char *path,
+                     void *arg) {
+    rt_defer *d = arg;
+    if (!strcmp(key, "max_wait_s"))
+        get_secs_ms(L, v, path, 0.1, 86400, &d->max_wait_ms);
+    else if (!strcmp(key, "keepalive_s"))
+        get_secs_ms(L, v, path, 0.1, 300, &d->keepalive_ms);
+    else
+        errf(L, k, path, "unknown key (expected max_wait_s, keepalive_s)");
 }
 
 static void on_rule(loader *L, const char *key, yaml_node_t *k, yaml_node_t *v, const char *path,
@@ -513,10 +536,22 @@ static void on_rule(loader *L, const char *key, yaml_node_t *k, yaml_node_t *v, 
     } else if (!strcmp(key, "cascade")) {
         rb->cascade_node = v;
         snprintf(rb->cascade_path, sizeof rb->cascade_path, "%s", path);
+    } else if (!strcmp(key, "defer")) {
+        rb->defer_node = v; /* checked against the targets once they are known */
+        snprintf(rb->defer_path, sizeof rb->defer_path, "%s", path);
+    } else if (!strcmp(key, "on_client_gone")) {
+        const char *s = scalar(L, v, path);
+        if (!s) return;
+        if (!strcmp(s, "cancel"))
+            r->on_client_gone = RT_PGONE_CANCEL;
+        else if (!strcmp(s, "finish"))
+            r->on_client_gone = RT_PGONE_FINISH;
+        else
+            errf(L, v, path, "expected cancel or finish");
     } else {
         errf(L, k, path,
              "unknown key (expected name, reason, when, target, fallbacks, timeouts_ms, "
-             "retry_budget, mid_stream, cascade)");
+             "retry_budget, mid_stream, cascade, defer, on_client_gone)");
     }
 }
 
@@ -554,6 +589,21 @@ static void parse_rule(loader *L, yaml_node_t *v, const char *path, size_t idx) 
                 errf(L, rb.cascade_node, rb.cascade_path,
                      "a cascade starts on the edge: target edge with a cloud fallback");
         }
+    }
+    if (rb.defer_node) {
+        rt_defer *d = &r->defer;
+        d->max_wait_ms = RT_DEFER_MAX_WAIT_MS;
+        d->keepalive_ms = RT_DEFER_KEEPALIVE_MS;
+        /* `defer: {}` takes the defaults; a mapping's errors are its own. */
+        if (each_pair(L, rb.defer_node, rb.defer_path, on_defer, d)) d->enabled = true;
+        /* Deferring means "only the cloud may answer this": an edge target
+         * would answer it offline instead, and a cascade starts there. */
+        bool edge = false;
+        for (size_t i = 0; i < r->n_targets; i++)
+            edge |= r->targets[i].route == RT_ROUTE_EDGE;
+        if (edge || r->cascade.enabled)
+            errf(L, rb.defer_node, rb.defer_path,
+                 "defer is for cloud-only rules: no edge target or fallback, no cascade");
     }
     for (size_t i = 0; i + 1 < p->n_rules; i++)
         if (rb.has_name && !strcmp(p->rules[i].name, r->name))

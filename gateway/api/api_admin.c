@@ -7,8 +7,10 @@
  *   POST /admin/reload re-reads the routing policy file: 200 and the state, or
  *                      422 with the file's errors (the old policy stays)
  *
- * The state also carries the routing policy (source, rules, reloads, the
- * last reload error) and the device health snapshot (gateway/routing.h).
+ * The state also carries the number of deferred requests waiting for the
+ * cloud (`deferred`; gauge tidegate_deferred_requests), the routing policy
+ * (source, rules, reloads, the last reload error) and the device health
+ * snapshot (gateway/routing.h).
  *
  * Router events become metrics here (an observer like any other):
  * tidegate_breaker_transitions_total{target,to}, tidegate_mode_changes_total
@@ -22,10 +24,15 @@
 
 #include "common/tg_log.h"
 #include "gateway/api/api_routes.h"
+#include "gateway/api/chat_defer.h"
 
 static void admin_state(tg_api *api, tg_http_exchange *ex) {
     tg_buf b = TG_BUF_INIT;
     rt_router_state_json(&api->router, &b);
+    if (b.len && b.data[b.len - 1] == '}') { /* cloud-only requests waiting (chat_defer.c) */
+        b.len--;
+        tg_buf_printf(&b, ",\"deferred\":%zu}", tg_defer_count(api));
+    }
     if (api->routing_on && b.len && b.data[b.len - 1] == '}') {
         b.len--; /* reopen the object: policy and health join it */
         tg_buf_putc(&b, ',');
@@ -100,6 +107,10 @@ static double mode_value(void *u) {
     case RT_CONN_CLOUD_ONLY: return 4;
     }
     return -1;
+}
+
+static double deferred_value(void *u) {
+    return (double)tg_defer_count(u);
 }
 
 static void on_router_event(void *user, const rt_event *ev) {
@@ -185,6 +196,9 @@ int tg_api_router_start(tg_api *api, char *err, size_t errlen) {
     tg_metrics_gauge_fn(m, "tidegate_mode",
                         "Connectivity: 0 online, 1 degraded, 2 offline, 3 edge-only, 4 cloud-only",
                         mode_value, api);
+    tg_metrics_gauge_fn(m, "tidegate_deferred_requests",
+                        "Cloud-only requests waiting for the cloud (journaled DEFERRED)",
+                        deferred_value, api);
     rt_router_observe(&api->router, on_router_event, api);
     if (routing_start(api, err, errlen) != 0) return -1;
     for (int i = 0; i < api->router.n_ups; i++) {

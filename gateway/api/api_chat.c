@@ -42,13 +42,16 @@
 #include "gateway/api/api_journal.h"
 #include "gateway/journal/tg_jcheck.h"
 #include "gateway/api/auth.h"
+#include "gateway/api/chat_defer.h"
 #include "gateway/api/chat_internal.h"
+#include "gateway/api/chat_resume.h"
 #include "gateway/api/reqstore.h"
 #include "router/reqfeat.h"
 
 /* ------------------------------------------------------------ lifetime -- */
 
 static void chat_link(tg_api *api, tg_chat *c) {
+    if (c->linked) return;
     c->next = api->chats;
     if (api->chats) api->chats->prev = c;
     api->chats = c;
@@ -56,7 +59,7 @@ static void chat_link(tg_api *api, tg_chat *c) {
     c->linked = true;
 }
 
-static void chat_unlink(tg_chat *c) {
+void tg_chat_unlink(tg_chat *c) {
     if (!c->linked) return;
     tg_api *api = c->api;
     if (c->prev)
@@ -70,8 +73,9 @@ static void chat_unlink(tg_chat *c) {
 }
 
 void tg_chat_free(tg_chat *c) {
+    tg_defer_remove(c);
     tg_buf_free(&c->held);
-    chat_unlink(c);
+    tg_chat_unlink(c);
     tg_chat_cloud_cancel(c);
     tg_oai_request_free(&c->oai);
     tg_buf_free(&c->text);
@@ -113,6 +117,10 @@ void tg_chat_event(tg_chat *c, rt_event_kind kind, const char *target, const cha
 /* Ends the exchange with an error before any response was started. */
 void tg_chat_fail(tg_chat *c, int status, const char *type, const char *code, const char *param,
                   const char *msg) {
+    if (c->defer_head && c->ex) { /* its stream is open: an error event ends it */
+        tg_defer_end(c, TG_JREC_FAILED, status, type, code, msg);
+        return;
+    }
     if (c->failover[0]) tg_http_add_header(c->ex, "x-tidegate-failover", c->failover);
     tg_chat_event(c, RT_EV_FAILED, tg_chat_target(c) ? tg_chat_target(c)->name : "-", NULL, NULL,
                   c->last_cause, false, tg_chat_ms_since(c->t0_ns), status);
@@ -205,6 +213,10 @@ void tg_chat_midstream_failed(tg_chat *c, rt_fail_cause cause) {
 }
 
 static void all_failed(tg_chat *c) {
+    if (tg_defer_wanted(c)) { /* cloud-only: wait for the cloud instead */
+        tg_defer_request(c);
+        return;
+    }
     if (c->last_cause == RT_FAIL_ENGINE_BUSY) {
         tg_http_add_header(c->ex, "Retry-After", "1");
         tg_chat_fail(c, 429, "requests", "rate_limit_exceeded", NULL,
@@ -231,6 +243,13 @@ static void run_next(tg_chat *c) {
         const rt_target *t = &c->plan.targets[c->attempt];
         rt_upstream *u = t->kind == RT_TARGET_CLOUD && r ? &r->ups[t->upstream] : NULL;
         if (t->kind == RT_TARGET_CLOUD && !u) continue;
+        if (r && !(u ? rt_conn_cloud_allowed(&r->conn) : rt_conn_edge_allowed(&r->conn))) {
+            /* The mode changed since the plan was made: the target it
+             * forbids now is skipped (FAILOVER, cause "mode"). */
+            note_next(c, t->name, c->last_cause);
+            note_failure(c, RT_FAIL_MODE);
+            continue;
+        }
         if (r && !rt_router_allow(r, u)) {
             /* Open breaker: skipped at once, no time spent. */
             note_next(c, t->name, c->last_cause);
@@ -395,33 +414,6 @@ static void on_text(void *user, const lfm_event *ev) {
     engine_text(c, ev->text, ev->len);
 }
 
-/* Parses tool calls out of text; on success fills content and the calls
- * JSON (NULL when there are none). */
-static size_t parse_calls(const char *text, size_t len, tg_buf *content, tg_buf *calls_json,
-                          bool stream_form, bool parallel) {
-    lfm_tool_call *calls = NULL;
-    size_t n = 0;
-    int rc = lfm_parse_tool_calls(text, len, content, &calls, &n);
-    if (rc > 0 && !parallel && n > 1) { /* parallel_tool_calls false: the first call only */
-        for (size_t i = 1; i < n; i++) {
-            free(calls[i].name);
-            free(calls[i].arguments_json);
-        }
-        n = 1;
-    }
-    if (rc <= 0 || n == 0) {
-        /* No call, or a malformed one: the text goes back as plain content. */
-        if (rc < 0) tg_log_warn("tool_call_unparsed", "bytes=%zu", len);
-        tg_buf_clear(content);
-        tg_buf_append(content, text, len);
-        lfm_tool_calls_free(calls, n);
-        return 0;
-    }
-    tg_oai_tool_calls_json(calls_json, calls, n, stream_form);
-    lfm_tool_calls_free(calls, n);
-    return n;
-}
-
 /* The usage the client sees. A continuation's engine prompt holds the answer
  * so far: the prompt is the conversation (on_start's count) and the
  * completion is what the cloud streamed (one token a chunk, its usage never
@@ -438,7 +430,8 @@ static void engine_finish_stream(tg_chat *c, const lfm_event *ev) {
     const char *held = tg_toolstream_held(&c->ts, &held_len);
     if (c->tools && held_len) {
         tg_buf content = TG_BUF_INIT, calls = TG_BUF_INIT;
-        has_calls = parse_calls(held, held_len, &content, &calls, true, c->parallel) > 0;
+        has_calls =
+            tg_toolstream_parse_calls(held, held_len, &content, &calls, true, c->parallel) > 0;
         if (content.len) tg_chat_emit_text(c, content.data, content.len);
         if (has_calls) tg_chat_emit_tool_calls(c, calls.data);
         tg_buf_free(&content);
@@ -452,8 +445,8 @@ static void engine_finish_once(tg_chat *c, const lfm_event *ev) {
     tg_buf content = TG_BUF_INIT, calls = TG_BUF_INIT;
     bool has_calls = false;
     if (c->tools && c->text.len)
-        has_calls =
-            parse_calls(c->text.data, c->text.len, &content, &calls, false, c->parallel) > 0;
+        has_calls = tg_toolstream_parse_calls(c->text.data, c->text.len, &content, &calls, false,
+                                              c->parallel) > 0;
     else
         tg_buf_append(&content, c->text.data ? c->text.data : "", c->text.len);
     const char *text = content.data ? content.data : "";
@@ -628,7 +621,7 @@ static void engine_run(tg_chat *c) {
 
 /* The client went away: stop whatever runs (engine at its next token, the
  * upstream request at once) and free. */
-static void on_abort(void *arg) {
+void tg_chat_on_abort(void *arg) {
     tg_chat *c = arg;
     if (c->finishing) { /* the result is on its way to disk: it stands */
         c->gone = true;
@@ -636,6 +629,7 @@ static void on_abort(void *arg) {
         c->ex = NULL;
         return;
     }
+    if (tg_chat_let_client_go(c)) return; /* runs on with no client; a retry attaches */
     if (c->journaled)
         tg_apij_end(c->api, c->rid, TG_JREC_CANCELLED, 499, "cancelled", "client_gone",
                     "the client went away before the answer was complete");
@@ -655,10 +649,15 @@ static void on_abort(void *arg) {
 /* --------------------------------------------------------------- intake -- */
 
 static void dispatch(tg_chat *c) {
+    if (c->plan.n_targets == 0) { /* a deferred plan (tg_defer_wanted) */
+        tg_defer_request(c);
+        return;
+    }
     if (c->journaled) {
         tg_buf d = TG_BUF_INIT;
+        const char *to = c->continuing ? "engine" : c->plan.targets[0].name;
         tg_buf_puts(&d, "{\"target\":");
-        tg_buf_json_str(&d, c->plan.targets[0].name, strlen(c->plan.targets[0].name));
+        tg_buf_json_str(&d, to, strlen(to));
         tg_buf_puts(&d, c->recovered ? ",\"recovered\":true}" : "}");
         tg_apij_note(c->api, c->rid, TG_JREC_DISPATCHED, d.data, d.len);
         tg_buf_free(&d);
@@ -669,8 +668,10 @@ static void dispatch(tg_chat *c) {
     tg_chat_event(c, RT_EV_DISPATCHED, c->plan.targets[0].name, NULL, NULL, RT_FAIL_NONE, false, 0,
                   0);
     chat_link(c->api, c);
-    tg_http_set_on_abort(c->ex, on_abort, c);
-    run_next(c);
+    tg_http_set_on_abort(c->ex, tg_chat_on_abort, c);
+    /* A stream recovered mid-way goes on on the engine (tg_cres_restore). */
+    c->attempt = c->continuing ? c->plan.n_targets : 0;
+    c->continuing ? engine_run(c) : run_next(c);
 }
 
 /* The client left while ACCEPTED was on its way to disk: answer (nothing
@@ -729,7 +730,9 @@ static bool idempotency(tg_chat *c) {
     case TG_APIJ_IDEM_SAME: break;
     }
     tg_log_info("idempotent_retry", "request_id=%s original=%s", req->request_id, found);
-    tg_apij_serve_result(api, c->ex, found, c->oai.stream, c->oai.include_usage);
+    /* A streamed one resumes after Last-Event-ID (chat_resume.c). */
+    if (!c->oai.stream || tg_cres_resume(api, c->ex, req, found) != 0)
+        tg_apij_serve_result(api, c->ex, found, c->oai.stream, c->oai.include_usage);
     c->ex = NULL;
     tg_chat_free(c);
     return true;
@@ -747,34 +750,6 @@ tg_chat *tg_chat_new(tg_api *api, tg_http_exchange *ex, const tg_http_request *r
     c->t0_ns = uv_hrtime();
     snprintf(c->rid, sizeof c->rid, "%s", c->req_id);
     return c;
-}
-
-/* A journaled request an earlier run left unfinished, run again with no
- * client (a NULL exchange: every answer goes to the journal only). Its
- * request lives in the chat: the body (chat_body) and the id. */
-void tg_api_chat_recover(tg_api *api, const char *id, const char *body, size_t len) {
-    tg_chat *c = tg_chat_new(api, NULL, NULL);
-    snprintf(c->rid, sizeof c->rid, "%s", id);
-    snprintf(c->req_id, sizeof c->req_id, "%s", id);
-    c->chat_body = malloc(len + 1);
-    if (!c->chat_body) abort();
-    memcpy(c->chat_body, body, len);
-    c->chat_body[len] = 0;
-    c->chat_body_len = len;
-    c->own_req.method = "POST";
-    c->own_req.path = TG_CHAT_ROUTE;
-    c->own_req.body = c->chat_body;
-    c->own_req.body_len = len;
-    c->own_req.request_id = c->rid;
-    c->req = &c->own_req;
-    c->journaled = true;
-    c->recovered = true;
-    tg_oai_error e;
-    if (tg_chat_parse(c, &e) < 0) {
-        tg_chat_fail(c, e.status, e.type, e.code, e.param, e.message);
-        return;
-    }
-    tg_chat_run(c);
 }
 
 void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req) {
@@ -810,13 +785,14 @@ void tg_chat_run(tg_chat *c) {
      * answer: the fixed rule says so without a score. */
     bool policy = api->routing_on && (api->routing.path || api->router.n_ups > 0);
     if (policy && (!m || !*m || !strcmp(m, RT_MODEL_AUTO))) {
-        rt_reqfeat_extract(c->oai.raw,
-                           rt_reqfeat_hint(tg_http_request_header(req, "x-tidegate-hint")), &feats);
+        rt_reqfeat_extract(c->oai.raw, tg_chat_hint(c), &feats);
         info.features = &feats;
         api->dispatch.policy = api->routing.policy;
         api->dispatch.health = &api->routing.health;
     }
-    if (rt_dispatch_plan(&api->dispatch, &info, &c->plan) < 0) {
+    /* A cloud-only rule with no cloud now: the request waits (dispatch()
+     * defers it once ACCEPTED is durable). */
+    if (rt_dispatch_plan(&api->dispatch, &info, &c->plan) < 0 && !tg_defer_wanted(c)) {
         const tg_oai_error *pe = &c->plan.err;
         tg_chat_fail(c, pe->status, pe->type, pe->code, pe->param, pe->message);
         return;
@@ -844,6 +820,7 @@ void tg_chat_run(tg_chat *c) {
      * completions are not journaled. A request re-run after a restart is
      * journaled already. */
     if (!api->journal || c->mode == TG_CHAT_COMPLETIONS || c->journaled) {
+        if (c->recovered && tg_cres_restore(c)) return;
         dispatch(c);
         return;
     }
@@ -855,7 +832,8 @@ void tg_chat_run(tg_chat *c) {
                          .idem = c->idem[0] ? c->idem : NULL,
                          .body_sha = c->body_sha,
                          .stream = c->stream,
-                         .include_usage = c->include_usage};
+                         .include_usage = c->include_usage,
+                         .hint = tg_chat_hint(c)};
     if (tg_apij_accept(api, c->rid, &meta, req->body, req->body_len, on_accepted, c) != 0) {
         if (c->idem[0]) tg_apij_idem_drop(api, c->scope, c->idem);
         tg_chat_fail(c, 503, "server_error", "journal_unavailable", NULL,
@@ -866,10 +844,10 @@ void tg_chat_run(tg_chat *c) {
 void tg_api_chat_end_all(tg_api *api, const char *why) {
     while (api->chats) {
         tg_chat *c = api->chats;
-        chat_unlink(c);
+        tg_chat_unlink(c);
         if (c->finishing) { /* its result is on its way to disk; the callback frees it */
             c->gone = true;
-            tg_http_stream_end(c->ex);
+            if (!c->durable) tg_http_stream_end(c->ex); /* else its subscriber's */
             c->ex = NULL;
             continue;
         }
@@ -879,7 +857,9 @@ void tg_api_chat_end_all(tg_api *api, const char *why) {
         if (c->journaled)
             tg_apij_end(api, c->rid, TG_JREC_FAILED, 503, "server_error", "server_shutting_down",
                         why);
-        if (c->started) {
+        if (c->durable) {
+            tg_cres_shutdown(c, "server_shutting_down", why);
+        } else if (c->started) {
             tg_chat_stream_error(c, "server_error", "server_shutting_down", why);
             tg_http_stream_end(c->ex);
         } else {

@@ -10,6 +10,7 @@
 #include "common/tg_buf.h"
 #include "common/tg_log.h"
 #include "gateway/api/auth.h"
+#include "gateway/api/chat_resume.h"
 #include "gateway/api/reqstore.h"
 #include "gateway/journal/tg_jcheck.h"
 #include "gateway/journal/tg_jfile.h"
@@ -60,8 +61,10 @@ int tg_apij_accept(tg_api *api, const char *id, const tg_apij_meta *m, const cha
         tg_buf_puts(&p, "null");
     tg_buf_puts(&p, ",\"body_sha\":");
     tg_buf_json_str(&p, m->body_sha ? m->body_sha : "", m->body_sha ? strlen(m->body_sha) : 0);
-    tg_buf_printf(&p, ",\"stream\":%s,\"include_usage\":%s,\"body\":", m->stream ? "true" : "false",
+    tg_buf_printf(&p, ",\"stream\":%s,\"include_usage\":%s,", m->stream ? "true" : "false",
                   m->include_usage ? "true" : "false");
+    if (m->hint) tg_buf_printf(&p, "\"hint\":%d,", m->hint < 0 ? -1 : 1);
+    tg_buf_puts(&p, "\"body\":");
     /* The body already parsed as a JSON object (tg_oai_parse_request). */
     tg_buf_append(&p, body, len);
     tg_buf_putc(&p, '}');
@@ -283,7 +286,13 @@ void tg_apij_serve_result(tg_api *api, tg_http_exchange *ex, const char *id, boo
         tg_reqview_free(&v);
         return;
     }
+    bool deferred = rc == 0 && v.state == TG_JREC_DEFERRED;
     tg_reqview_free(&v);
+    if (deferred && !stream) {
+        tg_http_add_header(ex, "idempotent-replayed", "true");
+        tg_apij_respond_deferred(api, ex, id);
+        return;
+    }
     /* Running (or its ACCEPTED is still on its way to disk): wait for its
      * terminal record. */
     waiter *w = calloc(1, sizeof *w);
@@ -301,6 +310,7 @@ void tg_apij_serve_result(tg_api *api, tg_http_exchange *ex, const char *id, boo
 
 static void wake(tg_api *api, const char *id, int status) {
     if (!api->jx) return;
+    tg_cres_wake(api, id, status); /* resumed streams end */
     waiter *w = api->jx->waiters;
     while (w) {
         waiter *n = w->next;
@@ -363,12 +373,67 @@ void tg_api_requests(tg_api *api, tg_http_exchange *ex, const tg_http_request *r
                          "the journal could not be read");
         return;
     }
+    /* Accept: text/event-stream: the stream itself, after Last-Event-ID
+     * (a request that was not streamed: its result as a stream). */
+    const char *acc = tg_http_request_header(req, "accept");
+    if (acc && strstr(acc, "text/event-stream")) {
+        bool usage = v.include_usage;
+        tg_reqview_free(&v);
+        if (tg_cres_resume(api, ex, req, id) != 0) tg_apij_serve_result(api, ex, id, true, usage);
+        return;
+    }
     tg_buf b = TG_BUF_INIT;
     tg_reqview_json(&v, id, &b);
     tg_reqview_free(&v);
     tg_http_add_header(ex, "Cache-Control", "no-store");
     tg_http_respond(ex, 200, "application/json", b.data, b.len);
     tg_buf_free(&b);
+}
+
+int tg_apij_view_json(tg_api *api, const char *id, tg_buf *out) {
+    tg_reqview v;
+    int rc = load_view(api, id, &v);
+    if (rc == 0) tg_reqview_json(&v, id, out);
+    tg_reqview_free(&v);
+    return rc;
+}
+
+void tg_apij_respond_deferred(tg_api *api, tg_http_exchange *ex, const char *id) {
+    tg_buf b = TG_BUF_INIT;
+    if (tg_apij_view_json(api, id, &b) != 0) {
+        tg_buf_free(&b);
+        tg_api_error(api, ex, 503, "server_error", "journal_unavailable", NULL,
+                     "request %s is deferred but the journal could not be read", id);
+        return;
+    }
+    char loc[TG_JREC_ID_MAX + 16];
+    snprintf(loc, sizeof loc, "/v1/requests/%s", id);
+    tg_http_add_header(ex, "Location", loc);
+    tg_http_add_header(ex, "x-tidegate-request-id", id);
+    tg_http_add_header(ex, "Cache-Control", "no-store");
+    tg_http_respond(ex, 202, "application/json", b.data, b.len);
+    tg_buf_free(&b);
+}
+
+static int hint_rec(void *user, const tg_jrec *r) {
+    if (r->type != TG_JREC_ACCEPTED) return 0;
+    json_tokener *tk = json_tokener_new();
+    json_object *o =
+        tk ? json_tokener_parse_ex(tk, (const char *)r->payload, (int)r->payload_len) : NULL;
+    json_object *h;
+    if (o && json_object_object_get_ex(o, "hint", &h) && json_object_is_type(h, json_type_int)) {
+        int64_t v = json_object_get_int64(h);
+        *(int *)user = v < 0 ? -1 : v > 0 ? 1 : 0;
+    }
+    json_object_put(o);
+    if (tk) json_tokener_free(tk);
+    return 1; /* one ACCEPTED per id */
+}
+
+int tg_apij_hint(tg_api *api, const char *id) {
+    int hint = 0;
+    if (api->journal) tg_journal_read(api->journal, id, hint_rec, &hint);
+    return hint;
 }
 
 /* --------------------------------------------------------------- open -- */
@@ -481,6 +546,7 @@ int tg_apij_open(tg_api *api) {
     open_scan s = {api, now_us() - x->retention_us};
     tg_journal_scan(api->journal, on_open_rec, &s);
     if (api->router_on) rt_router_observe(&api->router, on_router_event, api);
+    tg_cres_metrics(api);
     tg_log_info("journal_open",
                 "dir=%s records=%llu requests=%llu unfinished=%zu idempotency_keys=%zu "
                 "torn_bytes=%llu encrypted=%s fsync=%s",
@@ -556,6 +622,7 @@ void tg_apij_close(tg_api *api) {
     tg_apij *x = api->jx;
     tg_journal_close(api->journal);
     api->journal = NULL;
+    tg_cres_close(api);
     if (!x) return;
     /* Waiters still here: their exchanges are gone with the servers. */
     while (x->waiters) {

@@ -28,6 +28,7 @@ typedef struct {
     const char *idem;     /* Idempotency-Key or NULL */
     const char *body_sha; /* SHA-256 of the body, hex */
     bool stream, include_usage;
+    int hint; /* x-tidegate-hint (-1, 0, 1): a re-plan after a restart needs it */
 } tg_apij_meta;
 
 /* The caller's scope: SHA-256 hex of its bearer token when API keys are
@@ -62,9 +63,18 @@ tg_apij_idem tg_apij_idem_claim(tg_api *api, const char *scope, const char *key,
 void tg_apij_idem_drop(tg_api *api, const char *scope, const char *key);
 
 /* Answers ex with id's result now when it is terminal, else once it is
- * (stream: the stored result as SSE). */
+ * (stream: the stored result as SSE); a non-streamed retry of a deferred
+ * request gets the 202 its first call got. */
 void tg_apij_serve_result(tg_api *api, tg_http_exchange *ex, const char *id, bool stream,
                           bool include_usage);
+
+/* The x-tidegate-hint ACCEPTED recorded for id (0 when none or unreadable). */
+int tg_apij_hint(tg_api *api, const char *id);
+/* Appends the GET /v1/requests/{id} object of id; -ENOENT or -EIO. */
+int tg_apij_view_json(tg_api *api, const char *id, tg_buf *out);
+/* A deferred request's answer: 202, Location: /v1/requests/{id}, the
+ * request object as the body. Ends ex. */
+void tg_apij_respond_deferred(tg_api *api, tg_http_exchange *ex, const char *id);
 
 /* GET /v1/requests/{id} (route prefix /v1/requests/). */
 void tg_api_requests(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);

@@ -109,6 +109,8 @@ static bool resp_load(tg_api *api, const char *id) {
     size_t n = strlen(id);
     if (n == 0 || n > 100) return false;
     if (tg_resp_store_response(store(api), id)) return true;
+    /* Deleted here: the journaled delete may still be in the writer's queue. */
+    if (tg_resp_store_deleted(store(api), id)) return false;
     if (!api->journal || strncmp(id, "resp_", 5) != 0) return false;
     char del[128];
     del_key(id, del, sizeof del);

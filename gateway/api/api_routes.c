@@ -227,11 +227,53 @@ static double g_inflight(void *u) {
     return (double)api->n_chats;
 }
 
+/* Prefix cache counters as of the scheduler's last step (0 without an
+ * engine or with the cache off). One lock per series per scrape. */
+static lfm_cache_stats cache_stats(void *u) {
+    tg_api *api = u;
+    lfm_cache_stats st = {0};
+    if (api->engine.sched) lfm_sched_cache_stats(api->engine.sched, &st);
+    return st;
+}
+static double g_pc_lookups(void *u) {
+    return (double)cache_stats(u).lookups;
+}
+static double g_pc_hits(void *u) {
+    return (double)cache_stats(u).hits;
+}
+static double g_pc_tokens(void *u) {
+    return (double)cache_stats(u).tokens_reused;
+}
+static double g_pc_evictions(void *u) {
+    return (double)cache_stats(u).evictions;
+}
+static double g_pc_entries(void *u) {
+    return (double)cache_stats(u).entries;
+}
+static double g_pc_bytes(void *u) {
+    return (double)cache_stats(u).bytes;
+}
+
 void tg_api_register_metrics(tg_api *api) {
     tg_metrics_gauge_fn(api->metrics, "tidegate_engine_queue_depth",
                         "Engine jobs waiting for a sequence slot", g_queue_depth, api);
     tg_metrics_gauge_fn(api->metrics, "tidegate_engine_active_sequences",
                         "Engine sequences being decoded", g_active_seqs, api);
+    tg_metrics_counter_fn(api->metrics, "tidegate_engine_prefix_cache_lookups_total",
+                          "Engine jobs started (each looks its prompt up in the prefix cache)",
+                          g_pc_lookups, api);
+    tg_metrics_counter_fn(api->metrics, "tidegate_engine_prefix_cache_hits_total",
+                          "Engine jobs that restored a cached prompt prefix", g_pc_hits, api);
+    tg_metrics_counter_fn(api->metrics, "tidegate_engine_prefix_cache_tokens_restored_total",
+                          "Prompt tokens restored from the prefix cache instead of evaluated",
+                          g_pc_tokens, api);
+    tg_metrics_counter_fn(api->metrics, "tidegate_engine_prefix_cache_evictions_total",
+                          "Prefix cache entries evicted to stay within engine.prefix_cache_mib",
+                          g_pc_evictions, api);
+    tg_metrics_gauge_fn(api->metrics, "tidegate_engine_prefix_cache_entries",
+                        "Sequences held in the prefix cache", g_pc_entries, api);
+    tg_metrics_gauge_fn(api->metrics, "tidegate_engine_prefix_cache_bytes",
+                        "Bytes held by the prefix cache", g_pc_bytes, api);
     tg_metrics_gauge_fn(api->metrics, "tidegate_http_active_connections",
                         "Open client connections (API and admin listeners)", g_connections, api);
     tg_metrics_gauge_fn(api->metrics, "tidegate_chat_inflight", "Chat completions in progress",

@@ -68,9 +68,12 @@ typedef struct tg_api {
     bool draining;      /* SIGTERM seen: /readyz 503, new chats 503 */
     int64_t started_at; /* unix seconds, the models' "created" */
 
-    tg_chat *chats;             /* live chat completions (for shutdown) */
-    struct tg_journal *journal; /* request journal (api_journal.c), or NULL: off */
-    struct tg_apij *jx;         /* its idempotency keys, waiters, recovery (api_journal.c) */
+    tg_chat *chats;               /* live chat completions (for shutdown) */
+    struct tg_journal *journal;   /* request journal (api_journal.c), or NULL: off */
+    struct tg_apij *jx;           /* its idempotency keys, waiters, recovery (api_journal.c) */
+    struct tg_cres_sub *resumers; /* clients of journaled streams (chat_resume.c) */
+    tg_metric *event_durable;     /* ... and how long their events waited for disk */
+    struct tg_defer *defer;       /* deferred cloud-only requests (chat_defer.c), or NULL */
     size_t n_chats;
 } tg_api;
 
@@ -115,7 +118,8 @@ void tg_api_router_stop(tg_api *api);
 /* api_chat.c */
 void tg_api_chat(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);
 /* Re-runs a journaled chat request (ACCEPTED durable, no terminal record)
- * with no client, by the current policy; its end is journaled. */
+ * with no client, by the current policy; its end is journaled. A stream
+ * continues from its durable events (chat_resume.c). */
 void tg_api_chat_recover(tg_api *api, const char *id, const char *body, size_t len);
 /* Shutdown deadline: end every live chat (streams get an error event). */
 void tg_api_chat_end_all(tg_api *api, const char *why);

@@ -112,9 +112,24 @@ struct tg_chat {
     tg_oai_usage fin_usage;  /* a finishing stream's usage */
     bool fin_has_usage;
     char fin_reason[24];
+    /* ---- resumable streams (chat_resume.c) ---- */
+    uint64_t ev_n; /* number of the last SSE event (its id) */
+    bool durable;  /* events are CHUNK records, sent once durable, to subscribers */
 
     bool linked;
     tg_chat *prev, *next;
+
+    /* ---- deferral (chat_defer.c): a cloud-only request waiting for the cloud ---- */
+    int hint;                  /* x-tidegate-hint (-1, 0, 1): a re-plan has no headers */
+    bool hint_known;           /* hint was read (header, or ACCEPTED after a restart) */
+    bool deferred;             /* in the deferred queue */
+    bool defer_recorded;       /* DEFERRED is journaled for this wait */
+    bool defer_pending;        /* DEFERRED on its way to disk */
+    bool defer_head;           /* a stream's head went out while it waited */
+    uint64_t defer_t0_ms;      /* loop time its first wait began (the max wait) */
+    uint64_t defer_ka_ms;      /* loop time the next keep-alive is due */
+    uint64_t defer_created_us; /* ACCEPTED's time (the retention cap) */
+    tg_chat *dprev, *dnext;
 
     /* ---- the API that asked (api_responses.c) ---- */
     tg_chat_mode mode;
@@ -132,7 +147,8 @@ struct tg_chat {
     json_object *rcalls; /* TG_CHAT_RESPONSES: tool calls so far (chat form, merged) */
 };
 
-/* api_chat.c, for chat_output.c and the cloud target */
+/* api_chat.c, for chat_output.c, chat_defer.c and the cloud target */
+void tg_chat_unlink(tg_chat *c); /* off the live list (api->chats) */
 double tg_chat_ms_since(uint64_t t_ns);
 rt_router *tg_chat_router(tg_chat *c);             /* NULL before the router is up */
 const rt_target *tg_chat_target(const tg_chat *c); /* the running one, or NULL */
@@ -165,6 +181,9 @@ void tg_chat_finish_stream(tg_chat *c, const char *finish_reason, const tg_oai_u
 void tg_chat_answer_once(tg_chat *c, const char *content, size_t len, const char *tool_calls_json,
                          const char *finish_reason, const tg_oai_usage *u);
 void tg_chat_free(tg_chat *c);
+/* The client went away (arg: the chat): stop what runs, journal CANCELLED
+ * (unless the result is on its way to disk), free. */
+void tg_chat_on_abort(void *arg);
 
 /* A new request record for ex (calloc'd, toolstream ready). */
 tg_chat *tg_chat_new(tg_api *api, tg_http_exchange *ex, const tg_http_request *req);

@@ -13,6 +13,7 @@
 
 #include "gateway/api/api_journal.h"
 #include "gateway/api/chat_internal.h"
+#include "gateway/api/chat_resume.h"
 #include "gateway/api/reqstore.h"
 
 /* ------------------------------------------------------------ the head -- */
@@ -44,12 +45,10 @@ static void first_token(tg_chat *c) {
     }
 }
 
+/* Every event carries its number (chat_resume.c: journaled ones are sent
+ * once durable). */
 static void send_raw_chunk(tg_chat *c, tg_buf *j) {
-    tg_buf ev = TG_BUF_INIT;
-    tg_sse_data(&ev, j->data, j->len);
-    /* -1 means the client is gone; on_abort cleans up, nothing to do here. */
-    (void)tg_http_stream_write(c->ex, ev.data, ev.len);
-    tg_buf_free(&ev);
+    tg_cres_event(c, j->data, j->len);
 }
 
 /* The logprobs entries gathered since the last chunk as a JSON array, or
@@ -97,10 +96,15 @@ static void add_route_headers(tg_chat *c) {
 static void start_stream(tg_chat *c) {
     if (c->started) return;
     c->started = true;
-    add_route_headers(c);
-    tg_http_add_header(c->ex, "Cache-Control", "no-cache");
-    tg_http_add_header(c->ex, "X-Accel-Buffering", "no");
-    tg_http_stream_begin(c->ex, 200, "text/event-stream; charset=utf-8");
+    if (!c->defer_head) { /* a deferred stream's head went out while it waited */
+        add_route_headers(c);
+        tg_http_add_header(c->ex, "Cache-Control", "no-cache");
+        tg_http_add_header(c->ex, "X-Accel-Buffering", "no");
+        tg_http_stream_begin(c->ex, 200, "text/event-stream; charset=utf-8");
+    } else {
+        tg_http_set_route(c->ex, c->route);
+    }
+    tg_cres_adopt(c);
     if (c->mode == TG_CHAT_RESPONSES) {
         tg_resp_stream_start(c);
     } else if (c->mode == TG_CHAT_CHAT) {
@@ -161,10 +165,13 @@ void tg_chat_stream_error(tg_chat *c, const char *type, const char *code, const 
         tg_resp_stream_error(c, code, msg);
         return;
     }
+    /* A journaled stream's error event comes from its FAILED record. */
+    if (c->durable) return;
     tg_oai_error e;
     tg_oai_error_set(&e, 500, type, code, NULL, "%s", msg);
     tg_buf j = TG_BUF_INIT, ev = TG_BUF_INIT;
     tg_oai_error_json(&j, &e);
+    if (c->mode == TG_CHAT_CHAT) tg_cres_end_id(c, &ev);
     tg_sse_data(&ev, j.data, j.len);
     (void)tg_http_stream_write(c->ex, ev.data, ev.len);
     tg_buf_free(&j);
@@ -196,14 +203,20 @@ static void end_event(tg_chat *c, bool ok, int status) {
                   status);
 }
 
-/* The end of a stream: final chunk, usage, [DONE]; frees c. */
-static void stream_tail(tg_chat *c) {
+/* The final chunk and the usage chunk. */
+static void send_tail_chunks(tg_chat *c) {
     send_final_chunk(c, c->fin_reason);
     if (c->include_usage && c->fin_has_usage) {
         tg_oai_chunk k = {.usage_only = true, .usage = &c->fin_usage};
         send_chunk(c, &k);
     }
+}
+
+/* The end of a stream not journaled: final chunk, usage, [DONE]; frees c. */
+static void stream_tail(tg_chat *c) {
+    send_tail_chunks(c);
     tg_buf d = TG_BUF_INIT;
+    tg_cres_end_id(c, &d);
     tg_sse_done(&d);
     (void)tg_http_stream_write(c->ex, d.data, d.len);
     tg_buf_free(&d);
@@ -217,6 +230,11 @@ static void stream_tail(tg_chat *c) {
 static void on_stream_result_durable(void *user, int status) {
     tg_chat *c = user;
     c->finishing = false;
+    if (c->durable) { /* its clients get [DONE] (or the error) from the journal */
+        end_event(c, status == 0, 200);
+        tg_chat_free(c);
+        return;
+    }
     if (c->gone) { /* the client left meanwhile: nothing to send */
         end_event(c, true, 499);
         tg_chat_free(c);
@@ -253,6 +271,9 @@ void tg_chat_finish_stream(tg_chat *c, const char *finish_reason, const tg_oai_u
         stream_tail(c);
         return;
     }
+    /* A durable stream's last events are journaled before its result, so
+     * they are durable when it is. */
+    if (c->durable) send_tail_chunks(c);
     /* The stored result is the chat.completion a non-streamed call would
      * have got: the text sent, the tool calls merged, the usage. */
     tg_buf r = TG_BUF_INIT, calls = TG_BUF_INIT;
@@ -346,7 +367,7 @@ void tg_chat_answer_once(tg_chat *c, const char *content, size_t len, const char
 void tg_chat_end_with_error(tg_chat *c, const char *code, const char *msg) {
     if (c->journaled) tg_apij_end(c->api, c->rid, TG_JREC_FAILED, 500, "server_error", code, msg);
     tg_chat_stream_error(c, "server_error", code, msg);
-    tg_http_stream_end(c->ex);
+    if (!c->durable) tg_http_stream_end(c->ex); /* else its subscriber ends it */
     end_event(c, false, 200);
     tg_chat_free(c);
 }

@@ -455,7 +455,7 @@ void tg_resp_event(tg_buf *out, const char *type, int *seq, json_object *obj) {
 
 typedef struct {
     char id[48];
-    char *response, *messages;
+    char *response, *messages; /* NULL: free slot, or a tombstone when id is set */
 } st_entry;
 
 struct tg_resp_store {
@@ -516,6 +516,13 @@ bool tg_resp_store_delete(tg_resp_store *st, const char *id) {
     free(e->response);
     free(e->messages);
     e->response = e->messages = NULL;
-    e->id[0] = 0;
+    /* The id stays as a tombstone: the journal's own record of the delete
+     * may not be readable yet, and the response's COMPLETED record is. */
     return true;
+}
+
+bool tg_resp_store_deleted(tg_resp_store *st, const char *id) {
+    for (int i = 0; st && id && i < st->cap; i++)
+        if (!st->e[i].response && st->e[i].id[0] && !strcmp(st->e[i].id, id)) return true;
+    return false;
 }

@@ -81,5 +81,7 @@ void tg_resp_store_put(tg_resp_store *st, const char *id, const char *response_j
 const char *tg_resp_store_response(tg_resp_store *st, const char *id);
 const char *tg_resp_store_messages(tg_resp_store *st, const char *id);
 bool tg_resp_store_delete(tg_resp_store *st, const char *id);
+/* True when id was deleted and its tombstone is still in the ring. */
+bool tg_resp_store_deleted(tg_resp_store *st, const char *id);
 
 #endif

@@ -27,6 +27,10 @@ void tg_sse_data(tg_buf *out, const char *data, size_t len) {
     tg_sse_event(out, NULL, data, len);
 }
 
+void tg_sse_id(tg_buf *out, uint64_t n) {
+    tg_buf_printf(out, "id: %llu\n", (unsigned long long)n);
+}
+
 void tg_sse_done(tg_buf *out) {
     tg_buf_puts(out, "data: [DONE]\n\n");
 }

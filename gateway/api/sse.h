@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/tg_buf.h"
 
@@ -21,6 +22,9 @@
 void tg_sse_event(tg_buf *out, const char *event, const char *data, size_t len);
 /* Shorthand for tg_sse_event(out, NULL, data, len). */
 void tg_sse_data(tg_buf *out, const char *data, size_t len);
+/* An `id: n` line: put before an event's data, it is that event's id (the
+ * value a reconnecting client sends back as Last-Event-ID). */
+void tg_sse_id(tg_buf *out, uint64_t n);
 /* The OpenAI end-of-stream marker: `data: [DONE]\n\n`. */
 void tg_sse_done(tg_buf *out);
 /* A comment line (keep-alive): `: text\n\n`. */

@@ -1,7 +1,12 @@
 /* toolstream: hold back possible tool calls in streamed text. */
 #include "gateway/api/toolstream.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#include "common/tg_log.h"
+#include "engine/lfm.h"
+#include "gateway/api/openai_api.h"
 
 void tg_toolstream_init(tg_toolstream *t) {
     memset(t, 0, sizeof *t);
@@ -41,4 +46,31 @@ void tg_toolstream_push(tg_toolstream *t, const char *s, size_t n, tg_buf *out) 
 const char *tg_toolstream_held(const tg_toolstream *t, size_t *len) {
     *len = t->held.len;
     return t->held.data ? t->held.data : "";
+}
+
+/* Parses tool calls out of text; on success fills content and the calls
+ * JSON (NULL when there are none). */
+size_t tg_toolstream_parse_calls(const char *text, size_t len, tg_buf *content, tg_buf *calls_json,
+                                 bool stream_form, bool parallel) {
+    lfm_tool_call *calls = NULL;
+    size_t n = 0;
+    int rc = lfm_parse_tool_calls(text, len, content, &calls, &n);
+    if (rc > 0 && !parallel && n > 1) { /* parallel_tool_calls false: the first call only */
+        for (size_t i = 1; i < n; i++) {
+            free(calls[i].name);
+            free(calls[i].arguments_json);
+        }
+        n = 1;
+    }
+    if (rc <= 0 || n == 0) {
+        /* No call, or a malformed one: the text goes back as plain content. */
+        if (rc < 0) tg_log_warn("tool_call_unparsed", "bytes=%zu", len);
+        tg_buf_clear(content);
+        tg_buf_append(content, text, len);
+        lfm_tool_calls_free(calls, n);
+        return 0;
+    }
+    tg_oai_tool_calls_json(calls_json, calls, n, stream_form);
+    lfm_tool_calls_free(calls, n);
+    return n;
 }

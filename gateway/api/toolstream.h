@@ -28,4 +28,12 @@ void tg_toolstream_push(tg_toolstream *t, const char *s, size_t n, tg_buf *out);
 const char *tg_toolstream_held(const tg_toolstream *t, size_t *len);
 void tg_toolstream_free(tg_toolstream *t);
 
+/* Parses the tool calls out of a whole output (text and calls): content gets
+ * the text outside them, calls_json the OpenAI tool_calls array (with
+ * "index" when stream_form); parallel false keeps the first call. Returns
+ * the number of calls; 0 with content = the text as is when there is none
+ * or it does not parse. */
+size_t tg_toolstream_parse_calls(const char *text, size_t len, tg_buf *content, tg_buf *calls_json,
+                                 bool stream_form, bool parallel);
+
 #endif

@@ -6,6 +6,7 @@
 #include <json-c/json.h>
 
 #include "common/tg_buf.h"
+#include "gateway/journal/tg_jchunk.h"
 #include "gateway/journal/tg_jindex.h"
 
 typedef struct {
@@ -104,6 +105,28 @@ static void check_failed(ctx *c, const tg_jrec *r) {
     c->released[c->n_rel++] = id;
 }
 
+/* A request's CHUNK records are its streamed events 1, 2, 3, ... in order:
+ * a gap or a repeat would make a resumed stream skip or repeat an event. */
+static void check_chunk(ctx *c, const tg_jrec *r) {
+    c->res->chunks++;
+    uint64_t n;
+    const char *data;
+    size_t len;
+    if (tg_jchunk_decode(r->payload, r->payload_len, &n, &data, &len) != 0) {
+        violation(c, r, "CHUNK payload is not {\"n\":N,\"data\":...}");
+        return;
+    }
+    tg_jentry *e = tg_jindex_find(&c->idx, r->id, r->id_len);
+    if (!e) return;
+    if (n != e->chunk_n + 1) {
+        char what[96];
+        snprintf(what, sizeof what, "CHUNK %llu after CHUNK %llu (%s)", (unsigned long long)n,
+                 (unsigned long long)e->chunk_n, n <= e->chunk_n ? "repeated" : "gap");
+        violation(c, r, what);
+    }
+    if (n > e->chunk_n) e->chunk_n = n;
+}
+
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -132,7 +155,7 @@ static int on_rec(void *user, const tg_jrec *r) {
     }
     if (r->type == TG_JREC_ACCEPTED) check_accepted(c, r);
     if (r->type == TG_JREC_FAILED) check_failed(c, r);
-    if (r->type == TG_JREC_CHUNK) c->res->chunks++;
+    if (r->type == TG_JREC_CHUNK) check_chunk(c, r);
     return 0;
 }
 

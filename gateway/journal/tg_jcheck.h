@@ -5,7 +5,8 @@
  * Invariants: every record of an id follows its one ACCEPTED; ACCEPTED
  * carries the request (a JSON object with "body"); at most one terminal
  * record per id and nothing after it; one idempotency key (per API-key
- * scope) names one request; with strict, every request is terminal. */
+ * scope) names one request; a request's CHUNK records (tg_jchunk) are
+ * numbered 1, 2, 3, ... with no gap or repeat; with strict, every request is terminal. */
 #ifndef TG_JCHECK_H
 #define TG_JCHECK_H
 

@@ -19,9 +19,14 @@
 
 #include "common/tg_log.h"
 #include "gateway/journal/tg_jindex.h"
+#include "gateway/journal/tg_jio.h"
+#include "gateway/journal/tg_jzero.h"
 
 #define DEFAULT_SEGMENT_BYTES (64ull << 20)
 #define DEFAULT_RETENTION_S   86400ull
+/* A record nobody waits for (DISPATCHED) goes with the next one somebody
+ * waits for, or after this long: COMPLETED no longer queues behind it. */
+#define LAZY_NS 5000000ull
 
 /* One queued append, from enqueue until its batch is durable (or failed). */
 typedef struct sync_wait {
@@ -66,12 +71,15 @@ typedef struct {
     pend *qhead, *qtail;
     pend *dhead, *dtail; /* durable (or failed), waiting for the loop */
     bool stop;
-    int failed; /* sticky -errno once an fdatasync (or a repair) failed */
+    size_t q_waited;     /* queued records someone waits for */
+    uint64_t lazy_since; /* CLOCK_MONOTONIC ns of the oldest queued lazy record, or 0 */
+    int failed;          /* sticky -errno once an fdatasync (or a repair) failed */
     pthread_t writer;
     bool writer_started;
 
     /* The segment being written, guarded by wmu (the writer's I/O). */
     pthread_mutex_t wmu;
+    tg_jzero *zero; /* zeros ahead of the writer (NULL: plain appends) */
     int fd;
     uint64_t seg_no, seg_size;
 
@@ -82,10 +90,14 @@ typedef struct {
     size_t n_segs, cap_segs;
 } jfile;
 
-static uint64_t now_us(void) {
+static uint64_t clock_ns(clockid_t id) {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t now_us(void) {
+    return clock_ns(CLOCK_REALTIME) / 1000u;
 }
 
 /* ---- segments on disk ---------------------------------------------------- */
@@ -118,29 +130,17 @@ static void segs_push(jfile *f, uint64_t no, uint64_t end) {
     f->segs[f->n_segs++] = (seginfo){no, end, false};
 }
 
-static int write_all(int fd, const void *p, size_t n, uint64_t off) {
-    const char *c = p;
-    while (n) {
-        ssize_t w = pwrite(fd, c, n, (off_t)off);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -errno;
-        }
-        c += w;
-        n -= (size_t)w;
-        off += (uint64_t)w;
-    }
-    return 0;
-}
-
 /* Appends the SEAL record to a segment at off and makes it durable. Only
  * then may a later segment exist: recovery treats a non-last segment
- * without its SEAL as cut short. Returns the new size or -errno. */
+ * without its SEAL as cut short. Zeros written ahead (tg_jzero) are cut
+ * off after it (durably or not: recovery reads zeros as the end anyway).
+ * Returns the new size or -errno. */
 static int64_t seg_seal(int fd, uint64_t off) {
     tg_buf b = TG_BUF_INIT;
     tg_jrec_encode(&b, NULL, TG_JREC_SEAL, "-", 1, 0, NULL, 0);
-    int rc = write_all(fd, b.data, b.len, off);
+    int rc = tg_jio_write_all(fd, b.data, b.len, off);
     if (!rc && fdatasync(fd) != 0) rc = -errno;
+    if (!rc && ftruncate(fd, (off_t)(off + b.len)) != 0) rc = -errno;
     int64_t end = rc ? rc : (int64_t)(off + b.len);
     tg_buf_free(&b);
     return end;
@@ -156,7 +156,7 @@ static int seg_create(jfile *f, uint64_t no) {
     tg_jseg_header_write(hdr, no, f->key ? TG_JSEG_SEALED : 0,
                          f->key ? tg_jcrypt_fingerprint(f->key) : 0);
     int rc = fchmod(fd, 0600) == 0 ? 0 : -errno;
-    if (!rc) rc = write_all(fd, hdr, sizeof hdr, 0);
+    if (!rc) rc = tg_jio_write_all(fd, hdr, sizeof hdr, 0);
     if (!rc && fdatasync(fd) != 0) rc = -errno;
     if (!rc && fsync(f->dirfd) != 0) rc = -errno;
     if (rc) {
@@ -232,15 +232,8 @@ static int recover(jfile *f, tg_jfile_report *r, uint64_t *max_no, char *err, si
             break;
         }
         tg_buf_reserve(&buf, (size_t)st.st_size + 1);
-        ssize_t got = 0;
-        while ((size_t)got < (size_t)st.st_size) {
-            ssize_t k = pread(fd, buf.data + got, (size_t)st.st_size - (size_t)got, got);
-            if (k < 0 && errno == EINTR) continue;
-            if (k <= 0) break;
-            got += k;
-        }
+        buf.len = tg_jio_read_at(fd, buf.data, (size_t)st.st_size, 0);
         close(fd);
-        buf.len = (size_t)got;
         const uint8_t *p = (const uint8_t *)buf.data;
         uint64_t hno = 0;
         uint32_t hflags = 0, hfp = 0;
@@ -270,6 +263,12 @@ static int recover(jfile *f, tg_jfile_report *r, uint64_t *max_no, char *err, si
             tg_jrec rec;
             tg_jrec_status s = tg_jrec_decode(p + pos, buf.len - pos, f->key, &scratch, &rec);
             if (s != TG_JREC_OK || sealed) {
+                if (tg_jzero_is_tail(p + pos, buf.len - pos)) {
+                    /* Zeros written ahead that no record reached: a clean end
+                     * (cut off here, or by the SEAL below). */
+                    if (!f->ro && sealed) tg_jio_truncate(f->dirfd, name, pos);
+                    break;
+                }
                 bad = true; /* also: anything after a SEAL */
                 is_short = s == TG_JREC_SHORT;
                 bad_off = pos;
@@ -388,6 +387,7 @@ static int compact_locked(jfile *f, uint64_t now) {
 
 static int rotate_locked(jfile *f) {
     if (f->fd < 0) return -EIO;
+    tg_jzero_detach(f->zero);
     int64_t end = seg_seal(f->fd, f->seg_size);
     close(f->fd);
     f->fd = -1;
@@ -396,7 +396,9 @@ static int rotate_locked(jfile *f) {
     f->segs[f->n_segs - 1].end = (uint64_t)end;
     f->segs[f->n_segs - 1].sealed = true;
     pthread_mutex_unlock(&f->imu);
-    return seg_create(f, f->seg_no + 1);
+    int rc = seg_create(f, f->seg_no + 1);
+    if (!rc) tg_jzero_attach(f->zero, f->fd, f->seg_size);
+    return rc;
 }
 
 /* Writes one batch and makes it durable. *sticky says the journal cannot
@@ -417,12 +419,16 @@ static int write_batch(jfile *f, const tg_buf *b, pend *list, bool *sticky) {
     }
     uint64_t off0 = f->seg_size;
     if (!rc) {
-        rc = write_all(f->fd, b->data, b->len, off0);
+        tg_jzero_claim(f->zero, off0, b->len);
+        rc = tg_jio_write_all(f->fd, b->data, b->len, off0);
         if (rc) {
             /* Cut a partial write off so the next batch starts on a record boundary. */
+            tg_jzero_detach(f->zero);
             if (ftruncate(f->fd, (off_t)off0) != 0 ||
                 !(rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG))
                 *sticky = true;
+            else
+                tg_jzero_attach(f->zero, f->fd, off0);
         } else if (!f->no_sync && fdatasync(f->fd) != 0) {
             rc = errno ? -errno : -EIO;
             *sticky = true; /* the kernel may have dropped the pages: never retry */
@@ -446,9 +452,20 @@ static void *writer_main(void *arg) {
     tg_buf batch = TG_BUF_INIT;
     pthread_mutex_lock(&f->mu);
     for (;;) {
-        while (!f->qhead && !f->stop)
-            pthread_cond_wait(&f->cv_work, &f->mu);
+        while (!f->stop && (!f->qhead || !f->q_waited)) {
+            if (!f->qhead) {
+                pthread_cond_wait(&f->cv_work, &f->mu);
+                continue;
+            }
+            /* Only lazy records: wait for company, at most LAZY_NS. */
+            uint64_t due = f->lazy_since + LAZY_NS;
+            if (clock_ns(CLOCK_MONOTONIC) >= due) break;
+            struct timespec ts = {(time_t)(due / 1000000000u), (long)(due % 1000000000u)};
+            pthread_cond_timedwait(&f->cv_work, &f->mu, &ts);
+        }
         if (!f->qhead) break;
+        f->q_waited = 0;
+        f->lazy_since = 0;
         tg_buf t = batch;
         batch = f->q;
         f->q = t;
@@ -546,7 +563,12 @@ static int enqueue(jfile *f, int type, const char *id, const void *payload, size
         else
             f->qhead = p;
         f->qtail = p;
-        pthread_cond_signal(&f->cv_work);
+        if (cb || sw) {
+            if (f->q_waited++ == 0) pthread_cond_signal(&f->cv_work);
+        } else if (!f->lazy_since) {
+            f->lazy_since = clock_ns(CLOCK_MONOTONIC); /* the writer starts its timed wait */
+            pthread_cond_signal(&f->cv_work);
+        }
         if (sw)
             while (!sw->done)
                 pthread_cond_wait(&f->cv_done, &f->mu);
@@ -599,13 +621,7 @@ static int read_at(jfile *f, uint64_t seg, uint64_t off, uint32_t size, int *fd,
     }
     tg_buf_clear(raw);
     tg_buf_reserve(raw, size + 1);
-    size_t got = 0;
-    while (got < size) {
-        ssize_t k = pread(*fd, raw->data + got, size - got, (off_t)(off + got));
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return -EIO;
-        got += (size_t)k;
-    }
+    if (tg_jio_read_at(*fd, raw->data, size, off) != size) return -EIO;
     raw->len = size;
     if (tg_jrec_decode((const uint8_t *)raw->data, size, f->key, scratch, rec) != TG_JREC_OK ||
         rec->size != size)
@@ -659,13 +675,7 @@ static int jf_scan(tg_journal *j, tg_journal_rec_cb cb, void *user) {
         if (fd < 0) continue; /* compacted meanwhile */
         tg_buf_clear(&buf);
         tg_buf_reserve(&buf, segs[i].end + 1);
-        size_t got = 0;
-        while (got < segs[i].end) {
-            ssize_t k = pread(fd, buf.data + got, segs[i].end - got, (off_t)got);
-            if (k < 0 && errno == EINTR) continue;
-            if (k <= 0) break;
-            got += (size_t)k;
-        }
+        size_t got = tg_jio_read_at(fd, buf.data, segs[i].end, 0);
         close(fd);
         if (got != segs[i].end) {
             rc = -EIO;
@@ -705,6 +715,7 @@ static void jf_close(tg_journal *j) {
         run_done(f);
         uv_close((uv_handle_t *)f->async, free_async);
     }
+    tg_jzero_stop(f->zero);
     /* A clean stop seals the segment (a crash leaves it for recovery to seal). */
     if (f->fd >= 0 && !f->failed) seg_seal(f->fd, f->seg_size);
     if (f->fd >= 0) close(f->fd);
@@ -726,24 +737,6 @@ static const tg_journal_ops k_ops = {jf_append, jf_append_sync, jf_info,
                                      jf_read,   jf_scan,        jf_close};
 
 /* ---- open ---------------------------------------------------------------- */
-
-/* mkdir -p with mode 0700 for what it creates. */
-static int mkdirs(const char *dir) {
-    char *p = strdup(dir);
-    if (!p) abort();
-    int rc = 0;
-    for (char *s = p + 1;; s++) {
-        if (*s == '/' || !*s) {
-            char c = *s;
-            *s = 0;
-            if (mkdir(p, 0700) != 0 && errno != EEXIST) rc = -1;
-            *s = c;
-            if (!c || rc) break;
-        }
-    }
-    free(p);
-    return rc;
-}
 
 tg_journal *tg_jfile_open(const tg_jfile_opts *o, tg_jfile_report *report, char *err,
                           size_t errsz) {
@@ -769,11 +762,15 @@ tg_journal *tg_jfile_open(const tg_jfile_opts *o, tg_jfile_report *report, char 
     pthread_mutex_init(&f->mu, NULL);
     pthread_mutex_init(&f->wmu, NULL);
     pthread_mutex_init(&f->imu, NULL);
-    pthread_cond_init(&f->cv_work, NULL);
+    pthread_condattr_t ca; /* LAZY_NS is waited for on the monotonic clock */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&f->cv_work, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_cond_init(&f->cv_done, NULL);
     tg_jindex_init(&f->idx);
 
-    if (!f->ro && mkdirs(o->dir) != 0) {
+    if (!f->ro && tg_jio_mkdirs(o->dir) != 0) {
         snprintf(err, errsz, "journal %s: cannot create: %s", o->dir, strerror(errno));
         goto fail;
     }
@@ -803,6 +800,9 @@ tg_journal *tg_jfile_open(const tg_jfile_opts *o, tg_jfile_report *report, char 
         snprintf(err, errsz, "journal %s: cannot create a segment: %s", o->dir, strerror(-rc));
         goto fail;
     }
+    /* Zeros ahead only pay where the writer fdatasyncs. */
+    if (!f->no_sync && (f->zero = tg_jzero_start(f->seg_max)))
+        tg_jzero_attach(f->zero, f->fd, f->seg_size);
     if (f->loop) {
         f->async = calloc(1, sizeof *f->async);
         if (!f->async) abort();

@@ -8,7 +8,11 @@
  * condition variable. A record is reported durable only after its
  * fdatasync returned; a failed fdatasync fails the journal for good (the
  * kernel may have dropped the dirty pages), a failed write (disk full)
- * fails that batch only, after cutting the partial write off.
+ * fails that batch only, after cutting the partial write off. A helper
+ * (tg_jzero.c) writes durable zeros ahead of the writer, so that a batch
+ * overwrites allocated blocks and its fdatasync writes the data alone;
+ * zeros that no record reached end a segment cleanly, and are cut off when
+ * it is sealed.
  *
  * Open recovers: segments are read in order, the first bad or short
  * record ends the trusted journal, the torn tail is truncated, segments

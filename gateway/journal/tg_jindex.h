@@ -20,6 +20,7 @@ typedef struct tg_jentry {
     char id[TG_JREC_ID_MAX + 1];
     uint8_t state; /* last non-CHUNK type */
     uint8_t n_terminal;
+    uint64_t chunk_n; /* tg_jcheck only: number of the last CHUNK seen */
     uint64_t created_us, updated_us, terminal_us;
     uint64_t first_seg, last_seg;
     tg_jloc *locs;

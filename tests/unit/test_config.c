@@ -52,6 +52,7 @@ static void test_defaults(void **st) {
     assert_int_equal(c.engine.max_active, 8);
     assert_int_equal(c.engine.queue_capacity, 64);
     assert_int_equal(c.engine.context, 0);
+    assert_int_equal(c.engine.prefix_cache_mib, 128);
     assert_int_equal(c.engine.kv_type, TG_CONFIG_KV_F32);
     assert_int_equal(c.engine.kernels, TG_CONFIG_KERNELS_AUTO);
     assert_int_equal(c.log.level, TG_CONFIG_LOG_INFO);
@@ -182,6 +183,11 @@ static void test_errors_each_kind(void **st) {
                "KiB/MiB/GiB), got '1TiB'");
     expect_err("server:\n  max_body_bytes: 512\n",
                "t.yaml:2:19: server.max_body_bytes: value 512 out of range (size 1KiB..256MiB)");
+    expect_err("engine:\n  prefix_cache_mib: -1\n",
+               "t.yaml:2:21: engine.prefix_cache_mib: value -1 out of range (integer 0..1048576)");
+    expect_err("engine:\n  prefix_cache_mib: 1048577\n",
+               "t.yaml:2:21: engine.prefix_cache_mib: value 1048577 out of range (integer "
+               "0..1048576)");
     expect_err("engine:\n  kv_type: q8\n",
                "t.yaml:2:12: engine.kv_type: expected one of f32|f16, got 'q8'");
     expect_err("auth:\n  admin_loopback_only: maybe\n",
@@ -290,6 +296,10 @@ static void test_set_by_path(void **st) {
     tg_config c;
     tg_config_defaults(&c);
     assert_int_equal(tg_config_set(&c, "--threads", "engine.threads", "4", g_err, sizeof g_err), 0);
+    assert_int_equal(tg_config_set(&c, "TIDEGATE_PREFIX_CACHE_MIB", "engine.prefix_cache_mib", "0",
+                                   g_err, sizeof g_err),
+                     0);
+    assert_int_equal(c.engine.prefix_cache_mib, 0);
     assert_int_equal(c.engine.threads, 4);
     assert_int_equal(tg_config_set(&c, "--listen", "server.listen", "0.0.0.0:1", g_err, 100), 0);
     assert_string_equal(c.server.listen_host, "0.0.0.0");
@@ -534,8 +544,8 @@ static void test_key_table(void **st) {
             assert_int_equal(strncmp(ki.env, "TIDEGATE_", 9), 0);
         }
     }
-    assert_int_equal(n, 64);
-    assert_int_equal(with_env, 44);
+    assert_int_equal(n, 65);
+    assert_int_equal(with_env, 45);
 }
 
 /* The journal section: on by default, every key read, copied and freed. */

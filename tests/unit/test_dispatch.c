@@ -319,6 +319,60 @@ static void test_policy_plans(void **st) {
     router_down();
 }
 
+/* A cloud-only rule with defer: offline, the plan is empty (the 503 the
+ * caller would send) but carries the defer, so the API can wait instead;
+ * online, the cloud targets carry it too (a failed run waits as well). */
+static void test_policy_defer_plans(void **st) {
+    (void)st;
+    router_up(k_two);
+    const char *y = "rules:\n"
+                    "  - name: private\n"
+                    "    when: {features: {explicit_hint: {eq: 1}}}\n"
+                    "    target: cloud\n"
+                    "    defer: {max_wait_s: 2.5, keepalive_s: 0.5}\n"
+                    "    on_client_gone: finish\n"
+                    "  - name: default\n"
+                    "    target: edge\n";
+    char err[1024];
+    rt_policy *pol = rt_policy_load_mem(y, strlen(y), "p.yaml", err, sizeof err);
+    assert_non_null(pol);
+    rt_dispatch_ctx ctx = {"edge-m", true, true, &g_router, pol, NULL};
+    rt_features f;
+    memset(&f, 0, sizeof f);
+    f.raw[RT_F_EXPLICIT_HINT] = 1;
+    rt_request_info r = {.model = "tidegate/auto", .prompt_tokens = -1, .features = &f};
+    rt_plan p;
+    assert_int_equal(rt_dispatch_plan(&ctx, &r, &p), 0);
+    assert_string_equal(p.rule, "private");
+    assert_int_equal(p.n_targets, 2); /* cloud:a, cloud:b; no edge */
+    assert_true(p.defer.enabled);
+    assert_int_equal(p.defer.max_wait_ms, 2500);
+    assert_int_equal(p.defer.keepalive_ms, 500);
+    assert_int_equal(p.on_client_gone, RT_PGONE_FINISH);
+    assert_non_null(strstr(p.reason, "(defer)"));
+    /* Never on the edge, not even to finish a stream the cloud broke. */
+    assert_int_equal(p.targets[0].midstream, RT_MIDSTREAM_ERROR);
+    assert_int_equal(p.targets[1].midstream, RT_MIDSTREAM_ERROR);
+    const rt_conn_mode off[] = {RT_CONN_OFFLINE, RT_CONN_EDGE_ONLY};
+    for (int i = 0; i < 2; i++) {
+        rt_router_set_mode(&g_router, off[i]);
+        assert_int_equal(rt_dispatch_plan(&ctx, &r, &p), -1);
+        assert_int_equal(p.n_targets, 0);
+        assert_int_equal(p.err.status, 503);
+        assert_string_equal(p.err.code, "cloud_unavailable");
+        assert_true(p.defer.enabled);
+        assert_int_equal(p.defer.max_wait_ms, 2500);
+    }
+    /* Another rule: no defer, and the client-gone default. */
+    rt_router_set_mode(&g_router, RT_CONN_AUTO);
+    f.raw[RT_F_EXPLICIT_HINT] = 0;
+    assert_int_equal(rt_dispatch_plan(&ctx, &r, &p), 0);
+    assert_false(p.defer.enabled);
+    assert_int_equal(p.on_client_gone, RT_PGONE_AUTO);
+    rt_policy_free(pol);
+    router_down();
+}
+
 static void test_missing_key_env_is_an_error(void **st) {
     (void)st;
     const char *y = "cloud:\n  - {name: a, base_url: \"https://x/v1\", model: m, api_key_env: "
@@ -351,6 +405,7 @@ int main(void) {
         cmocka_unit_test(test_engine_shedding_keeps_breaker_closed),
         cmocka_unit_test(test_modes_filter_plans),
         cmocka_unit_test(test_policy_plans),
+        cmocka_unit_test(test_policy_defer_plans),
         cmocka_unit_test(test_missing_key_env_is_an_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

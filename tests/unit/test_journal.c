@@ -244,6 +244,53 @@ static void test_loop_group_commit(void **st) {
     free(dir);
 }
 
+/* A record nobody waits for starts no write of its own: it becomes durable
+ * with the next waited-for record, or by itself within the lazy window
+ * (5 ms; generous bounds here for a loaded machine). */
+static void test_lazy_records(void **st) {
+    (void)st;
+    char *dir = jt_tmpdir();
+    tg_journal *j = open_dir(dir, NULL, 0, NULL, NULL);
+    assert_non_null(j);
+    tg_journal_info info;
+    assert_int_equal(tg_journal_append_sync(j, TG_JREC_ACCEPTED, "req_a", k_body, strlen(k_body)),
+                     0);
+    assert_int_equal(tg_journal_append(j, TG_JREC_DISPATCHED, "req_a", "{}", 2, NULL, NULL), 0);
+    /* Rides with the next waited-for record, in order. */
+    assert_int_equal(tg_journal_append_sync(j, TG_JREC_COMPLETED, "req_a", "{}", 2), 0);
+    assert_int_equal(tg_journal_info_get(j, "req_a", &info), 0);
+    assert_int_equal(info.n_records, 3);
+    assert_int_equal(info.state, TG_JREC_COMPLETED);
+    /* Alone, it is written within the window. */
+    assert_int_equal(tg_journal_append_sync(j, TG_JREC_ACCEPTED, "req_b", k_body, strlen(k_body)),
+                     0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(tg_journal_append(j, TG_JREC_DISPATCHED, "req_b", "{}", 2, NULL, NULL), 0);
+    for (int i = 0; i < 2000; i++) {
+        assert_int_equal(tg_journal_info_get(j, "req_b", &info), 0);
+        if (info.n_records == 2) break;
+        struct timespec ms = {0, 1000000L};
+        nanosleep(&ms, NULL);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_int_equal(info.n_records, 2);
+    double waited = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    assert_true(waited < 1.0);
+    /* And a lazy record still queued at close is written, not dropped. */
+    assert_int_equal(tg_journal_append(j, TG_JREC_COMPLETED, "req_b", "{}", 2, NULL, NULL), 0);
+    tg_journal_close(j);
+    tg_jfile_report rep;
+    j = open_dir(dir, NULL, 0, NULL, &rep);
+    assert_non_null(j);
+    assert_int_equal(rep.records, 6);
+    assert_int_equal(tg_journal_info_get(j, "req_b", &info), 0);
+    assert_true(info.terminal);
+    tg_journal_close(j);
+    jt_rmdir(dir);
+    free(dir);
+}
+
 static void test_rotation_and_compaction(void **st) {
     (void)st;
     char *dir = jt_tmpdir();
@@ -430,17 +477,12 @@ static void test_checker_finds_violations(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_crc32c_known),
-        cmocka_unit_test(test_record_codec),
-        cmocka_unit_test(test_sealed_codec),
-        cmocka_unit_test(test_key_loading),
-        cmocka_unit_test(test_roundtrip_reopen),
-        cmocka_unit_test(test_loop_group_commit),
-        cmocka_unit_test(test_rotation_and_compaction),
-        cmocka_unit_test(test_encrypted_journal),
-        cmocka_unit_test(test_lock_and_read_only),
-        cmocka_unit_test(test_write_error),
-        cmocka_unit_test(test_checker_finds_violations),
+        cmocka_unit_test(test_crc32c_known),      cmocka_unit_test(test_record_codec),
+        cmocka_unit_test(test_sealed_codec),      cmocka_unit_test(test_key_loading),
+        cmocka_unit_test(test_roundtrip_reopen),  cmocka_unit_test(test_loop_group_commit),
+        cmocka_unit_test(test_lazy_records),      cmocka_unit_test(test_rotation_and_compaction),
+        cmocka_unit_test(test_encrypted_journal), cmocka_unit_test(test_lock_and_read_only),
+        cmocka_unit_test(test_write_error),       cmocka_unit_test(test_checker_finds_violations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

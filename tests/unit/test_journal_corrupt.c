@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "gateway/journal/tg_jcheck.h"
+#include "gateway/journal/tg_jchunk.h"
 #include "gateway/journal/tg_jfile.h"
 #include "tests/support/journal_test_util.h"
 
@@ -52,9 +53,12 @@ static void build(const char *dir, const tg_jcrypt *key) {
         assert_int_equal(tg_journal_append_sync(j, TG_JREC_ACCEPTED, id, body, strlen(body)), 0);
         assert_int_equal(
             tg_journal_append_sync(j, TG_JREC_DISPATCHED, id, "{\"target\":\"edge\"}", 17), 0);
-        for (int k = 0; k < i % 4; k++)
-            assert_int_equal(
-                tg_journal_append_sync(j, TG_JREC_CHUNK, id, "{\"delta\":\"tok\"}", 15), 0);
+        for (int k = 0; k < i % 4; k++) {
+            tg_buf ch = TG_BUF_INIT;
+            tg_jchunk_encode(&ch, (uint64_t)k + 1, "{\"delta\":\"tok\"}", 15);
+            assert_int_equal(tg_journal_append_sync(j, TG_JREC_CHUNK, id, ch.data, ch.len), 0);
+            tg_buf_free(&ch);
+        }
         if (i % 5 != 4)
             assert_int_equal(
                 tg_journal_append_sync(j, TG_JREC_COMPLETED, id, "{\"content\":\"ok\"}", 16), 0);

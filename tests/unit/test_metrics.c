@@ -121,6 +121,27 @@ static void test_unlabelled_histogram_and_std(void **st) {
     tg_metrics_free(reg);
 }
 
+/* A callback counter (engine-owned totals such as the prefix cache's)
+ * renders as a counter with the value read at render time. */
+static void test_counter_fn(void **st) {
+    (void)st;
+    tg_metrics *reg = tg_metrics_new();
+    double hits = 7;
+    assert_null(tg_metrics_counter_fn(reg, "x_total", "h", NULL, NULL));
+    assert_non_null(tg_metrics_counter_fn(reg, "tidegate_engine_prefix_cache_hits_total",
+                                          "Jobs restored.", read_depth, &hits));
+    assert_null(tg_metrics_counter_fn(reg, "tidegate_engine_prefix_cache_hits_total", "dup",
+                                      read_depth, &hits));
+    hits = 12;
+    tg_buf out = TG_BUF_INIT;
+    tg_metrics_render(reg, &out);
+    assert_string_equal(out.data, "# HELP tidegate_engine_prefix_cache_hits_total Jobs restored.\n"
+                                  "# TYPE tidegate_engine_prefix_cache_hits_total counter\n"
+                                  "tidegate_engine_prefix_cache_hits_total 12\n");
+    tg_buf_free(&out);
+    tg_metrics_free(reg);
+}
+
 static void test_misuse(void **st) {
     (void)st;
     tg_metrics *reg = tg_metrics_new();
@@ -222,6 +243,7 @@ int main(void) {
         cmocka_unit_test(test_exact_text),
         cmocka_unit_test(test_escaping),
         cmocka_unit_test(test_unlabelled_histogram_and_std),
+        cmocka_unit_test(test_counter_fn),
         cmocka_unit_test(test_misuse),
         cmocka_unit_test(test_on_response_hook),
     };

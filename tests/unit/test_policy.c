@@ -201,6 +201,80 @@ static void test_writer_round_trips(void **st) {
     rt_policy_free(q);
 }
 
+/* defer and on_client_gone: parsed, decided, written back; misuse is an
+ * error with its location. */
+static void test_defer_and_client_gone(void **st) {
+    (void)st;
+    char err[4096];
+    const char *y = "rules:\n"
+                    "  - name: private\n"
+                    "    when: {features: {explicit_hint: {eq: 1}}}\n"
+                    "    target: cloud:main\n"
+                    "    fallbacks: [cloud]\n"
+                    "    defer: {max_wait_s: 30, keepalive_s: 2}\n"
+                    "  - name: quick\n"
+                    "    when: {features: {explicit_hint: {eq: -1}}}\n"
+                    "    target: cloud\n"
+                    "    defer: {}\n"
+                    "    on_client_gone: cancel\n"
+                    "  - name: default\n"
+                    "    target: edge\n"
+                    "    on_client_gone: finish\n";
+    rt_policy *p = load(y, err, sizeof err);
+    if (!p) fprintf(stderr, "%s\n", err);
+    assert_non_null(p);
+    rt_features f;
+    feats("hi", -1, &f);
+    rt_decision d;
+    f.raw[RT_F_EXPLICIT_HINT] = 1;
+    rt_policy_decide(p, &f, NULL, RT_PMODE_OFFLINE, &d);
+    assert_string_equal(d.rule, "private");
+    assert_true(d.defer.enabled);
+    assert_int_equal(d.defer.max_wait_ms, 30000);
+    assert_int_equal(d.defer.keepalive_ms, 2000);
+    assert_int_equal(d.on_client_gone, RT_PGONE_AUTO);
+    f.raw[RT_F_EXPLICIT_HINT] = -1;
+    rt_policy_decide(p, &f, NULL, RT_PMODE_ONLINE, &d);
+    assert_true(d.defer.enabled); /* `defer: {}`: the defaults */
+    assert_int_equal(d.defer.max_wait_ms, RT_DEFER_MAX_WAIT_MS);
+    assert_int_equal(d.defer.keepalive_ms, RT_DEFER_KEEPALIVE_MS);
+    assert_int_equal(d.on_client_gone, RT_PGONE_CANCEL);
+    f.raw[RT_F_EXPLICIT_HINT] = 0;
+    rt_policy_decide(p, &f, NULL, RT_PMODE_ONLINE, &d);
+    assert_false(d.defer.enabled);
+    assert_int_equal(d.on_client_gone, RT_PGONE_FINISH);
+    /* The writer keeps both. */
+    tg_buf w = TG_BUF_INIT;
+    rt_policy_write_yaml(p, rt_policy_weights(p), NULL, &w);
+    rt_policy *q = rt_policy_load_mem(w.data, w.len, "w.yaml", err, sizeof err);
+    if (!q) fprintf(stderr, "%s\n---\n%s\n", err, w.data);
+    assert_non_null(q);
+    f.raw[RT_F_EXPLICIT_HINT] = 1;
+    rt_policy_decide(q, &f, NULL, RT_PMODE_OFFLINE, &d);
+    assert_int_equal(d.defer.max_wait_ms, 30000);
+    f.raw[RT_F_EXPLICIT_HINT] = -1;
+    rt_policy_decide(q, &f, NULL, RT_PMODE_OFFLINE, &d);
+    assert_int_equal(d.on_client_gone, RT_PGONE_CANCEL);
+    tg_buf_free(&w);
+    rt_policy_free(q);
+    rt_policy_free(p);
+
+    expect_err("rules:\n  - name: a\n    target: cloud\n    fallbacks: [edge]\n"
+               "    defer: {max_wait_s: 5}\n",
+               "p.yaml:5:12: rules[0].defer: defer is for cloud-only rules");
+    expect_err("rules:\n  - name: a\n    target: edge\n    defer: {}\n", "cloud-only");
+    expect_err("rules:\n  - name: a\n    target: cloud\n    defer: {max_wait_s: 0}\n",
+               "p.yaml:4:25: rules[0].defer.max_wait_s: expected seconds in 0.1..86400");
+    expect_err("rules:\n  - name: a\n    target: cloud\n    defer: {keepalive_s: 301}\n",
+               "rules[0].defer.keepalive_s: expected seconds in 0.1..300");
+    expect_err("rules:\n  - name: a\n    target: cloud\n    defer: {wait: 3}\n",
+               "p.yaml:4:13: rules[0].defer.wait: unknown key");
+    expect_err("rules:\n  - name: a\n    target: cloud\n    defer: yes\n",
+               "rules[0].defer: expected a mapping");
+    expect_err("rules:\n  - name: a\n    target: cloud\n    on_client_gone: later\n",
+               "p.yaml:4:21: rules[0].on_client_gone: expected cancel or finish");
+}
+
 /* The acceptance figure: the shipped weights on the held-out prompts. */
 static void test_hybrid_heldout_agreement(void **st) {
     (void)st;
@@ -267,6 +341,7 @@ int main(void) {
         cmocka_unit_test(test_errors_have_locations),
         cmocka_unit_test(test_shipped_policies_load),
         cmocka_unit_test(test_writer_round_trips),
+        cmocka_unit_test(test_defer_and_client_gone),
         cmocka_unit_test(test_hybrid_heldout_agreement),
         cmocka_unit_test(test_fit_separates_a_toy_set),
     };

@@ -56,6 +56,16 @@ static void test_frame_simple(void **st) {
     tg_buf_clear(&b);
     tg_sse_event(&b, "error", "x", 1);
     assert_string_equal(b.data, "event: error\ndata: x\n\n");
+    /* An event's id goes before its data; the parser reports it. */
+    tg_buf_clear(&b);
+    tg_sse_id(&b, 18446744073709551615ull);
+    tg_sse_data(&b, "x", 1);
+    assert_string_equal(b.data, "id: 18446744073709551615\ndata: x\n\n");
+    int n;
+    char *got = parse_all(b.data, b.len, 3, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(got, "message|18446744073709551615|x");
+    free(got);
     tg_buf_free(&b);
 }
 
