@@ -29,25 +29,32 @@ for mode in off nosync durable; do
     off) envs+=(TIDEGATE_JOURNAL=false) ;;
     nosync) envs+=(TIDEGATE_JOURNAL_FSYNC=false) ;;
     esac
-    env "${envs[@]}" TIDEGATE_ADMIN_LISTEN=127.0.0.1:0 "$BIN" serve --listen 127.0.0.1:0 -m "$MODEL" \
-        --threads 1 >"$OUT/$mode.log" 2>&1 &
-    PID=$!
-    PORT="" APORT=""
-    for _ in $(seq 1 100); do
-        PORT=$(sed -n 's/.* listening addr=[^ ]* port=\([0-9]*\).*/\1/p' "$OUT/$mode.log" | head -1)
-        APORT=$(sed -n 's/.* admin_listening addr=[^ ]* port=\([0-9]*\).*/\1/p' "$OUT/$mode.log" | head -1)
-        [ -n "$PORT" ] && [ -n "$APORT" ] && break
-        sleep 0.05
-    done
     for c in $CONC; do
+        # A fresh gateway per row: its histogram holds this row's events only.
+        env "${envs[@]}" TIDEGATE_ADMIN_LISTEN=127.0.0.1:0 "$BIN" serve --listen 127.0.0.1:0 -m "$MODEL" \
+            --threads 1 >"$OUT/$mode-$c.log" 2>&1 &
+        PID=$!
+        PORT="" APORT=""
+        for _ in $(seq 1 100); do
+            PORT=$(sed -n 's/.* listening addr=[^ ]* port=\([0-9]*\).*/\1/p' "$OUT/$mode-$c.log" | head -1)
+            APORT=$(sed -n 's/.* admin_listening addr=[^ ]* port=\([0-9]*\).*/\1/p' "$OUT/$mode-$c.log" | head -1)
+            [ -n "$PORT" ] && [ -n "$APORT" ] && break
+            sleep 0.05
+        done
         r=$(node "$ROOT/bench/stream_gaps.mjs" "http://127.0.0.1:$PORT/v1/chat/completions" "$c" "$TOKENS" "$ROUNDS")
+        # The gateway's histogram: mean, and p50/p99 as the upper bound of
+        # their bucket.
         m=$(curl -s "http://127.0.0.1:$APORT/metrics" | awk '
+            /^tidegate_stream_event_durable_seconds_bucket/ {
+                match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5)
+                nb++; les[nb] = le; cum[nb] = $2 }
             /^tidegate_stream_event_durable_seconds_sum/ {s=$2}
             /^tidegate_stream_event_durable_seconds_count/ {n=$2}
-            END {if (n>0) printf "%.3f", 1000*s/n; else printf "-"}')
-        echo "$mode conc=$c $r durable_wait_mean_ms=$m"
+            function q(p,   i) { for (i = 1; i <= nb; i++) if (cum[i] >= p * n) return les[i] == "+Inf" ? "inf" : 1000 * les[i]; return "-" }
+            END {if (n>0) printf "mean=%.3fms p50<=%sms p99<=%sms events=%d", 1000*s/n, q(0.5), q(0.99), n; else printf "-"}')
+        echo "$mode conc=$c $r durable_wait: $m"
+        kill "$PID"
+        wait "$PID" 2>/dev/null
+        PID=""
     done
-    kill "$PID"
-    wait "$PID" 2>/dev/null
-    PID=""
 done

@@ -265,14 +265,14 @@ void tg_cres_shutdown(tg_chat *c, const char *code, const char *msg) {
 
 /* ----------------------------------------------------------- recovery -- */
 
-typedef struct {
-    tg_chat *c;
-    uint64_t max_n;
-    int n_content;
-    bool head, tools, finished, has_usage, bad;
-    char finish[24];
-    tg_oai_usage usage;
-} restore_ctx;
+void tg_cres_prefix_init(tg_cres_prefix *p) {
+    memset(p, 0, sizeof *p);
+    p->text = (tg_buf)TG_BUF_INIT;
+}
+
+void tg_cres_prefix_free(tg_cres_prefix *p) {
+    tg_buf_free(&p->text);
+}
 
 static int json_int(json_object *o, const char *k) {
     json_object *v;
@@ -281,88 +281,104 @@ static int json_int(json_object *o, const char *k) {
                : 0;
 }
 
-/* One streamed chunk of the interrupted run. */
-static void restore_chunk(restore_ctx *x, json_object *o) {
-    tg_chat *c = x->c;
+/* One chat.completion.chunk of the interrupted run. */
+static void prefix_chunk(tg_cres_prefix *p, json_object *o) {
     json_object *v, *ch, *d, *f;
-    if (!x->head && json_object_object_get_ex(o, "id", &v) &&
+    if (!p->head && json_object_object_get_ex(o, "id", &v) &&
         json_object_is_type(v, json_type_string)) {
-        x->head = true;
-        snprintf(c->id, sizeof c->id, "%s", json_object_get_string(v));
+        p->head = true;
+        snprintf(p->id, sizeof p->id, "%s", json_object_get_string(v));
         if (json_object_object_get_ex(o, "created", &v) && json_object_is_type(v, json_type_int))
-            c->created = json_object_get_int64(v);
+            p->created = json_object_get_int64(v);
         if (json_object_object_get_ex(o, "model", &v) && json_object_is_type(v, json_type_string))
-            snprintf(c->model_out, sizeof c->model_out, "%s", json_object_get_string(v));
+            snprintf(p->model, sizeof p->model, "%s", json_object_get_string(v));
     }
     if (json_object_object_get_ex(o, "usage", &v) && json_object_is_type(v, json_type_object)) {
-        x->has_usage = true;
-        x->usage.prompt_tokens = json_int(v, "prompt_tokens");
-        x->usage.completion_tokens = json_int(v, "completion_tokens");
+        p->has_usage = true;
+        p->usage.prompt_tokens = json_int(v, "prompt_tokens");
+        p->usage.completion_tokens = json_int(v, "completion_tokens");
     }
     if (!json_object_object_get_ex(o, "choices", &ch) ||
         !json_object_is_type(ch, json_type_array) || json_object_array_length(ch) < 1)
         return;
     json_object *c0 = json_object_array_get_idx(ch, 0);
+    if (!json_object_is_type(c0, json_type_object)) return;
     if (json_object_object_get_ex(c0, "finish_reason", &f) &&
         json_object_is_type(f, json_type_string)) {
-        x->finished = true;
-        snprintf(x->finish, sizeof x->finish, "%s", json_object_get_string(f));
+        p->finished = true;
+        snprintf(p->finish, sizeof p->finish, "%s", json_object_get_string(f));
     }
     if (!json_object_object_get_ex(c0, "delta", &d) || !json_object_is_type(d, json_type_object))
         return;
-    if (json_object_object_get_ex(d, "tool_calls", &v)) x->tools = true;
+    if (json_object_object_get_ex(d, "tool_calls", &v)) p->tools = true;
     if (json_object_object_get_ex(d, "content", &v) && json_object_is_type(v, json_type_string) &&
         json_object_get_string_len(v) > 0) {
-        tg_buf_append(&c->sent, json_object_get_string(v), (size_t)json_object_get_string_len(v));
-        x->n_content++;
+        tg_buf_append(&p->text, json_object_get_string(v), (size_t)json_object_get_string_len(v));
+        p->n_content++;
     }
 }
 
-static int restore_rec(void *user, const tg_jrec *r) {
-    restore_ctx *x = user;
-    if (r->type != TG_JREC_CHUNK) return 0;
+bool tg_cres_prefix_add(tg_cres_prefix *p, const uint8_t *payload, size_t len) {
     uint64_t n;
     const char *data;
-    size_t len;
-    if (tg_jchunk_decode(r->payload, r->payload_len, &n, &data, &len) != 0 || n != x->max_n + 1) {
-        x->bad = true;
-        return 1;
+    size_t dlen;
+    if (p->bad || tg_jchunk_decode(payload, len, &n, &data, &dlen) != 0 || n != p->max_n + 1 ||
+        dlen > INT32_MAX) {
+        p->bad = true;
+        return false;
     }
-    x->max_n = n;
+    p->max_n = n;
     json_tokener *t = json_tokener_new();
-    json_object *o = t ? json_tokener_parse_ex(t, data, (int)len) : NULL;
+    json_object *o = t ? json_tokener_parse_ex(t, data, (int)dlen) : NULL;
+    bool whole = t && json_tokener_get_error(t) == json_tokener_success &&
+                 json_tokener_get_parse_end(t) == dlen;
     if (t) json_tokener_free(t);
-    if (o && json_object_is_type(o, json_type_object))
-        restore_chunk(x, o);
+    if (o && whole && json_object_is_type(o, json_type_object))
+        prefix_chunk(p, o);
     else
-        x->bad = true;
+        p->bad = true;
     json_object_put(o);
-    return x->bad;
+    return !p->bad;
+}
+
+static int restore_rec(void *user, const tg_jrec *r) {
+    if (r->type != TG_JREC_CHUNK) return 0;
+    return tg_cres_prefix_add(user, r->payload, r->payload_len) ? 0 : 1;
 }
 
 bool tg_cres_restore(tg_chat *c) {
     if (!c->stream || c->mode != TG_CHAT_CHAT || !c->api->journal) return false;
-    restore_ctx x = {.c = c};
-    tg_buf_clear(&c->sent);
+    tg_cres_prefix x;
+    tg_cres_prefix_init(&x);
     tg_journal_read(c->api->journal, c->rid, restore_rec, &x);
-    if (x.max_n == 0 && !x.bad) return false; /* nothing streamed: an ordinary re-run */
+    if (x.max_n == 0 && !x.bad) { /* nothing streamed: an ordinary re-run */
+        tg_cres_prefix_free(&x);
+        return false;
+    }
     /* From here on the stream goes on where it stopped: no new head, no
-     * role chunk, the next event numbered after the last durable one. */
+     * role chunk, the next event numbered after the last durable one, the
+     * same chatcmpl id, created and model. */
     c->ev_n = x.max_n;
     c->durable = true;
     c->started = true;
     c->token_out = true;
     snprintf(c->route, sizeof c->route, "engine");
+    if (x.head) {
+        snprintf(c->id, sizeof c->id, "%s", x.id);
+        c->created = x.created;
+        snprintf(c->model_out, sizeof c->model_out, "%s", x.model);
+    }
+    tg_buf_clear(&c->sent);
+    tg_buf_append(&c->sent, x.text.data, x.text.len);
     tg_log_info("stream_restored", "request_id=%s events=%llu content_chunks=%d finished=%s",
                 c->rid, (unsigned long long)x.max_n, x.n_content, x.finished ? "yes" : "no");
+    bool settled = true;
     if (x.bad || x.tools) {
         tg_chat_end_with_error(c, "stream_not_resumable",
                                x.bad ? "the streamed events of this request cannot be read back"
                                      : "the gateway restarted after a tool call was streamed; "
                                        "it cannot be continued");
-        return true;
-    }
-    if (x.finished) {
+    } else if (x.finished) {
         /* The final chunk went out before the crash: only the result was
          * missing. It is the text streamed. */
         tg_buf r = TG_BUF_INIT;
@@ -372,15 +388,17 @@ bool tg_cres_restore(tg_chat *c) {
         tg_apij_finish(c->api, c->rid, TG_JREC_COMPLETED, r.data, r.len, NULL, NULL);
         tg_buf_free(&r);
         tg_chat_free(c);
-        return true;
+    } else {
+        /* Continue on the engine from the text so far, as a mid-stream
+         * failover does (api_chat.c engine_run). mid_ms is set so the first
+         * token is not counted as a failover's. */
+        c->continuing = true;
+        c->n_sent_chunks = c->n_cloud_chunks = x.n_content;
+        c->mid_ms = -1;
+        settled = false;
     }
-    /* Continue on the engine from the text so far, as a mid-stream
-     * failover does (api_chat.c engine_run). mid_ms is set so the first
-     * token is not counted as a failover's. */
-    c->continuing = true;
-    c->n_sent_chunks = c->n_cloud_chunks = x.n_content;
-    c->mid_ms = -1;
-    return false;
+    tg_cres_prefix_free(&x);
+    return settled;
 }
 
 /* A journaled request an earlier run left unfinished, run again with no

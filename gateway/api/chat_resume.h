@@ -28,6 +28,7 @@
 #include <stddef.h>
 
 #include "gateway/api/api_routes.h"
+#include "gateway/api/openai_api.h"
 
 /* ---- the running request (chat_output.c, api_chat.c) ---- */
 
@@ -47,6 +48,30 @@ void tg_cres_end_id(tg_chat *c, tg_buf *out);
 bool tg_cres_restore(tg_chat *c);
 /* Shutdown: c's subscribers get what is durable and the error event now. */
 void tg_cres_shutdown(tg_chat *c, const char *code, const char *msg);
+
+/* What a request's CHUNK records say about its stream: where a re-run after
+ * a crash starts (tg_cres_restore). Pure; the payloads are hostile input. */
+typedef struct {
+    uint64_t max_n; /* the last event's number (0: none) */
+    int n_content;  /* events with content text */
+    bool head;      /* id, created and model were read (from the first chunk) */
+    char id[48];
+    int64_t created;
+    char model[RT_NAME_MAX];
+    tg_buf text;   /* the content so far */
+    bool tools;    /* a tool_calls delta went out */
+    bool finished; /* the final chunk (finish_reason) went out */
+    char finish[24];
+    bool has_usage; /* ... and the usage chunk */
+    tg_oai_usage usage;
+    bool bad; /* a payload was unreadable or not the next number: stop */
+} tg_cres_prefix;
+
+void tg_cres_prefix_init(tg_cres_prefix *p);
+void tg_cres_prefix_free(tg_cres_prefix *p);
+/* Adds the next CHUNK payload; false (p->bad) when it cannot be read or is
+ * not numbered max_n + 1. */
+bool tg_cres_prefix_add(tg_cres_prefix *p, const uint8_t *payload, size_t len);
 
 /* ---- resuming (api_chat.c idempotent retry, GET /v1/requests/{id}) ---- */
 
