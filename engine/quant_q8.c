@@ -197,7 +197,7 @@ static void scalar_dot(lq_type t, const uint8_t *w, const lq_q8blk *x, int64_t n
         out[j] = scalar_dot1(t, w, x + j * xstride, nb);
 }
 
-const lq_q8set lq_q8_scalar = {"scalar", scalar_dot, NULL};
+const lq_q8set lq_q8_scalar = {"scalar", scalar_dot, NULL, NULL};
 
 const lq_q8set *lq_q8_pick(lq_kernels k) {
     const lq_q8set *s = NULL;
@@ -217,13 +217,15 @@ const lq_q8set *lq_q8_pick(lq_kernels k) {
 
 /* ---- blocked driver ----------------------------------------------------------------- */
 
-/* Two ways through, with the same bits (every output is what the set's dot
+/* Three ways through, with the same bits (every output is what the set's dot
  * function gives for its W row and x row, whatever the tiling):
  * - 4 or more activation rows with a tile kernel (prefill, batched decode):
  *   LQ_Q8_TR weight rows x LQ_Q8_TT activation rows per call, each weight
  *   block decoded once per tile; the activation tile (64 rows, ~2.4 KB per
  *   32 columns) stays in L2 while the output rows advance, so each weight
  *   row is read once per 64 tokens.
+ * - fewer (decode) with a rows kernel (Q4_0 on x86): all the weight rows
+ *   against the 1..3 activation rows, their lane sums computed once.
  * - otherwise: LQ_OT weight rows (a few KB of Q4 weights, L1) against
  *   activation rows in groups of 4, activation rows in blocks of LQ_RT. */
 #define LQ_OT       16
@@ -265,6 +267,10 @@ void lq_matmul_q8_range(lq_type t, const void *W, int64_t n_out, int64_t n_in, c
     for (int64_t r0 = 0; r0 < n_rows; r0 += LQ_RT) {
         int64_t r1 = n_rows - r0 < LQ_RT ? n_rows : r0 + LQ_RT;
         int64_t o = o0;
+        if (ks->rows && r1 - r0 < LQ_TILE_MIN &&
+            ks->rows(t, Wb + (size_t)o0 * rb, rb, o1 - o0, xa + r0 * nb, nb, (int)(r1 - r0),
+                     y + r0 * n_out + o0, n_out))
+            continue;
         if (ks->tile && r1 - r0 >= LQ_TILE_MIN)
             for (; o + LQ_Q8_TR <= o1; o += LQ_Q8_TR)
                 if (!ks->tile(t, Wb + (size_t)o * rb, rb, xa + r0 * nb, nb, (int)(r1 - r0),

@@ -87,10 +87,17 @@ typedef void (*lq_q8dot_fn)(lq_type t, const uint8_t *w, const lq_q8blk *x, int6
 #define LQ_Q8_TT 64
 typedef int (*lq_q8tile_fn)(lq_type t, const uint8_t *w, size_t rb, const lq_q8blk *x, int64_t nb,
                             int nt, float *y, int64_t ys);
+/* Rows kernel (decode): y[j * ys + o] = dot(W row o, activation row j) for
+ * o < nw rows rb bytes apart from w and j < nx (1..3) rows nb blocks
+ * apart from x; the same bits as `dot`. Returns 0 (writing nothing) for
+ * what it does not handle; the x86 sets handle Q4_0 with nb <= 256. */
+typedef int (*lq_q8rows_fn)(lq_type t, const uint8_t *w, size_t rb, int64_t nw, const lq_q8blk *x,
+                            int64_t nb, int nx, float *y, int64_t ys);
 typedef struct {
     const char *name;
     lq_q8dot_fn dot;
     lq_q8tile_fn tile; /* NULL: the set has none */
+    lq_q8rows_fn rows; /* NULL: the set has none */
 } lq_q8set;
 
 extern const lq_q8set lq_q8_scalar;

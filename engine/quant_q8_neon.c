@@ -40,8 +40,8 @@ static inline __attribute__((always_inline)) int32x4_t sum16_sdot(int8x16_t w, i
 #undef SUM16
 #pragma GCC pop_options
 
-static const lq_q8set q8_neon = {"neon", q8dot_neon, NULL};
-static const lq_q8set q8_sdot = {"neon-sdot", q8dot_sdot, NULL};
+static const lq_q8set q8_neon = {"neon", q8dot_neon, NULL, NULL};
+static const lq_q8set q8_sdot = {"neon-sdot", q8dot_sdot, NULL, NULL};
 
 const lq_q8set *lq_q8_neon(void) {
     return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) ? &q8_sdot : &q8_neon;

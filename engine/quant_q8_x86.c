@@ -40,9 +40,9 @@
 #undef SUM_US8
 #undef DPACC
 
-static const lq_q8set q8_avx2 = {"avx2", q8dot_avx2, q8tile_avx2};
-static const lq_q8set q8_vnni = {"avx512vnni", q8dot_vnni, q8tile_vnni};
-static const lq_q8set q8_avxvnni = {"avxvnni", q8dot_avxvnni, q8tile_avxvnni};
+static const lq_q8set q8_avx2 = {"avx2", q8dot_avx2, q8tile_avx2, q8rows_avx2};
+static const lq_q8set q8_vnni = {"avx512vnni", q8dot_vnni, q8tile_vnni, q8rows_vnni};
+static const lq_q8set q8_avxvnni = {"avxvnni", q8dot_avxvnni, q8tile_avxvnni, q8rows_avxvnni};
 
 /* -1 unknown, else a bit set: 1 avx2, 2 avx512vnni, 4 avxvnni. */
 static int cpu_bits(void) {

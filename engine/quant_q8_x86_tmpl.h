@@ -218,12 +218,14 @@ TGF int FN(q8tile)(lq_type t, const uint8_t *w, size_t rb, const lq_q8blk *x, in
                                              _mm_and_si128(qs, m4));
                     aw[r] = wq[r];
                 }
-                bw[r] = _mm256_set1_ps(_cvtsh_ss(lq_rd16(p)));
+                /* cvtph keeps the broadcast opaque to GCC, which would
+                 * otherwise turn bw * bx into mulss + broadcast per row. */
+                bw[r] = _mm256_cvtph_ps(_mm_set1_epi16((short)lq_rd16(p)));
             }
             for (int j = 0; j < nt; j++) {
                 const lq_q8blk *xb = x + j * nb + b;
                 const __m256i xv = FN(ldx)(xb);
-                const __m256 bx = _mm256_set1_ps(xb->d);
+                const __m256 bx = _mm256_broadcast_ss(&xb->d);
                 /* Q4_0: (q - 8) . x = q . x - 8 * (lane sums of x). */
                 const __m256i base = q8 ? zero : _mm256_sub_epi32(zero, FN(sum_us8)(eight, xv));
                 Q8_UNROLL for (int r = 0; r < TR; r++) {
@@ -295,7 +297,7 @@ TGF int FN(q8tile)(lq_type t, const uint8_t *w, size_t rb, const lq_q8blk *x, in
                 for (int j = 0; j < nt; j++) {
                     const lq_q8blk *xb = x + j * nb + b;
                     const __m256i xv = FN(ldx)(xb);
-                    const __m256 bx = _mm256_set1_ps(xb->d);
+                    const __m256 bx = _mm256_broadcast_ss(&xb->d);
                     const float xd = xb->d, xs = (float)xb->sum;
                     Q8_UNROLL for (int r = 0; r < TR; r++) {
                         __m256i L;
@@ -316,6 +318,53 @@ TGF int FN(q8tile)(lq_type t, const uint8_t *w, size_t rb, const lq_q8blk *x, in
     for (int j = 0; j < nt; j++)
         for (int r = 0; r < TR; r++)
             y[j * ys + r] = lq_q8_reduce(acc[r][j]) - accm[r][j];
+    return 1;
+}
+
+/* ---- rows: Q4_0 weight rows against 1..3 activation rows (decode) ---------------
+ * The dot kernel's bits with less work per (row, block): nibbles stay
+ * unsigned and DPACC starts from -8 x the activation lane sums, computed
+ * once per call for all rows (the tile kernel's trick), and the scale
+ * product is one vmulps of two broadcasts. */
+#define Q8_ROWS_MAXB 256 /* activation blocks per row (n_in <= 8192) */
+
+TGI void FN(rows_q4_0)(const uint8_t *w, size_t rb, int64_t nw, const lq_q8blk *x, int64_t nb,
+                       const int nx, const __m256i *base, float *y, int64_t ys) {
+    const __m128i m4 = _mm_set1_epi8(15);
+    for (int64_t o = 0; o < nw; o++, w += rb) {
+        __m256 acc[3] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        const uint8_t *p = w;
+        for (int64_t b = 0; b < nb; b++, p += LQ_Q4_0_BYTES) {
+            __m128i qs = _mm_loadu_si128((const __m128i *)(p + 2));
+            const __m256i wq =
+                _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(qs, 4), m4), _mm_and_si128(qs, m4));
+            const __m256 bw = _mm256_cvtph_ps(_mm_set1_epi16((short)lq_rd16(p)));
+            Q8_UNROLL for (int j = 0; j < nx; j++) {
+                const lq_q8blk *xb = x + j * nb + b;
+                __m256i L = DPACC(base[j * Q8_ROWS_MAXB + b], wq, FN(ldx)(xb));
+                acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(L),
+                                         _mm256_mul_ps(bw, _mm256_broadcast_ss(&xb->d)), acc[j]);
+            }
+        }
+        for (int j = 0; j < nx; j++)
+            y[j * ys + o] = FN(finish)(acc[j], 0.0f);
+    }
+}
+
+TGF int FN(q8rows)(lq_type t, const uint8_t *w, size_t rb, int64_t nw, const lq_q8blk *x,
+                   int64_t nb, int nx, float *y, int64_t ys) {
+    if (t != LQ_Q4_0 || nb > Q8_ROWS_MAXB || nx < 1 || nx > 3) return 0;
+    _Alignas(32) __m256i base[3 * Q8_ROWS_MAXB];
+    const __m256i zero = _mm256_setzero_si256(), eight = _mm256_set1_epi8(8);
+    for (int j = 0; j < nx; j++)
+        for (int64_t b = 0; b < nb; b++)
+            base[j * Q8_ROWS_MAXB + b] =
+                _mm256_sub_epi32(zero, FN(sum_us8)(eight, FN(ldx)(x + j * nb + b)));
+    switch (nx) {
+    case 1: FN(rows_q4_0)(w, rb, nw, x, nb, 1, base, y, ys); break;
+    case 2: FN(rows_q4_0)(w, rb, nw, x, nb, 2, base, y, ys); break;
+    default: FN(rows_q4_0)(w, rb, nw, x, nb, 3, base, y, ys); break;
+    }
     return 1;
 }
 

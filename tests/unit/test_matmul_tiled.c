@@ -1,5 +1,5 @@
 /* Unit tests for the tiled integer matmul (engine/quant_q8.c driver and the
- * tile kernels of quant_q8_x86_tmpl.h): every output of a many-row matmul
+ * tile and rows kernels of quant_q8_x86_tmpl.h): every output of a many-row matmul
  * carries the scalar reference's bits, and a row's outputs do not depend on
  * the rest of the batch (its position in a token tile, the batch size, the
  * output-row range a thread took). */
@@ -187,6 +187,47 @@ static void test_tile_kernel_direct(void **state) {
     }
 }
 
+/* The rows kernel (decode) called directly: 1..3 activation rows against 6
+ * weight rows give the dot kernel's bits at the y stride asked for; more
+ * than 3 rows, or a type it does not take, return 0. */
+static void test_rows_kernel_direct(void **state) {
+    (void)state;
+    const lq_q8set *ks = lq_q8_pick(LQ_KERNELS_AUTO);
+    if (!ks->rows) {
+        print_message("no rows kernel on this CPU (%s): skipped\n", ks->name);
+        return;
+    }
+    for (size_t ti = 0; ti < N_Q8_TYPES; ti++) {
+        tcase c;
+        tc_setup(&c, q8_types[ti], 6, 512, 4);
+        size_t rb = lq_row_bytes(c.t, c.n_in);
+        float y[3 * 9];
+        for (int nx = 1; nx <= 4; nx++) {
+            for (int i = 0; i < 3 * 9; i++)
+                y[i] = -7.0f;
+            int ok = ks->rows(c.t, c.w, rb, 6, c.xa, c.nb, nx, y, 9);
+            if (!ok) {
+                assert_true(c.t != LQ_Q4_0 || nx > 3);
+                for (int i = 0; i < 3 * 9; i++)
+                    assert_true(y[i] == -7.0f);
+                continue;
+            }
+            assert_true(nx <= 3);
+            for (int j = 0; j < 3; j++)
+                for (int o = 0; o < 9; o++) {
+                    float v = y[j * 9 + o], out[1];
+                    if (j >= nx || o >= 6) {
+                        assert_true(v == -7.0f);
+                        continue;
+                    }
+                    ks->dot(c.t, c.w + (size_t)o * rb, c.xa + j * c.nb, c.nb, 1, c.nb, out);
+                    assert_memory_equal(&v, out, sizeof v);
+                }
+        }
+        tc_free(&c);
+    }
+}
+
 /* The SIMD quantizer with one scale per 256 values gives the definition's
  * bytes: magnitudes 2^-40..2^19, exact halves, zeros, a value that sets
  * amax alone, and groups with NaN or infinity (those take the scalar path). */
@@ -236,6 +277,7 @@ int main(void) {
         cmocka_unit_test(test_tiled_equals_scalar),
         cmocka_unit_test(test_tiled_batch_invariant),
         cmocka_unit_test(test_tile_kernel_direct),
+        cmocka_unit_test(test_rows_kernel_direct),
         cmocka_unit_test(test_quantize256_fast_identical),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
