@@ -7,7 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -174,12 +176,69 @@ static void check_numbering(void **st) {
     free(dir);
 }
 
+/* Compaction treats a request's CHUNKs like its other records: a running
+ * stream's events keep every segment they are in, a finished one's go with
+ * it once past retention, and what remains is whole and numbered. */
+static int count_chunks(void *user, const tg_jrec *r) {
+    if (r->type == TG_JREC_CHUNK) (*(int *)user)++;
+    return 0;
+}
+
+static void compaction_keeps_a_running_stream(void **st) {
+    (void)st;
+    char *dir = jt_tmpdir();
+    char err[256];
+    tg_jfile_opts o = {.dir = dir, .no_sync = true, .segment_bytes = 4096};
+    tg_journal *j = tg_jfile_open(&o, NULL, err, sizeof err);
+    assert_non_null(j);
+    static const char acc[] = "{\"scope\":\"\",\"idem\":null,\"body\":{}}";
+    /* The stream's events interleave with finished requests over many
+     * segments. */
+    put(j, TG_JREC_ACCEPTED, "req_stream", acc);
+    uint64_t n = 0;
+    for (int i = 0; i < 120; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "req_done_%d", i);
+        put(j, TG_JREC_ACCEPTED, id, acc);
+        put(j, TG_JREC_COMPLETED, id, "{}");
+        chunk(j, "req_stream", ++n);
+    }
+    int nseg = jt_count_files(dir, ".tgj");
+    assert_true(nseg > 4);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t later = (uint64_t)ts.tv_sec * 1000000u + 2 * 86400ull * 1000000u;
+    /* Running: its first segment holds everything from there on. */
+    assert_int_equal(tg_jfile_compact(j, later), 0);
+    int got = 0;
+    assert_int_equal(tg_journal_read(j, "req_stream", count_chunks, &got), 0);
+    assert_int_equal(got, 120);
+    /* Finished and past retention: its segments go like any request's. */
+    put(j, TG_JREC_COMPLETED, "req_stream", "{}");
+    for (int i = 0; i < 60; i++) { /* rotate past the segment it ended in */
+        char id[32];
+        snprintf(id, sizeof id, "req_late_%d", i);
+        put(j, TG_JREC_ACCEPTED, id, acc);
+        put(j, TG_JREC_COMPLETED, id, "{}");
+    }
+    assert_true(tg_jfile_compact(j, later) > 0);
+    tg_journal_info info;
+    assert_int_equal(tg_journal_info_get(j, "req_stream", &info), -ENOENT);
+    tg_jcheck_result res;
+    assert_int_equal(tg_jcheck_run(j, false, NULL, 0, &res), 0);
+    assert_int_equal(res.violations, 0);
+    tg_journal_close(j);
+    jt_rmdir(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(round_trip),
         cmocka_unit_test(decode_rejects),
         cmocka_unit_test(parse_n),
         cmocka_unit_test(check_numbering),
+        cmocka_unit_test(compaction_keeps_a_running_stream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
