@@ -202,6 +202,20 @@ curl -s -X POST "$ADMIN_BASE/admin/reload" >/dev/null
 mode edge-only >/dev/null
 for i in 1 2 3; do eval "wait \$M$i"; check "in flight on the cloud across switches: m$i" "$REPLY" "$(sse_text "$TMP/m$i.sse")"; done
 mode auto >/dev/null
+# An edge stream (end-of-text banned: it runs all 400 tokens) while the mode
+# goes cloud-only: it finishes on the engine.
+curl -s -N --max-time 60 -o "$TMP/e2.sse" -D "$TMP/e2.hdr" -H 'content-type: application/json' \
+    -X POST "$BASE/v1/chat/completions" \
+    -d '{"model":"tidegate/edge","stream":true,"max_tokens":400,"logit_bias":{"2":-100,"7":-100},"messages":[{"role":"user","content":"Tell a long story"}]}' &
+E2=$!
+wait_file "$TMP/e2.sse" '"role"' || bad "edge stream did not start"
+check "cloud-only while the edge streams" cloud-only "$(mode cloud-only)"
+check "the edge stream was still running" 0 "$(grep -c '^data: \[DONE\]' "$TMP/e2.sse")"
+wait "$E2"
+check "edge stream across cloud-only: one [DONE]" 1 "$(grep -c '^data: \[DONE\]' "$TMP/e2.sse")"
+check "edge stream across cloud-only: no error" 0 "$(grep -c '"error"' "$TMP/e2.sse")"
+check "edge stream across cloud-only: on the engine" engine "$(header x-tidegate-route "$TMP/e2.hdr")"
+mode auto >/dev/null
 mock_fault "delay_first_ms=600;status=500" 1
 req f1 POST /v1/chat/completions -H 'content-type: application/json' -H 'x-tidegate-hint: edge' -d "$(body 'Check the tide table')" &
 F1=$!
