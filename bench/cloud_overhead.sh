@@ -64,7 +64,9 @@ cat >"$OUT/tg.yaml" <<YAML
 cloud:
   - {name: main, base_url: "$MOCK_URL", model: mock-gpt, ca_file: "$OUT/mock/ca.pem"}
 YAML
-start_tidegate() { # start_tidegate NAME JOURNAL(true|false): prints its port
+# start_tidegate NAME JOURNAL(true|false) VAR: sets VAR to its port (not in a
+# $(...) subshell: its pid must reach PIDS, or the EXIT trap leaves it running)
+start_tidegate() {
     (cd "$OUT" && TIDEGATE_JOURNAL=$2 exec taskset -c 0 "$BIN" serve --listen 127.0.0.1:0 -m "$MODEL" \
         --threads 1 -c "$OUT/tg.yaml" --journal-dir "$OUT/journal-$1" >"$OUT/$1.log" 2>&1) &
     PIDS+=($!)
@@ -75,10 +77,10 @@ start_tidegate() { # start_tidegate NAME JOURNAL(true|false): prints its port
         sleep 0.05
     done
     [ -n "$port" ] || { cat "$OUT/$1.log" >&2; return 1; }
-    echo "$port"
+    printf -v "$3" '%s' "$port"
 }
-TG_PORT=$(start_tidegate tidegate true) || exit 1
-TGN_PORT=$(start_tidegate tidegate-nojournal false) || exit 1
+start_tidegate tidegate true TG_PORT || exit 1
+start_tidegate tidegate-nojournal false TGN_PORT || exit 1
 
 # ---- Portkey, CPU 0 ---------------------------------------------------------
 PK_PORT=$((20000 + RANDOM % 20000))
