@@ -90,7 +90,7 @@ typedef int (*lq_q8tile_fn)(lq_type t, const uint8_t *w, size_t rb, const lq_q8b
 /* Rows kernel (decode): y[j * ys + o] = dot(W row o, activation row j) for
  * o < nw rows rb bytes apart from w and j < nx (1..3) rows nb blocks
  * apart from x; the same bits as `dot`. Returns 0 (writing nothing) for
- * what it does not handle; the x86 sets handle Q4_0 with nb <= 256. */
+ * what it does not handle; the x86 sets handle Q4_0 (nb <= 256) and Q6_K. */
 typedef int (*lq_q8rows_fn)(lq_type t, const uint8_t *w, size_t rb, int64_t nw, const lq_q8blk *x,
                             int64_t nb, int nx, float *y, int64_t ys);
 typedef struct {

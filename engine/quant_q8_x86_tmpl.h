@@ -351,9 +351,65 @@ TGI void FN(rows_q4_0)(const uint8_t *w, size_t rb, int64_t nw, const lq_q8blk *
     }
 }
 
+/* Q6_K (the output head of the Q4_0 and Q4_K_M mixes): the 16-value int8
+ * scale is applied to the converted lane integers as a float multiply,
+ * exact because |lane x scale| <= 4 * 32 * 127 * 128 < 2^24, so the value is
+ * the dot kernel's (float)(lane * scale) without its mullo. */
+TGI void FN(rows_q6_k)(const uint8_t *w, size_t rb, int64_t nw, const lq_q8blk *x, int64_t nb,
+                       const int nx, float *y, int64_t ys) {
+    const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3), k32 = _mm256_set1_epi8(32);
+    for (int64_t o = 0; o < nw; o++, w += rb) {
+        __m256 acc[3] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        const uint8_t *p = w;
+        for (int64_t sb = 0; sb < nb / 8; sb++, p += LQ_Q6_K_BYTES) {
+            const __m256 bd = _mm256_cvtph_ps(_mm_set1_epi16((short)lq_rd16(p + 208)));
+            const __m128i sc16 = _mm_loadu_si128((const __m128i *)(p + 192));
+            const __m256 scs[2] = {
+                _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc16)),
+                _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc16, 8)))};
+            const lq_q8blk *xsb = x + sb * 8;
+            for (int n = 0; n < 2; n++) {
+                const __m256i hi = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * n));
+                Q8_UNROLL for (int k = 0; k < 4; k++) {
+                    const int jb = 4 * n + k;
+                    __m256i lo = _mm256_loadu_si256((const __m256i *)(p + 64 * n + 32 * (k & 1)));
+                    __m256i q = _mm256_and_si256(_mm256_srli_epi16(lo, 4 * (k >> 1)), m4);
+                    __m256i h2 = _mm256_and_si256(_mm256_srli_epi16(hi, 2 * k), m2);
+                    q = _mm256_sub_epi8(_mm256_or_si256(q, _mm256_slli_epi16(h2, 4)), k32);
+                    const __m256i aq = _mm256_sign_epi8(q, q);
+                    /* lanes 0-3: scale 2jb, lanes 4-7: scale 2jb + 1 */
+                    const int i0 = (2 * jb) & 7;
+                    const __m256 scf = _mm256_permutevar8x32_ps(
+                        scs[jb >> 2],
+                        _mm256_setr_epi32(i0, i0, i0, i0, i0 + 1, i0 + 1, i0 + 1, i0 + 1));
+                    Q8_UNROLL for (int j = 0; j < nx; j++) {
+                        const lq_q8blk *xb = xsb + j * nb + jb;
+                        __m256i L =
+                            DPACC(_mm256_setzero_si256(), aq, _mm256_sign_epi8(FN(ldx)(xb), q));
+                        __m256 lf = _mm256_mul_ps(_mm256_cvtepi32_ps(L), scf);
+                        acc[j] = _mm256_fmadd_ps(lf, _mm256_mul_ps(bd, _mm256_broadcast_ss(&xb->d)),
+                                                 acc[j]);
+                    }
+                }
+            }
+        }
+        for (int j = 0; j < nx; j++)
+            y[j * ys + o] = FN(finish)(acc[j], 0.0f);
+    }
+}
+
 TGF int FN(q8rows)(lq_type t, const uint8_t *w, size_t rb, int64_t nw, const lq_q8blk *x,
                    int64_t nb, int nx, float *y, int64_t ys) {
-    if (t != LQ_Q4_0 || nb > Q8_ROWS_MAXB || nx < 1 || nx > 3) return 0;
+    if (nx < 1 || nx > 3) return 0;
+    if (t == LQ_Q6_K && nb % 8 == 0) {
+        switch (nx) {
+        case 1: FN(rows_q6_k)(w, rb, nw, x, nb, 1, y, ys); break;
+        case 2: FN(rows_q6_k)(w, rb, nw, x, nb, 2, y, ys); break;
+        default: FN(rows_q6_k)(w, rb, nw, x, nb, 3, y, ys); break;
+        }
+        return 1;
+    }
+    if (t != LQ_Q4_0 || nb > Q8_ROWS_MAXB) return 0;
     _Alignas(32) __m256i base[3 * Q8_ROWS_MAXB];
     const __m256i zero = _mm256_setzero_si256(), eight = _mm256_set1_epi8(8);
     for (int j = 0; j < nx; j++)

@@ -84,7 +84,9 @@ expect_error "models/{id} unknown" 404 model_not_found model
 # max_tokens: unfinished JSON ends with length, never a silent stop.
 req s3 POST /v1/chat/completions -d '{"messages":[{"role":"user","content":"w"}],"max_tokens":3,"response_format":{"type":"json_schema","json_schema":{"name":"a","schema":{"type":"object","properties":{"a":{"type":"string"}},"required":["a"]}}}}'
 check "json cut at max_tokens is length" length "$(jget "$BODY" choices.0.finish_reason)"
-req s3s POST /v1/chat/completions -d '{"messages":[{"role":"user","content":"w"}],"max_tokens":3,"stream":true,"response_format":{"type":"json_object"}}'
+# (A schema with a required key: under plain json_object the sampler may
+# close "{}" within 3 tokens, a legitimate stop -- about 1 run in 15.)
+req s3s POST /v1/chat/completions -d '{"messages":[{"role":"user","content":"w"}],"max_tokens":3,"stream":true,"response_format":{"type":"json_schema","json_schema":{"name":"a","schema":{"type":"object","properties":{"a":{"type":"string"}},"required":["a"]}}}}'
 check "json cut streamed is length" '"length"' "$(grep -o '"finish_reason":"[a-z]*"' "$BODY" | tail -1 | cut -d: -f2)"
 req s3r POST /v1/responses -d '{"input":"w","max_output_tokens":3,"text":{"format":{"type":"json_schema","name":"a","schema":{"type":"object","properties":{"a":{"type":"string"}},"required":["a"]}}}}'
 check "responses json cut is incomplete" incomplete "$(jget "$BODY" status)"
