@@ -20,6 +20,7 @@
 #include "common/tg_log.h"
 #include "gateway/journal/tg_jindex.h"
 #include "gateway/journal/tg_jio.h"
+#include "gateway/journal/tg_jreap.h"
 #include "gateway/journal/tg_jzero.h"
 
 #define DEFAULT_SEGMENT_BYTES (64ull << 20)
@@ -80,6 +81,7 @@ typedef struct {
     /* The segment being written, guarded by wmu (the writer's I/O). */
     pthread_mutex_t wmu;
     tg_jzero *zero; /* zeros ahead of the writer (NULL: plain appends) */
+    tg_jreap *reap; /* deletes compacted segments (NULL: inline) */
     int fd;
     uint64_t seg_no, seg_size;
 
@@ -101,25 +103,6 @@ static uint64_t now_us(void) {
 }
 
 /* ---- segments on disk ---------------------------------------------------- */
-
-static void seg_name(char *out, size_t n, uint64_t no) {
-    snprintf(out, n, "%020" PRIu64 ".tgj", no);
-}
-
-/* Parses "<20 digits>.tgj" (bad: also ".tgj.bad"); 0 if not a segment. */
-static uint64_t seg_parse(const char *name, bool *bad) {
-    size_t n = strlen(name);
-    if (n < 24) return 0;
-    for (int i = 0; i < 20; i++)
-        if (name[i] < '0' || name[i] > '9') return 0;
-    if (!strcmp(name + 20, ".tgj"))
-        *bad = false;
-    else if (!strcmp(name + 20, ".tgj.bad"))
-        *bad = true;
-    else
-        return 0;
-    return strtoull(name, NULL, 10);
-}
 
 static void segs_push(jfile *f, uint64_t no, uint64_t end) {
     if (f->n_segs == f->cap_segs) {
@@ -149,7 +132,7 @@ static int64_t seg_seal(int fd, uint64_t off) {
 /* Creates segment no with its header, durable (file and directory entry). */
 static int seg_create(jfile *f, uint64_t no) {
     char name[64];
-    seg_name(name, sizeof name, no);
+    tg_jseg_name(name, sizeof name, no);
     int fd = openat(f->dirfd, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
     if (fd < 0) return -errno;
     uint8_t hdr[TG_JSEG_HDR];
@@ -182,7 +165,7 @@ static int cmp_u64(const void *a, const void *b) {
 /* Renames segment no aside as <no>.tgj.bad. */
 static void quarantine(jfile *f, uint64_t no) {
     char a[64], b[80];
-    seg_name(a, sizeof a, no);
+    tg_jseg_name(a, sizeof a, no);
     snprintf(b, sizeof b, "%s.bad", a);
     if (renameat(f->dirfd, a, f->dirfd, b) != 0)
         tg_log_write(TG_LOG_ERROR, "journal_quarantine_failed", "segment=%s error=\"%s\"", a,
@@ -203,7 +186,7 @@ static int recover(jfile *f, tg_jfile_report *r, uint64_t *max_no, char *err, si
     *max_no = 0;
     for (struct dirent *de; (de = readdir(d));) {
         bool bad;
-        uint64_t no = seg_parse(de->d_name, &bad);
+        uint64_t no = tg_jseg_parse(de->d_name, &bad);
         if (!no) continue;
         if (no > *max_no) *max_no = no;
         if (bad) continue;
@@ -221,7 +204,7 @@ static int recover(jfile *f, tg_jfile_report *r, uint64_t *max_no, char *err, si
     tg_buf buf = TG_BUF_INIT, scratch = TG_BUF_INIT;
     for (size_t i = 0; i < n && !rc; i++) {
         char name[64];
-        seg_name(name, sizeof name, nos[i]);
+        tg_jseg_name(name, sizeof name, nos[i]);
         int fd = openat(f->dirfd, name, O_RDONLY | O_CLOEXEC);
         tg_buf_clear(&buf);
         struct stat st;
@@ -336,7 +319,7 @@ static int recover(jfile *f, tg_jfile_report *r, uint64_t *max_no, char *err, si
     if (!f->ro && !rc && f->n_segs && !f->segs[f->n_segs - 1].sealed) {
         seginfo *s = &f->segs[f->n_segs - 1];
         char name[64];
-        seg_name(name, sizeof name, s->no);
+        tg_jseg_name(name, sizeof name, s->no);
         int wfd = openat(f->dirfd, name, O_WRONLY | O_CLOEXEC);
         int64_t end = wfd >= 0 ? seg_seal(wfd, s->end) : -errno;
         if (wfd >= 0) close(wfd);
@@ -358,7 +341,7 @@ static int recover(jfile *f, tg_jfile_report *r, uint64_t *max_no, char *err, si
 
 /* ---- writer thread ------------------------------------------------------- */
 
-static int compact_locked(jfile *f, uint64_t now) {
+static int compact_locked(jfile *f, uint64_t now, tg_jreap *reap) {
     uint64_t older = now > f->retention_us ? now - f->retention_us : 0;
     pthread_mutex_lock(&f->imu);
     uint64_t first = f->n_segs ? f->segs[0].no : 0;
@@ -377,10 +360,13 @@ static int compact_locked(jfile *f, uint64_t now) {
     pthread_mutex_unlock(&f->imu);
     for (size_t i = 0; i < k; i++) {
         char name[64];
-        seg_name(name, sizeof name, gone[i]);
-        unlinkat(f->dirfd, name, 0);
+        tg_jseg_name(name, sizeof name, gone[i]);
+        if (reap)
+            tg_jreap_add(reap, name);
+        else
+            unlinkat(f->dirfd, name, 0);
     }
-    if (k) fsync(f->dirfd);
+    if (k && !reap) fsync(f->dirfd);
     free(gone);
     return (int)k;
 }
@@ -415,7 +401,7 @@ static int write_batch(jfile *f, const tg_buf *b, pend *list, bool *sticky) {
         if (rc)
             *sticky = true;
         else
-            compact_locked(f, now_us());
+            compact_locked(f, now_us(), f->reap); /* unlinks off this path */
     }
     uint64_t off0 = f->seg_size;
     if (!rc) {
@@ -614,7 +600,7 @@ static int read_at(jfile *f, uint64_t seg, uint64_t off, uint32_t size, int *fd,
     if (*fd < 0 || *fd_seg != seg) {
         if (*fd >= 0) close(*fd);
         char name[64];
-        seg_name(name, sizeof name, seg);
+        tg_jseg_name(name, sizeof name, seg);
         *fd = openat(f->dirfd, name, O_RDONLY | O_CLOEXEC);
         *fd_seg = seg;
         if (*fd < 0) return -errno;
@@ -670,7 +656,7 @@ static int jf_scan(tg_journal *j, tg_journal_rec_cb cb, void *user) {
     tg_buf buf = TG_BUF_INIT, scratch = TG_BUF_INIT;
     for (size_t i = 0; i < n && !rc; i++) {
         char name[64];
-        seg_name(name, sizeof name, segs[i].no);
+        tg_jseg_name(name, sizeof name, segs[i].no);
         int fd = openat(f->dirfd, name, O_RDONLY | O_CLOEXEC);
         if (fd < 0) continue; /* compacted meanwhile */
         tg_buf_clear(&buf);
@@ -716,6 +702,7 @@ static void jf_close(tg_journal *j) {
         uv_close((uv_handle_t *)f->async, free_async);
     }
     tg_jzero_stop(f->zero);
+    tg_jreap_stop(f->reap);
     /* A clean stop seals the segment (a crash leaves it for recovery to seal). */
     if (f->fd >= 0 && !f->failed) seg_seal(f->fd, f->seg_size);
     if (f->fd >= 0) close(f->fd);
@@ -800,6 +787,7 @@ tg_journal *tg_jfile_open(const tg_jfile_opts *o, tg_jfile_report *report, char 
         snprintf(err, errsz, "journal %s: cannot create a segment: %s", o->dir, strerror(-rc));
         goto fail;
     }
+    f->reap = tg_jreap_start(f->dirfd);
     /* Zeros ahead only pay where the writer fdatasyncs. */
     if (!f->no_sync && (f->zero = tg_jzero_start(f->seg_max)))
         tg_jzero_attach(f->zero, f->fd, f->seg_size);
@@ -824,7 +812,7 @@ fail:
 int tg_jfile_compact(tg_journal *j, uint64_t now) {
     jfile *f = (jfile *)j;
     pthread_mutex_lock(&f->wmu);
-    int n = compact_locked(f, now);
+    int n = compact_locked(f, now, NULL);
     pthread_mutex_unlock(&f->wmu);
     return n;
 }

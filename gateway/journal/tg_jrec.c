@@ -1,5 +1,8 @@
 #include "gateway/journal/tg_jrec.h"
 
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gateway/journal/tg_crc32c.h"
@@ -130,4 +133,22 @@ int tg_jseg_header_read(const uint8_t in[TG_JSEG_HDR], uint64_t *seg_no, uint32_
     *flags = get_u32(in + 12);
     *key_fp = get_u32(in + 24);
     return 0;
+}
+
+void tg_jseg_name(char *out, size_t n, uint64_t no) {
+    snprintf(out, n, "%020" PRIu64 ".tgj", no);
+}
+
+uint64_t tg_jseg_parse(const char *name, bool *bad) {
+    size_t n = strlen(name);
+    if (n < 24) return 0;
+    for (int i = 0; i < 20; i++)
+        if (name[i] < '0' || name[i] > '9') return 0;
+    if (!strcmp(name + 20, ".tgj"))
+        *bad = false;
+    else if (!strcmp(name + 20, ".tgj.bad"))
+        *bad = true;
+    else
+        return 0;
+    return strtoull(name, NULL, 10);
 }

@@ -19,6 +19,7 @@
 #ifndef TG_JREC_H
 #define TG_JREC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -82,6 +83,12 @@ int tg_jrec_encode(tg_buf *out, const tg_jcrypt *c, int type, const char *id, si
  * is cleared first). A sealed record without a key c is TG_JREC_BAD. */
 tg_jrec_status tg_jrec_decode(const uint8_t *in, size_t n, const tg_jcrypt *c, tg_buf *scratch,
                               tg_jrec *rec);
+
+/* A segment's file name: "<20-digit no>.tgj". */
+void tg_jseg_name(char *out, size_t n, uint64_t no);
+/* Parses "<20 digits>.tgj" (*bad false) or ".tgj.bad" (*bad true); 0 if
+ * the name is not a segment's. */
+uint64_t tg_jseg_parse(const char *name, bool *bad);
 
 /* Segment header: writes TG_JSEG_HDR bytes. */
 void tg_jseg_header_write(uint8_t out[TG_JSEG_HDR], uint64_t seg_no, uint32_t flags,

@@ -339,6 +339,58 @@ static void test_rotation_and_compaction(void **st) {
     free(dir);
 }
 
+/* Compaction at rotation leaves the unlinking to a helper (tg_jreap): the
+ * files of segments past retention go soon after, and what remains reopens
+ * whole. */
+static void test_compaction_off_the_writer(void **st) {
+    (void)st;
+    char *dir = jt_tmpdir();
+    char err[512], id[40];
+    tg_jfile_opts o = {.dir = dir, .segment_bytes = 4096, .retention_s = 1};
+    tg_journal *j = tg_jfile_open(&o, NULL, err, sizeof err);
+    assert_non_null(j);
+    for (int i = 0; i < 200; i++) {
+        mkid(id, i);
+        assert_int_equal(tg_journal_append_sync(j, TG_JREC_ACCEPTED, id, k_body, strlen(k_body)),
+                         0);
+        assert_int_equal(tg_journal_append_sync(j, TG_JREC_COMPLETED, id, "{}", 2), 0);
+    }
+    int before = jt_count_files(dir, ".tgj");
+    assert_true(before > 4);
+    struct timespec past = {1, 200000000L};
+    nanosleep(&past, NULL); /* the first 200 requests are now past retention */
+    for (int i = 200; i < 260; i++) {
+        mkid(id, i);
+        assert_int_equal(tg_journal_append_sync(j, TG_JREC_ACCEPTED, id, k_body, strlen(k_body)),
+                         0);
+        assert_int_equal(tg_journal_append_sync(j, TG_JREC_COMPLETED, id, "{}", 2), 0);
+    }
+    int after = before;
+    for (int i = 0; i < 300 && after >= before; i++) {
+        struct timespec ms = {0, 10000000L};
+        nanosleep(&ms, NULL);
+        after = jt_count_files(dir, ".tgj");
+    }
+    assert_true(after < before);
+    mkid(id, 0);
+    tg_journal_info info;
+    assert_int_equal(tg_journal_info_get(j, id, &info), -ENOENT);
+    tg_journal_close(j);
+    tg_jfile_report rep;
+    j = open_dir(dir, NULL, 4096, NULL, &rep);
+    assert_non_null(j);
+    assert_int_equal(rep.orphans, 0);
+    assert_int_equal(rep.bad_seg, 0);
+    tg_jcheck_result res;
+    assert_int_equal(tg_jcheck_run(j, false, NULL, 0, &res), 0);
+    assert_int_equal(res.violations, 0);
+    mkid(id, 259);
+    assert_int_equal(tg_journal_info_get(j, id, &info), 0);
+    tg_journal_close(j);
+    jt_rmdir(dir);
+    free(dir);
+}
+
 static void test_encrypted_journal(void **st) {
     (void)st;
     char *dir = jt_tmpdir();
@@ -477,12 +529,19 @@ static void test_checker_finds_violations(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_crc32c_known),      cmocka_unit_test(test_record_codec),
-        cmocka_unit_test(test_sealed_codec),      cmocka_unit_test(test_key_loading),
-        cmocka_unit_test(test_roundtrip_reopen),  cmocka_unit_test(test_loop_group_commit),
-        cmocka_unit_test(test_lazy_records),      cmocka_unit_test(test_rotation_and_compaction),
-        cmocka_unit_test(test_encrypted_journal), cmocka_unit_test(test_lock_and_read_only),
-        cmocka_unit_test(test_write_error),       cmocka_unit_test(test_checker_finds_violations),
+        cmocka_unit_test(test_crc32c_known),
+        cmocka_unit_test(test_record_codec),
+        cmocka_unit_test(test_sealed_codec),
+        cmocka_unit_test(test_key_loading),
+        cmocka_unit_test(test_roundtrip_reopen),
+        cmocka_unit_test(test_loop_group_commit),
+        cmocka_unit_test(test_lazy_records),
+        cmocka_unit_test(test_rotation_and_compaction),
+        cmocka_unit_test(test_compaction_off_the_writer),
+        cmocka_unit_test(test_encrypted_journal),
+        cmocka_unit_test(test_lock_and_read_only),
+        cmocka_unit_test(test_write_error),
+        cmocka_unit_test(test_checker_finds_violations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
