@@ -60,6 +60,16 @@ grep -q "stream_detached request_id=$RID" "$LOG" && ok "the run went on without 
 grep -q "stream_resume request_id=$RID last_event=$LAST live=yes" "$LOG" && ok "resumed while it ran (replay, then live)" ||
     bad "not resumed live: $(grep "stream_resume request_id=$RID" "$LOG")"
 
+# ---- the same through the official openai SDK (when installed: test_openai_node installs it)
+if [ -d "$NODE_DIR/node_modules/openai" ]; then
+    node "$NODE_DIR/resume_sdk.mjs" "$BASE" sdk-1 "$K1" >"$TMP/sdk.json" 2>"$TMP/sdk.err"
+    check "SDK: dropped after 15 chunks + resumed = the whole answer" true \
+        "$(field "$TMP/sdk.json" 'r.whole.length>0 && r.whole===r.resumed' 2>/dev/null || cat "$TMP/sdk.err")"
+    check "SDK: the resumed stream's usage" 600 "$(field "$TMP/sdk.json" r.usage.completion_tokens 2>/dev/null)"
+else
+    echo "skip SDK resume: no openai package in $NODE_DIR/node_modules"
+fi
+
 # ---- GET /v1/requests/{id} as a stream, from event 5; scope; bad ids
 rcl g1 "$BASE/v1/requests/$RID" - --bearer $K1 --accept-sse --last-event-id 5
 check "GET stream: ids from 6" true "$(contiguous "$TMP/g1.json" 6)"
