@@ -74,6 +74,7 @@ void tg_chat_unlink(tg_chat *c) {
 
 void tg_chat_free(tg_chat *c) {
     tg_defer_remove(c);
+    tg_cres_free(c);
     tg_buf_free(&c->held);
     tg_chat_unlink(c);
     tg_chat_cloud_cancel(c);

@@ -20,6 +20,7 @@
 
 #include "common/tg_log.h"
 #include "gateway/api/chat_internal.h"
+#include "gateway/api/chat_resume.h"
 
 #define MAX_SSE_EVENT (1u << 20) /* one upstream event */
 /* Backpressure: over RELAY_HIGH bytes queued for the client (not yet taken
@@ -147,9 +148,15 @@ static int on_event(void *user, const tg_sse_msg *m) {
     return 0;
 }
 
+/* What the client has not been sent yet: the exchange's unsent output and,
+ * on a journaled stream, the events still on their way to disk. */
+static size_t relay_unsent(const tg_chat *c) {
+    return tg_http_stream_pending(c->ex) + tg_cres_unsent(c);
+}
+
 static bool can_resume(void *user) {
     tg_chat *c = user;
-    return tg_http_stream_pending(c->ex) <= RELAY_LOW;
+    return relay_unsent(c) <= RELAY_LOW;
 }
 
 static int on_data(void *user, const char *buf, size_t len) {
@@ -160,7 +167,7 @@ static int on_data(void *user, const char *buf, size_t len) {
         return 0;
     }
     if (tg_sse_parser_feed(&c->sse, buf, len, on_event, c) != 0) return 1;
-    if (c->call && tg_http_stream_pending(c->ex) > RELAY_HIGH) {
+    if (c->call && relay_unsent(c) > RELAY_HIGH) {
         tg_metrics_add(c->api->rtm.relay_pauses, 1);
         rt_cloud_pause(c->call);
     }

@@ -113,8 +113,9 @@ struct tg_chat {
     bool fin_has_usage;
     char fin_reason[24];
     /* ---- resumable streams (chat_resume.c) ---- */
-    uint64_t ev_n; /* number of the last SSE event (its id) */
-    bool durable;  /* events are CHUNK records, sent once durable, to subscribers */
+    uint64_t ev_n;             /* number of the last SSE event (its id) */
+    bool durable;              /* events are CHUNK records, sent once durable, to subscribers */
+    struct tg_cres_flow *flow; /* bytes of events still on their way to disk */
 
     bool linked;
     tg_chat *prev, *next;

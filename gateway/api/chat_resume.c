@@ -162,12 +162,33 @@ static sub *sub_new(tg_api *api, tg_http_exchange *ex, const char *id, uint64_t 
 
 /* An event is durable: the subscribers of its request that are up to it
  * get it (one that is behind catches up from the journal). */
+/* A request's events in the journal's queue: shared by the request and its
+ * pending events, since either may go first. */
+struct tg_cres_flow {
+    int refs;
+    size_t bytes;
+};
+
+static void flow_unref(struct tg_cres_flow *f) {
+    if (f && --f->refs == 0) free(f);
+}
+
+size_t tg_cres_unsent(const tg_chat *c) {
+    return c->flow ? c->flow->bytes : 0;
+}
+
+void tg_cres_free(tg_chat *c) {
+    flow_unref(c->flow);
+    c->flow = NULL;
+}
+
 typedef struct {
     tg_api *api;
     char id[TG_JREC_ID_MAX + 1];
     uint64_t n;
     tg_buf data;
     uint64_t t0_ns; /* appended */
+    struct tg_cres_flow *flow;
 } pending_event;
 
 static void journal_failed(tg_api *api, const char *id) {
@@ -202,6 +223,8 @@ static void on_event_durable(void *user, int status) {
             }
         }
     }
+    if (p->flow) p->flow->bytes -= p->data.len;
+    flow_unref(p->flow);
     tg_buf_free(&p->data);
     free(p);
 }
@@ -231,6 +254,14 @@ void tg_cres_event(tg_chat *c, const char *data, size_t len) {
     p->n = n;
     p->t0_ns = uv_hrtime();
     tg_buf_append(&p->data, data, len);
+    if (!c->flow) {
+        c->flow = calloc(1, sizeof *c->flow);
+        if (!c->flow) abort();
+        c->flow->refs = 1;
+    }
+    p->flow = c->flow;
+    p->flow->refs++;
+    p->flow->bytes += len;
     tg_buf rec = TG_BUF_INIT;
     tg_jchunk_encode(&rec, n, data, len);
     int rc = tg_journal_append(c->api->journal, TG_JREC_CHUNK, c->rid, rec.data, rec.len,

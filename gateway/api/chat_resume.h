@@ -38,6 +38,12 @@ void tg_cres_adopt(tg_chat *c);
 /* Sends one event (the data of a chat.completion.chunk) with the next
  * number: journaled and sent when durable, else sent now. */
 void tg_cres_event(tg_chat *c, const char *data, size_t len);
+/* Bytes of c's events appended but not yet durable (so not yet written to
+ * any client): a relay adds them to its client's unsent output, so that a
+ * fast upstream is paused while the journal catches up (chat_cloud.c). */
+size_t tg_cres_unsent(const tg_chat *c);
+/* Drops c's share of its event flow (tg_chat_free). */
+void tg_cres_free(tg_chat *c);
 /* Appends the id line the stream's end event ([DONE] / error) carries when
  * it is written by the request itself (not journaled streams). */
 void tg_cres_end_id(tg_chat *c, tg_buf *out);

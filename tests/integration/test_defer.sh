@@ -202,11 +202,11 @@ curl -s -X POST "$ADMIN_BASE/admin/reload" >/dev/null
 mode edge-only >/dev/null
 for i in 1 2 3; do eval "wait \$M$i"; check "in flight on the cloud across switches: m$i" "$REPLY" "$(sse_text "$TMP/m$i.sse")"; done
 mode auto >/dev/null
-# An edge stream (end-of-text banned: it runs all 400 tokens) while the mode
+# An edge stream (end-of-text banned: it runs all 3800 tokens, about a second) while the mode
 # goes cloud-only: it finishes on the engine.
 curl -s -N --max-time 60 -o "$TMP/e2.sse" -D "$TMP/e2.hdr" -H 'content-type: application/json' \
     -X POST "$BASE/v1/chat/completions" \
-    -d '{"model":"tidegate/edge","stream":true,"max_tokens":400,"logit_bias":{"2":-100,"7":-100},"messages":[{"role":"user","content":"Tell a long story"}]}' &
+    -d '{"model":"tidegate/edge","stream":true,"max_tokens":3800,"logit_bias":{"2":-100,"7":-100},"messages":[{"role":"user","content":"Tell a long story"}]}' &
 E2=$!
 wait_file "$TMP/e2.sse" '"role"' || bad "edge stream did not start"
 check "cloud-only while the edge streams" cloud-only "$(mode cloud-only)"
