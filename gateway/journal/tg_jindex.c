@@ -39,6 +39,7 @@ void tg_jindex_free(tg_jindex *x) {
     if (x->old) free_chains(x->old, x->mig, x->n_old);
     free(x->slots);
     free(x->old);
+    free(x->stats);
     memset(x, 0, sizeof *x);
 }
 
@@ -93,6 +94,44 @@ static void grow(tg_jindex *x) {
     x->n_slots = n;
 }
 
+/* The stats of segment seg, created if missing (new entries nearly always
+ * land in the last segment: checked first). */
+static tg_jsegstat *stat_of(tg_jindex *x, uint64_t seg) {
+    size_t lo = 0, hi = x->n_stats;
+    if (hi && x->stats[hi - 1].seg == seg) return &x->stats[hi - 1];
+    if (hi && x->stats[hi - 1].seg < seg) {
+        lo = hi;
+    } else {
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (x->stats[mid].seg < seg)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo < x->n_stats && x->stats[lo].seg == seg) return &x->stats[lo];
+    }
+    if (x->n_stats == x->cap_stats) {
+        x->cap_stats = x->cap_stats ? x->cap_stats * 2 : 16;
+        x->stats = realloc(x->stats, x->cap_stats * sizeof *x->stats);
+        if (!x->stats) abort();
+    }
+    memmove(x->stats + lo + 1, x->stats + lo, (x->n_stats - lo) * sizeof *x->stats);
+    x->n_stats++;
+    x->stats[lo] = (tg_jsegstat){.seg = seg};
+    return &x->stats[lo];
+}
+
+/* Counts entry e (its current state) into its first segment's stats. */
+static void stat_count(tg_jindex *x, const tg_jentry *e) {
+    tg_jsegstat *s = stat_of(x, e->first_seg);
+    if (!e->n_terminal)
+        s->live++;
+    else if (e->terminal_us > s->max_term_us)
+        s->max_term_us = e->terminal_us;
+    if (e->last_seg > s->max_last) s->max_last = e->last_seg;
+}
+
 int tg_jindex_add(tg_jindex *x, int type, const char *id, size_t id_len, uint64_t ts_us,
                   uint64_t seg, uint64_t off, uint32_t size) {
     migrate(x, MIGRATE_STEP);
@@ -107,11 +146,12 @@ int tg_jindex_add(tg_jindex *x, int type, const char *id, size_t id_len, uint64_
         e->locs = e->inl;
         e->cap_locs = TG_JINDEX_INLINE_LOCS;
         e->created_us = ts_us;
-        e->first_seg = seg;
+        e->first_seg = e->last_seg = seg;
         size_t k = e->hash & (x->n_slots - 1);
         e->next = x->slots[k];
         x->slots[k] = e;
         x->count++;
+        stat_of(x, seg)->live++;
     }
     if (e->n_locs == e->cap_locs) {
         e->cap_locs *= 2;
@@ -126,12 +166,20 @@ int tg_jindex_add(tg_jindex *x, int type, const char *id, size_t id_len, uint64_
     }
     e->locs[e->n_locs++] = (tg_jloc){seg, off, size};
     if (type != TG_JREC_CHUNK) e->state = (uint8_t)type;
+    tg_jsegstat *s = NULL;
     if (tg_jrec_is_terminal(type)) {
         if (e->n_terminal < 255) e->n_terminal++;
-        if (e->n_terminal == 1) e->terminal_us = ts_us;
+        if (e->n_terminal == 1) {
+            e->terminal_us = ts_us;
+            s = stat_of(x, e->first_seg);
+            s->live--;
+            if (ts_us > s->max_term_us) s->max_term_us = ts_us;
+        }
     }
     e->updated_us = ts_us;
     e->last_seg = seg;
+    if (!s && seg > e->first_seg) s = stat_of(x, e->first_seg);
+    if (s && seg > s->max_last) s->max_last = seg;
     return 0;
 }
 
@@ -141,21 +189,17 @@ uint64_t tg_jindex_compact_cut(const tg_jindex *x, uint64_t older_than_us, uint6
     uint64_t cut = active_seg - 1;
     /* Lower the cut below every request that must stay, and below every
      * request that would be split by it (its later records would become
-     * orphans); repeat until nothing moves it. Both tables while growing. */
+     * orphans); repeat until nothing moves it. Per segment of first records:
+     * a request must stay if it is live or ended too recently. */
     for (int changed = 1; changed && cut >= first_seg;) {
         changed = 0;
-        for (int t = 0; t < 2; t++) {
-            tg_jentry *const *s = t ? x->old : x->slots;
-            size_t from = t ? x->mig : 0, n = t ? x->n_old : x->n_slots;
-            for (size_t i = from; s && i < n; i++)
-                for (const tg_jentry *e = s[i]; e; e = e->next) {
-                    if (e->first_seg > cut) continue;
-                    int keep = !e->n_terminal || e->terminal_us >= older_than_us;
-                    if (keep || e->last_seg > cut) {
-                        cut = e->first_seg - 1;
-                        changed = 1;
-                    }
-                }
+        for (size_t i = 0; i < x->n_stats && x->stats[i].seg <= cut; i++) {
+            const tg_jsegstat *s = &x->stats[i];
+            if (s->live || s->max_term_us >= older_than_us || s->max_last > cut) {
+                cut = s->seg - 1;
+                changed = 1;
+                break;
+            }
         }
     }
     return cut >= first_seg ? cut : 0;
@@ -163,6 +207,13 @@ uint64_t tg_jindex_compact_cut(const tg_jindex *x, uint64_t older_than_us, uint6
 
 void tg_jindex_drop_through(tg_jindex *x, uint64_t cut) {
     tg_jindex_settle(x);
+    /* The stats of the segments that go; a request that started there and
+     * stays (only when cut did not come from compact_cut) is counted anew. */
+    size_t k = 0;
+    while (k < x->n_stats && x->stats[k].seg <= cut)
+        k++;
+    memmove(x->stats, x->stats + k, (x->n_stats - k) * sizeof *x->stats);
+    x->n_stats -= k;
     for (size_t i = 0; i < x->n_slots; i++)
         for (tg_jentry **pp = &x->slots[i]; *pp;) {
             tg_jentry *e = *pp;
@@ -171,6 +222,7 @@ void tg_jindex_drop_through(tg_jindex *x, uint64_t cut) {
                 entry_free(e);
                 x->count--;
             } else {
+                if (e->first_seg <= cut) stat_count(x, e);
                 pp = &e->next;
             }
         }

@@ -40,9 +40,23 @@ typedef struct tg_jentry {
     tg_jloc inl[TG_JINDEX_INLINE_LOCS];
 } tg_jentry;
 
+/* What compaction needs of the requests whose first record lies in one
+ * segment, kept up to date by every add: finding the cut then reads one of
+ * these per segment instead of walking every entry (which, under the lock
+ * the writer holds, stalled appends at each rotation, longer as the
+ * retention window filled up). */
+typedef struct {
+    uint64_t seg;
+    uint64_t live;        /* not terminal yet */
+    uint64_t max_term_us; /* latest first-terminal time among the terminal ones */
+    uint64_t max_last;    /* latest segment any of them has a record in */
+} tg_jsegstat;
+
 typedef struct {
     tg_jentry **slots;
     size_t n_slots, count;
+    tg_jsegstat *stats; /* ascending seg */
+    size_t n_stats, cap_stats;
     /* While growing: the previous table, whose buckets below mig are moved. */
     tg_jentry **old;
     size_t n_old, mig;

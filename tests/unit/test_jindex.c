@@ -90,10 +90,90 @@ static void compact_and_drop_mid_growth(void **st) {
     tg_jindex_free(&x);
 }
 
+/* The rule compact_cut keeps per segment, checked over every entry. */
+static uint64_t cut_by_scan(const tg_jindex *x, uint64_t older, uint64_t first, uint64_t active) {
+    if (active <= first) return 0;
+    uint64_t cut = active - 1;
+    for (int changed = 1; changed && cut >= first;) {
+        changed = 0;
+        for (int t = 0; t < 2; t++) {
+            tg_jentry *const *s = t ? x->old : x->slots;
+            size_t from = t ? x->mig : 0, n = t ? x->n_old : x->n_slots;
+            for (size_t i = from; s && i < n; i++)
+                for (const tg_jentry *e = s[i]; e; e = e->next)
+                    if (e->first_seg <= cut &&
+                        (!e->n_terminal || e->terminal_us >= older || e->last_seg > cut)) {
+                        cut = e->first_seg - 1;
+                        changed = 1;
+                    }
+        }
+    }
+    return cut >= first ? cut : 0;
+}
+
+/* Random request lives over rotating segments: the per-segment cut equals
+ * the one found by walking every entry, before and after drops. */
+static void cut_matches_scan(void **st) {
+    (void)st;
+    tg_jindex x;
+    tg_jindex_init(&x);
+    uint64_t rnd = 88172645463325252ull, seg = 1, first = 1, t = 1;
+    unsigned next = 0, floor = 0, drops = 0, cuts = 0;
+    char id[32];
+    for (int step = 0; step < 40000; step++) {
+        rnd ^= rnd << 13, rnd ^= rnd >> 7, rnd ^= rnd << 17;
+        t++;
+        if (step % 700 == 699) {
+            /* Rotation; every other one at a quiet moment (nothing in flight
+             * crosses it, so a cut can fall there). */
+            if ((step / 700) % 2 == 0) {
+                for (unsigned i = floor; i < next; i++) {
+                    size_t n = id_of(id, sizeof id, i);
+                    tg_jindex_add(&x, TG_JREC_COMPLETED, id, n, t, seg, 0, 1);
+                }
+                floor = next;
+            }
+            seg++;
+        }
+        unsigned op = (unsigned)(rnd >> 20) % 4;
+        if (op == 0 || next == floor) {
+            size_t n = id_of(id, sizeof id, next++);
+            assert_int_equal(tg_jindex_add(&x, TG_JREC_ACCEPTED, id, n, t, seg, 0, 1), 0);
+            if (next >= floor + 64) { /* every request ends, some 64 requests later */
+                n = id_of(id, sizeof id, next - 64);
+                tg_jindex_add(&x, TG_JREC_COMPLETED, id, n, t, seg, 0, 1);
+            }
+        } else {
+            /* Another record for a recent request. */
+            unsigned back = (unsigned)(rnd >> 32) % (next - floor < 100 ? next - floor : 100);
+            size_t n = id_of(id, sizeof id, next - 1 - back);
+            int type = op == 1 ? TG_JREC_DISPATCHED : op == 2 ? TG_JREC_COMPLETED : TG_JREC_FAILED;
+            assert_int_equal(tg_jindex_add(&x, type, id, n, t, seg, 0, 1), 0);
+        }
+        if (step % 97 == 0 && seg > first) {
+            uint64_t older = t > 3000 ? t - 3000 : 0;
+            uint64_t c = tg_jindex_compact_cut(&x, older, first, seg);
+            assert_int_equal(c, cut_by_scan(&x, older, first, seg));
+            cuts++;
+            if (c) {
+                tg_jindex_drop_through(&x, c);
+                first = c + 1;
+                drops++;
+                assert_int_equal(tg_jindex_compact_cut(&x, older, first, seg),
+                                 cut_by_scan(&x, older, first, seg));
+            }
+        }
+    }
+    assert_true(drops > 5);
+    assert_true(cuts > 100);
+    tg_jindex_free(&x);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(finds_all_while_growing),
         cmocka_unit_test(compact_and_drop_mid_growth),
+        cmocka_unit_test(cut_matches_scan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
