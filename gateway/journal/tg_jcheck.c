@@ -168,6 +168,7 @@ int tg_jcheck_run(tg_journal *j, bool strict, FILE *out, int max_print, tg_jchec
     ctx c = {.res = res, .out = out, .max_print = max_print};
     tg_jindex_init(&c.idx);
     int rc = tg_journal_scan(j, on_rec, &c);
+    tg_jindex_settle(&c.idx);
     for (size_t i = 0; i < c.idx.n_slots; i++)
         for (const tg_jentry *e = c.idx.slots[i]; e; e = e->next) {
             res->requests++;
