@@ -83,7 +83,7 @@ static int check(int argc, char **argv) {
     tg_journal *j = open_ro(&a, &key, &rep);
     if (!j) return 1;
     tg_jcheck_result res;
-    rc = tg_jcheck_run(j, a.strict, stdout, 50, &res);
+    rc = tg_jcheck_run_compacted(j, a.strict, rep.first_seg > 1, stdout, 50, &res);
     tg_journal_close(j);
     tg_jcrypt_free(key);
     if (rc) {
@@ -109,6 +109,9 @@ static int check(int argc, char **argv) {
            (unsigned long long)res.running, (unsigned long long)res.deferred,
            (unsigned long long)res.completed, (unsigned long long)res.failed,
            (unsigned long long)res.cancelled, (unsigned long long)res.chunks);
+    if (res.remnants)
+        printf("  %llu records of requests compaction split (ended past retention)\n",
+               (unsigned long long)res.remnants);
     if (res.violations) {
         printf("FAIL: %llu violations\n", (unsigned long long)res.violations);
         return 1;

@@ -21,6 +21,7 @@ typedef struct {
     uint64_t accepted, running, deferred, completed, failed, cancelled; /* by current state */
     uint64_t chunks;
     uint64_t violations;
+    uint64_t remnants; /* records of compacted requests (compacted journals only) */
 } tg_jcheck_result;
 
 /* 429 and 503: a refusal the client is told to retry. */
@@ -32,5 +33,11 @@ bool tg_jcheck_is_refusal(const tg_jrec *r);
 /* Scans j; prints each violation (at most max_print) to out when out is
  * non-NULL. Returns 0, or -errno if the scan itself failed. */
 int tg_jcheck_run(tg_journal *j, bool strict, FILE *out, int max_print, tg_jcheck_result *res);
+/* The same for a journal whose oldest segments compaction deleted
+ * (tg_jfile_report.first_seg > 1): a record whose request has no ACCEPTED
+ * is then a remnant of a request that ended past retention and was split
+ * by the cut (counted in remnants), not a violation. */
+int tg_jcheck_run_compacted(tg_journal *j, bool strict, bool compacted, FILE *out, int max_print,
+                            tg_jcheck_result *res);
 
 #endif

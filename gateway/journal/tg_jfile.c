@@ -268,6 +268,7 @@ static int recover(jfile *f, tg_jfile_report *r, uint64_t *max_no, char *err, si
             r->records++;
             pos += rec.size;
         }
+        if (!r->segments) r->first_seg = nos[i];
         r->segments++;
         if (!bad && !sealed && i + 1 < n) {
             /* A segment with successors ends with its SEAL: this one was cut. */

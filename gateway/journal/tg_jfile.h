@@ -44,6 +44,7 @@ typedef struct {
 /* What open found. */
 typedef struct {
     uint64_t segments, records, requests;
+    uint64_t first_seg;      /* the oldest segment's number (> 1: compaction ran) */
     uint64_t orphans;        /* records whose id has no ACCEPTED (ignored) */
     uint64_t bad_seg;        /* segment holding the first bad record (0: none) */
     uint64_t bad_off;        /* its offset there */

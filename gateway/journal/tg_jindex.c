@@ -122,16 +122,6 @@ static tg_jsegstat *stat_of(tg_jindex *x, uint64_t seg) {
     return &x->stats[lo];
 }
 
-/* Counts entry e (its current state) into its first segment's stats. */
-static void stat_count(tg_jindex *x, const tg_jentry *e) {
-    tg_jsegstat *s = stat_of(x, e->first_seg);
-    if (!e->n_terminal)
-        s->live++;
-    else if (e->terminal_us > s->max_term_us)
-        s->max_term_us = e->terminal_us;
-    if (e->last_seg > s->max_last) s->max_last = e->last_seg;
-}
-
 int tg_jindex_add(tg_jindex *x, int type, const char *id, size_t id_len, uint64_t ts_us,
                   uint64_t seg, uint64_t off, uint32_t size) {
     migrate(x, MIGRATE_STEP);
@@ -166,20 +156,17 @@ int tg_jindex_add(tg_jindex *x, int type, const char *id, size_t id_len, uint64_
     }
     e->locs[e->n_locs++] = (tg_jloc){seg, off, size};
     if (type != TG_JREC_CHUNK) e->state = (uint8_t)type;
-    tg_jsegstat *s = NULL;
     if (tg_jrec_is_terminal(type)) {
         if (e->n_terminal < 255) e->n_terminal++;
         if (e->n_terminal == 1) {
             e->terminal_us = ts_us;
-            s = stat_of(x, e->first_seg);
+            tg_jsegstat *s = stat_of(x, e->first_seg);
             s->live--;
             if (ts_us > s->max_term_us) s->max_term_us = ts_us;
         }
     }
     e->updated_us = ts_us;
     e->last_seg = seg;
-    if (!s && seg > e->first_seg) s = stat_of(x, e->first_seg);
-    if (s && seg > s->max_last) s->max_last = seg;
     return 0;
 }
 
@@ -187,19 +174,18 @@ uint64_t tg_jindex_compact_cut(const tg_jindex *x, uint64_t older_than_us, uint6
                                uint64_t active_seg) {
     if (active_seg <= first_seg) return 0;
     uint64_t cut = active_seg - 1;
-    /* Lower the cut below every request that must stay, and below every
-     * request that would be split by it (its later records would become
-     * orphans); repeat until nothing moves it. Per segment of first records:
-     * a request must stay if it is live or ended too recently. */
-    for (int changed = 1; changed && cut >= first_seg;) {
-        changed = 0;
-        for (size_t i = 0; i < x->n_stats && x->stats[i].seg <= cut; i++) {
-            const tg_jsegstat *s = &x->stats[i];
-            if (s->live || s->max_term_us >= older_than_us || s->max_last > cut) {
-                cut = s->seg - 1;
-                changed = 1;
-                break;
-            }
+    /* Lower the cut below the first segment holding the start of a request
+     * that must stay: live, or ended too recently. A request that ended
+     * long enough ago may be split by the cut: its later records (in kept
+     * segments) become remnants that recovery and `journal check` of a
+     * compacted journal skip. Not splitting them would keep every segment
+     * under steady traffic, where some request always crosses each
+     * segment boundary, and the journal would grow until the disk is full. */
+    for (size_t i = 0; i < x->n_stats && x->stats[i].seg <= cut; i++) {
+        const tg_jsegstat *s = &x->stats[i];
+        if (s->live || s->max_term_us >= older_than_us) {
+            cut = s->seg - 1;
+            break;
         }
     }
     return cut >= first_seg ? cut : 0;
@@ -207,8 +193,9 @@ uint64_t tg_jindex_compact_cut(const tg_jindex *x, uint64_t older_than_us, uint6
 
 void tg_jindex_drop_through(tg_jindex *x, uint64_t cut) {
     tg_jindex_settle(x);
-    /* The stats of the segments that go; a request that started there and
-     * stays (only when cut did not come from compact_cut) is counted anew. */
+    /* The stats of the segments that go, and every request that started
+     * there (cut comes from compact_cut: each of them ended long enough ago;
+     * one with records past the cut leaves remnants there). */
     size_t k = 0;
     while (k < x->n_stats && x->stats[k].seg <= cut)
         k++;
@@ -217,12 +204,11 @@ void tg_jindex_drop_through(tg_jindex *x, uint64_t cut) {
     for (size_t i = 0; i < x->n_slots; i++)
         for (tg_jentry **pp = &x->slots[i]; *pp;) {
             tg_jentry *e = *pp;
-            if (e->last_seg <= cut) {
+            if (e->first_seg <= cut) {
                 *pp = e->next;
                 entry_free(e);
                 x->count--;
             } else {
-                if (e->first_seg <= cut) stat_count(x, e);
                 pp = &e->next;
             }
         }

@@ -49,7 +49,6 @@ typedef struct {
     uint64_t seg;
     uint64_t live;        /* not terminal yet */
     uint64_t max_term_us; /* latest first-terminal time among the terminal ones */
-    uint64_t max_last;    /* latest segment any of them has a record in */
 } tg_jsegstat;
 
 typedef struct {
@@ -70,14 +69,16 @@ tg_jentry *tg_jindex_find(const tg_jindex *x, const char *id, size_t id_len);
 int tg_jindex_add(tg_jindex *x, int type, const char *id, size_t id_len, uint64_t ts_us,
                   uint64_t seg, uint64_t off, uint32_t size);
 /* The highest segment number that can be deleted, with every segment
- * before it: all requests touching them are terminal since before
- * older_than_us and have no record in a later segment. Never reaches
- * active_seg. Returns 0 when nothing can go. */
+ * before it: every request that starts in them is terminal since before
+ * older_than_us (its records in later segments, if any, stay there as
+ * remnants: skipped by recovery, counted apart by `journal check`). Never
+ * reaches active_seg. Returns 0 when nothing can go. */
 uint64_t tg_jindex_compact_cut(const tg_jindex *x, uint64_t older_than_us, uint64_t first_seg,
                                uint64_t active_seg);
 /* Finishes a pending grow, so that every entry is in slots[0..n_slots). */
 void tg_jindex_settle(tg_jindex *x);
-/* Forgets every entry whose last record lies in a segment <= cut. */
+/* Forgets every entry whose first record lies in a segment <= cut (cut
+ * from tg_jindex_compact_cut). */
 void tg_jindex_drop_through(tg_jindex *x, uint64_t cut);
 
 #endif
