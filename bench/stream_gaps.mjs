@@ -4,6 +4,8 @@
 // them (p50, p99, mean, ms) and the aggregate tokens/s. Used by
 // bench/stream_durable.sh.
 //   node stream_gaps.mjs URL C N R
+import { sseEvents } from "../tests/integration/node/sse_events.mjs";
+
 const [url, c, n, r] = process.argv.slice(2);
 const C = Number(c), N = Number(n), R = Number(r);
 const body = JSON.stringify({
@@ -12,20 +14,13 @@ const body = JSON.stringify({
 });
 async function one(gaps) {
   const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body });
-  const dec = new TextDecoder();
-  let buf = "", last = null, tokens = 0;
-  for await (const part of res.body) {
-    buf += dec.decode(part, { stream: true });
-    let i;
-    while ((i = buf.indexOf("\n\n")) >= 0) {
-      const ev = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      if (!ev.includes('"content":"') || ev.includes('"role"')) continue;
-      const now = performance.now();
-      if (last !== null) gaps.push(now - last);
-      last = now;
-      tokens++;
-    }
+  let last = null, tokens = 0;
+  for await (const { raw } of sseEvents(res.body)) {
+    if (!raw.includes('"content":"') || raw.includes('"role"')) continue;
+    const now = performance.now();
+    if (last !== null) gaps.push(now - last);
+    last = now;
+    tokens++;
   }
   return tokens;
 }

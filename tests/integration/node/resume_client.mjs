@@ -10,6 +10,8 @@
 // that process at once (the gateway, mid-stream: no time for the run to end);
 // with --reconnect it comes straight back with Last-Event-ID (the report's
 // "resumed" holds that second connection).
+import { sseEvents } from "./sse_events.mjs";
+
 const [url, body, ...rest] = process.argv.slice(2);
 const opt = {};
 for (let i = 0; i < rest.length; i++) {
@@ -41,34 +43,23 @@ async function stream(lastId, abortAfter) {
       out.json = await res.json().catch(() => null);
       return out;
     }
-    const dec = new TextDecoder();
-    let buf = "";
-    for await (const part of res.body) {
-      buf += dec.decode(part, { stream: true });
-      let i;
-      while ((i = buf.indexOf("\n\n")) >= 0) {
-        const ev = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        const lines = ev.split("\n");
-        const id = lines.filter((l) => l.startsWith("id: ")).map((l) => l.slice(4))[0];
-        const data = lines.filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
-        if (!data) continue;
-        out.ids.push(id === undefined ? null : Number(id));
-        if (data === "[DONE]") { out.done++; continue; }
-        const j = JSON.parse(data);
-        if (j.error) { out.error = j.error; continue; }
-        const c = j.choices && j.choices[0];
-        if (!c) continue;
-        if (c.finish_reason) out.finish_reason = c.finish_reason;
-        if (c.delta && c.delta.content) {
-          out.text += c.delta.content;
-          out.n_content++;
-          if (abortAfter >= 0 && out.n_content >= abortAfter) {
-            if (opt.kill) process.kill(Number(opt.kill), "SIGKILL");
-            out.cut = true;
-            ac.abort();
-            return out;
-          }
+    for await (const { id, data } of sseEvents(res.body)) {
+      if (!data) continue;
+      out.ids.push(id === undefined ? null : Number(id));
+      if (data === "[DONE]") { out.done++; continue; }
+      const j = JSON.parse(data);
+      if (j.error) { out.error = j.error; continue; }
+      const c = j.choices && j.choices[0];
+      if (!c) continue;
+      if (c.finish_reason) out.finish_reason = c.finish_reason;
+      if (c.delta && c.delta.content) {
+        out.text += c.delta.content;
+        out.n_content++;
+        if (abortAfter >= 0 && out.n_content >= abortAfter) {
+          if (opt.kill) process.kill(Number(opt.kill), "SIGKILL");
+          out.cut = true;
+          ac.abort();
+          return out;
         }
       }
     }

@@ -4,6 +4,8 @@
 // it was), the text, how many [DONE] markers, an error event if any, and the
 // final chunk's `tidegate` field. No dependencies (Node's fetch).
 //   node sse_client.mjs URL BODY_JSON [--abort-after N]
+import { sseEvents } from "./sse_events.mjs";
+
 const [url, body, flag, flagVal] = process.argv.slice(2);
 const abortAfter = flag === "--abort-after" ? Number(flagVal) : -1;
 // Warm up (module loading, the first connection) so t0 measures the request.
@@ -19,35 +21,27 @@ try {
   if (!ct.startsWith("text/event-stream")) {
     out.json = await res.json().catch(() => null);
   } else {
-    const dec = new TextDecoder();
-    let buf = "", last = null;
-    for await (const part of res.body) {
-      buf += dec.decode(part, { stream: true });
-      let i;
-      while ((i = buf.indexOf("\n\n")) >= 0) {
-        const ev = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        const data = ev.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
-        if (!data) continue;
-        if (out.done) out.n_after_done++;
-        if (data === "[DONE]") { out.done++; continue; }
-        const j = JSON.parse(data);
-        if (j.error) { out.error = j.error; continue; }
-        if (j.usage) out.usage = j.usage;
-        if (j.tidegate) out.tidegate = j.tidegate;
-        const c = j.choices && j.choices[0];
-        if (!c) continue;
-        if (c.finish_reason) out.finish_reason = c.finish_reason;
-        const piece = c.delta && (c.delta.content || (c.delta.tool_calls ? "[tool]" : ""));
-        if (piece) {
-          const now = performance.now();
-          if (out.first_token_ms === null) { out.first_token_ms = now - t0; out.model = j.model; }
-          if (last !== null && now - last > out.max_gap_ms) { out.max_gap_ms = now - last; out.gap_after = out.text; }
-          last = now;
-          out.text += piece;
-          out.n_tokens++;
-          if (abortAfter >= 0 && out.n_tokens >= abortAfter) { ac.abort(); break; }
-        }
+    let last = null;
+    for await (const { data } of sseEvents(res.body)) {
+      if (!data) continue;
+      if (out.done) out.n_after_done++;
+      if (data === "[DONE]") { out.done++; continue; }
+      const j = JSON.parse(data);
+      if (j.error) { out.error = j.error; continue; }
+      if (j.usage) out.usage = j.usage;
+      if (j.tidegate) out.tidegate = j.tidegate;
+      const c = j.choices && j.choices[0];
+      if (!c) continue;
+      if (c.finish_reason) out.finish_reason = c.finish_reason;
+      const piece = c.delta && (c.delta.content || (c.delta.tool_calls ? "[tool]" : ""));
+      if (piece) {
+        const now = performance.now();
+        if (out.first_token_ms === null) { out.first_token_ms = now - t0; out.model = j.model; }
+        if (last !== null && now - last > out.max_gap_ms) { out.max_gap_ms = now - last; out.gap_after = out.text; }
+        last = now;
+        out.text += piece;
+        out.n_tokens++;
+        if (abortAfter >= 0 && out.n_tokens >= abortAfter) { ac.abort(); break; }
       }
     }
   }

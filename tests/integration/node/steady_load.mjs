@@ -6,6 +6,7 @@
 // no request failed while the link went down and up. No dependencies.
 //   node steady_load.mjs URL BODY_JSON OUT_JSONL STOP_FILE [CONCURRENCY]
 import { appendFileSync, existsSync } from "node:fs";
+import { sseEvents } from "./sse_events.mjs";
 
 const [url, body, outFile, stopFile, conc = "2"] = process.argv.slice(2);
 const t0 = performance.now();
@@ -19,23 +20,14 @@ async function one() {
     r.route = res.headers.get("x-tidegate-route");
     r.failover = res.headers.get("x-tidegate-failover");
     r.reason = res.headers.get("x-tidegate-reason");
-    const dec = new TextDecoder();
-    let buf = "";
-    for await (const part of res.body) {
-      buf += dec.decode(part, { stream: true });
-      let i;
-      while ((i = buf.indexOf("\n\n")) >= 0) {
-        const ev = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        const data = ev.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
-        if (!data) continue;
-        if (data === "[DONE]") { r.done++; continue; }
-        const j = JSON.parse(data);
-        if (j.error) { r.error = j.error; continue; }
-        if (j.tidegate) r.tidegate = j.tidegate;
-        const c = j.choices && j.choices[0];
-        if (c && c.delta && c.delta.content) r.text += c.delta.content;
-      }
+    for await (const { data } of sseEvents(res.body)) {
+      if (!data) continue;
+      if (data === "[DONE]") { r.done++; continue; }
+      const j = JSON.parse(data);
+      if (j.error) { r.error = j.error; continue; }
+      if (j.tidegate) r.tidegate = j.tidegate;
+      const c = j.choices && j.choices[0];
+      if (c && c.delta && c.delta.content) r.text += c.delta.content;
     }
   } catch (e) {
     r.exception = String(e);
